@@ -1,0 +1,60 @@
+"""The one error hierarchy of pgvbench.
+
+Every error a user can cause or fix derives from :class:`PgvbenchError`; the CLI
+maps the branches to exit codes (see ``exit_code``)::
+
+    PgvbenchError                    exit 2 unless noted
+    ├── SpecError                    a workload spec file is invalid (names file + key)
+    ├── DatasetError                 a dataset file is missing, unreadable or misshapen
+    ├── ResultsError                 a results file is missing, corrupt or of an unknown version
+    ├── ServerError                  the embedded server cannot be set up / started
+    │   └── ConnectError             a --dsn cannot be reached (fails fast)
+    ├── ExtensionMissingError        the server lacks pgvector (says how to install it)
+    ├── SafetyError                  pgvbench refused to touch an object it did not create
+    └── RunFailed                    a run started but could not finish (exit 1)
+
+Messages are written for the person at the terminal: what went wrong, where, and
+what to do about it. They never include a password.
+"""
+
+from __future__ import annotations
+
+
+class PgvbenchError(Exception):
+    """Root of every error pgvbench raises on purpose."""
+
+    exit_code = 2
+
+
+class SpecError(PgvbenchError):
+    """A workload spec is invalid."""
+
+
+class DatasetError(PgvbenchError):
+    """A dataset cannot be generated or read."""
+
+
+class ResultsError(PgvbenchError):
+    """A results file cannot be read."""
+
+
+class ServerError(PgvbenchError):
+    """The PostgreSQL server cannot be prepared."""
+
+
+class ConnectError(ServerError):
+    """The server at a DSN cannot be reached."""
+
+
+class ExtensionMissingError(PgvbenchError):
+    """A required extension is not installed on the server."""
+
+
+class SafetyError(PgvbenchError):
+    """pgvbench refused an action that could touch objects it did not create."""
+
+
+class RunFailed(PgvbenchError):
+    """A run started but did not complete; partial results may have been written."""
+
+    exit_code = 1
