@@ -1,0 +1,1 @@
+"""Schema, bulk loading and index builds inside pgvbench's own schema."""

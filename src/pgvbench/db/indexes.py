@@ -1,0 +1,146 @@
+"""Vector index builds with progress polling, phase timing and captured NOTICEs."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from ..errors import RunFailed
+from ..metrics import Metric
+from ..results import BuildPhase, IndexBuild
+from ..spec import IndexSpec
+from .schema import relation_bytes
+
+POLL_INTERVAL_S = 0.2
+BUILD_SETTINGS = ("maintenance_work_mem", "max_parallel_maintenance_workers", "shared_buffers")
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildProgress:
+    """One poll of pg_stat_progress_create_index."""
+
+    phase: str
+    done: int
+    total: int
+
+    @property
+    def fraction(self) -> float | None:
+        return self.done / self.total if self.total > 0 else None
+
+
+def index_name(table: str, spec: IndexSpec) -> str:
+    parts = [table, spec.kind, *(f"{k[:3]}{v}" for k, v in spec.params.items())]
+    return "_".join(parts)[:63]
+
+
+def build_index(
+    dsn: str,
+    conn: psycopg.Connection[Any],
+    *,
+    schema: str,
+    table: str,
+    spec: IndexSpec,
+    metric: Metric,
+    on_progress: Callable[[BuildProgress], None] | None = None,
+) -> tuple[str, IndexBuild]:
+    """CREATE INDEX on ``conn`` while a second connection polls its progress."""
+    name = index_name(table, spec)
+    using = {"ivfflat": "ivfflat", "hnsw": "hnsw"}[spec.kind]
+    with_params = sql.SQL(", ").join(
+        sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(v)) for k, v in spec.params.items()
+    )
+    stmt = sql.SQL("CREATE INDEX {} ON {} USING {} (embedding {}) WITH ({})").format(
+        sql.Identifier(name), sql.Identifier(schema, table), sql.SQL(using),
+        sql.SQL(metric.opclass()), with_params,
+    )
+    settings = {
+        s: str(conn.execute(sql.SQL("SELECT current_setting({})").format(sql.Literal(s)))
+               .fetchone()[0])  # type: ignore[index]
+        for s in BUILD_SETTINGS
+    }
+    notices: list[str] = []
+
+    def on_notice(diag: psycopg.errors.Diagnostic) -> None:
+        notices.append(f"{diag.severity}: {diag.message_primary}")
+
+    conn.add_notice_handler(on_notice)
+    backend_pid = conn.info.backend_pid
+    outcome: dict[str, BaseException | None] = {"error": None}
+
+    def run() -> None:
+        try:
+            conn.execute(stmt)
+        except BaseException as exc:  # surfaced in the caller's thread
+            outcome["error"] = exc
+
+    phases: list[BuildPhase] = []
+    started = time.perf_counter()
+    worker = threading.Thread(target=run, name=f"build-{name}", daemon=True)
+    worker.start()
+    try:
+        _poll(dsn, backend_pid, worker, phases, started, on_progress)
+    except BaseException:
+        conn.cancel_safe()  # Ctrl-C or a poll failure: do not leave the build running
+        worker.join(timeout=10)
+        raise
+    finally:
+        conn.remove_notice_handler(on_notice)
+    worker.join()
+    elapsed = time.perf_counter() - started
+    if outcome["error"] is not None:
+        exc = outcome["error"]
+        message = exc.diag.message_primary if isinstance(exc, psycopg.Error) else str(exc)
+        raise RunFailed(f"building {spec.label} failed: {message}") from exc
+    return name, IndexBuild(
+        label=spec.label,
+        kind=spec.kind,
+        params=dict(spec.params),
+        build_seconds=round(elapsed, 4),
+        index_bytes=relation_bytes(conn, schema, name),
+        build_settings=settings,
+        phases=phases,
+        notices=notices,
+    )
+
+
+def _poll(
+    dsn: str,
+    backend_pid: int,
+    worker: threading.Thread,
+    phases: list[BuildPhase],
+    started: float,
+    on_progress: Callable[[BuildProgress], None] | None,
+) -> None:
+    """Record a timeline of build phases until the build thread finishes."""
+    current: str | None = None
+    phase_start = started
+    with psycopg.connect(dsn, autocommit=True) as poll_conn:
+        while worker.is_alive():
+            row = poll_conn.execute(
+                "SELECT phase, coalesce(nullif(blocks_total, 0), tuples_total), "
+                "coalesce(nullif(blocks_total, 0) * 0 + blocks_done, tuples_done) "
+                "FROM pg_stat_progress_create_index WHERE pid = %s",
+                (backend_pid,),
+            ).fetchone()
+            now = time.perf_counter()
+            if row is not None:
+                phase, total, done = str(row[0]), int(row[1] or 0), int(row[2] or 0)
+                if phase != current:
+                    if current is not None:
+                        phases.append(BuildPhase(phase=current, seconds=round(now - phase_start, 3)))
+                    current, phase_start = phase, now
+                if on_progress is not None:
+                    on_progress(BuildProgress(phase=phase, done=done, total=total))
+            worker.join(POLL_INTERVAL_S)
+    if current is not None:
+        phases.append(BuildPhase(phase=current, seconds=round(time.perf_counter() - phase_start, 3)))
+
+
+def drop_index(conn: psycopg.Connection[Any], schema: str, name: str) -> None:
+    conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(schema, name)))

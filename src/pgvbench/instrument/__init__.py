@@ -1,0 +1,1 @@
+"""Collectors: read server counters as deltas over a phase."""

@@ -1,0 +1,254 @@
+"""Versioned result records: what a run measured, where, and how.
+
+A results file is the only thing later stages (report, compare) read, so it is
+self-describing: the resolved spec, the environment and every measurement.
+Files are written atomically (temp file + rename) and loading rejects schema
+versions this code does not know.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from .errors import ResultsError
+
+SCHEMA_VERSION = 1
+RunStatus = Literal["running", "complete", "partial", "failed"]
+
+
+@dataclasses.dataclass
+class HostInfo:
+    cpu_model: str
+    cores: int
+    ram_bytes: int
+    os: str
+
+
+@dataclasses.dataclass
+class Environment:
+    postgres_version: str
+    pgvector_version: str
+    server_kind: str  # "embedded" | "external"
+    non_default_settings: dict[str, str]
+    host: HostInfo
+    pgvbench_version: str
+    git_commit: str | None
+    python_version: str
+    client_libraries: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class GroundTruthInfo:
+    k: int
+    method: str  # e.g. "faiss.knn (exact, blocked)" or "hdf5 neighbors (spot-checked)"
+    seconds: float
+    cached: bool
+
+
+@dataclasses.dataclass
+class DatasetInfo:
+    name: str
+    source: str  # "synthetic:clustered", "synthetic:uniform", "hdf5:<path>", "npy:<path>"
+    n: int
+    dim: int
+    metric: str
+    seed: int | None
+    n_queries: int
+    n_recall_queries: int
+    ground_truth: GroundTruthInfo | None = None
+
+
+@dataclasses.dataclass
+class LoadInfo:
+    table: str
+    rows: int
+    seconds: float
+    rows_per_second: float
+    table_bytes: int
+
+
+@dataclasses.dataclass
+class BuildPhase:
+    phase: str
+    seconds: float
+
+
+@dataclasses.dataclass
+class IndexBuild:
+    label: str  # unique within a run, e.g. "hnsw(m=16,ef_construction=64)"
+    kind: str  # "none" | "ivfflat" | "hnsw"
+    params: dict[str, int]
+    build_seconds: float
+    index_bytes: int
+    build_settings: dict[str, str]
+    phases: list[BuildPhase] = dataclasses.field(default_factory=list)
+    notices: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Recall:
+    mean: float
+    p5: float
+    min: float
+
+
+@dataclasses.dataclass
+class Latency:
+    """Milliseconds, from a merged HDR histogram (3 significant digits)."""
+
+    p50: float
+    p95: float
+    p99: float
+    p999: float
+    max: float
+    mean: float
+
+
+@dataclasses.dataclass
+class StatementStats:
+    """pg_stat_statements deltas over the measured phase, for this point's query."""
+
+    calls: int
+    mean_exec_ms: float
+    shared_blks_hit_per_call: float
+    shared_blks_read_per_call: float
+
+
+@dataclasses.dataclass
+class SweepPoint:
+    index: str  # IndexBuild.label
+    index_kind: str
+    index_params: dict[str, int]
+    query_params: dict[str, int]  # e.g. {"hnsw.ef_search": 40}
+    k: int
+    concurrency: int
+    recall: Recall | None
+    qps: float
+    latency_ms: Latency | None
+    operations: int
+    errors: int
+    duration_s: float
+    warmup_s: float
+    valid: bool
+    notes: list[str] = dataclasses.field(default_factory=list)
+    plan: str | None = None
+    statements: StatementStats | None = None
+    histogram: str | None = None  # HdrHistogram, base64 (hdrh encode), nanoseconds
+
+
+@dataclasses.dataclass
+class ServerSettingsInfo:
+    """The spec's [server.settings] and what became of them."""
+
+    requested: dict[str, str]
+    in_effect: dict[str, str]
+    not_applied: dict[str, str]  # setting -> why (e.g. needs a restart on an external server)
+    restarted: bool
+    method: str  # "ALTER SYSTEM" (embedded) or "session" (external: libpq options)
+
+
+@dataclasses.dataclass
+class Results:
+    run_name: str
+    status: RunStatus
+    started_at: str
+    finished_at: str | None
+    environment: Environment
+    spec: dict[str, Any]
+    dataset: DatasetInfo | None = None
+    load: LoadInfo | None = None
+    indexes: list[IndexBuild] = dataclasses.field(default_factory=list)
+    runs: list[SweepPoint] = dataclasses.field(default_factory=list)
+    failure: str | None = None
+    server_settings: ServerSettingsInfo | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        # schema_version first, so `head results.json` tells what it is
+        return {"schema_version": data.pop("schema_version"), **data}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "<dict>") -> Results:
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ResultsError(
+                f"{source}: schema_version {version!r} is not supported by this pgvbench "
+                f"(it reads version {SCHEMA_VERSION}). Re-run the benchmark with this version, "
+                "or use the pgvbench release that wrote the file."
+            )
+        try:
+            return _build(cls, data)
+        except (TypeError, KeyError, ValueError) as exc:
+            raise ResultsError(f"{source}: malformed results file: {exc}") from exc
+
+
+T = TypeVar("T")
+
+
+def _build(cls: type[T], data: Any) -> T:
+    """Build dataclass ``cls`` from plain JSON data, recursively, by type hints."""
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if field.name not in data:
+            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+                raise KeyError(f"missing field {cls.__name__}.{field.name}")
+            continue
+        kwargs[field.name] = _convert(hints[field.name], data[field.name])
+    return cls(**kwargs)
+
+
+def _convert(hint: Any, value: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        for arg in typing.get_args(hint):
+            if arg is not type(None):
+                return _convert(arg, value)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return [_convert(item, v) for v in value]
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        return _build(hint, value)
+    return value
+
+
+def write_results(results: Results, path: Path) -> None:
+    """Write atomically: a reader never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".results-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(results.to_dict(), fh, indent=2, sort_keys=False)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_results(path: Path) -> Results:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: no such results file") from None
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot read results file: {exc}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{path}: not valid JSON ({exc}); was the run interrupted?") from exc
+    if not isinstance(data, dict):
+        raise ResultsError(f"{path}: expected a JSON object at the top level")
+    return Results.from_dict(data, source=str(path))

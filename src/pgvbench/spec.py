@@ -1,0 +1,363 @@
+"""Experiment specs: TOML files validated into immutable objects.
+
+One spec file is one experiment. Every table accepts only known keys; a typo or an
+out-of-range value is reported with the file, the table, the key and what is
+allowed, so the user can fix it without reading code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import SpecError
+from .metrics import Metric
+
+INDEX_KINDS = ("none", "ivfflat", "hnsw")
+DATASET_SOURCES = ("synthetic", "hdf5", "npy")
+DISTRIBUTIONS = ("clustered", "uniform")
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DatasetSpec:
+    source: str
+    metric: Metric
+    # synthetic
+    distribution: str = "clustered"
+    n: int = 0
+    dim: int = 0
+    clusters: int = 64
+    spread: float = 0.3
+    intrinsic_dim: int | None = None
+    queries: int = 1000
+    # files
+    path: Path | None = None
+    base: Path | None = None
+    queries_file: Path | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class IndexSpec:
+    kind: str
+    params: Mapping[str, int]  # build parameters (m, ef_construction, lists)
+    sweep_param: str | None  # the query-time GUC swept, e.g. "hnsw.ef_search"
+    sweep_values: tuple[int, ...]
+
+    @property
+    def label(self) -> str:
+        if not self.params:
+            return self.kind
+        inner = ",".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.kind}({inner})"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class QuerySpec:
+    k: int = 10
+    recall_queries: int = 200
+    warmup_seconds: float = 1.0
+    measure_seconds: float = 3.0
+    target_recall: float = 0.95
+    statement_timeout_ms: int = 30_000
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ServerSpec:
+    settings: Mapping[str, str]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ExperimentSpec:
+    name: str
+    seed: int
+    schema: str
+    dataset: DatasetSpec
+    query: QuerySpec
+    server: ServerSpec
+    indexes: tuple[IndexSpec, ...]
+    source_path: Path | None = None
+    raw: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved spec as plain JSON data, recorded in every result."""
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "schema": self.schema,
+            "source_path": str(self.source_path) if self.source_path else None,
+            "dataset": _jsonable(dataclasses.asdict(self.dataset)),
+            "query": dataclasses.asdict(self.query),
+            "server": {"settings": dict(self.server.settings)},
+            "indexes": [
+                {
+                    "kind": ix.kind,
+                    "label": ix.label,
+                    "params": dict(ix.params),
+                    "sweep_param": ix.sweep_param,
+                    "sweep_values": list(ix.sweep_values),
+                }
+                for ix in self.indexes
+            ],
+        }
+
+
+def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, (Path, Metric)) else v) for k, v in data.items()}
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_spec(path: Path) -> ExperimentSpec:
+    """Read and validate a TOML spec; raise SpecError naming file, table and key."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: spec file not found") from None
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read spec file: {exc}") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML: {exc}") from exc
+    return parse_spec(data, source=path)
+
+
+def parse_spec(data: Mapping[str, Any], *, source: Path | None = None) -> ExperimentSpec:
+    where = str(source) if source else "<spec>"
+    base_dir = source.parent if source else Path.cwd()
+    _Table(where, "", data).only(["experiment", "dataset", "query", "server", "index"])
+
+    exp = _Table(where, "experiment", data.get("experiment", {}))
+    exp.only(["name", "seed", "schema"])
+    name = exp.string("name", required=True)
+    if not _NAME_RE.match(name):
+        exp.fail("name", f"= {name!r} must be lowercase letters, digits and _, starting "
+                 "with a letter, at most 40 characters (it names tables and report folders)")
+    seed = exp.integer("seed", default=42, minimum=0)
+    schema = exp.string("schema", default="pgvbench")
+    if not _NAME_RE.match(schema):
+        exp.fail("schema", f"= {schema!r} must be a plain lowercase identifier")
+
+    dataset = _parse_dataset(_Table(where, "dataset", data.get("dataset")), base_dir)
+    query = _parse_query(_Table(where, "query", data.get("query", {})))
+    server = _parse_server(_Table(where, "server", data.get("server", {})))
+
+    raw_indexes = data.get("index")
+    if not isinstance(raw_indexes, list) or not raw_indexes:
+        raise SpecError(
+            f"{where}: at least one [[index]] table is required, e.g.\n"
+            '  [[index]]\n  kind = "hnsw"\n  m = 16\n  ef_construction = 64\n'
+            "  ef_search = [20, 40, 80]"
+        )
+    indexes = tuple(
+        _parse_index(_Table(where, f"index #{i + 1}", raw), query)
+        for i, raw in enumerate(raw_indexes)
+    )
+    labels = [ix.label for ix in indexes]
+    dupes = sorted({lb for lb in labels if labels.count(lb) > 1})
+    if dupes:
+        raise SpecError(f"{where}: [[index]] builds are listed twice: {', '.join(dupes)}")
+    return ExperimentSpec(
+        name=name,
+        seed=seed,
+        schema=schema,
+        dataset=dataset,
+        query=query,
+        server=server,
+        indexes=indexes,
+        source_path=source,
+        raw=dict(data),
+    )
+
+
+def _parse_dataset(t: _Table, base_dir: Path) -> DatasetSpec:
+    source = t.choice("source", DATASET_SOURCES, required=True)
+    common = ["source", "metric"]
+    if source == "synthetic":
+        t.only([*common, "distribution", "n", "dim", "clusters", "spread", "intrinsic_dim",
+                "queries"])
+        metric = Metric(t.choice("metric", [m.value for m in Metric], default="l2"))
+        dim = t.integer("dim", required=True, minimum=1, maximum=16000)
+        intrinsic = t.integer("intrinsic_dim", default=0, minimum=0, maximum=dim)
+        return DatasetSpec(
+            source=source,
+            metric=metric,
+            distribution=t.choice("distribution", DISTRIBUTIONS, default="clustered"),
+            n=t.integer("n", required=True, minimum=1, maximum=100_000_000),
+            dim=dim,
+            clusters=t.integer("clusters", default=64, minimum=1),
+            spread=t.number("spread", default=0.3, minimum=1e-6),
+            intrinsic_dim=intrinsic or None,
+            queries=t.integer("queries", default=1000, minimum=1, maximum=1_000_000),
+        )
+    if source == "hdf5":
+        t.only([*common, "path", "queries"])
+        if "metric" in t.data:
+            t.fail("metric", "is read from the HDF5 file's 'distance' attribute; remove it")
+        return DatasetSpec(
+            source=source,
+            metric=Metric.L2,  # replaced by the file's distance attribute on load
+            path=t.path("path", base_dir),
+            queries=t.integer("queries", default=0, minimum=0),
+        )
+    t.only([*common, "base", "queries_file"])
+    return DatasetSpec(
+        source=source,
+        metric=Metric(t.choice("metric", [m.value for m in Metric], required=True)),
+        base=t.path("base", base_dir),
+        queries_file=t.path("queries_file", base_dir),
+    )
+
+
+def _parse_query(t: _Table) -> QuerySpec:
+    t.only(["k", "recall_queries", "warmup_seconds", "measure_seconds", "target_recall",
+            "statement_timeout_ms"])
+    return QuerySpec(
+        k=t.integer("k", default=10, minimum=1, maximum=100),
+        recall_queries=t.integer("recall_queries", default=200, minimum=1, maximum=100_000),
+        warmup_seconds=t.number("warmup_seconds", default=1.0, minimum=0.0),
+        measure_seconds=t.number("measure_seconds", default=3.0, minimum=0.1),
+        target_recall=t.number("target_recall", default=0.95, minimum=0.0, maximum=1.0),
+        statement_timeout_ms=t.integer("statement_timeout_ms", default=30_000, minimum=1),
+    )
+
+
+def _parse_server(t: _Table) -> ServerSpec:
+    t.only(["settings"])
+    raw = t.data.get("settings", {})
+    if not isinstance(raw, Mapping):
+        t.fail("settings", "must be a table of name = value, e.g. shared_buffers = \"512MB\"")
+    settings: dict[str, str] = {}
+    for key, value in raw.items():
+        if not re.match(r"^[a-z_][a-z0-9_.]*$", key):
+            t.fail(f"settings.{key}", "is not a PostgreSQL setting name")
+        if isinstance(value, bool):
+            settings[key] = "on" if value else "off"
+        elif isinstance(value, (int, float, str)):
+            settings[key] = str(value)
+        else:
+            t.fail(f"settings.{key}", "must be a string, number or boolean")
+    return ServerSpec(settings=settings)
+
+
+_INDEX_KEYS = {
+    "none": [],
+    "ivfflat": ["lists", "probes"],
+    "hnsw": ["m", "ef_construction", "ef_search"],
+}
+
+
+def _parse_index(t: _Table, query: QuerySpec) -> IndexSpec:
+    kind = t.choice("kind", INDEX_KINDS, required=True)
+    t.section = f"index.{kind}"
+    t.only(["kind", *_INDEX_KEYS[kind]])
+    if kind == "none":
+        return IndexSpec(kind=kind, params={}, sweep_param=None, sweep_values=())
+    if kind == "ivfflat":
+        lists = t.integer("lists", default=100, minimum=1, maximum=32768)
+        probes = t.int_list("probes", default=[1], minimum=1, maximum=32768)
+        for p in probes:
+            if p > lists:
+                t.fail("probes", f"value {p} exceeds lists = {lists} (probes = lists is "
+                       "already an exhaustive scan)")
+        return IndexSpec(kind=kind, params={"lists": lists}, sweep_param="ivfflat.probes",
+                         sweep_values=probes)
+    m = t.integer("m", default=16, minimum=2, maximum=100)
+    efc = t.integer("ef_construction", default=64, minimum=4, maximum=1000)
+    if efc < 2 * m:
+        t.fail("ef_construction", f"= {efc} must be at least 2 * m = {2 * m} (pgvector rule)")
+    ef_search = t.int_list("ef_search", default=[40], minimum=1, maximum=1000)
+    return IndexSpec(kind=kind, params={"m": m, "ef_construction": efc},
+                     sweep_param="hnsw.ef_search", sweep_values=ef_search)
+
+
+class _Table:
+    """Typed, validating access to one TOML table; every error names file + table + key."""
+
+    def __init__(self, where: str, section: str, data: Any) -> None:
+        self.where = where
+        self.section = section
+        if data is None:
+            raise SpecError(f"{where}: missing required table [{section}]")
+        if not isinstance(data, Mapping):
+            raise SpecError(f"{where}: [{section}] must be a table")
+        self.data: Mapping[str, Any] = data
+
+    def fail(self, key: str, message: str) -> Any:
+        prefix = f"[{self.section}] " if self.section else ""
+        raise SpecError(f"{self.where}: {prefix}{key} {message}")
+
+    def only(self, allowed: list[str]) -> None:
+        for key in self.data:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                self.fail(repr(key)[1:-1], f"is not a known key{hint} Allowed keys: "
+                          f"{', '.join(allowed) if allowed else '(none)'}.")
+
+    def _get(self, key: str, default: Any, required: bool) -> Any:
+        if key not in self.data:
+            if required:
+                self.fail(key, "is required")
+            return default
+        return self.data[key]
+
+    def string(self, key: str, *, default: str = "", required: bool = False) -> str:
+        value = self._get(key, default, required)
+        if not isinstance(value, str):
+            self.fail(key, f"= {value!r} must be a string")
+        return str(value)
+
+    def choice(self, key: str, allowed: Any, *, default: str = "", required: bool = False
+               ) -> str:
+        value = self.string(key, default=default, required=required)
+        if value not in allowed:
+            self.fail(key, f"= {value!r} is not one of: {', '.join(allowed)}")
+        return value
+
+    def integer(self, key: str, *, default: int = 0, required: bool = False,
+                minimum: int | None = None, maximum: int | None = None) -> int:
+        value = self._get(key, default, required)
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(key, f"= {value!r} must be an integer")
+        return int(self._bounded(key, value, minimum, maximum))
+
+    def number(self, key: str, *, default: float = 0.0, required: bool = False,
+               minimum: float | None = None, maximum: float | None = None) -> float:
+        value = self._get(key, default, required)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(key, f"= {value!r} must be a number")
+        return float(self._bounded(key, value, minimum, maximum))
+
+    def int_list(self, key: str, *, default: list[int], minimum: int, maximum: int
+                 ) -> tuple[int, ...]:
+        value = self._get(key, default, False)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, list) or not value:
+            self.fail(key, f"= {value!r} must be an integer or a non-empty list of integers")
+        out: list[int] = []
+        for item in value:
+            if isinstance(item, bool) or not isinstance(item, int):
+                self.fail(key, f"contains {item!r}; every value must be an integer")
+            out.append(self._bounded(key, item, minimum, maximum))
+        return tuple(sorted(set(out)))
+
+    def path(self, key: str, base_dir: Path) -> Path:
+        value = self.string(key, required=True)
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (base_dir / p)
+
+    def _bounded(self, key: str, value: Any, minimum: Any, maximum: Any) -> Any:
+        if minimum is not None and value < minimum:
+            self.fail(key, f"= {value} is below the minimum {minimum}")
+        if maximum is not None and value > maximum:
+            self.fail(key, f"= {value} is above the maximum {maximum}")
+        return value

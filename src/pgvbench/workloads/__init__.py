@@ -1,0 +1,1 @@
+"""Workloads: the SQL operations a benchmark drives."""
