@@ -34,46 +34,72 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser(
-        "run", help="run an experiment spec and write results + report",
+        "run",
+        help="run an experiment spec and write results + report",
         description="Run a workload spec (TOML) end to end: dataset, ground truth, load, "
         "index builds, parameter sweeps; writes results.json, report.md, report.html and "
         "charts under the output directory.",
     )
     run.add_argument("spec", type=Path, help="experiment spec, e.g. workloads/quickstart.toml")
-    run.add_argument("--dsn", help="run against this PostgreSQL server instead of the embedded "
-                     "one (libpq URL or key=value string); only session-level settings of "
-                     "[server.settings] are applied there, the server is never restarted")
+    run.add_argument(
+        "--dsn",
+        help="run against this PostgreSQL server instead of the embedded "
+        "one (libpq URL or key=value string); only session-level settings of "
+        "[server.settings] are applied there, the server is never restarted",
+    )
     run.add_argument("--out", type=Path, help="output directory (default: reports/<run name>)")
-    run.add_argument("--fresh", action="store_true",
-                     help="re-create the embedded server's data directory before the run")
-    run.add_argument("--keep-server", action="store_true",
-                     help="leave the embedded server running after the run (see `server url`)")
-    run.add_argument("--data-dir", type=Path,
-                     help="embedded server data directory (default: per-user cache dir)")
-    run.add_argument("--no-report", action="store_true",
-                     help="write results.json only; render later with `pgvbench report`")
+    run.add_argument(
+        "--fresh",
+        action="store_true",
+        help="re-create the embedded server's data directory before the run",
+    )
+    run.add_argument(
+        "--keep-server",
+        action="store_true",
+        help="leave the embedded server running after the run (see `server url`)",
+    )
+    run.add_argument(
+        "--data-dir", type=Path, help="embedded server data directory (default: per-user cache dir)"
+    )
+    run.add_argument(
+        "--no-report",
+        action="store_true",
+        help="write results.json only; render later with `pgvbench report`",
+    )
     run.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
-    report = sub.add_parser("report", help="re-render a report from a results.json",
-                            description="Render report.md, report.html and charts from a "
-                            "results file alone (e.g. one produced by CI).")
+    report = sub.add_parser(
+        "report",
+        help="re-render a report from a results.json",
+        description="Render report.md, report.html and charts from a "
+        "results file alone (e.g. one produced by CI).",
+    )
     report.add_argument("results", type=Path, help="path to a results.json")
     report.add_argument("--out", type=Path, help="output directory (default: beside the file)")
-    report.add_argument("--target-recall", type=float,
-                        help="recall the recommendation must reach (default: the spec's, 0.95)")
+    report.add_argument(
+        "--target-recall",
+        type=float,
+        help="recall the recommendation must reach (default: the spec's, 0.95)",
+    )
 
     validate = sub.add_parser("validate", help="check a spec without running it")
     validate.add_argument("spec", type=Path)
 
-    server = sub.add_parser("server", help="manage the embedded PostgreSQL server",
-                            description="Start, stop or inspect the embedded server, e.g. to "
-                            "look at a run's tables with psql: psql \"$(pgvbench server url)\"")
-    server.add_argument("action", choices=["start", "stop", "status", "url"],
-                        help="start: init if needed and start; stop; status; url: print a "
-                        "connection URL")
+    server = sub.add_parser(
+        "server",
+        help="manage the embedded PostgreSQL server",
+        description="Start, stop or inspect the embedded server, e.g. to "
+        'look at a run\'s tables with psql: psql "$(pgvbench server url)"',
+    )
+    server.add_argument(
+        "action",
+        choices=["start", "stop", "status", "url"],
+        help="start: init if needed and start; stop; status; url: print a connection URL",
+    )
     server.add_argument("--data-dir", type=Path, help="data directory (default: per-user cache)")
-    server.add_argument("--fresh", action="store_true",
-                        help="with start: re-create the data directory")
+    server.add_argument(
+        "--fresh", action="store_true", help="with start: re-create the data directory"
+    )
     return parser
 
 
@@ -86,8 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_report(args)
         if args.command == "validate":
             spec = load_spec(args.spec)
-            print(f"{args.spec}: ok ({len(spec.indexes)} index builds, "
-                  f"{sum(max(1, len(i.sweep_values)) for i in spec.indexes)} sweep points)")
+            print(
+                f"{args.spec}: ok ({len(spec.indexes)} index builds, "
+                f"{sum(max(1, len(i.sweep_values)) for i in spec.indexes)} sweep points)"
+            )
             return EXIT_OK
         return _cmd_server(args)
     except PgvbenchError as exc:
@@ -119,14 +147,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
             started = server.ensure_started(fresh=args.fresh)
             applied = server.apply_settings(spec.server.settings, source=str(args.spec))
             settings_info = ServerSettingsInfo(
-                requested=dict(spec.server.settings), in_effect=applied.in_effect,
-                not_applied=applied.not_applied, restarted=applied.restarted,
-                method="ALTER SYSTEM")
+                requested=dict(spec.server.settings),
+                in_effect=applied.in_effect,
+                not_applied=applied.not_applied,
+                restarted=applied.restarted,
+                method="ALTER SYSTEM",
+            )
             target = Target(dsn=server.dsn(), kind="embedded")
         for name, why in settings_info.not_applied.items():
             reporter.log(f"[yellow]setting {name} not applied: {why}[/yellow]")
-        runner = ExperimentRunner(spec, target, out_dir=out_dir,
-                                  cache_dir=paths.groundtruth_dir, reporter=reporter)
+        runner = ExperimentRunner(
+            spec, target, out_dir=out_dir, cache_dir=paths.groundtruth_dir, reporter=reporter
+        )
         runner.server_settings = settings_info
         failed: BaseException | None = None
         with reporter:
@@ -168,15 +200,19 @@ def _cmd_server(args: argparse.Namespace) -> int:
     elif args.action == "status":
         running = server.is_running()
         print(f"data dir: {server.data_dir}")
-        print(f"status:   {'running' if running else 'stopped' if server.initialized else 'not initialised'}")
+        state = "running" if running else "stopped" if server.initialized else "not initialised"
+        print(f"status:   {state}")
         if running:
             print(f"url:      {server.url()}")
             print(f"log:      {server.log_file}")
         return EXIT_OK if running else 3
     else:
         if not server.is_running():
-            print("pgvbench: the embedded server is not running; start it with "
-                  "`pgvbench server start`", file=sys.stderr)
+            print(
+                "pgvbench: the embedded server is not running; start it with "
+                "`pgvbench server start`",
+                file=sys.stderr,
+            )
             return EXIT_USAGE
         print(server.url())
     return EXIT_OK

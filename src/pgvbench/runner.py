@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from .engine import run_closed_loop
 from .environment import collect_environment
 from .errors import DatasetError, PgvbenchError, RunFailed
 from .instrument.statements import StatementCollector
-from .progress import Reporter
+from .progress import Reporter, Task
 from .results import (
     DatasetInfo,
     GroundTruthInfo,
@@ -54,11 +53,19 @@ def build_dataset(spec: ExperimentSpec) -> Dataset:
     ds = spec.dataset
     if ds.source == "synthetic":
         if ds.distribution == "uniform":
-            return generate_uniform(n=ds.n, dim=ds.dim, n_queries=ds.queries, seed=spec.seed,
-                                    metric=ds.metric)
-        return generate_clustered(n=ds.n, dim=ds.dim, n_queries=ds.queries, clusters=ds.clusters,
-                                  spread=ds.spread, seed=spec.seed, metric=ds.metric,
-                                  intrinsic_dim=ds.intrinsic_dim)
+            return generate_uniform(
+                n=ds.n, dim=ds.dim, n_queries=ds.queries, seed=spec.seed, metric=ds.metric
+            )
+        return generate_clustered(
+            n=ds.n,
+            dim=ds.dim,
+            n_queries=ds.queries,
+            clusters=ds.clusters,
+            spread=ds.spread,
+            seed=spec.seed,
+            metric=ds.metric,
+            intrinsic_dim=ds.intrinsic_dim,
+        )
     if ds.source == "hdf5":
         assert ds.path is not None
         return load_hdf5(ds.path, max_queries=ds.queries or None)
@@ -86,16 +93,28 @@ def split_queries(dataset: Dataset, n_recall: int) -> QuerySets:
     )
     if nq > n_recall:
         return QuerySets(recall, dataset.queries[n_recall:], None)
-    return QuerySets(recall, dataset.queries, (
-        f"only {nq} queries: the load stream reuses the recall queries "
-        "(give the dataset more queries to keep them apart)"))
+    return QuerySets(
+        recall,
+        dataset.queries,
+        (
+            f"only {nq} queries: the load stream reuses the recall queries "
+            "(give the dataset more queries to keep them apart)"
+        ),
+    )
 
 
 class ExperimentRunner:
     """Carries one run from spec to results.json."""
 
-    def __init__(self, spec: ExperimentSpec, target: Target, *, out_dir: Path,
-                 cache_dir: Path, reporter: Reporter) -> None:
+    def __init__(
+        self,
+        spec: ExperimentSpec,
+        target: Target,
+        *,
+        out_dir: Path,
+        cache_dir: Path,
+        reporter: Reporter,
+    ) -> None:
         self.spec = spec
         self.target = target
         self.out_dir = out_dir
@@ -114,15 +133,21 @@ class ExperimentRunner:
         with connect(self.target.dsn) as conn:
             ensure_vector_extension(conn)
             self.results = Results(
-                run_name=self.spec.name, status="running", started_at=_now(), finished_at=None,
+                run_name=self.spec.name,
+                status="running",
+                started_at=_now(),
+                finished_at=None,
                 environment=collect_environment(conn, server_kind=self.target.kind),
-                spec=self.spec.to_dict(), server_settings=self.server_settings,
+                spec=self.spec.to_dict(),
+                server_settings=self.server_settings,
             )
         try:
             self._run(self.results)
         except BaseException as exc:
-            self._finish("partial" if isinstance(exc, KeyboardInterrupt) else "failed",
-                         failure=_describe_failure(exc))
+            self._finish(
+                "partial" if isinstance(exc, KeyboardInterrupt) else "failed",
+                failure=_describe_failure(exc),
+            )
             raise
         self._finish("complete")
         return self.results
@@ -149,17 +174,28 @@ class ExperimentRunner:
         if spec.query.k > dataset.n:
             raise DatasetError(f"[query] k = {spec.query.k} exceeds the dataset's {dataset.n} rows")
         sets = split_queries(dataset, spec.query.recall_queries)
-        with self.reporter.task(f"ground truth top-{spec.query.k} for "
-                                f"{sets.recall.n_queries:,} queries") as task:
+        with self.reporter.task(
+            f"ground truth top-{spec.query.k} for {sets.recall.n_queries:,} queries"
+        ) as task:
             truth = ground_truth(sets.recall, spec.query.k, cache_dir=self.cache_dir)
-            task.update(description=f"ground truth ({truth.method}"
-                                    f"{', cached' if truth.cached else ''})")
+            task.update(
+                description=f"ground truth ({truth.method}{', cached' if truth.cached else ''})"
+            )
         results.dataset = DatasetInfo(
-            name=dataset.name, source=dataset.source, n=dataset.n, dim=dataset.dim,
-            metric=str(dataset.metric), seed=dataset.seed, n_queries=dataset.n_queries,
+            name=dataset.name,
+            source=dataset.source,
+            n=dataset.n,
+            dim=dataset.dim,
+            metric=str(dataset.metric),
+            seed=dataset.seed,
+            n_queries=dataset.n_queries,
             n_recall_queries=sets.recall.n_queries,
-            ground_truth=GroundTruthInfo(k=spec.query.k, method=truth.method,
-                                         seconds=round(truth.seconds, 4), cached=truth.cached),
+            ground_truth=GroundTruthInfo(
+                k=spec.query.k,
+                method=truth.method,
+                seconds=round(truth.seconds, 4),
+                cached=truth.cached,
+            ),
         )
         with connect(self.target.dsn) as conn:
             results.load = self._load(conn, dataset)
@@ -171,61 +207,98 @@ class ExperimentRunner:
         schema = self.spec.schema
         db_schema.ensure_schema(conn, schema)
         db_schema.create_vector_table(conn, schema, self.table, dataset.dim)
-        with self.reporter.task(f"load {dataset.n:,} rows (binary COPY)",
-                                total=dataset.n) as task:
-            seconds = copy_vectors(conn, schema, self.table, dataset.base,
-                                   on_progress=task.advance)
+        with self.reporter.task(f"load {dataset.n:,} rows (binary COPY)", total=dataset.n) as task:
+            seconds = copy_vectors(conn, schema, self.table, dataset.base, on_progress=task.advance)
         with self.reporter.task("ANALYZE"):
             conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(schema, self.table)))
         return LoadInfo(
-            table=f"{schema}.{self.table}", rows=dataset.n, seconds=round(seconds, 4),
+            table=f"{schema}.{self.table}",
+            rows=dataset.n,
+            seconds=round(seconds, 4),
             rows_per_second=round(dataset.n / seconds, 1) if seconds > 0 else 0.0,
             table_bytes=db_schema.relation_bytes(conn, schema, self.table),
         )
 
-    def _measure_index(self, conn: psycopg.Connection[Any], index_spec: IndexSpec,
-                       dataset: Dataset, sets: QuerySets, truth: GroundTruth,
-                       results: Results) -> None:
+    def _measure_index(
+        self,
+        conn: psycopg.Connection[Any],
+        index_spec: IndexSpec,
+        dataset: Dataset,
+        sets: QuerySets,
+        truth: GroundTruth,
+        results: Results,
+    ) -> None:
         name: str | None = None
         if index_spec.kind == "none":
-            build = IndexBuild(label=index_spec.label, kind="none", params={},
-                               build_seconds=0.0, index_bytes=0, build_settings={})
+            build = IndexBuild(
+                label=index_spec.label,
+                kind="none",
+                params={},
+                build_seconds=0.0,
+                index_bytes=0,
+                build_settings={},
+            )
         else:
             with self.reporter.task(f"build {index_spec.label}", total=100) as task:
+
                 def show(p: ix.BuildProgress) -> None:
                     frac = p.fraction
-                    task.update(description=f"build {index_spec.label}: {p.phase}",
-                                completed=100 * frac if frac is not None else None)
+                    task.update(
+                        description=f"build {index_spec.label}: {p.phase}",
+                        completed=100 * frac if frac is not None else None,
+                    )
+
                 name, build = ix.build_index(
-                    self.target.dsn, conn, schema=self.spec.schema, table=self.table,
-                    spec=index_spec, metric=dataset.metric, on_progress=show)
+                    self.target.dsn,
+                    conn,
+                    schema=self.spec.schema,
+                    table=self.table,
+                    spec=index_spec,
+                    metric=dataset.metric,
+                    on_progress=show,
+                )
             conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(self.spec.schema, self.table)))
         results.indexes.append(build)
         self._save()
         values: tuple[int | None, ...] = index_spec.sweep_values or (None,)
         try:
-            for value in values:
-                point = self._measure_point(index_spec, name, value, dataset, sets, truth)
-                results.runs.append(point)
-                self._save()
+            with self.reporter.task(f"sweep {index_spec.label}", total=len(values)) as sweep:
+                for value in values:
+                    point = self._measure_point(
+                        index_spec, name, value, dataset, sets, truth, sweep
+                    )
+                    results.runs.append(point)
+                    self._save()
+                    sweep.advance()
         finally:
             if name is not None:
                 ix.drop_index(conn, self.spec.schema, name)
 
-    def _measure_point(self, index_spec: IndexSpec, index_name: str | None, value: int | None,
-                       dataset: Dataset, sets: QuerySets, truth: GroundTruth) -> SweepPoint:
+    def _measure_point(
+        self,
+        index_spec: IndexSpec,
+        index_name: str | None,
+        value: int | None,
+        dataset: Dataset,
+        sets: QuerySets,
+        truth: GroundTruth,
+        sweep: Task,
+    ) -> SweepPoint:
         q = self.spec.query
-        query_params = ({index_spec.sweep_param: value}
-                        if index_spec.sweep_param and value is not None else {})
+        query_params = (
+            {index_spec.sweep_param: value} if index_spec.sweep_param and value is not None else {}
+        )
         label = index_spec.label + "".join(f" {k}={v}" for k, v in query_params.items())
         notes: list[str] = []
         if sets.note:
             notes.append(sets.note)
         with connect(self.target.dsn) as conn:
-            conn.execute(sql.SQL("SET statement_timeout = {}").format(
-                sql.Literal(q.statement_timeout_ms)))
-            knn = KnnQuery(conn, schema=self.spec.schema, table=self.table,
-                           metric=dataset.metric, k=q.k)
+            conn.execute(
+                sql.SQL("SET statement_timeout = {}").format(sql.Literal(q.statement_timeout_ms))
+            )
+            knn = KnnQuery(
+                conn, schema=self.spec.schema, table=self.table, metric=dataset.metric, k=q.k
+            )
             for param, param_value in query_params.items():
                 knn.set_param(param, param_value)
             if index_spec.kind == "hnsw" and value is not None and value < q.k:
@@ -237,24 +310,29 @@ class ExperimentRunner:
 
             recall_queries = sets.recall.queries
             returned: list[list[int]] = []
-            with self.reporter.task(f"{label}: recall", total=len(recall_queries)) as task:
-                for vec in recall_queries:
-                    returned.append(knn.ids(vec))
-                    task.advance()
-            per_query = tie_aware_recall(returned, truth, recall_queries, dataset.base, q.k,
-                                         dataset.metric)
+            sweep.update(description=f"{label}: recall over {len(recall_queries)} queries")
+            for vec in recall_queries:
+                returned.append(knn.ids(vec))
+            per_query = tie_aware_recall(
+                returned, truth, recall_queries, dataset.base, q.k, dataset.metric
+            )
             mean, p5, low = summarize_recall(per_query)
 
             stream = sets.load_stream
             collector = StatementCollector(conn, self.table)
-            with self.reporter.task(f"{label}: measure {q.measure_seconds:g}s") as task:
-                collector.start()
-                outcome = run_closed_loop(
-                    lambda seq: _discard(knn.ids(stream[seq % len(stream)])),
-                    warmup_s=q.warmup_seconds, duration_s=q.measure_seconds,
-                    is_fatal=_connection_lost,
-                )
-                statements = collector.stop()
+            sweep.update(
+                description=f"{label}: recall {mean:.3f}, measuring "
+                f"{q.warmup_seconds:g}+{q.measure_seconds:g} s"
+            )
+            collector.start()
+            outcome = run_closed_loop(
+                lambda seq: _discard(knn.ids(stream[seq % len(stream)])),
+                warmup_s=q.warmup_seconds,
+                duration_s=q.measure_seconds,
+                is_fatal=_connection_lost,
+            )
+            statements = collector.stop()
+            sweep.update(description=f"sweep {index_spec.label}")
             if not collector.available:
                 notes.append("pg_stat_statements is not available on this server")
         if outcome.errors:
@@ -265,16 +343,25 @@ class ExperimentRunner:
         valid = problem is None and outcome.errors == 0 and outcome.aborted is None
         qps = outcome.operations / outcome.duration_s if outcome.duration_s > 0 else 0.0
         if outcome.aborted:
-            raise RunFailed(f"{label}: the connection to the server was lost "
-                            f"({outcome.aborted})")
+            raise RunFailed(f"{label}: the connection to the server was lost ({outcome.aborted})")
         return SweepPoint(
-            index=index_spec.label, index_kind=index_spec.kind,
-            index_params=dict(index_spec.params), query_params=query_params, k=q.k,
-            concurrency=1, recall=Recall(mean=round(mean, 5), p5=round(p5, 5), min=round(low, 5)),
-            qps=round(qps, 2), latency_ms=outcome.histogram.summary(),
-            operations=outcome.operations, errors=outcome.errors,
-            duration_s=round(outcome.duration_s, 4), warmup_s=outcome.warmup_s,
-            valid=valid, notes=notes, plan=plan_text, statements=statements,
+            index=index_spec.label,
+            index_kind=index_spec.kind,
+            index_params=dict(index_spec.params),
+            query_params=query_params,
+            k=q.k,
+            concurrency=1,
+            recall=Recall(mean=round(mean, 5), p5=round(p5, 5), min=round(low, 5)),
+            qps=round(qps, 2),
+            latency_ms=outcome.histogram.summary(),
+            operations=outcome.operations,
+            errors=outcome.errors,
+            duration_s=round(outcome.duration_s, 4),
+            warmup_s=outcome.warmup_s,
+            valid=valid,
+            notes=notes,
+            plan=plan_text,
+            statements=statements,
             histogram=outcome.histogram.encode() if outcome.operations else None,
         )
 
@@ -285,7 +372,8 @@ def _discard(_: object) -> None:
 
 def _connection_lost(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.OperationalError) and not isinstance(
-        exc, psycopg.errors.QueryCanceled)
+        exc, psycopg.errors.QueryCanceled
+    )
 
 
 def _describe_failure(exc: BaseException) -> str:
@@ -294,5 +382,3 @@ def _describe_failure(exc: BaseException) -> str:
     if isinstance(exc, PgvbenchError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
-
-

@@ -138,8 +138,11 @@ def parse_spec(data: Mapping[str, Any], *, source: Path | None = None) -> Experi
     exp.only(["name", "seed", "schema"])
     name = exp.string("name", required=True)
     if not _NAME_RE.match(name):
-        exp.fail("name", f"= {name!r} must be lowercase letters, digits and _, starting "
-                 "with a letter, at most 40 characters (it names tables and report folders)")
+        exp.fail(
+            "name",
+            f"= {name!r} must be lowercase letters, digits and _, starting "
+            "with a letter, at most 40 characters (it names tables and report folders)",
+        )
     seed = exp.integer("seed", default=42, minimum=0)
     schema = exp.string("schema", default="pgvbench")
     if not _NAME_RE.match(schema):
@@ -181,8 +184,9 @@ def _parse_dataset(t: _Table, base_dir: Path) -> DatasetSpec:
     source = t.choice("source", DATASET_SOURCES, required=True)
     common = ["source", "metric"]
     if source == "synthetic":
-        t.only([*common, "distribution", "n", "dim", "clusters", "spread", "intrinsic_dim",
-                "queries"])
+        t.only(
+            [*common, "distribution", "n", "dim", "clusters", "spread", "intrinsic_dim", "queries"]
+        )
         metric = Metric(t.choice("metric", [m.value for m in Metric], default="l2"))
         dim = t.integer("dim", required=True, minimum=1, maximum=16000)
         intrinsic = t.integer("intrinsic_dim", default=0, minimum=0, maximum=dim)
@@ -217,8 +221,16 @@ def _parse_dataset(t: _Table, base_dir: Path) -> DatasetSpec:
 
 
 def _parse_query(t: _Table) -> QuerySpec:
-    t.only(["k", "recall_queries", "warmup_seconds", "measure_seconds", "target_recall",
-            "statement_timeout_ms"])
+    t.only(
+        [
+            "k",
+            "recall_queries",
+            "warmup_seconds",
+            "measure_seconds",
+            "target_recall",
+            "statement_timeout_ms",
+        ]
+    )
     return QuerySpec(
         k=t.integer("k", default=10, minimum=1, maximum=100),
         recall_queries=t.integer("recall_queries", default=200, minimum=1, maximum=100_000),
@@ -233,7 +245,7 @@ def _parse_server(t: _Table) -> ServerSpec:
     t.only(["settings"])
     raw = t.data.get("settings", {})
     if not isinstance(raw, Mapping):
-        t.fail("settings", "must be a table of name = value, e.g. shared_buffers = \"512MB\"")
+        t.fail("settings", 'must be a table of name = value, e.g. shared_buffers = "512MB"')
     settings: dict[str, str] = {}
     for key, value in raw.items():
         if not re.match(r"^[a-z_][a-z0-9_.]*$", key):
@@ -265,17 +277,25 @@ def _parse_index(t: _Table, query: QuerySpec) -> IndexSpec:
         probes = t.int_list("probes", default=[1], minimum=1, maximum=32768)
         for p in probes:
             if p > lists:
-                t.fail("probes", f"value {p} exceeds lists = {lists} (probes = lists is "
-                       "already an exhaustive scan)")
-        return IndexSpec(kind=kind, params={"lists": lists}, sweep_param="ivfflat.probes",
-                         sweep_values=probes)
+                t.fail(
+                    "probes",
+                    f"value {p} exceeds lists = {lists} (probes = lists is "
+                    "already an exhaustive scan)",
+                )
+        return IndexSpec(
+            kind=kind, params={"lists": lists}, sweep_param="ivfflat.probes", sweep_values=probes
+        )
     m = t.integer("m", default=16, minimum=2, maximum=100)
     efc = t.integer("ef_construction", default=64, minimum=4, maximum=1000)
     if efc < 2 * m:
         t.fail("ef_construction", f"= {efc} must be at least 2 * m = {2 * m} (pgvector rule)")
     ef_search = t.int_list("ef_search", default=[40], minimum=1, maximum=1000)
-    return IndexSpec(kind=kind, params={"m": m, "ef_construction": efc},
-                     sweep_param="hnsw.ef_search", sweep_values=ef_search)
+    return IndexSpec(
+        kind=kind,
+        params={"m": m, "ef_construction": efc},
+        sweep_param="hnsw.ef_search",
+        sweep_values=ef_search,
+    )
 
 
 class _Table:
@@ -299,8 +319,11 @@ class _Table:
             if key not in allowed:
                 close = difflib.get_close_matches(key, allowed, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
-                self.fail(repr(key)[1:-1], f"is not a known key{hint} Allowed keys: "
-                          f"{', '.join(allowed) if allowed else '(none)'}.")
+                self.fail(
+                    repr(key)[1:-1],
+                    f"is not a known key{hint} Allowed keys: "
+                    f"{', '.join(allowed) if allowed else '(none)'}.",
+                )
 
     def _get(self, key: str, default: Any, required: bool) -> Any:
         if key not in self.data:
@@ -315,29 +338,43 @@ class _Table:
             self.fail(key, f"= {value!r} must be a string")
         return str(value)
 
-    def choice(self, key: str, allowed: Any, *, default: str = "", required: bool = False
-               ) -> str:
+    def choice(self, key: str, allowed: Any, *, default: str = "", required: bool = False) -> str:
         value = self.string(key, default=default, required=required)
         if value not in allowed:
             self.fail(key, f"= {value!r} is not one of: {', '.join(allowed)}")
         return value
 
-    def integer(self, key: str, *, default: int = 0, required: bool = False,
-                minimum: int | None = None, maximum: int | None = None) -> int:
+    def integer(
+        self,
+        key: str,
+        *,
+        default: int = 0,
+        required: bool = False,
+        minimum: int | None = None,
+        maximum: int | None = None,
+    ) -> int:
         value = self._get(key, default, required)
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail(key, f"= {value!r} must be an integer")
         return int(self._bounded(key, value, minimum, maximum))
 
-    def number(self, key: str, *, default: float = 0.0, required: bool = False,
-               minimum: float | None = None, maximum: float | None = None) -> float:
+    def number(
+        self,
+        key: str,
+        *,
+        default: float = 0.0,
+        required: bool = False,
+        minimum: float | None = None,
+        maximum: float | None = None,
+    ) -> float:
         value = self._get(key, default, required)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.fail(key, f"= {value!r} must be a number")
         return float(self._bounded(key, value, minimum, maximum))
 
-    def int_list(self, key: str, *, default: list[int], minimum: int, maximum: int
-                 ) -> tuple[int, ...]:
+    def int_list(
+        self, key: str, *, default: list[int], minimum: int, maximum: int
+    ) -> tuple[int, ...]:
         value = self._get(key, default, False)
         if isinstance(value, int) and not isinstance(value, bool):
             value = [value]

@@ -56,12 +56,16 @@ def build_index(
         sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(v)) for k, v in spec.params.items()
     )
     stmt = sql.SQL("CREATE INDEX {} ON {} USING {} (embedding {}) WITH ({})").format(
-        sql.Identifier(name), sql.Identifier(schema, table), sql.SQL(using),
-        sql.SQL(metric.opclass()), with_params,
+        sql.Identifier(name),
+        sql.Identifier(schema, table),
+        sql.SQL(using),
+        sql.SQL(metric.opclass()),
+        with_params,
     )
     settings = {
-        s: str(conn.execute(sql.SQL("SELECT current_setting({})").format(sql.Literal(s)))
-               .fetchone()[0])  # type: ignore[index]
+        s: str(
+            conn.execute(sql.SQL("SELECT current_setting({})").format(sql.Literal(s))).fetchone()[0]
+        )  # type: ignore[index]
         for s in BUILD_SETTINGS
     }
     notices: list[str] = []
@@ -133,13 +137,17 @@ def _poll(
                 phase, total, done = str(row[0]), int(row[1] or 0), int(row[2] or 0)
                 if phase != current:
                     if current is not None:
-                        phases.append(BuildPhase(phase=current, seconds=round(now - phase_start, 3)))
+                        phases.append(
+                            BuildPhase(phase=current, seconds=round(now - phase_start, 3))
+                        )
                     current, phase_start = phase, now
                 if on_progress is not None:
                     on_progress(BuildProgress(phase=phase, done=done, total=total))
             worker.join(POLL_INTERVAL_S)
     if current is not None:
-        phases.append(BuildPhase(phase=current, seconds=round(time.perf_counter() - phase_start, 3)))
+        phases.append(
+            BuildPhase(phase=current, seconds=round(time.perf_counter() - phase_start, 3))
+        )
 
 
 def drop_index(conn: psycopg.Connection[Any], schema: str, name: str) -> None:

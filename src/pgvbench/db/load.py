@@ -22,15 +22,17 @@ CHUNK_BYTES = 8 << 20  # bounded memory whatever the dataset size
 
 
 def _record_dtype(dim: int) -> np.dtype[Any]:
-    return np.dtype([
-        ("nfields", ">i2"),
-        ("id_len", ">i4"),
-        ("id", ">i8"),
-        ("vec_len", ">i4"),
-        ("dim", ">i2"),
-        ("unused", ">i2"),
-        ("values", ">f4", (dim,)),
-    ])
+    return np.dtype(
+        [
+            ("nfields", ">i2"),
+            ("id_len", ">i4"),
+            ("id", ">i8"),
+            ("vec_len", ">i4"),
+            ("dim", ">i2"),
+            ("unused", ">i2"),
+            ("values", ">f4", (dim,)),
+        ]
+    )
 
 
 def encode_copy_rows(ids: np.ndarray, vectors: np.ndarray) -> bytes:
@@ -65,7 +67,8 @@ def copy_vectors(
     n, dim = vectors.shape
     rows_per_chunk = max(1, CHUNK_BYTES // (22 + 4 * dim))
     stmt = sql.SQL("COPY {} (id, embedding) FROM STDIN (FORMAT BINARY)").format(
-        sql.Identifier(schema, table))
+        sql.Identifier(schema, table)
+    )
     start = time.perf_counter()
     with conn.cursor() as cur, cur.copy(stmt) as copy:
         copy.write(COPY_HEADER)

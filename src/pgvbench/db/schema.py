@@ -33,12 +33,15 @@ def ensure_schema(conn: psycopg.Connection[Any], schema: str) -> None:
     )
     if comment is None:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-        conn.execute(sql.SQL("COMMENT ON SCHEMA {} IS {}").format(
-            sql.Identifier(schema), sql.Literal(OWNER_MARK)))
+        conn.execute(
+            sql.SQL("COMMENT ON SCHEMA {} IS {}").format(
+                sql.Identifier(schema), sql.Literal(OWNER_MARK)
+            )
+        )
     elif comment != OWNER_MARK:
         raise SafetyError(
             f"schema {schema!r} exists and was not created by pgvbench; pgvbench will not "
-            "write into it. Set [experiment] schema = \"<another name>\" in the spec."
+            'write into it. Set [experiment] schema = "<another name>" in the spec.'
         )
 
 
@@ -71,13 +74,17 @@ def create_vector_table(conn: psycopg.Connection[Any], schema: str, table: str, 
     """(Re)create ``schema.table (id bigint, embedding vector(dim))``; return a storage note."""
     drop_owned_table(conn, schema, table)
     ident = sql.Identifier(schema, table)
-    conn.execute(sql.SQL("CREATE TABLE {} (id bigint NOT NULL, embedding vector({}) NOT NULL)")
-                 .format(ident, sql.Literal(dim)))
+    conn.execute(
+        sql.SQL("CREATE TABLE {} (id bigint NOT NULL, embedding vector({}) NOT NULL)").format(
+            ident, sql.Literal(dim)
+        )
+    )
     conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(ident, sql.Literal(OWNER_MARK)))
     if dim <= MAX_PLAIN_DIM:
         # PLAIN keeps vectors inline: no TOAST detours on every distance computation.
-        conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN embedding SET STORAGE PLAIN")
-                     .format(ident))
+        conn.execute(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN embedding SET STORAGE PLAIN").format(ident)
+        )
         return "storage PLAIN"
     return f"storage EXTENDED (dim {dim} > {MAX_PLAIN_DIM} does not fit a page inline)"
 

@@ -105,11 +105,17 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:200]
 
 
-def _aborted(exc: BaseException, errors: collections.Counter[str], warmup_s: float,
-             warm_ops: int) -> LoadOutcome:
+def _aborted(
+    exc: BaseException, errors: collections.Counter[str], warmup_s: float, warm_ops: int
+) -> LoadOutcome:
     errors[_describe(exc)] += 1
     return LoadOutcome(
-        histogram=LatencyHistogram(), operations=0, errors=1, duration_s=0.0,
-        warmup_s=warmup_s, warmup_operations=warm_ops, error_messages=errors,
+        histogram=LatencyHistogram(),
+        operations=0,
+        errors=1,
+        duration_s=0.0,
+        warmup_s=warmup_s,
+        warmup_operations=warm_ops,
+        error_messages=errors,
         aborted=_describe(exc),
     )

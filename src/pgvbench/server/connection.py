@@ -63,9 +63,7 @@ def ensure_vector_extension(conn: psycopg.Connection[Any]) -> str:
 
     Creates the extension only when it is available but not yet installed.
     """
-    row = conn.execute(
-        "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
-    ).fetchone()
+    row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
     if row:
         return str(row[0])
     available = conn.execute(

@@ -170,6 +170,8 @@ class EmbeddedServer:
                 shutil.rmtree(self.data_dir)
             if not self.initialized:
                 self._initdb()
+            else:
+                self._grant_access()  # parents may have been re-restricted since init
             if self.is_running():
                 return False
             if _port_in_use(self.port):
@@ -180,8 +182,9 @@ class EmbeddedServer:
             )
             if result.returncode != 0:
                 raise ServerError(
-                    f"the embedded server did not start (pg_ctl exit {result.returncode}). "
-                    f"Last lines of {self.log_file}:\n{self._log_tail()}\n"
+                    f"the embedded server did not start (pg_ctl exit {result.returncode}: "
+                    f"{result.stdout.strip()}). Last lines of {self.log_file}:\n"
+                    f"{self._log_tail()}\n"
                     "Try again with --fresh to re-create the data directory."
                 )
         self._prepare_database()
@@ -198,8 +201,16 @@ class EmbeddedServer:
     def restart(self) -> None:
         with self._lock():
             result = self._pg_ctl(
-                ["restart", "-m", "fast", "-w", "-t", str(START_TIMEOUT_S),
-                 "-l", str(self.log_file)],
+                [
+                    "restart",
+                    "-m",
+                    "fast",
+                    "-w",
+                    "-t",
+                    str(START_TIMEOUT_S),
+                    "-l",
+                    str(self.log_file),
+                ],
                 check=False,
             )
             if result.returncode != 0:
@@ -218,8 +229,9 @@ class EmbeddedServer:
 
     # ------------------------------------------------------------------ settings
 
-    def apply_settings(self, settings: Mapping[str, str], *, source: str = "spec"
-                       ) -> AppliedSettings:
+    def apply_settings(
+        self, settings: Mapping[str, str], *, source: str = "spec"
+    ) -> AppliedSettings:
         """Reset earlier ALTER SYSTEM values, apply these, restart only if needed."""
         with connect(self.dsn()) as conn:
             conn.execute("ALTER SYSTEM RESET ALL")
@@ -273,8 +285,17 @@ class EmbeddedServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._grant_access()
         result = self._run(
-            [str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "-U", SUPERUSER,
-             "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-instructions"],
+            [
+                str(self.bin_dir / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-instructions",
+            ],
         )
         if result.returncode != 0:
             shutil.rmtree(self.data_dir, ignore_errors=True)
@@ -298,12 +319,16 @@ class EmbeddedServer:
                 "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)
             ).fetchone()
             if not exists:
-                conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(
-                    psycopg.sql.Identifier(DATABASE)))
+                conn.execute(
+                    psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(DATABASE))
+                )
         with connect(self.dsn()) as conn:
             for ext in EXTENSIONS:
-                conn.execute(psycopg.sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(
-                    psycopg.sql.Identifier(ext)))
+                conn.execute(
+                    psycopg.sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(
+                        psycopg.sql.Identifier(ext)
+                    )
+                )
 
     def _grant_access(self) -> None:
         """As root: let the server's system user reach its data dir and the binaries."""
@@ -339,10 +364,21 @@ class EmbeddedServer:
         with tempfile.TemporaryFile("w+") as out:
             kwargs: dict[str, Any] = {}
             if self.run_as is not None:
-                kwargs["user"] = self.run_as
+                entry = pwd.getpwnam(self.run_as)
+                # Drop root's group too: with gid 0 the group bits of root-owned parent
+                # directories (often ---) apply instead of the "other" bits we granted.
+                kwargs.update(user=entry.pw_uid, group=entry.pw_gid, extra_groups=[])
                 kwargs["env"] = {**os.environ, "HOME": str(self.data_dir)}
-            result = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, text=True,
-                                    stdin=subprocess.DEVNULL, check=False, cwd="/", **kwargs)
+            result = subprocess.run(
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                text=True,
+                stdin=subprocess.DEVNULL,
+                check=False,
+                cwd="/",
+                **kwargs,
+            )
             out.seek(0)
             return subprocess.CompletedProcess(cmd, result.returncode, out.read(), None)
 
@@ -358,8 +394,12 @@ def _ensure_system_user(name: str) -> None:
     try:
         pwd.getpwnam(name)
     except KeyError:
-        result = subprocess.run(["useradd", "--system", "--no-create-home", "-s", "/bin/false",
-                                 name], capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            ["useradd", "--system", "--no-create-home", "-s", "/bin/false", name],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if result.returncode != 0:
             raise ServerError(
                 f"running as root, pgvbench needs a system user {name!r} to run PostgreSQL "

@@ -24,8 +24,9 @@ def session_settings(dsn: str, settings: Mapping[str, str]) -> tuple[str, Server
     not_applied: dict[str, str] = {}
     with connect(dsn) as conn:
         for name, value in settings.items():
-            row = conn.execute("SELECT context FROM pg_settings WHERE name = %s",
-                               (name,)).fetchone()
+            row = conn.execute(
+                "SELECT context FROM pg_settings WHERE name = %s", (name,)
+            ).fetchone()
             if row is None and "." not in name:
                 not_applied[name] = "unknown setting on this server"
                 continue
@@ -37,8 +38,11 @@ def session_settings(dsn: str, settings: Mapping[str, str]) -> tuple[str, Server
                 )
                 continue
             try:
-                conn.execute(sql.SQL("SET {} = {}").format(
-                    sql.Identifier(*name.split(".")), sql.Literal(value)))
+                conn.execute(
+                    sql.SQL("SET {} = {}").format(
+                        sql.Identifier(*name.split(".")), sql.Literal(value)
+                    )
+                )
             except psycopg.Error as exc:
                 not_applied[name] = f"refused by the server: {exc.diag.message_primary or exc}"
                 continue
@@ -52,8 +56,13 @@ def session_settings(dsn: str, settings: Mapping[str, str]) -> tuple[str, Server
     if options:
         params["options"] = f"{params.get('options', '')} {options}".strip()
     new_dsn = pg_conninfo.make_conninfo("", **params)
-    info = ServerSettingsInfo(requested=dict(settings), in_effect=in_effect,
-                              not_applied=not_applied, restarted=False, method="session")
+    info = ServerSettingsInfo(
+        requested=dict(settings),
+        in_effect=in_effect,
+        not_applied=not_applied,
+        restarted=False,
+        method="session",
+    )
     return new_dsn, info
 
 

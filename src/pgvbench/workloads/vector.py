@@ -20,14 +20,17 @@ class KnnQuery:
     client has, so the measurement is of the server, not of query building.
     """
 
-    def __init__(self, conn: psycopg.Connection[Any], *, schema: str, table: str,
-                 metric: Metric, k: int) -> None:
+    def __init__(
+        self, conn: psycopg.Connection[Any], *, schema: str, table: str, metric: Metric, k: int
+    ) -> None:
         register_vector(conn)
         self.conn = conn
         self.k = k
-        self.sql = sql.SQL("SELECT id FROM {} ORDER BY embedding {} %b LIMIT {}").format(
-            sql.Identifier(schema, table), sql.SQL(metric.operator), sql.Literal(k)
-        ).as_string(conn)
+        self.sql = (
+            sql.SQL("SELECT id FROM {} ORDER BY embedding {} %b LIMIT {}")
+            .format(sql.Identifier(schema, table), sql.SQL(metric.operator), sql.Literal(k))
+            .as_string(conn)
+        )
         self._cur = conn.cursor(binary=True)
 
     def ids(self, vector: np.ndarray) -> list[int]:
@@ -47,8 +50,9 @@ class KnnQuery:
         return plan, text
 
     def set_param(self, name: str, value: int) -> None:
-        self.conn.execute(sql.SQL("SET {} = {}").format(
-            sql.Identifier(*name.split(".")), sql.Literal(str(value))))
+        self.conn.execute(
+            sql.SQL("SET {} = {}").format(sql.Identifier(*name.split(".")), sql.Literal(str(value)))
+        )
 
 
 def index_names_in_plan(plan: dict[str, Any]) -> list[str]:

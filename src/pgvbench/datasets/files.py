@@ -1,0 +1,230 @@
+"""Datasets from files: ann-benchmarks HDF5, NumPy ``.npy`` and ``.fvecs``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from pgvbench.datasets.base import Dataset, coerce_metric, rows_per_chunk
+from pgvbench.errors import DatasetError
+from pgvbench.metrics import ANN_BENCHMARKS_DISTANCES, Metric
+
+_VECTOR_SUFFIXES = (".npy", ".fvecs")
+
+
+def _require_file(path: Path, what: str) -> None:
+    if not path.exists():
+        raise DatasetError(f"{path}: {what} file not found; check the path")
+    if not path.is_file():
+        raise DatasetError(f"{path}: {what} path is not a regular file")
+
+
+def _check_vectors(array: np.ndarray, where: str) -> np.ndarray:
+    """Validate a 2-D float matrix and return it as float32 C-contiguous."""
+    if array.ndim != 2:
+        raise DatasetError(f"{where}: expected a 2-D array (rows x dim), got shape {array.shape}")
+    if array.dtype.kind != "f":
+        raise DatasetError(
+            f"{where}: expected float vectors, got dtype {array.dtype}; convert the data to float32"
+        )
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise DatasetError(f"{where}: array is empty (shape {array.shape})")
+    out = np.ascontiguousarray(array, dtype=np.float32)
+    _check_finite(out, where)
+    return out
+
+
+def _check_finite(array: np.ndarray, where: str) -> None:
+    """Reject NaN/inf (also float64 values too large for float32), row-chunked."""
+    step = rows_per_chunk(array.shape[1], 1)
+    for start in range(0, array.shape[0], step):
+        ok = np.isfinite(array[start : start + step]).all(axis=1)
+        if not ok.all():
+            row = start + int(np.argmin(ok))
+            raise DatasetError(
+                f"{where}: row {row} contains NaN or infinite values (or values too large "
+                "for float32); clean the data before benchmarking"
+            )
+
+
+def _check_dims(base: np.ndarray, queries: np.ndarray, base_where: str, query_where: str) -> None:
+    if base.shape[1] != queries.shape[1]:
+        raise DatasetError(
+            f"{query_where}: queries have dim {queries.shape[1]} but {base_where} has dim "
+            f"{base.shape[1]}; both must come from the same embedding model"
+        )
+
+
+# --- ann-benchmarks HDF5 ---------------------------------------------------------------
+
+
+def _h5_dataset(f: h5py.File, key: str, path: Path, *, required: bool) -> Any:
+    if key not in f:
+        if required:
+            raise DatasetError(
+                f"{path}: HDF5 dataset {key!r} is missing; an ann-benchmarks file needs "
+                "'train' and 'test' (and optionally 'neighbors', 'distances')"
+            )
+        return None
+    node = f[key]
+    if not isinstance(node, h5py.Dataset):
+        raise DatasetError(f"{path}: {key!r} is an HDF5 group, expected a dataset")
+    return node
+
+
+def _h5_metric(f: h5py.File, path: Path) -> Metric:
+    raw = f.attrs.get("distance")
+    allowed = ", ".join(sorted(ANN_BENCHMARKS_DISTANCES))
+    if raw is None:
+        raise DatasetError(f"{path}: attribute 'distance' is missing; set it to one of {allowed}")
+    name = raw.decode() if isinstance(raw, bytes) else str(raw)
+    try:
+        return ANN_BENCHMARKS_DISTANCES[name.strip().lower()]
+    except KeyError:
+        raise DatasetError(
+            f"{path}: attribute 'distance' is {name!r}, which pgvbench does not support; "
+            f"allowed values: {allowed}"
+        ) from None
+
+
+def _h5_vectors(node: Any, path: Path, key: str, rows: int | None) -> np.ndarray:
+    where = f"{path}: {key!r}"
+    if node.ndim != 2:
+        raise DatasetError(f"{where}: expected a 2-D dataset (rows x dim), got shape {node.shape}")
+    if node.dtype.kind != "f":
+        raise DatasetError(
+            f"{where}: expected float vectors, got dtype {node.dtype}; convert the data to float32"
+        )
+    selection = slice(None) if rows is None else slice(0, rows)
+    # Convert while reading, so a float64 file never exists twice in memory.
+    return _check_vectors(node.astype(np.float32)[selection], where)
+
+
+def _h5_neighbors(node: Any, path: Path, nq: int, n: int) -> np.ndarray | None:
+    if node is None:
+        return None
+    where = f"{path}: 'neighbors'"
+    if node.ndim != 2 or node.dtype.kind not in "iu":
+        raise DatasetError(
+            f"{where}: expected a 2-D integer dataset, got shape {node.shape} dtype {node.dtype}"
+        )
+    if node.shape[0] < nq:
+        raise DatasetError(f"{where}: has {node.shape[0]} rows but 'test' has {nq} queries")
+    ids = np.asarray(node[:nq], dtype=np.int64)
+    if ids.size and (ids.min() < 0 or ids.max() >= n):
+        raise DatasetError(
+            f"{where}: ids must lie in [0, {n}) (the rows of 'train'); found "
+            f"{int(ids.min())}..{int(ids.max())}"
+        )
+    return ids
+
+
+def _h5_distances(node: Any, path: Path, nq: int) -> np.ndarray | None:
+    if node is None:
+        return None
+    if node.ndim != 2 or node.dtype.kind != "f" or node.shape[0] < nq:
+        raise DatasetError(
+            f"{path}: 'distances': expected a 2-D float dataset with at least {nq} rows, "
+            f"got shape {node.shape} dtype {node.dtype}"
+        )
+    return np.asarray(node[:nq], dtype=np.float32)
+
+
+def load_hdf5(path: Path, *, max_queries: int | None = None) -> Dataset:
+    """Read an ann-benchmarks HDF5 file (``train``, ``test``, optional ``neighbors``).
+
+    ``max_queries`` keeps only the first queries (and their neighbour rows).
+    """
+    path = Path(path)
+    _require_file(path, "HDF5 dataset")
+    if max_queries is not None and max_queries < 1:
+        raise DatasetError(f"{path}: max_queries must be >= 1, got {max_queries}")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise DatasetError(
+            f"{path}: not a readable HDF5 file ({exc}); download it again or check the path"
+        ) from None
+    try:
+        with f:
+            return _read_ann_benchmarks(f, path, max_queries)
+    except OSError as exc:  # h5py reports truncated/corrupt chunks as OSError
+        raise DatasetError(f"{path}: HDF5 file is corrupt or truncated ({exc})") from None
+
+
+def _read_ann_benchmarks(f: h5py.File, path: Path, max_queries: int | None) -> Dataset:
+    metric = _h5_metric(f, path)
+    train = _h5_vectors(_h5_dataset(f, "train", path, required=True), path, "train", None)
+    test = _h5_vectors(_h5_dataset(f, "test", path, required=True), path, "test", max_queries)
+    _check_dims(train, test, "'train'", f"{path}: 'test'")
+    nq = test.shape[0]
+    neighbors_node = _h5_dataset(f, "neighbors", path, required=False)
+    distances_node = _h5_dataset(f, "distances", path, required=False)
+    return Dataset(
+        name=path.stem,
+        source=f"hdf5:{path}",
+        metric=metric,
+        base=train,
+        queries=test,
+        neighbors=_h5_neighbors(neighbors_node, path, nq, train.shape[0]),
+        distances=_h5_distances(distances_node, path, nq),
+    )
+
+
+# --- .npy / .fvecs ---------------------------------------------------------------------
+
+
+def _read_fvecs(path: Path) -> np.ndarray:
+    """Read TEXMEX ``.fvecs``: per row an int32 dim, then dim float32 values."""
+    raw = np.fromfile(path, dtype="<i4")
+    if raw.size == 0:
+        raise DatasetError(f"{path}: .fvecs file is empty")
+    dim = int(raw[0])
+    if dim <= 0 or raw.size % (dim + 1) != 0:
+        raise DatasetError(
+            f"{path}: not a valid .fvecs file (header says dim={dim}, but the file size "
+            "is not a whole number of rows); check the file is .fvecs and not .bvecs/.ivecs"
+        )
+    rows = raw.reshape(-1, dim + 1)
+    if not (rows[:, 0] == dim).all():
+        raise DatasetError(f"{path}: .fvecs rows have differing dims; all rows must be {dim}-d")
+    return rows[:, 1:].view("<f4")
+
+
+def _read_vectors(path: Path, what: str) -> np.ndarray:
+    path = Path(path)
+    _require_file(path, what)
+    suffix = path.suffix.lower()
+    if suffix not in _VECTOR_SUFFIXES:
+        raise DatasetError(
+            f"{path}: unsupported {what} file type {suffix or '(none)'}; use .npy or .fvecs"
+        )
+    if suffix == ".fvecs":
+        return _check_vectors(_read_fvecs(path), str(path))
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise DatasetError(f"{path}: not a readable .npy file ({exc})") from None
+    if not isinstance(array, np.ndarray):
+        raise DatasetError(f"{path}: expected a single array in a .npy file, not an archive")
+    return _check_vectors(array, str(path))
+
+
+def load_npy(base_path: Path, queries_path: Path, *, metric: Metric) -> Dataset:
+    """Read base and query vectors from ``.npy`` or ``.fvecs`` files."""
+    base_path, queries_path = Path(base_path), Path(queries_path)
+    metric = coerce_metric(metric, str(base_path))
+    base = _read_vectors(base_path, "base vectors")
+    queries = _read_vectors(queries_path, "query vectors")
+    _check_dims(base, queries, str(base_path), str(queries_path))
+    kind = base_path.suffix.lower().lstrip(".")
+    return Dataset(
+        name=base_path.stem,
+        source=f"{kind}:{base_path}",
+        metric=metric,
+        base=base,
+        queries=queries,
+    )

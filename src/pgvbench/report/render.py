@@ -1,0 +1,599 @@
+"""Render a run's results as ``report.md`` and a self-contained ``report.html``.
+
+The report is built once as a small document model (headings, paragraphs,
+tables, ...) and then written twice, so the Markdown and HTML always say the
+same thing. Both are rendered from a :class:`~pgvbench.results.Results` alone,
+deterministically: the same results give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import html
+import json
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ..analysis import (
+    fastest_at_recall,
+    highest_recall,
+    pareto_front,
+    point_order_key,
+    resolve_target_recall,
+)
+from ..results import DatasetInfo, Environment, IndexBuild, LoadInfo, Results, SweepPoint
+from .plots import (
+    EXACT_KIND,
+    format_params,
+    format_qps,
+    format_sig,
+    plot_build_cost,
+    plot_latency,
+    plot_recall_vs_qps,
+    recall_name,
+    write_bytes_atomic,
+)
+
+MD_NAME = "report.md"
+HTML_NAME = "report.html"
+_DASH = "—"  # shown for a value that was not measured
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportFiles:
+    md: Path
+    html: Path
+    images: list[Path]
+
+
+# --- document model ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Heading:
+    level: int
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Paragraph:
+    text: str
+    lead: str = ""  # bold lead-in, e.g. "Recommendation."
+    style: str = ""  # HTML class: "recommendation" | "warning" | ""
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyValues:
+    items: list[tuple[str, str]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Bullets:
+    items: list[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+    flagged: list[bool] = dataclasses.field(default_factory=list)  # rows to highlight
+    numeric: frozenset[int] = frozenset()  # right-aligned columns
+
+
+@dataclasses.dataclass(frozen=True)
+class Code:
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Image:
+    src: str  # relative to the report directory
+    alt: str
+
+
+Block = Heading | Paragraph | KeyValues | Bullets | Table | Code | Image
+
+
+# --- entry point -------------------------------------------------------------------------
+
+_Plotter = Callable[[Results, Path, float], Path | None]
+_FIGURES: tuple[tuple[str, str, _Plotter], ...] = (
+    (
+        "recall_vs_qps.png",
+        "Recall vs throughput",
+        lambda r, p, t: plot_recall_vs_qps(r, p, target_recall=t),
+    ),
+    ("latency.png", "Latency vs recall", lambda r, p, t: plot_latency(r, p, target_recall=t)),
+    ("build_cost.png", "Index build cost", lambda r, p, _t: plot_build_cost(r, p)),
+)
+
+
+def render_report(
+    results: Results, out_dir: Path, *, target_recall: float | None = None
+) -> ReportFiles:
+    """Write figures, ``report.md`` and ``report.html`` into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = resolve_target_recall(results, target_recall)
+    figures = _render_figures(results, out_dir, target)
+    blocks = build_document(results, target, [Image(p.name, alt) for p, alt in figures])
+    md_path, html_path = out_dir / MD_NAME, out_dir / HTML_NAME
+    write_bytes_atomic(md_path, to_markdown(blocks).encode("utf-8"))
+    write_bytes_atomic(html_path, to_html(blocks, _title(results), out_dir).encode("utf-8"))
+    return ReportFiles(md=md_path, html=html_path, images=[p for p, _ in figures])
+
+
+def _render_figures(results: Results, out_dir: Path, target: float) -> list[tuple[Path, str]]:
+    drawn: list[tuple[Path, str]] = []
+    for name, alt, plot in _FIGURES:
+        path = plot(results, out_dir / name, target)
+        if path is not None:
+            drawn.append((path, alt))
+    return drawn
+
+
+# --- building the document ---------------------------------------------------------------
+
+
+def build_document(results: Results, target: float, images: Sequence[Image]) -> list[Block]:
+    """The whole report, section by section."""
+    return [
+        Heading(1, _title(results)),
+        Paragraph(_timing(results)),
+        *_status_section(results),
+        Paragraph(recommendation(results, target), lead="Recommendation.", style="recommendation"),
+        *_figures_section(images),
+        *_dataset_section(results.dataset),
+        *_load_section(results.load),
+        *_environment_section(results.environment),
+        *_builds_section(results.indexes),
+        *_sweep_section(results),
+        *_validity_section(results),
+        Heading(2, "Workload spec"),
+        Code(json.dumps(results.spec, indent=2, sort_keys=True)),
+    ]
+
+
+def _title(results: Results) -> str:
+    return f"pgvbench report: {results.run_name} ({results.status})"
+
+
+def _timing(results: Results) -> str:
+    finished = results.finished_at or "not finished"
+    return f"Started {results.started_at}, finished {finished}."
+
+
+def _status_section(results: Results) -> list[Block]:
+    if results.status == "complete":
+        return []
+    blocks: list[Block] = [
+        Paragraph(
+            f"This run is {results.status}: the numbers below cover only what was measured "
+            "before it stopped.",
+            lead="Warning.",
+            style="warning",
+        )
+    ]
+    if results.failure:
+        blocks.append(Code(results.failure))
+    return blocks
+
+
+def _figures_section(images: Sequence[Image]) -> list[Block]:
+    if not images:
+        return [Heading(2, "Figures"), Paragraph("No figures: the run recorded no measurements.")]
+    return [Heading(2, "Figures"), *images]
+
+
+# --- recommendation ----------------------------------------------------------------------
+
+
+def recommendation(results: Results, target: float) -> str:
+    """One sentence: the fastest configuration reaching ``target``, with its numbers."""
+    name = recall_name(results)
+    best = fastest_at_recall(results.runs, target)
+    if best is None:
+        return _unreachable(results, name, target)
+    return (
+        f"At {name} ≥ {target:g} the fastest configuration is "
+        f"{_describe(best, results)}: {_headline_numbers(best)}{_versus_exact(best, results)}."
+    )
+
+
+def _unreachable(results: Results, name: str, target: float) -> str:
+    best = highest_recall(results.runs)
+    if best is None or best.recall is None:
+        return "No valid sweep point has a recall measurement, so nothing can be recommended."
+    return (
+        f"No configuration reaches {name} ≥ {target:g}; the highest recall reached is "
+        f"{_recall_below(best.recall.mean, target)} by {_describe(best, results)} "
+        f"({format_qps(best.qps)} QPS). Extend the sweep (higher ef_search / probes, "
+        "or a bigger index) or lower the target."
+    )
+
+
+def _recall_below(value: float, target: float) -> str:
+    """Enough decimals that a near miss (0.9496 vs 0.95) does not print as a hit."""
+    for decimals in (3, 4, 5, 6):
+        text = f"{value:.{decimals}f}"
+        if float(text) < target:
+            return text
+    return f"{value:.6f}"
+
+
+def _describe(point: SweepPoint, results: Results) -> str:
+    """How a reader would name the configuration: build, query params, concurrency."""
+    text = "the exact scan (no index)" if point.index_kind == EXACT_KIND else point.index
+    if point.query_params:
+        text += f" with {format_params(point.query_params)}"
+    if _varies_concurrency(results):
+        text += f" at concurrency {point.concurrency}"
+    return text
+
+
+def _headline_numbers(point: SweepPoint) -> str:
+    assert point.recall is not None  # fastest_at_recall only returns measured points
+    text = f"recall {point.recall.mean:.3f} (p5 {point.recall.p5:.3f}), {format_qps(point.qps)} QPS"
+    if point.latency_ms is not None:
+        text += f", p99 {format_sig(point.latency_ms.p99)} ms"
+    return text
+
+
+def _versus_exact(best: SweepPoint, results: Results) -> str:
+    exact = _exact_baseline(results, best.concurrency)
+    if best.index_kind == EXACT_KIND or exact is None or exact.qps <= 0:
+        return ""
+    return f" — {format_sig(best.qps / exact.qps, 2)}× the exact scan's QPS"
+
+
+def _exact_baseline(results: Results, concurrency: int) -> SweepPoint | None:
+    """The exact-scan point to compare against: same concurrency if there is one."""
+    exact = [p for p in results.runs if p.index_kind == EXACT_KIND and p.valid and p.qps > 0]
+    same = [p for p in exact if p.concurrency == concurrency] or exact
+    return max(same, key=lambda p: p.qps, default=None)
+
+
+def _varies_concurrency(results: Results) -> bool:
+    return len({p.concurrency for p in results.runs}) > 1
+
+
+# --- dataset, load, environment ----------------------------------------------------------
+
+
+def _dataset_section(dataset: DatasetInfo | None) -> list[Block]:
+    if dataset is None:
+        return [Heading(2, "Dataset"), Paragraph("No dataset information was recorded.")]
+    return [
+        Heading(2, "Dataset"),
+        KeyValues(
+            [
+                ("Name", dataset.name),
+                ("Source", dataset.source),
+                ("Vectors (n)", f"{dataset.n:,}"),
+                ("Dimensions", str(dataset.dim)),
+                ("Metric", dataset.metric),
+                ("Seed", _DASH if dataset.seed is None else str(dataset.seed)),
+                (
+                    "Queries",
+                    f"{dataset.n_queries:,} timed, {dataset.n_recall_queries:,} for recall",
+                ),
+                ("Ground truth", _ground_truth(dataset)),
+            ]
+        ),
+    ]
+
+
+def _ground_truth(dataset: DatasetInfo) -> str:
+    gt = dataset.ground_truth
+    if gt is None:
+        return "not recorded"
+    cached = ", cached" if gt.cached else ""
+    return f"{gt.method}, k={gt.k}, {format_sig(gt.seconds)} s{cached}"
+
+
+def _load_section(load: LoadInfo | None) -> list[Block]:
+    if load is None:
+        return []
+    return [
+        Heading(2, "Load"),
+        KeyValues(
+            [
+                ("Table", load.table),
+                ("Rows", f"{load.rows:,}"),
+                ("Time", f"{format_sig(load.seconds)} s"),
+                ("Rate", f"{format_qps(load.rows_per_second)} rows/s"),
+                ("Table size", f"{format_sig(load.table_bytes / 1e6)} MB"),
+            ]
+        ),
+    ]
+
+
+def _environment_section(env: Environment) -> list[Block]:
+    host = env.host
+    clients = ", ".join(f"{k} {v}" for k, v in sorted(env.client_libraries.items()))
+    blocks: list[Block] = [
+        Heading(2, "Environment"),
+        KeyValues(
+            [
+                ("PostgreSQL", f"{env.postgres_version} ({env.server_kind})"),
+                ("pgvector", env.pgvector_version),
+                (
+                    "Host",
+                    f"{host.cpu_model}, {host.cores} cores, "
+                    f"{host.ram_bytes / 2**30:.1f} GiB RAM, {host.os}",
+                ),
+                ("pgvbench", f"{env.pgvbench_version} (commit {env.git_commit or 'unknown'})"),
+                ("Python", env.python_version),
+                ("Client libraries", clients or _DASH),
+            ]
+        ),
+        Heading(3, "Non-default server settings"),
+    ]
+    settings = sorted(env.non_default_settings.items())
+    if not settings:
+        blocks.append(Paragraph("None recorded."))
+    else:
+        blocks.append(Table(["Setting", "Value"], [[k, v] for k, v in settings]))
+    return blocks
+
+
+# --- builds and sweep tables -------------------------------------------------------------
+
+
+def _builds_section(builds: Sequence[IndexBuild]) -> list[Block]:
+    if not builds:
+        return [Heading(2, "Index builds"), Paragraph("No index was built.")]
+    header = ["Index", "Kind", "Build s", "Size MB", "Phases", "Build settings", "Notices"]
+    return [
+        Heading(2, "Index builds"),
+        Table(header, [_build_row(b) for b in builds], numeric=frozenset({2, 3})),
+    ]
+
+
+def _build_row(build: IndexBuild) -> list[str]:
+    built = build.kind != EXACT_KIND
+    return [
+        build.label,
+        build.kind,
+        format_sig(build.build_seconds) if built else _DASH,
+        format_sig(build.index_bytes / 1e6) if built else _DASH,
+        "; ".join(f"{ph.phase} {format_sig(ph.seconds)} s" for ph in build.phases) or _DASH,
+        ", ".join(f"{k}={v}" for k, v in sorted(build.build_settings.items())) or _DASH,
+        "; ".join(build.notices) or _DASH,
+    ]
+
+
+_SWEEP_HEADER = [
+    "Index", "Query params", "Conc.", "Recall mean", "Recall p5", "Recall min", "QPS",
+    "p50 ms", "p95 ms", "p99 ms", "p99.9 ms", "max ms", "Ops", "Errors", "Valid", "Front",
+    "Notes",
+]  # fmt: skip
+_SWEEP_NUMERIC = frozenset(range(2, 14))
+
+
+def _sweep_section(results: Results) -> list[Block]:
+    points = sweep_order(results)
+    if not points:
+        return [Heading(2, "Sweep"), Paragraph("No sweep point was measured.")]
+    front = {id(p) for p in pareto_front(points)}
+    return [
+        Heading(2, "Sweep"),
+        Paragraph(
+            "Front ● marks points on the recall/QPS Pareto front (valid points only). "
+            "Rows marked ⚠ INVALID must not be used; the reason is in Notes and under Validity."
+        ),
+        Table(
+            _SWEEP_HEADER,
+            [_sweep_row(p, id(p) in front) for p in points],
+            flagged=[not p.valid for p in points],
+            numeric=_SWEEP_NUMERIC,
+        ),
+    ]
+
+
+def sweep_order(results: Results) -> list[SweepPoint]:
+    """Points in build order (as built), then by query params and concurrency."""
+    position = {b.label: i for i, b in enumerate(results.indexes)}
+    unknown = len(position)  # points naming a build the run did not record go last
+    return sorted(
+        results.runs,
+        key=lambda p: (position.get(p.index, unknown), _param_values(p), point_order_key(p)),
+    )
+
+
+def _param_values(point: SweepPoint) -> tuple[int, ...]:
+    # numeric order (ef_search 40 before 100), which point_order_key's tuples also give
+    return tuple(v for _, v in sorted(point.query_params.items()))
+
+
+def _sweep_row(p: SweepPoint, on_front: bool) -> list[str]:
+    recall = (
+        [f"{p.recall.mean:.3f}", f"{p.recall.p5:.3f}", f"{p.recall.min:.3f}"]
+        if p.recall is not None
+        else [_DASH] * 3
+    )
+    lat = p.latency_ms
+    latency = (
+        [format_sig(v) for v in (lat.p50, lat.p95, lat.p99, lat.p999, lat.max)]
+        if lat is not None
+        else [_DASH] * 5
+    )
+    return [
+        p.index,
+        format_params(p.query_params) or _DASH,
+        str(p.concurrency),
+        *recall,
+        format_qps(p.qps),
+        *latency,
+        f"{p.operations:,}",
+        f"{p.errors:,}",
+        "yes" if p.valid else "⚠ INVALID",
+        "●" if on_front else "",
+        _notes_text(p),
+    ]
+
+
+def _notes_text(point: SweepPoint) -> str:
+    if point.notes:
+        return "; ".join(point.notes)
+    return "" if point.valid else "no reason recorded"
+
+
+# --- validity ----------------------------------------------------------------------------
+
+
+def _validity_section(results: Results) -> list[Block]:
+    items = [_point_validity(p, results) for p in sweep_order(results)]
+    items += [
+        f"{b.label} build: notice — {notice}" for b in results.indexes for notice in b.notices
+    ]
+    lines = [item for item in items if item]
+    if not lines:
+        summary = f"All {len(results.runs)} sweep points are valid; there are no notes."
+        return [Heading(2, "Validity"), Paragraph(summary)]
+    invalid = sum(not p.valid for p in results.runs)
+    summary = f"Invalid sweep points: {invalid} of {len(results.runs)}."
+    return [Heading(2, "Validity"), Paragraph(summary), Bullets(lines)]
+
+
+def _point_validity(point: SweepPoint, results: Results) -> str:
+    name = _describe(point, results)
+    if not point.valid:
+        return f"{name}: INVALID — {_notes_text(point)}"
+    if point.notes:
+        return f"{name}: note — {'; '.join(point.notes)}"
+    return ""
+
+
+# --- Markdown ----------------------------------------------------------------------------
+
+# CommonMark lets any ASCII punctuation be backslash-escaped; escape what could
+# start markup. "_" only at word edges: intraword underscores (ef_search) are
+# literal in GitHub Markdown and escaping them would clutter the source.
+_MD_SPECIAL = re.compile(r"([\\`*\[\]<>|&#!])|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+
+
+def md_escape(text: str) -> str:
+    escaped = _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), text)
+    return " ".join(escaped.splitlines())  # a newline would break a table row or paragraph
+
+
+def to_markdown(blocks: Sequence[Block]) -> str:
+    return "\n\n".join(_md_block(b) for b in blocks) + "\n"
+
+
+def _md_block(block: Block) -> str:
+    match block:
+        case Heading(level, text):
+            return f"{'#' * level} {md_escape(text)}"
+        case Paragraph(text, lead, _style):
+            prefix = f"**{md_escape(lead)}** " if lead else ""
+            return prefix + md_escape(text)
+        case KeyValues(items):
+            return "\n".join(f"- **{md_escape(k)}:** {md_escape(v)}" for k, v in items)
+        case Bullets(items):
+            return "\n".join(f"- {md_escape(item)}" for item in items)
+        case Table():
+            return _md_table(block)
+        case Code(text):
+            fence = "`" * max(3, _longest_backtick_run(text) + 1)
+            return f"{fence}\n{text}\n{fence}"
+        case Image(src, alt):
+            return f"![{md_escape(alt)}]({src})"
+
+
+def _md_table(table: Table) -> str:
+    def row(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(md_escape(c) for c in cells) + " |"
+
+    rule = ["---:" if i in table.numeric else "---" for i in range(len(table.header))]
+    lines = [row(table.header), "| " + " | ".join(rule) + " |"]
+    lines += [row(r) for r in table.rows]
+    return "\n".join(lines)
+
+
+def _longest_backtick_run(text: str) -> int:
+    return max((len(m) for m in re.findall(r"`+", text)), default=0)
+
+
+# --- HTML --------------------------------------------------------------------------------
+
+_CSS = """
+body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222;
+       max-width: 1280px; margin: 2em auto; padding: 0 1.5em; }
+h1 { font-size: 1.6em; border-bottom: 2px solid #ddd; padding-bottom: .3em; }
+h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #eee; }
+h3 { font-size: 1.05em; }
+p.recommendation { background: #eef6ee; border-left: 4px solid #59a14f; padding: .7em 1em; }
+p.warning { background: #fff4e5; border-left: 4px solid #f28e2b; padding: .7em 1em; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; font-size: .85em; margin: .5em 0; }
+th, td { border: 1px solid #ddd; padding: .3em .55em; vertical-align: top; }
+th { background: #f4f4f4; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+tr:nth-child(even) td { background: #fafafa; }
+tr.invalid td { background: #fdecea; color: #8a1f11; }
+table.kv th { width: 11em; }
+pre { background: #f6f8fa; padding: .8em; overflow-x: auto; font-size: .85em; }
+figure { margin: 1em 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { color: #666; font-size: .85em; }
+"""
+
+
+def to_html(blocks: Sequence[Block], title: str, base_dir: Path) -> str:
+    """A single self-contained page; images are read from ``base_dir`` and inlined."""
+    body = "\n".join(_html_block(b, base_dir) for b in blocks)
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{_esc(title)}</title>\n<style>{_CSS}</style>\n</head>\n"
+        f"<body>\n<main>\n{body}\n</main>\n</body>\n</html>\n"
+    )
+
+
+def _esc(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _html_block(block: Block, base_dir: Path) -> str:
+    match block:
+        case Heading(level, text):
+            return f"<h{level}>{_esc(text)}</h{level}>"
+        case Paragraph(text, lead, style):
+            cls = f' class="{_esc(style)}"' if style else ""
+            prefix = f"<strong>{_esc(lead)}</strong> " if lead else ""
+            return f"<p{cls}>{prefix}{_esc(text)}</p>"
+        case KeyValues(items):
+            rows = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in items)
+            return f'<table class="kv">{rows}</table>'
+        case Bullets(items):
+            return "<ul>" + "".join(f"<li>{_esc(item)}</li>" for item in items) + "</ul>"
+        case Table():
+            return _html_table(block)
+        case Code(text):
+            return f"<pre>{_esc(text)}</pre>"
+        case Image(src, alt):
+            data = base64.b64encode((base_dir / src).read_bytes()).decode("ascii")
+            return (
+                f'<figure><img src="data:image/png;base64,{data}" alt="{_esc(alt)}">'
+                f"<figcaption>{_esc(alt)}</figcaption></figure>"
+            )
+
+
+def _html_table(table: Table) -> str:
+    head = "".join(f"<th>{_esc(h)}</th>" for h in table.header)
+    body = []
+    for i, cells in enumerate(table.rows):
+        flagged = i < len(table.flagged) and table.flagged[i]
+        tds = "".join(
+            f'<td class="num">{_esc(c)}</td>' if j in table.numeric else f"<td>{_esc(c)}</td>"
+            for j, c in enumerate(cells)
+        )
+        body.append(f'<tr class="invalid">{tds}</tr>' if flagged else f"<tr>{tds}</tr>")
+    return (
+        f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )

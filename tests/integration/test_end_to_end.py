@@ -1,0 +1,159 @@
+"""A tiny spec end to end on a real embedded server: recall, plans, results, report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pgvbench.cli import main
+from pgvbench.engine import LatencyHistogram
+from pgvbench.progress import Reporter
+from pgvbench.results import Results, load_results
+from pgvbench.runner import ExperimentRunner
+from pgvbench.server.connection import Target, connect
+from pgvbench.server.embedded import EmbeddedServer
+from pgvbench.spec import parse_spec
+from support import write_toml
+
+pytestmark = pytest.mark.integration
+
+
+def _run(server: EmbeddedServer, spec_data: dict[str, Any], tmp_path: Path) -> Results:
+    spec = parse_spec(spec_data)
+    runner = ExperimentRunner(
+        spec,
+        Target(server.dsn(), "embedded"),
+        out_dir=tmp_path / "out",
+        cache_dir=tmp_path / "cache",
+        reporter=Reporter(enabled=False),
+    )
+    return runner.run()
+
+
+@pytest.fixture
+def tiny_results(
+    embedded_server: EmbeddedServer, tiny_spec: dict[str, Any], tmp_path: Path
+) -> Results:
+    return _run(embedded_server, tiny_spec, tmp_path)
+
+
+def _recalls(results: Results, kind: str, param: str) -> list[tuple[int, float]]:
+    points = [p for p in results.runs if p.index_kind == kind]
+    assert points, f"no {kind} points"
+    out = []
+    for p in sorted(points, key=lambda p: p.query_params[param]):
+        assert p.recall is not None
+        out.append((p.query_params[param], p.recall.mean))
+    return out
+
+
+def test_exact_scan_has_perfect_recall(tiny_results: Results) -> None:
+    exact = [p for p in tiny_results.runs if p.index_kind == "none"]
+    assert len(exact) == 1
+    assert exact[0].recall is not None
+    assert exact[0].recall.mean == 1.0
+    assert exact[0].recall.min == 1.0
+    assert exact[0].valid, exact[0].notes
+
+
+def test_recall_rises_with_ef_search(tiny_results: Results) -> None:
+    series = _recalls(tiny_results, "hnsw", "hnsw.ef_search")
+    recalls = [r for _, r in series]
+    assert recalls == sorted(recalls), series
+    assert recalls[-1] > recalls[0], "ef_search 1 -> 40 should change recall on this data"
+
+
+def test_recall_rises_with_probes(tiny_results: Results) -> None:
+    series = _recalls(tiny_results, "ivfflat", "ivfflat.probes")
+    recalls = [r for _, r in series]
+    assert recalls == sorted(recalls), series
+    # probes = lists scans every list: exhaustive, so exact (if the index is used at all)
+    last = next(p for p in tiny_results.runs if p.query_params.get("ivfflat.probes") == 20)
+    if last.valid:
+        assert last.recall is not None and last.recall.mean == 1.0
+
+
+def test_points_are_measured_and_consistent(tiny_results: Results) -> None:
+    assert tiny_results.status == "complete"
+    assert tiny_results.dataset is not None and tiny_results.dataset.n == 3000
+    assert tiny_results.load is not None and tiny_results.load.rows == 3000
+    builds = {b.kind: b for b in tiny_results.indexes}
+    assert builds["hnsw"].index_bytes > 0 and builds["hnsw"].build_seconds > 0
+    assert builds["ivfflat"].phases, "ivfflat reports build phases"
+    assert builds["hnsw"].build_settings["maintenance_work_mem"]
+    assert len(tiny_results.runs) == 1 + 4 + 5
+    for point in tiny_results.runs:
+        assert point.operations > 0 and point.qps > 0
+        assert point.errors == 0
+        assert point.latency_ms is not None
+        assert 0 < point.latency_ms.p50 <= point.latency_ms.p99 <= point.latency_ms.max
+        assert point.histogram is not None
+        assert LatencyHistogram.decode(point.histogram).count == point.operations
+        # throughput is measured, and consistent with one client's latency
+        assert point.qps == pytest.approx(point.operations / point.duration_s, rel=1e-3)
+        assert point.qps <= 1e3 / point.latency_ms.mean * 1.05
+        assert point.plan
+        if point.statements is not None:
+            assert point.statements.calls >= point.operations
+    hnsw_points = [p for p in tiny_results.runs if p.index_kind == "hnsw"]
+    assert all(p.valid for p in hnsw_points), [p.notes for p in hnsw_points]
+    assert all("hnsw" in (p.plan or "") for p in hnsw_points)
+    low = [p for p in hnsw_points if p.query_params["hnsw.ef_search"] < 10]
+    assert all(any("ef_search" in n for n in p.notes) for p in low)
+
+
+def test_environment_and_results_file(tiny_results: Results, tmp_path: Path) -> None:
+    env = tiny_results.environment
+    assert env.postgres_version.startswith("18")
+    assert env.pgvector_version.startswith("0.8")
+    assert env.server_kind == "embedded"
+    assert env.host.cores >= 1 and env.host.ram_bytes > 0
+    assert "shared_preload_libraries" in env.non_default_settings
+    on_disk = load_results(tmp_path / "out" / "results.json")
+    assert on_disk.to_dict() == tiny_results.to_dict()
+
+
+def test_indexes_are_dropped_after_their_sweep(
+    tiny_results: Results, embedded_server: EmbeddedServer
+) -> None:
+    schema = tiny_results.spec["schema"]
+    with connect(embedded_server.dsn()) as conn:
+        rows = conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = %s", (schema,)
+        ).fetchall()
+    assert rows == []
+
+
+def test_cli_run_writes_report(
+    embedded_server: EmbeddedServer,
+    tiny_spec: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tiny_spec["index"] = [{"kind": "hnsw", "m": 4, "ef_construction": 8, "ef_search": [10]}]
+    spec_path = write_toml(tmp_path / "tiny.toml", tiny_spec)
+    monkeypatch.setenv("PGVBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "report"
+    code = main(
+        [
+            "run",
+            str(spec_path),
+            "--out",
+            str(out),
+            "--quiet",
+            "--data-dir",
+            str(embedded_server.data_dir),
+        ]
+    )
+    assert code == 0
+    for name in ("results.json", "report.md", "report.html", "recall_vs_qps.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert "hnsw" in (out / "report.md").read_text()
+    # the server was already running, so the CLI must leave it running
+    assert embedded_server.is_running()
+    # `report` re-renders from the results file alone
+    (out / "report.md").unlink()
+    assert main(["report", str(out / "results.json")]) == 0
+    assert (out / "report.md").exists()

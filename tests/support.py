@@ -1,0 +1,38 @@
+"""Helpers shared by tests (importable thanks to pythonpath = tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def write_toml(path: Path, data: dict[str, Any]) -> Path:
+    """Minimal TOML writer for test specs (tables, arrays of tables, scalars, lists)."""
+    lines: list[str] = []
+
+    def scalar(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, list):
+            return "[" + ", ".join(scalar(x) for x in v) + "]"
+        return repr(v)
+
+    def table(prefix: str, body: dict[str, Any], header: str) -> None:
+        lines.append(header)
+        nested = {k: v for k, v in body.items() if isinstance(v, dict)}
+        for k, v in body.items():
+            if k not in nested:
+                lines.append(f"{k} = {scalar(v)}")
+        for k, v in nested.items():
+            table(f"{prefix}.{k}", v, f"[{prefix}.{k}]")
+
+    for key, value in data.items():
+        if isinstance(value, list):
+            for item in value:
+                table(key, item, f"[[{key}]]")
+        else:
+            table(key, value, f"[{key}]")
+    path.write_text("\n".join(lines) + "\n")
+    return path
