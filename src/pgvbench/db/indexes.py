@@ -62,12 +62,7 @@ def build_index(
         sql.SQL(metric.opclass()),
         with_params,
     )
-    settings = {
-        s: str(
-            conn.execute(sql.SQL("SELECT current_setting({})").format(sql.Literal(s))).fetchone()[0]
-        )  # type: ignore[index]
-        for s in BUILD_SETTINGS
-    }
+    settings = {s: _current_setting(conn, s) for s in BUILD_SETTINGS}
     notices: list[str] = []
 
     def on_notice(diag: psycopg.errors.Diagnostic) -> None:
@@ -148,6 +143,11 @@ def _poll(
         phases.append(
             BuildPhase(phase=current, seconds=round(time.perf_counter() - phase_start, 3))
         )
+
+
+def _current_setting(conn: psycopg.Connection[Any], name: str) -> str:
+    row = conn.execute("SELECT current_setting(%s)", (name,)).fetchone()
+    return "" if row is None else str(row[0])
 
 
 def drop_index(conn: psycopg.Connection[Any], schema: str, name: str) -> None:
