@@ -137,47 +137,50 @@ def _cmd_run(args: argparse.Namespace) -> int:
     server: EmbeddedServer | None = None
     started = False
     settings_info: ServerSettingsInfo
-    try:
-        if args.dsn:
-            dsn, settings_info = session_settings(args.dsn, spec.server.settings)
-            target = Target(dsn=dsn, kind="external")
-        else:
-            server = EmbeddedServer(data_dir=args.data_dir or paths.data_dir)
-            reporter.log(f"embedded server: {server.data_dir}")
-            started = server.ensure_started(fresh=args.fresh)
-            applied = server.apply_settings(spec.server.settings, source=str(args.spec))
-            settings_info = ServerSettingsInfo(
-                requested=dict(spec.server.settings),
-                in_effect=applied.in_effect,
-                not_applied=applied.not_applied,
-                restarted=applied.restarted,
-                method="ALTER SYSTEM",
-            )
-            target = Target(dsn=server.dsn(), kind="embedded")
-        for name, why in settings_info.not_applied.items():
-            reporter.log(f"[yellow]setting {name} not applied: {why}[/yellow]")
-        runner = ExperimentRunner(
-            spec, target, out_dir=out_dir, cache_dir=paths.groundtruth_dir, reporter=reporter
-        )
-        runner.server_settings = settings_info
-        failed: BaseException | None = None
-        with reporter:
+    runner = ExperimentRunner(
+        spec, out_dir=out_dir, cache_dir=paths.groundtruth_dir, reporter=reporter
+    )
+    failed: BaseException | None = None
+    results = None
+    with reporter:
+        # Bad input (dataset files, k) fails here, before a server starts or a file is written.
+        data = runner.prepare()
+        try:
+            if args.dsn:
+                dsn, settings_info = session_settings(args.dsn, spec.server.settings)
+                target = Target(dsn=dsn, kind="external")
+            else:
+                server = EmbeddedServer(data_dir=args.data_dir or paths.data_dir)
+                reporter.log(f"embedded server: {server.data_dir}")
+                started = server.ensure_started(fresh=args.fresh)
+                applied = server.apply_settings(spec.server.settings, source=str(args.spec))
+                settings_info = ServerSettingsInfo(
+                    requested=dict(spec.server.settings),
+                    in_effect=applied.in_effect,
+                    not_applied=applied.not_applied,
+                    restarted=applied.restarted,
+                    method="ALTER SYSTEM",
+                )
+                target = Target(dsn=server.dsn(), kind="embedded")
+            for name, why in settings_info.not_applied.items():
+                reporter.log(f"[yellow]setting {name} not applied: {why}[/yellow]")
+            runner.server_settings = settings_info
             try:
-                results = runner.run()
+                results = runner.run(target, data)
             except BaseException as exc:  # report what was measured, then re-raise
                 failed = exc
-                results = runner.results  # type: ignore[assignment]
-        if results is not None and not args.no_report:
+                results = runner.results
+        finally:
+            if server is not None and started and not args.keep_server:
+                server.stop()
+    if runner.saved and results is not None:
+        if not args.no_report:
             files = render_report(results, out_dir)
             reporter.log(f"report: {files.md}  {files.html}")
-        if results is not None:
-            reporter.log(f"results: {runner.results_path} ({results.status})")
-        if failed is not None:
-            raise failed
-        return EXIT_OK
-    finally:
-        if server is not None and started and not args.keep_server:
-            server.stop()
+        reporter.log(f"results: {runner.results_path} ({results.status})")
+    if failed is not None:
+        raise failed
+    return EXIT_OK
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

@@ -103,33 +103,50 @@ def split_queries(dataset: Dataset, n_recall: int) -> QuerySets:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class PreparedData:
+    """Everything computed client-side before the server is touched."""
+
+    dataset: Dataset
+    sets: QuerySets
+    truth: GroundTruth
+    info: DatasetInfo
+
+
 class ExperimentRunner:
     """Carries one run from spec to results.json."""
 
     def __init__(
         self,
         spec: ExperimentSpec,
-        target: Target,
         *,
         out_dir: Path,
         cache_dir: Path,
         reporter: Reporter,
     ) -> None:
         self.spec = spec
-        self.target = target
+        self.target = Target(dsn="", kind="unset")
         self.out_dir = out_dir
         self.cache_dir = cache_dir
         self.reporter = reporter
         self.table = f"{spec.name}_items"
         self.results: Results | None = None
+        self.saved = False  # True once results.json exists for this run
         self.server_settings: ServerSettingsInfo | None = None
 
     @property
     def results_path(self) -> Path:
         return self.out_dir / RESULTS_FILE
 
-    def run(self) -> Results:
-        """Run the whole experiment; on any failure, save what was measured and re-raise."""
+    def run(self, target: Target, data: PreparedData | None = None) -> Results:
+        """Run the whole experiment; on any failure, save what was measured and re-raise.
+
+        Inputs are checked first (dataset files, ground truth, server reachable, pgvector
+        present): a bad input fails before anything is written. Pass ``data`` from
+        :meth:`prepare` to check the inputs before a server is even started.
+        """
+        self.target = target
+        data = data or self.prepare()
         with connect(self.target.dsn) as conn:
             ensure_vector_extension(conn)
             self.results = Results(
@@ -140,9 +157,11 @@ class ExperimentRunner:
                 environment=collect_environment(conn, server_kind=self.target.kind),
                 spec=self.spec.to_dict(),
                 server_settings=self.server_settings,
+                dataset=data.info,
             )
         try:
-            self._run(self.results)
+            self._save()
+            self._run(self.results, data)
         except BaseException as exc:
             self._finish(
                 "partial" if isinstance(exc, KeyboardInterrupt) else "failed",
@@ -163,10 +182,12 @@ class ExperimentRunner:
     def _save(self) -> None:
         assert self.results is not None
         write_results(self.results, self.results_path)
+        self.saved = True
 
     # ------------------------------------------------------------------ stages
 
-    def _run(self, results: Results) -> None:
+    def prepare(self) -> PreparedData:
+        """Dataset and ground truth: client-side work that needs no server."""
         spec = self.spec
         with self.reporter.task("generate / read dataset") as task:
             dataset = build_dataset(spec)
@@ -181,7 +202,7 @@ class ExperimentRunner:
             task.update(
                 description=f"ground truth ({truth.method}{', cached' if truth.cached else ''})"
             )
-        results.dataset = DatasetInfo(
+        info = DatasetInfo(
             name=dataset.name,
             source=dataset.source,
             n=dataset.n,
@@ -197,11 +218,14 @@ class ExperimentRunner:
                 cached=truth.cached,
             ),
         )
+        return PreparedData(dataset=dataset, sets=sets, truth=truth, info=info)
+
+    def _run(self, results: Results, data: PreparedData) -> None:
         with connect(self.target.dsn) as conn:
-            results.load = self._load(conn, dataset)
+            results.load = self._load(conn, data.dataset)
             self._save()
-            for index_spec in spec.indexes:
-                self._measure_index(conn, index_spec, dataset, sets, truth, results)
+            for index_spec in self.spec.indexes:
+                self._measure_index(conn, index_spec, data.dataset, data.sets, data.truth, results)
 
     def _load(self, conn: psycopg.Connection[Any], dataset: Dataset) -> LoadInfo:
         schema = self.spec.schema

@@ -24,12 +24,11 @@ def _run(server: EmbeddedServer, spec_data: dict[str, Any], tmp_path: Path) -> R
     spec = parse_spec(spec_data)
     runner = ExperimentRunner(
         spec,
-        Target(server.dsn(), "embedded"),
         out_dir=tmp_path / "out",
         cache_dir=tmp_path / "cache",
         reporter=Reporter(enabled=False),
     )
-    return runner.run()
+    return runner.run(Target(server.dsn(), "embedded"))
 
 
 @pytest.fixture
