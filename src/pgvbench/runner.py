@@ -20,7 +20,7 @@ from .datasets.files import load_hdf5, load_npy
 from .datasets.synthetic import generate_clustered, generate_uniform
 from .db import indexes as ix
 from .db import schema as db_schema
-from .db.load import copy_vectors
+from .db.load import load_vectors
 from .engine import run_closed_loop
 from .environment import collect_environment
 from .errors import DatasetError, PgvbenchError, RunFailed
@@ -232,7 +232,9 @@ class ExperimentRunner:
         db_schema.ensure_schema(conn, schema)
         db_schema.create_vector_table(conn, schema, self.table, dataset.dim)
         with self.reporter.task(f"load {dataset.n:,} rows (binary COPY)", total=dataset.n) as task:
-            seconds = copy_vectors(conn, schema, self.table, dataset.base, on_progress=task.advance)
+            seconds = load_vectors(
+                self.target.dsn, schema, self.table, dataset.base, on_progress=task.advance
+            )
         with self.reporter.task("ANALYZE"):
             conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(schema, self.table)))
         return LoadInfo(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -137,7 +138,7 @@ def parse_spec(data: Mapping[str, Any], *, source: Path | None = None) -> Experi
     exp = _Table(where, "experiment", data.get("experiment", {}))
     exp.only(["name", "seed", "schema"])
     name = exp.string("name", required=True)
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         exp.fail(
             "name",
             f"= {name!r} must be lowercase letters, digits and _, starting "
@@ -145,7 +146,7 @@ def parse_spec(data: Mapping[str, Any], *, source: Path | None = None) -> Experi
         )
     seed = exp.integer("seed", default=42, minimum=0)
     schema = exp.string("schema", default="pgvbench")
-    if not _NAME_RE.match(schema):
+    if not _NAME_RE.fullmatch(schema):
         exp.fail("schema", f"= {schema!r} must be a plain lowercase identifier")
 
     dataset = _parse_dataset(_Table(where, "dataset", data.get("dataset")), base_dir)
@@ -237,7 +238,9 @@ def _parse_query(t: _Table) -> QuerySpec:
         warmup_seconds=t.number("warmup_seconds", default=1.0, minimum=0.0),
         measure_seconds=t.number("measure_seconds", default=3.0, minimum=0.1),
         target_recall=t.number("target_recall", default=0.95, minimum=0.0, maximum=1.0),
-        statement_timeout_ms=t.integer("statement_timeout_ms", default=30_000, minimum=1),
+        statement_timeout_ms=t.integer(
+            "statement_timeout_ms", default=30_000, minimum=1, maximum=2_147_483_647
+        ),
     )
 
 
@@ -248,7 +251,7 @@ def _parse_server(t: _Table) -> ServerSpec:
         t.fail("settings", 'must be a table of name = value, e.g. shared_buffers = "512MB"')
     settings: dict[str, str] = {}
     for key, value in raw.items():
-        if not re.match(r"^[a-z_][a-z0-9_.]*$", key):
+        if not re.fullmatch(r"[a-z_][a-z0-9_.]*", key):
             t.fail(f"settings.{key}", "is not a PostgreSQL setting name")
         if isinstance(value, bool):
             settings[key] = "on" if value else "off"
@@ -318,7 +321,7 @@ class _Table:
         for key in self.data:
             if key not in allowed:
                 close = difflib.get_close_matches(key, allowed, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
+                hint = f"; did you mean {close[0]!r}?" if close else "."
                 self.fail(
                     repr(key)[1:-1],
                     f"is not a known key{hint} Allowed keys: "
@@ -370,6 +373,8 @@ class _Table:
         value = self._get(key, default, required)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.fail(key, f"= {value!r} must be a number")
+        if not math.isfinite(value):
+            self.fail(key, f"= {value} must be a finite number")
         return float(self._bounded(key, value, minimum, maximum))
 
     def int_list(
