@@ -7,7 +7,9 @@ Exit codes: 0 success; 1 a run failed or was cut short (partial results written)
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -103,8 +105,27 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if threading.current_thread() is not threading.main_thread():
+        return _dispatch(args)
+    # Ctrl-C and `kill` both end a run the same way: partial results written, servers
+    # pgvbench started stopped. (SIGINT may arrive ignored from a non-interactive shell.)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    try:
+        return _dispatch(args)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         if args.command == "run":
             return _cmd_run(args)
@@ -112,17 +133,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_report(args)
         if args.command == "validate":
             spec = load_spec(args.spec)
-            print(
-                f"{args.spec}: ok ({len(spec.indexes)} index builds, "
-                f"{sum(max(1, len(i.sweep_values)) for i in spec.indexes)} sweep points)"
-            )
+            points = sum(max(1, len(i.sweep_values)) for i in spec.indexes)
+            print(f"{args.spec}: ok ({len(spec.indexes)} index builds, {points} sweep points)")
             return EXIT_OK
         return _cmd_server(args)
     except PgvbenchError as exc:
         print(f"pgvbench: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("pgvbench: interrupted", file=sys.stderr)
+        print("pgvbench: interrupted; partial results (if any) were written", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

@@ -283,6 +283,10 @@ class ExperimentRunner:
                     metric=dataset.metric,
                     on_progress=show,
                 )
+                task.update(
+                    description=f"built {index_spec.label}: {build.build_seconds:.1f} s, "
+                    f"{build.index_bytes / 2**20:.1f} MB"
+                )
             conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(self.spec.schema, self.table)))
         results.indexes.append(build)
         self._save()
@@ -298,7 +302,23 @@ class ExperimentRunner:
                     sweep.advance()
         finally:
             if name is not None:
-                ix.drop_index(conn, self.spec.schema, name)
+                self._drop_index_quietly(conn, name)
+
+    def _drop_index_quietly(self, conn: psycopg.Connection[Any], name: str) -> None:
+        """Drop a finished build; on a broken connection (Ctrl-C, server gone) try a new
+        one, and never let cleanup hide the error that ended the run."""
+        for attempt in range(2):
+            try:
+                if attempt == 0 and not conn.closed:
+                    ix.drop_index(conn, self.spec.schema, name)
+                else:
+                    with connect(self.target.dsn) as fresh:
+                        ix.drop_index(fresh, self.spec.schema, name)
+                return
+            except psycopg.Error:
+                continue
+            except PgvbenchError:
+                return
 
     def _measure_point(
         self,
@@ -358,7 +378,10 @@ class ExperimentRunner:
                 is_fatal=_connection_lost,
             )
             statements = collector.stop()
-            sweep.update(description=f"sweep {index_spec.label}")
+            sweep.update(
+                description=f"sweep {index_spec.label}: last point recall {mean:.3f}, "
+                f"{outcome.operations / max(outcome.duration_s, 1e-9):,.0f} QPS"
+            )
             if not collector.available:
                 notes.append("pg_stat_statements is not available on this server")
         if outcome.errors:

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import write_toml
 
 from pgvbench.errors import SpecError
 from pgvbench.metrics import Metric
 from pgvbench.spec import ExperimentSpec, load_spec, parse_spec
+from support import write_toml
 
 WORKLOADS = Path(__file__).resolve().parents[2] / "workloads"
 

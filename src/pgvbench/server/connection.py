@@ -50,6 +50,17 @@ def connect(dsn: str, **kwargs: Any) -> psycopg.Connection[Any]:
     kwargs.setdefault("autocommit", True)
     try:
         return psycopg.connect(dsn, **kwargs)
+    except psycopg.ProgrammingError as exc:
+        # libpq's parse errors quote the DSN (a URL whole), so they may hold the password:
+        # show the parser's words only for a DSN that cannot contain one.
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if not detail or "password" in dsn.lower() or "@" in dsn:
+            detail = "its quoting or punctuation is wrong"
+        raise ConnectError(
+            f"the DSN is not a valid connection string ({detail}). Use key=value pairs, "
+            "e.g. 'host=db.example.com port=5432 user=bench dbname=bench', or a URL, e.g. "
+            "'postgresql://bench@db.example.com:5432/bench'."
+        ) from None
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConnectError(
