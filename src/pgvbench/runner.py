@@ -149,6 +149,9 @@ class ExperimentRunner:
         data = data or self.prepare()
         with connect(self.target.dsn) as conn:
             ensure_vector_extension(conn)
+            # Ownership checks before anything is written: a refusal is bad input.
+            db_schema.ensure_schema(conn, self.spec.schema)
+            db_schema.check_table_replaceable(conn, self.spec.schema, self.table)
             self.results = Results(
                 run_name=self.spec.name,
                 status="running",

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import write_toml
 
 from pgvbench.cli import main
 from pgvbench.results import load_results
 from pgvbench.server.connection import connect
 from pgvbench.server.embedded import EmbeddedServer
+from support import write_toml
 
 pytestmark = pytest.mark.integration
 

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import write_toml
 
 from pgvbench.results import load_results
 from pgvbench.server.embedded import EmbeddedServer
+from support import write_toml
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

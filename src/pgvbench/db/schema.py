@@ -70,6 +70,15 @@ def drop_owned_table(conn: psycopg.Connection[Any], schema: str, table: str) -> 
     conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, table)))
 
 
+def check_table_replaceable(conn: psycopg.Connection[Any], schema: str, table: str) -> None:
+    """Raise SafetyError if ``schema.table`` exists without pgvbench's mark."""
+    comment = _table_comment(conn, schema, table)
+    if comment is not None and comment != OWNER_MARK:
+        raise SafetyError(
+            f"table {schema}.{table} exists without pgvbench's mark; pgvbench will not drop it."
+        )
+
+
 def create_vector_table(conn: psycopg.Connection[Any], schema: str, table: str, dim: int) -> str:
     """(Re)create ``schema.table (id bigint, embedding vector(dim))``; return a storage note."""
     drop_owned_table(conn, schema, table)
