@@ -160,3 +160,26 @@ def test_cli_run_writes_report(
     (out / "report.md").unlink()
     assert main(["report", str(out / "results.json")]) == 0
     assert (out / "report.md").exists()
+
+
+def test_point_is_invalid_when_the_plan_skips_the_index(
+    embedded_server: EmbeddedServer, tiny_spec: dict[str, Any], tmp_path: Path
+) -> None:
+    tiny_spec["index"] = [{"kind": "hnsw", "m": 4, "ef_construction": 8, "ef_search": [10]}]
+    spec = parse_spec(tiny_spec)
+    runner = ExperimentRunner(
+        spec,
+        out_dir=tmp_path / "out",
+        cache_dir=tmp_path / "cache",
+        reporter=Reporter(enabled=False),
+    )
+    # the planner is told not to use index scans: the timings would be of a seq scan
+    dsn = embedded_server.dsn() + " options='-c enable_indexscan=off'"
+    results = runner.run(Target(dsn, "external"))
+    (point,) = results.runs
+    assert point.valid is False
+    assert any("instead of" in note and "sequential scan" in note for note in point.notes)
+    assert point.plan is not None and "Seq Scan" in point.plan
+    assert point.recall is not None and point.recall.mean == 1.0  # exact, since seq scan
+    report = (tmp_path / "out").glob("*")
+    assert any(p.name == "results.json" for p in report)
