@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import copy
-import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pgvbench.server.embedded import EmbeddedServer
+from pgvbench.server.embedded import EmbeddedServer, temporary_server
 
 
 @pytest.fixture(scope="session")
@@ -22,14 +19,8 @@ def embedded_server() -> Iterator[EmbeddedServer]:
     Its data dir lives outside pytest's tmp tree: pytest keeps that tree 0700, which
     would lock out the server's own system user when the tests run as root.
     """
-    root = Path(tempfile.mkdtemp(prefix="pgvbench-test-"))
-    server = EmbeddedServer(data_dir=root / "data")
-    server.ensure_started(fresh=True)
-    try:
+    with temporary_server("pgvbench-test-") as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

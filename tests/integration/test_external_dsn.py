@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +11,7 @@ import pytest
 from pgvbench.cli import main
 from pgvbench.results import load_results
 from pgvbench.server.connection import connect
-from pgvbench.server.embedded import EmbeddedServer
+from pgvbench.server.embedded import EmbeddedServer, temporary_server
 from support import write_toml
 
 pytestmark = pytest.mark.integration
@@ -21,14 +19,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def external_server() -> Iterator[EmbeddedServer]:
-    root = Path(tempfile.mkdtemp(prefix="pgvbench-ext-"))
-    server = EmbeddedServer(data_dir=root / "data")
-    server.ensure_started(fresh=True)
-    try:
+    with temporary_server("pgvbench-ext-") as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _setting(server: EmbeddedServer, name: str) -> str:

@@ -406,3 +406,20 @@ def _ensure_system_user(name: str) -> None:
                 f"(it refuses to run as root), and useradd failed: {result.stderr.strip()}. "
                 "Create the user yourself or run pgvbench as a normal user."
             ) from None
+
+
+@contextlib.contextmanager
+def temporary_server(prefix: str = "pgvbench-") -> Iterator[EmbeddedServer]:
+    """A throwaway embedded server (fresh data dir in the temp folder), removed on exit.
+
+    The data dir lives outside e.g. pytest's 0700 tmp tree, which would lock out the
+    server's own system user when running as root.
+    """
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    server = EmbeddedServer(data_dir=root / "data")
+    try:
+        server.ensure_started(fresh=True)
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
