@@ -19,7 +19,9 @@ from typing import Any, Literal, TypeVar
 
 from .errors import ResultsError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Versions this code reads. v1 files (no load tests) load with empty load_points.
+READABLE_VERSIONS = (1, 2)
 RunStatus = Literal["running", "complete", "partial", "failed"]
 
 
@@ -144,6 +146,56 @@ class SweepPoint:
 
 
 @dataclasses.dataclass
+class TimeSlice:
+    """One second of a load test (t = seconds since the measured window began)."""
+
+    t: int
+    ops: int
+    p99_ms: float | None
+
+
+@dataclasses.dataclass
+class LoadPoint:
+    """One concurrency point: engine x pooling strategy x pool size x clients.
+
+    Latency is measured by the client. In open loop it runs from the *intended* start
+    of each operation (no coordinated omission); ``service_ms`` (from the real start)
+    and ``queue_wait_ms`` (intended -> real start) split it.
+    """
+
+    engine: str  # "python" | "pgbench"
+    index: str  # IndexBuild.label
+    query_params: dict[str, int]
+    strategy: str  # "direct" | "connect_per_op" | "psycopg_pool" | "pgbouncer"
+    pool: dict[str, Any]  # strategy parameters (sizes, pool_mode, timeout ...)
+    clients: int
+    mode: str  # "closed" | "open"
+    target_rate: float | None
+    arrival: str | None  # "poisson" | "constant" (open loop)
+    think_time_ms: float
+    qps: float  # completed operations / measured duration (measured, not derived)
+    operations: int
+    errors: int
+    dropped: int  # open loop: arrivals refused because max_inflight was reached
+    duration_s: float
+    warmup_s: float
+    latency_ms: Latency | None
+    service_ms: Latency | None = None
+    queue_wait_ms: Latency | None = None
+    schedule_lag_ms: float | None = None  # open loop: mean lateness of the dispatcher
+    error_messages: dict[str, int] = dataclasses.field(default_factory=dict)
+    pool_stats: dict[str, int] | None = None
+    client_cpu_cores: float | None = None  # CPU seconds of the load generator / wall second
+    server_cpu_cores: float | None = None  # same for the server's processes (embedded only)
+    fidelity: float | None = None  # python QPS / pgbench QPS at the same SQL and clients
+    timeseries: list[TimeSlice] = dataclasses.field(default_factory=list)
+    valid: bool = True
+    suspect: bool = False  # measurement may be limited by the client, not the server
+    notes: list[str] = dataclasses.field(default_factory=list)
+    histogram: str | None = None  # HdrHistogram (ns), base64
+
+
+@dataclasses.dataclass
 class ServerSettingsInfo:
     """The spec's [server.settings] and what became of them."""
 
@@ -168,6 +220,7 @@ class Results:
     runs: list[SweepPoint] = dataclasses.field(default_factory=list)
     failure: str | None = None
     server_settings: ServerSettingsInfo | None = None
+    load_points: list[LoadPoint] = dataclasses.field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -178,14 +231,17 @@ class Results:
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "<dict>") -> Results:
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS:
+            readable = ", ".join(str(v) for v in READABLE_VERSIONS)
             raise ResultsError(
                 f"{source}: schema_version {version!r} is not supported by this pgvbench "
-                f"(it reads version {SCHEMA_VERSION}). Re-run the benchmark with this version, "
+                f"(it reads versions {readable}). Re-run the benchmark with this version, "
                 "or use the pgvbench release that wrote the file."
             )
         try:
-            return _build(cls, data)
+            results = _build(cls, data)
+            results.schema_version = SCHEMA_VERSION  # upgraded in memory; v1 adds nothing
+            return results
         except (TypeError, KeyError, ValueError) as exc:
             raise ResultsError(f"{source}: malformed results file: {exc}") from exc
 

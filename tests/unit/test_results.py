@@ -9,6 +9,7 @@ import pytest
 
 from pgvbench.errors import ResultsError
 from pgvbench.results import (
+    READABLE_VERSIONS,
     SCHEMA_VERSION,
     BuildPhase,
     DatasetInfo,
@@ -145,7 +146,19 @@ def test_unknown_schema_version_names_file_and_versions(tmp_path: Path) -> None:
     message = str(info.value)
     assert str(path) in message
     assert "99" in message
-    assert f"version {SCHEMA_VERSION}" in message
+    assert f"versions {', '.join(str(v) for v in READABLE_VERSIONS)}" in message
+
+
+def test_version_1_files_still_load(tmp_path: Path) -> None:
+    """Files written before load tests existed keep working (no load_points key)."""
+    path = tmp_path / "v1.json"
+    data = _results().to_dict()
+    data["schema_version"] = 1
+    del data["load_points"]
+    path.write_text(json.dumps(data), encoding="utf-8")
+    loaded = load_results(path)
+    assert loaded.load_points == []
+    assert loaded.runs == _results().runs
 
 
 def test_missing_schema_version_is_rejected(tmp_path: Path) -> None:
