@@ -68,6 +68,65 @@ class QuerySpec:
     statement_timeout_ms: int = 30_000
 
 
+POOLING_STRATEGIES = ("direct", "connect_per_op", "psycopg_pool", "pgbouncer")
+LOAD_MODES = ("closed", "open")
+ARRIVALS = ("poisson", "constant")
+ENGINES = ("python", "pgbench")
+QUERY_SOURCES = ("vector", "table")
+POOL_MODES = ("transaction", "session")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PoolingSpec:
+    """One pooling strategy; list-valued sizes expand into several load points."""
+
+    strategy: str
+    # psycopg_pool
+    min_size: int | None = None  # None: equal to max_size (psycopg_pool's default)
+    max_sizes: tuple[int, ...] = ()
+    timeout_s: float = 30.0
+    max_waiting: int = 0
+    # pgbouncer
+    pool_mode: str = "transaction"
+    pool_sizes: tuple[int, ...] = ()
+
+    def variants(self) -> list[dict[str, Any]]:
+        """The parameter set of each load point this strategy contributes."""
+        if self.strategy == "psycopg_pool":
+            return [
+                {
+                    "min_size": self.min_size if self.min_size is not None else size,
+                    "max_size": size,
+                    "timeout_s": self.timeout_s,
+                    "max_waiting": self.max_waiting,
+                }
+                for size in self.max_sizes
+            ]
+        if self.strategy == "pgbouncer":
+            return [{"pool_mode": self.pool_mode, "pool_size": size} for size in self.pool_sizes]
+        return [{}]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LoadSpec:
+    """Concurrency tests run on one index build at fixed query parameters."""
+
+    index: str  # label of an [[index]] build
+    query_params: Mapping[str, int]
+    clients: tuple[int, ...]
+    mode: str = "closed"
+    think_time_ms: float = 0.0
+    rate: float = 0.0  # open loop: target operations per second (all clients together)
+    arrival: str = "poisson"
+    max_inflight: int = 0  # open loop: queued + running cap; 0 means 10 x clients
+    warmup_seconds: float = 1.0
+    duration_seconds: float = 5.0
+    slo_p99_ms: float = 50.0
+    query_source: str = "vector"  # vector: the app sends the vector; table: pgbench's SQL
+    engines: tuple[str, ...] = ("python",)
+    pooling: tuple[PoolingSpec, ...] = (PoolingSpec(strategy="direct"),)
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ServerSpec:
     settings: Mapping[str, str]
@@ -82,6 +141,7 @@ class ExperimentSpec:
     query: QuerySpec
     server: ServerSpec
     indexes: tuple[IndexSpec, ...]
+    load: LoadSpec | None = None
     source_path: Path | None = None
     raw: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -105,7 +165,22 @@ class ExperimentSpec:
                 }
                 for ix in self.indexes
             ],
+            "load": _load_to_dict(self.load),
         }
+
+
+def _load_to_dict(load: LoadSpec | None) -> dict[str, Any] | None:
+    if load is None:
+        return None
+    data = dataclasses.asdict(load)
+    data["query_params"] = dict(load.query_params)
+    data["clients"] = list(load.clients)
+    data["engines"] = list(load.engines)
+    data["pooling"] = [
+        {**dataclasses.asdict(p), "max_sizes": list(p.max_sizes), "pool_sizes": list(p.pool_sizes)}
+        for p in load.pooling
+    ]
+    return data
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
@@ -133,7 +208,7 @@ def load_spec(path: Path) -> ExperimentSpec:
 def parse_spec(data: Mapping[str, Any], *, source: Path | None = None) -> ExperimentSpec:
     where = str(source) if source else "<spec>"
     base_dir = source.parent if source else Path.cwd()
-    _Table(where, "", data).only(["experiment", "dataset", "query", "server", "index"])
+    _Table(where, "", data).only(["experiment", "dataset", "query", "server", "index", "load"])
 
     exp = _Table(where, "experiment", data.get("experiment", {}))
     exp.only(["name", "seed", "schema"])
@@ -168,7 +243,11 @@ def parse_spec(data: Mapping[str, Any], *, source: Path | None = None) -> Experi
     dupes = sorted({lb for lb in labels if labels.count(lb) > 1})
     if dupes:
         raise SpecError(f"{where}: [[index]] builds are listed twice: {', '.join(dupes)}")
+    load = None
+    if "load" in data:
+        load = _parse_load(_Table(where, "load", data["load"]), indexes, query)
     return ExperimentSpec(
+        load=load,
         name=name,
         seed=seed,
         schema=schema,
@@ -260,6 +339,101 @@ def _parse_server(t: _Table) -> ServerSpec:
         else:
             t.fail(f"settings.{key}", "must be a string, number or boolean")
     return ServerSpec(settings=settings)
+
+
+def _parse_load(t: _Table, indexes: tuple[IndexSpec, ...], query: QuerySpec) -> LoadSpec:
+    t.only(
+        [
+            "index",
+            "query_params",
+            "clients",
+            "mode",
+            "think_time_ms",
+            "rate",
+            "arrival",
+            "max_inflight",
+            "warmup_seconds",
+            "duration_seconds",
+            "slo_p99_ms",
+            "query_source",
+            "engines",
+            "pooling",
+        ]
+    )
+    labels = [ix.label for ix in indexes]
+    default_index = next((ix.label for ix in indexes if ix.kind != "none"), labels[0])
+    label = t.string("index", default=default_index)
+    if label not in labels:
+        t.fail("index", f"= {label!r} is not one of the [[index]] builds: {', '.join(labels)}")
+    target = indexes[labels.index(label)]
+    raw_params = t.data.get("query_params", {})
+    if not isinstance(raw_params, Mapping):
+        t.fail("query_params", 'must be a table, e.g. { "hnsw.ef_search" = 40 }')
+    params: dict[str, int] = {}
+    for key, value in raw_params.items():
+        if key != target.sweep_param:
+            allowed = target.sweep_param or "(none: an exact scan has no query parameter)"
+            t.fail(f"query_params.{key}", f"does not apply to {label}; allowed: {allowed}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 32768:
+            t.fail(f"query_params.{key}", f"= {value!r} must be an integer from 1")
+        params[key] = value
+    if target.sweep_param and target.sweep_param not in params:
+        params[target.sweep_param] = target.sweep_values[len(target.sweep_values) // 2]
+    mode = t.choice("mode", LOAD_MODES, default="closed")
+    rate = t.number("rate", default=0.0, minimum=0.0, maximum=1e6)
+    if mode == "open" and rate <= 0:
+        t.fail("rate", "must be > 0 in open loop (target operations per second)")
+    engines = tuple(dict.fromkeys(t.str_list("engines", default=["python"], allowed=ENGINES)))
+    raw_pooling = t.data.get("pooling", [{"strategy": "direct"}])
+    if not isinstance(raw_pooling, list) or not raw_pooling:
+        t.fail("pooling", "must be one or more [[load.pooling]] tables")
+    pooling = tuple(
+        _parse_pooling(_Table(t.where, f"load.pooling #{i + 1}", raw))
+        for i, raw in enumerate(raw_pooling)
+    )
+    return LoadSpec(
+        index=label,
+        query_params=params,
+        clients=t.int_list("clients", default=[1, 2, 4, 8], minimum=1, maximum=1000),
+        mode=mode,
+        think_time_ms=t.number("think_time_ms", default=0.0, minimum=0.0, maximum=60_000.0),
+        rate=rate,
+        arrival=t.choice("arrival", ARRIVALS, default="poisson"),
+        max_inflight=t.integer("max_inflight", default=0, minimum=0, maximum=1_000_000),
+        warmup_seconds=t.number("warmup_seconds", default=1.0, minimum=0.0, maximum=3600.0),
+        duration_seconds=t.number("duration_seconds", default=5.0, minimum=0.5, maximum=86400.0),
+        slo_p99_ms=t.number("slo_p99_ms", default=50.0, minimum=0.001),
+        query_source=t.choice("query_source", QUERY_SOURCES, default="vector"),
+        engines=engines,
+        pooling=pooling,
+    )
+
+
+def _parse_pooling(t: _Table) -> PoolingSpec:
+    strategy = t.choice("strategy", POOLING_STRATEGIES, required=True)
+    t.section = f"load.pooling.{strategy}"
+    if strategy == "psycopg_pool":
+        t.only(["strategy", "min_size", "max_size", "timeout", "max_waiting"])
+        sizes = t.int_list("max_size", default=[4], minimum=1, maximum=10_000)
+        min_size = t.integer("min_size", default=-1, minimum=-1, maximum=10_000)
+        if min_size > min(sizes):
+            t.fail("min_size", f"= {min_size} exceeds the smallest max_size {min(sizes)}")
+        return PoolingSpec(
+            strategy=strategy,
+            min_size=None if min_size < 0 else min_size,
+            max_sizes=sizes,
+            timeout_s=t.number("timeout", default=30.0, minimum=0.001, maximum=3600.0),
+            max_waiting=t.integer("max_waiting", default=0, minimum=0, maximum=1_000_000),
+        )
+    if strategy == "pgbouncer":
+        t.only(["strategy", "pool_mode", "pool_size"])
+        return PoolingSpec(
+            strategy=strategy,
+            pool_mode=t.choice("pool_mode", POOL_MODES, default="transaction"),
+            pool_sizes=t.int_list("pool_size", default=[20], minimum=1, maximum=10_000),
+        )
+    t.only(["strategy"])
+    return PoolingSpec(strategy=strategy)
 
 
 _INDEX_KEYS = {
@@ -391,6 +565,19 @@ class _Table:
                 self.fail(key, f"contains {item!r}; every value must be an integer")
             out.append(self._bounded(key, item, minimum, maximum))
         return tuple(sorted(set(out)))
+
+    def str_list(
+        self, key: str, *, default: list[str], allowed: tuple[str, ...]
+    ) -> tuple[str, ...]:
+        value = self._get(key, default, False)
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value:
+            self.fail(key, f"= {value!r} must be a non-empty list of: {', '.join(allowed)}")
+        for item in value:
+            if item not in allowed:
+                self.fail(key, f"contains {item!r}, which is not one of: {', '.join(allowed)}")
+        return tuple(value)
 
     def path(self, key: str, base_dir: Path) -> Path:
         value = self.string(key, required=True)
