@@ -180,7 +180,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
                     restarted=applied.restarted,
                     method="ALTER SYSTEM",
                 )
-                target = Target(dsn=server.dsn(), kind="embedded")
+                target = Target(
+                    dsn=server.dsn(),
+                    kind="embedded",
+                    bin_dir=server.bin_dir,
+                    postmaster_pid=server.postmaster_pid(),
+                )
             for name, why in settings_info.not_applied.items():
                 reporter.log(f"[yellow]setting {name} not applied: {why}[/yellow]")
             runner.server_settings = settings_info

@@ -21,16 +21,20 @@ from .datasets.synthetic import generate_clustered, generate_uniform
 from .db import indexes as ix
 from .db import schema as db_schema
 from .db.load import load_vectors
-from .engine import run_closed_loop
+from .engine.operations import SESSION, knn_operation
+from .engine.providers import DirectProvider
+from .engine.threaded import LoadShape, run_load
 from .environment import collect_environment
 from .errors import DatasetError, PgvbenchError, RunFailed
 from .instrument.statements import StatementCollector
+from .loadtest import LoadTester, prepare_query_table
 from .progress import Reporter, Task
 from .results import (
     DatasetInfo,
     GroundTruthInfo,
     IndexBuild,
     LoadInfo,
+    LoadPoint,
     Recall,
     Results,
     ServerSettingsInfo,
@@ -38,7 +42,7 @@ from .results import (
     write_results,
 )
 from .server.connection import Target, connect, ensure_vector_extension
-from .spec import ExperimentSpec, IndexSpec
+from .spec import ExperimentSpec, IndexSpec, LoadSpec
 from .workloads.vector import KnnQuery, check_plan
 
 RESULTS_FILE = "results.json"
@@ -130,6 +134,10 @@ class ExperimentRunner:
         self.cache_dir = cache_dir
         self.reporter = reporter
         self.table = f"{spec.name}_items"
+        self.queries_table = f"{spec.name}_queries"
+        self._items_ident = ""
+        self._queries_ident = ""
+        self._vector_oid = 0
         self.results: Results | None = None
         self.saved = False  # True once results.json exists for this run
         self.server_settings: ServerSettingsInfo | None = None
@@ -226,6 +234,18 @@ class ExperimentRunner:
     def _run(self, results: Results, data: PreparedData) -> None:
         with connect(self.target.dsn) as conn:
             results.load = self._load(conn, data.dataset)
+            self._items_ident = sql.Identifier(self.spec.schema, self.table).as_string(conn)
+            self._vector_oid = _column_type_oid(conn, self.spec.schema, self.table, "embedding")
+            if self.spec.load is not None:
+                with self.reporter.task("query vectors table (for pgbench)"):
+                    tables = prepare_query_table(
+                        conn,
+                        self.target,
+                        self.spec.schema,
+                        self.queries_table,
+                        data.sets.load_stream,
+                    )
+                self._queries_ident = tables.queries
             self._save()
             for index_spec in self.spec.indexes:
                 self._measure_index(conn, index_spec, data.dataset, data.sets, data.truth, results)
@@ -303,9 +323,36 @@ class ExperimentRunner:
                     results.runs.append(point)
                     self._save()
                     sweep.advance()
+            load = self.spec.load
+            if load is not None and load.index == index_spec.label:
+                self._load_test(load, dataset, sets, results)
         finally:
             if name is not None:
                 self._drop_index_quietly(conn, name)
+
+    def _load_test(
+        self, load: LoadSpec, dataset: Dataset, sets: QuerySets, results: Results
+    ) -> None:
+        tester = LoadTester(
+            self.spec,
+            load,
+            self.target,
+            items=self._items_ident,
+            queries=self._queries_ident,
+            query_vectors=sets.load_stream,
+            metric=dataset.metric,
+            vector_oid=self._vector_oid,
+            reporter=self.reporter,
+        )
+        recorded: dict[int, int] = {}
+
+        def on_point(point: LoadPoint) -> None:
+            if id(point) not in recorded:
+                recorded[id(point)] = len(results.load_points)
+                results.load_points.append(point)
+            self._save()
+
+        tester.run(load.index, on_point)
 
     def _drop_index_quietly(self, conn: psycopg.Connection[Any], name: str) -> None:
         """Drop a finished build; on a broken connection (Ctrl-C, server gone) try a new
@@ -374,11 +421,23 @@ class ExperimentRunner:
                 f"{q.warmup_seconds:g}+{q.measure_seconds:g} s"
             )
             collector.start()
-            outcome = run_closed_loop(
-                lambda seq: _discard(knn.ids(stream[seq % len(stream)])),
-                warmup_s=q.warmup_seconds,
-                duration_s=q.measure_seconds,
-                is_fatal=_connection_lost,
+            op = knn_operation(
+                items=self._items_ident,
+                queries=None,
+                operator=dataset.metric.operator,
+                k=q.k,
+                vectors=stream,
+                vector_oid=self._vector_oid,
+                settings={
+                    **{k: str(v) for k, v in query_params.items()},
+                    "statement_timeout": str(q.statement_timeout_ms),
+                },
+            )
+            outcome = run_load(
+                op,
+                DirectProvider(self.target.dsn, op, SESSION),
+                LoadShape(clients=1, warmup_s=q.warmup_seconds, duration_s=q.measure_seconds),
+                probe_dsn=self.target.dsn,
             )
             statements = collector.stop()
             sweep.update(
@@ -405,7 +464,7 @@ class ExperimentRunner:
             concurrency=1,
             recall=Recall(mean=round(mean, 5), p5=round(p5, 5), min=round(low, 5)),
             qps=round(qps, 2),
-            latency_ms=outcome.histogram.summary(),
+            latency_ms=outcome.latency.summary(),
             operations=outcome.operations,
             errors=outcome.errors,
             duration_s=round(outcome.duration_s, 4),
@@ -414,18 +473,20 @@ class ExperimentRunner:
             notes=notes,
             plan=plan_text,
             statements=statements,
-            histogram=outcome.histogram.encode() if outcome.operations else None,
+            histogram=outcome.latency.encode() if outcome.operations else None,
         )
 
 
-def _discard(_: object) -> None:
-    return None
-
-
-def _connection_lost(exc: BaseException) -> bool:
-    return isinstance(exc, psycopg.OperationalError) and not isinstance(
-        exc, psycopg.errors.QueryCanceled
-    )
+def _column_type_oid(conn: psycopg.Connection[Any], schema: str, table: str, column: str) -> int:
+    """OID of the column's type (pgvector's type OIDs differ per database)."""
+    row = conn.execute(
+        "SELECT atttypid FROM pg_attribute WHERE attrelid = format('%%I.%%I', %s::text, "
+        "%s::text)::regclass AND attname = %s",
+        (schema, table, column),
+    ).fetchone()
+    if row is None:
+        raise RunFailed(f"column {column} not found in {schema}.{table}")
+    return int(row[0])
 
 
 def _describe_failure(exc: BaseException) -> str:

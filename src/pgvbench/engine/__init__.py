@@ -1,6 +1,7 @@
 """Load engines: drive operations against the server and measure them."""
 
-from .closed_loop import LoadOutcome, run_closed_loop
 from .histogram import LatencyHistogram
+from .outcome import EngineOutcome
+from .threaded import LoadShape, run_load
 
-__all__ = ["LatencyHistogram", "LoadOutcome", "run_closed_loop"]
+__all__ = ["EngineOutcome", "LatencyHistogram", "LoadShape", "run_load"]

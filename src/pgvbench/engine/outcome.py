@@ -35,6 +35,7 @@ class EngineOutcome:
     timeseries: list[TimeSlice] = dataclasses.field(default_factory=list)
     schedule_lag_ms: float | None = None
     client_cpu_cores: float | None = None
+    server_cpu_cores: float | None = None
     aborted: str | None = None  # why the engine stopped early (e.g. server unreachable)
 
     @property
@@ -42,8 +43,9 @@ class EngineOutcome:
         return self.operations / self.duration_s if self.duration_s > 0 else 0.0
 
 
-def per_second_series(end_ns: np.ndarray, latency_ns: np.ndarray, start_ns: int,
-                      duration_s: float) -> list[TimeSlice]:
+def per_second_series(
+    end_ns: np.ndarray, latency_ns: np.ndarray, start_ns: int, duration_s: float
+) -> list[TimeSlice]:
     """Operations completed and their p99 per second of the measured window."""
     seconds = int(np.ceil(duration_s))
     if seconds <= 0:

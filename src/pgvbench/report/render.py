@@ -23,7 +23,28 @@ from ..analysis import (
     point_order_key,
     resolve_target_recall,
 )
-from ..results import DatasetInfo, Environment, IndexBuild, LoadInfo, Results, SweepPoint
+from ..analysis.scalability import (
+    MIN_CLIENT_COUNTS,
+    LoadSeries,
+    knee,
+    littles_law_check,
+    load_series,
+    point_label,
+    pool_params_text,
+    pool_wait_ms_per_op,
+    recommend_pool_size,
+    resolve_slo,
+)
+from ..results import (
+    DatasetInfo,
+    Environment,
+    IndexBuild,
+    Latency,
+    LoadInfo,
+    LoadPoint,
+    Results,
+    SweepPoint,
+)
 from .plots import (
     EXACT_KIND,
     format_params,
@@ -31,7 +52,11 @@ from .plots import (
     format_sig,
     plot_build_cost,
     plot_latency,
+    plot_load_timeseries,
+    plot_p99_vs_clients,
+    plot_pool_wait,
     plot_recall_vs_qps,
+    plot_throughput_vs_clients,
     recall_name,
     write_bytes_atomic,
 )
@@ -108,6 +133,25 @@ _FIGURES: tuple[tuple[str, str, _Plotter], ...] = (
     ("latency.png", "Latency vs recall", lambda r, p, t: plot_latency(r, p, target_recall=t)),
     ("build_cost.png", "Index build cost", lambda r, p, _t: plot_build_cost(r, p)),
 )
+# Concurrency figures; the float passed is the p99 SLO (ms).
+_LOAD_FIGURES: tuple[tuple[str, str, _Plotter], ...] = (
+    (
+        "throughput_vs_clients.png",
+        "Throughput vs clients (dashed: USL fit)",
+        lambda r, p, _s: plot_throughput_vs_clients(r, p),
+    ),
+    (
+        "p99_vs_clients.png",
+        "Latency vs clients (p99 thick, p50 thin)",
+        lambda r, p, s: plot_p99_vs_clients(r, p, slo_p99_ms=s),
+    ),
+    ("pool_wait.png", "Pool wait per operation", lambda r, p, _s: plot_pool_wait(r, p)),
+    (
+        "load_timeseries.png",
+        "Per-second throughput and p99 at each series' largest client count",
+        lambda r, p, s: plot_load_timeseries(r, p, slo_p99_ms=s),
+    ),
+)
 
 
 def render_report(
@@ -116,18 +160,34 @@ def render_report(
     """Write figures, ``report.md`` and ``report.html`` into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     target = resolve_target_recall(results, target_recall)
-    figures = _render_figures(results, out_dir, target)
-    blocks = build_document(results, target, [Image(p.name, alt) for p, alt in figures])
+    figures = _render_figures(results, out_dir, _FIGURES, target)
+    load_figures = (
+        _render_figures(results, out_dir, _LOAD_FIGURES, resolve_slo(results))
+        if results.load_points
+        else []
+    )
+    blocks = build_document(
+        results,
+        target,
+        [Image(p.name, alt) for p, alt in figures],
+        load_images=[Image(p.name, alt) for p, alt in load_figures],
+    )
     md_path, html_path = out_dir / MD_NAME, out_dir / HTML_NAME
     write_bytes_atomic(md_path, to_markdown(blocks).encode("utf-8"))
     write_bytes_atomic(html_path, to_html(blocks, _title(results), out_dir).encode("utf-8"))
-    return ReportFiles(md=md_path, html=html_path, images=[p for p, _ in figures])
+    images = [p for p, _ in figures] + [p for p, _ in load_figures]
+    return ReportFiles(md=md_path, html=html_path, images=images)
 
 
-def _render_figures(results: Results, out_dir: Path, target: float) -> list[tuple[Path, str]]:
+def _render_figures(
+    results: Results,
+    out_dir: Path,
+    plots: Sequence[tuple[str, str, _Plotter]],
+    threshold: float,
+) -> list[tuple[Path, str]]:
     drawn: list[tuple[Path, str]] = []
-    for name, alt, plot in _FIGURES:
-        path = plot(results, out_dir / name, target)
+    for name, alt, plot in plots:
+        path = plot(results, out_dir / name, threshold)
         if path is not None:
             drawn.append((path, alt))
     return drawn
@@ -136,19 +196,26 @@ def _render_figures(results: Results, out_dir: Path, target: float) -> list[tupl
 # --- building the document ---------------------------------------------------------------
 
 
-def build_document(results: Results, target: float, images: Sequence[Image]) -> list[Block]:
+def build_document(
+    results: Results,
+    target: float,
+    images: Sequence[Image],
+    *,
+    load_images: Sequence[Image] = (),
+) -> list[Block]:
     """The whole report, section by section."""
     return [
         Heading(1, _title(results)),
         Paragraph(_timing(results)),
         *_status_section(results),
         Paragraph(recommendation(results, target), lead="Recommendation.", style="recommendation"),
-        *_figures_section(images),
+        *_figures_section(images, has_load=bool(results.load_points)),
         *_dataset_section(results.dataset),
         *_load_section(results.load),
         *_environment_section(results.environment),
         *_builds_section(results.indexes),
         *_sweep_section(results),
+        *_concurrency_section(results, load_images),
         *_validity_section(results),
         Heading(2, "Workload spec"),
         Code(json.dumps(results.spec, indent=2, sort_keys=True)),
@@ -180,7 +247,10 @@ def _status_section(results: Results) -> list[Block]:
     return blocks
 
 
-def _figures_section(images: Sequence[Image]) -> list[Block]:
+def _figures_section(images: Sequence[Image], *, has_load: bool = False) -> list[Block]:
+    if not images and has_load:
+        text = "No sweep figures; the concurrency figures are under Concurrency."
+        return [Heading(2, "Figures"), Paragraph(text)]
     if not images:
         return [Heading(2, "Figures"), Paragraph("No figures: the run recorded no measurements.")]
     return [Heading(2, "Figures"), *images]
@@ -440,6 +510,8 @@ def _notes_text(point: SweepPoint) -> str:
     return "" if point.valid else "no reason recorded"
 
 
+__CONC__
+
 # --- validity ----------------------------------------------------------------------------
 
 
@@ -448,12 +520,17 @@ def _validity_section(results: Results) -> list[Block]:
     items += [
         f"{b.label} build: notice — {notice}" for b in results.indexes for notice in b.notices
     ]
+    items += [_load_point_validity(p) for p in _load_order(results)]
     lines = [item for item in items if item]
     if not lines:
         summary = f"All {len(results.runs)} sweep points are valid; there are no notes."
+        if results.load_points:
+            summary += f" All {len(results.load_points)} load points are valid."
         return [Heading(2, "Validity"), Paragraph(summary)]
     invalid = sum(not p.valid for p in results.runs)
     summary = f"Invalid sweep points: {invalid} of {len(results.runs)}."
+    if results.load_points:
+        summary += " " + _load_validity_summary(results.load_points)
     return [Heading(2, "Validity"), Paragraph(summary), Bullets(lines)]
 
 
@@ -464,6 +541,24 @@ def _point_validity(point: SweepPoint, results: Results) -> str:
     if point.notes:
         return f"{name}: note — {'; '.join(point.notes)}"
     return ""
+
+
+def _load_point_validity(point: LoadPoint) -> str:
+    name = f"Load {point_label(point)}"
+    notes = "; ".join(point.notes)
+    if not point.valid:
+        return f"{name}: INVALID — {notes or 'no reason recorded'}"
+    if point.suspect:
+        return f"{name}: suspect — {notes or 'may be limited by the client, not the server'}"
+    if notes:
+        return f"{name}: note — {notes}"
+    return ""
+
+
+def _load_validity_summary(points: Sequence[LoadPoint]) -> str:
+    invalid = sum(not p.valid for p in points)
+    suspect = sum(p.valid and p.suspect for p in points)
+    return f"Invalid load points: {invalid} of {len(points)}; suspect (client-bound): {suspect}."
 
 
 # --- Markdown ----------------------------------------------------------------------------
@@ -488,8 +583,8 @@ def _md_block(block: Block) -> str:
         case Heading(level, text):
             return f"{'#' * level} {md_escape(text)}"
         case Paragraph(text, lead, _style):
-            prefix = f"**{md_escape(lead)}** " if lead else ""
-            return prefix + md_escape(text)
+            bold = f"**{md_escape(lead)}**" if lead else ""
+            return " ".join(part for part in (bold, md_escape(text)) if part)
         case KeyValues(items):
             return "\n".join(f"- **{md_escape(k)}:** {md_escape(v)}" for k, v in items)
         case Bullets(items):
@@ -564,8 +659,8 @@ def _html_block(block: Block, base_dir: Path) -> str:
             return f"<h{level}>{_esc(text)}</h{level}>"
         case Paragraph(text, lead, style):
             cls = f' class="{_esc(style)}"' if style else ""
-            prefix = f"<strong>{_esc(lead)}</strong> " if lead else ""
-            return f"<p{cls}>{prefix}{_esc(text)}</p>"
+            bold = f"<strong>{_esc(lead)}</strong>" if lead else ""
+            return f"<p{cls}>{' '.join(part for part in (bold, _esc(text)) if part)}</p>"
         case KeyValues(items):
             rows = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in items)
             return f'<table class="kv">{rows}</table>'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -23,6 +24,8 @@ class Target:
 
     dsn: str
     kind: str
+    bin_dir: Path | None = None  # client tools (pgbench) matching the server, if known
+    postmaster_pid: int | None = None  # for server CPU readings (embedded server only)
 
     @property
     def can_restart(self) -> bool:

@@ -1,0 +1,122 @@
+"""Operations the load engine drives, and how they meet a connection.
+
+An operation is SQL plus a pre-encoded parameter stream. ``ConnStyle`` says what the
+connection path allows: named prepared statements and session SETs (a dedicated
+connection, a psycopg pool, PgBouncer in session mode), or neither (PgBouncer in
+transaction mode: every statement parsed anew, settings as SET LOCAL inside its
+own transaction).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+import numpy as np
+from psycopg import pq as libpq
+
+from . import pq
+
+INT4_OID = 23
+
+
+@dataclasses.dataclass(frozen=True)
+class ConnStyle:
+    prepared: bool = True  # named server-side prepared statements survive between operations
+    session_settings: bool = True  # a SET lasts for the session (False: SET LOCAL per txn)
+
+    @property
+    def label(self) -> str:
+        return "prepared, session SET" if self.prepared else "unprepared, SET LOCAL per txn"
+
+
+SESSION = ConnStyle()
+TRANSACTION_POOLED = ConnStyle(prepared=False, session_settings=False)
+
+
+class Operation(Protocol):
+    """One kind of operation; the engine calls ``setup`` once per new connection."""
+
+    name: str
+
+    def setup(self, pgconn: libpq.abc.PGconn, style: ConnStyle) -> None: ...
+
+    def execute(self, pgconn: libpq.abc.PGconn, style: ConnStyle, seq: int) -> int: ...
+
+
+class SqlOperation:
+    """A parameterised statement; parameter set ``seq % len(params)`` is used for ``seq``."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        sql: str,
+        types: Sequence[int],
+        params: Sequence[Sequence[bytes]],
+        settings: Mapping[str, str],
+    ) -> None:
+        if not params:
+            raise ValueError("an operation needs at least one parameter set")
+        self.name = name
+        self.sql = sql.encode()
+        self.types = list(types)
+        self.formats = [1] * len(self.types)  # parameters are pre-encoded in binary
+        self.params = [list(p) for p in params]
+        self.settings = dict(settings)
+        self._local = [(k.encode(), v.encode()) for k, v in self.settings.items()]
+        self._statement = f"pgvb_{name}".encode()
+
+    def setup(self, pgconn: libpq.abc.PGconn, style: ConnStyle) -> None:
+        if style.session_settings:
+            for key, value in self._local:
+                pq.exec_params(
+                    pgconn, b"SELECT set_config($1, $2, false)", [key, value], [0, 0], [0, 0]
+                )
+        if style.prepared:
+            pq.prepare(pgconn, self._statement, self.sql, self.types)
+
+    def execute(self, pgconn: libpq.abc.PGconn, style: ConnStyle, seq: int) -> int:
+        params = self.params[seq % len(self.params)]
+        if not style.session_settings:
+            return pq.exec_in_transaction(
+                pgconn, self._local, self.sql, params, self.types, self.formats
+            )
+        if style.prepared:
+            return pq.exec_prepared(pgconn, self._statement, params, self.formats)
+        return pq.exec_params(pgconn, self.sql, params, self.types, self.formats)
+
+
+def encode_vector(vector: np.ndarray) -> bytes:
+    """pgvector's binary input format: int16 dim, int16 unused, float4[dim] big-endian."""
+    return struct.pack(">HH", vector.shape[0], 0) + vector.astype(">f4").tobytes()
+
+
+def encode_int4(value: int) -> bytes:
+    return struct.pack(">i", value)
+
+
+def knn_operation(
+    *,
+    items: str,
+    queries: str | None,
+    operator: str,
+    k: int,
+    vectors: np.ndarray,
+    vector_oid: int,
+    settings: Mapping[str, str],
+) -> SqlOperation:
+    """Top-k search. ``queries`` given: look the vector up by id, as pgbench's script does
+    (same SQL for fidelity); otherwise send the vector itself, as an application does."""
+    if queries is not None:
+        sql = (
+            f"SELECT id FROM {items} ORDER BY embedding {operator} "
+            f"(SELECT embedding FROM {queries} WHERE id = $1) LIMIT {k}"
+        )
+        params = [[encode_int4(i)] for i in range(len(vectors))]
+        return SqlOperation(name="knn", sql=sql, types=[INT4_OID], params=params, settings=settings)
+    sql = f"SELECT id FROM {items} ORDER BY embedding {operator} $1 LIMIT {k}"
+    params = [[encode_vector(v)] for v in vectors]
+    return SqlOperation(name="knn", sql=sql, types=[vector_oid], params=params, settings=settings)

@@ -1,0 +1,436 @@
+"""Concurrency tests: engines x pooling strategies x pool sizes x client counts.
+
+Runs on one index build at fixed query parameters (the spec's [load] table), right
+after that build's recall sweep, and turns each engine outcome into a LoadPoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from .db.load import load_vectors
+from .db.schema import check_table_replaceable, create_vector_table
+from .engine.operations import SESSION, TRANSACTION_POOLED, ConnStyle, SqlOperation, knn_operation
+from .engine.outcome import EngineOutcome
+from .engine.pgbench import find_pgbench, knn_script, run_pgbench
+from .engine.providers import (
+    ConnectionProvider,
+    ConnectPerOpProvider,
+    DirectProvider,
+    PsycopgPoolProvider,
+    ServerUnreachable,
+)
+from .engine.threaded import LoadShape, run_load
+from .errors import RunFailed
+from .instrument.cpu import ServerCpuProbe
+from .metrics import Metric
+from .progress import Reporter, Task
+from .results import LoadPoint
+from .server.connection import Target
+from .server.pgbouncer import PgBouncer, find_pgbouncer
+from .spec import ExperimentSpec, LoadSpec, PoolingSpec
+
+CLIENT_SATURATED_CORES = 0.9  # one Python process: the GIL caps it near one core
+FIDELITY_SUSPECT = 0.8
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadTables:
+    items: str  # quoted, qualified identifiers
+    queries: str
+    n_queries: int
+
+
+def prepare_query_table(
+    conn: psycopg.Connection[Any], target: Target, schema: str, table: str, vectors: np.ndarray
+) -> LoadTables:
+    """The load stream's query vectors in a table, for pgbench's script (and table mode)."""
+    check_table_replaceable(conn, schema, table)
+    create_vector_table(conn, schema, table, vectors.shape[1])
+    load_vectors(target.dsn, schema, table, vectors, streams=1)
+    conn.execute(
+        sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (id)").format(sql.Identifier(schema, table))
+    )
+    conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(schema, table)))
+    return LoadTables(
+        items="", queries=sql.Identifier(schema, table).as_string(conn), n_queries=vectors.shape[0]
+    )
+
+
+class LoadTester:
+    """Runs the [load] matrix for one index build."""
+
+    def __init__(
+        self,
+        spec: ExperimentSpec,
+        load: LoadSpec,
+        target: Target,
+        *,
+        items: str,
+        queries: str,
+        query_vectors: np.ndarray,
+        metric: Metric,
+        vector_oid: int,
+        reporter: Reporter,
+    ) -> None:
+        self.spec = spec
+        self.load = load
+        self.target = target
+        self.items = items
+        self.queries = queries
+        self.query_vectors = query_vectors
+        self.metric = metric
+        self.vector_oid = vector_oid
+        self.reporter = reporter
+        self.server_cpu = (
+            ServerCpuProbe(target.postmaster_pid) if target.postmaster_pid is not None else None
+        )
+
+    def settings(self) -> dict[str, str]:
+        out = {k: str(v) for k, v in self.load.query_params.items()}
+        out["statement_timeout"] = str(self.spec.query.statement_timeout_ms)
+        return out
+
+    def operation(self) -> SqlOperation:
+        table_mode = self.load.query_source == "table"
+        return knn_operation(
+            items=self.items,
+            queries=self.queries if table_mode else None,
+            operator=self.metric.operator,
+            k=self.spec.query.k,
+            vectors=self.query_vectors,
+            vector_oid=self.vector_oid,
+            settings=self.settings(),
+        )
+
+    def plan(self) -> list[tuple[str, PoolingSpec, dict[str, Any], int]]:
+        points = []
+        for engine in self.load.engines:
+            for pooling in self.load.pooling:
+                if engine == "pgbench" and pooling.strategy != "direct":
+                    continue  # pgbench is the reference for dedicated connections only
+                for variant in pooling.variants():
+                    for clients in self.load.clients:
+                        points.append((engine, pooling, variant, clients))
+        return points
+
+    def run(self, index_label: str, on_point: Callable[[LoadPoint], None]) -> list[LoadPoint]:
+        plan = self.plan()
+        points: list[LoadPoint] = []
+        skipped: set[str] = set()
+        with self.reporter.task(f"load test {index_label}", total=len(plan)) as task:
+            for engine, pooling, variant, clients in plan:
+                if pooling.strategy == "pgbouncer" and find_pgbouncer() is None:
+                    if "pgbouncer" not in skipped:
+                        skipped.add("pgbouncer")
+                        self.reporter.log(
+                            "[yellow]pgbouncer strategy skipped: no pgbouncer binary found "
+                            "(Debian/Ubuntu: apt-get install pgbouncer)[/yellow]"
+                        )
+                    task.advance()
+                    continue
+                label = _point_label(engine, pooling.strategy, variant, clients)
+                task.update(description=f"load {label}")
+                point = self._point(index_label, engine, pooling, variant, clients, task, label)
+                points.append(point)
+                on_point(point)
+                task.advance()
+                if point.notes and any("server unreachable" in n for n in point.notes):
+                    raise RunFailed(
+                        f"{label}: the server became unreachable during the load "
+                        "test; partial results were written"
+                    )
+        _set_fidelity(points, self.load)
+        for point in points:
+            on_point(point)  # fidelity is known only now: save again
+        return points
+
+    # ------------------------------------------------------------------ one point
+
+    def _point(
+        self,
+        index_label: str,
+        engine: str,
+        pooling: PoolingSpec,
+        variant: dict[str, Any],
+        clients: int,
+        task: Task,
+        label: str,
+    ) -> LoadPoint:
+        shape = LoadShape(
+            clients=clients,
+            mode=self.load.mode,
+            warmup_s=self.load.warmup_seconds,
+            duration_s=self.load.duration_seconds,
+            think_time_ms=self.load.think_time_ms,
+            rate=self.load.rate,
+            arrival=self.load.arrival,
+            max_inflight=self.load.max_inflight,
+            seed=self.spec.seed,
+        )
+        notes: list[str] = []
+        pool_stats: dict[str, int] | None = None
+
+        def tick(elapsed: int, ops: int) -> None:
+            task.update(description=f"load {label}: {elapsed}s, {ops:,} ops")
+
+        if engine == "pgbench":
+            outcome = self._pgbench(clients, notes)
+        else:
+            with self._provider(pooling, variant, clients, notes) as (provider, bouncer):
+                op = self.operation()
+                stats_before = _bouncer_stats(bouncer)
+                try:
+                    outcome = run_load(
+                        op,
+                        provider,
+                        shape,
+                        probe_dsn=self.target.dsn,
+                        server_cpu=self.server_cpu,
+                        on_second=tick,
+                    )
+                except ServerUnreachable as exc:
+                    outcome = _failed_outcome(shape, f"server unreachable: {exc}")
+                pool_stats = provider.stats() or _bouncer_delta(stats_before, bouncer)
+        return self._record(
+            index_label, engine, pooling.strategy, variant, clients, outcome, pool_stats, notes
+        )
+
+    def _provider(
+        self, pooling: PoolingSpec, variant: dict[str, Any], clients: int, notes: list[str]
+    ) -> Any:
+        return _ProviderContext(self, pooling, variant, clients, notes)
+
+    def _pgbench(self, clients: int, notes: list[str]) -> EngineOutcome:
+        binary = find_pgbench(self.target.bin_dir)
+        if binary is None:
+            raise RunFailed(
+                "the pgbench engine was requested but no pgbench binary was found; "
+                "install the PostgreSQL client tools or remove it from [load] engines"
+            )
+        script = knn_script(
+            items_table=self.items,
+            queries_table=self.queries,
+            n_queries=len(self.query_vectors),
+            operator=self.metric.operator,
+            k=self.spec.query.k,
+        )
+        settings = {k: str(v) for k, v in self.load.query_params.items()}
+        with tempfile.TemporaryDirectory(prefix="pgvbench-pgbench-") as workdir:
+            run = run_pgbench(
+                pgbench=binary,
+                conninfo=self.target.dsn,
+                script=script,
+                clients=clients,
+                threads=None,
+                warmup_s=self.load.warmup_seconds,
+                duration_s=self.load.duration_seconds,
+                rate=self.load.rate if self.load.mode == "open" else None,
+                session_settings=settings,
+                statement_timeout_ms=self.spec.query.statement_timeout_ms,
+                workdir=Path(workdir),
+            )
+        if run.tps_reported is not None:
+            notes.append(f"pgbench's own tps (warm-up included): {run.tps_reported:,.1f}")
+        return run.outcome
+
+    def _record(
+        self,
+        index_label: str,
+        engine: str,
+        strategy: str,
+        variant: dict[str, Any],
+        clients: int,
+        outcome: EngineOutcome,
+        pool_stats: dict[str, int] | None,
+        notes: list[str],
+    ) -> LoadPoint:
+        valid = outcome.aborted is None
+        suspect = False
+        if outcome.aborted:
+            notes.append(f"stopped early: {outcome.aborted}")
+        if outcome.errors:
+            top = "; ".join(f"{m} (x{c})" for m, c in outcome.error_messages.most_common(3))
+            notes.append(f"{outcome.errors} operations failed: {top}")
+        if (
+            engine == "python"
+            and outcome.client_cpu_cores is not None
+            and outcome.client_cpu_cores >= CLIENT_SATURATED_CORES
+        ):
+            suspect = True
+            notes.append(
+                f"load generator used {outcome.client_cpu_cores:.2f} cores: it may "
+                "be the bottleneck (one Python process is capped near one core)"
+            )
+        if self.load.mode == "open":
+            achieved = outcome.qps
+            if achieved < 0.95 * self.load.rate:
+                notes.append(
+                    f"achieved {achieved:,.1f} ops/s of the {self.load.rate:,.1f} "
+                    "target: the system did not keep up"
+                )
+        return LoadPoint(
+            engine=engine,
+            index=index_label,
+            query_params=dict(self.load.query_params),
+            strategy=strategy,
+            pool=variant,
+            clients=clients,
+            mode=self.load.mode,
+            target_rate=self.load.rate if self.load.mode == "open" else None,
+            arrival=self.load.arrival if self.load.mode == "open" else None,
+            think_time_ms=self.load.think_time_ms,
+            qps=round(outcome.qps, 2),
+            operations=outcome.operations,
+            errors=outcome.errors,
+            dropped=outcome.dropped,
+            duration_s=round(outcome.duration_s, 4),
+            warmup_s=outcome.warmup_s,
+            latency_ms=outcome.latency.summary(),
+            service_ms=outcome.service.summary() if outcome.service else None,
+            queue_wait_ms=outcome.queue_wait.summary() if outcome.queue_wait else None,
+            schedule_lag_ms=outcome.schedule_lag_ms,
+            error_messages=dict(outcome.error_messages.most_common(10)),
+            pool_stats=pool_stats,
+            client_cpu_cores=_round(outcome.client_cpu_cores),
+            server_cpu_cores=_round(outcome.server_cpu_cores),
+            timeseries=outcome.timeseries,
+            valid=valid,
+            suspect=suspect,
+            notes=notes,
+            histogram=outcome.latency.encode() if outcome.latency.count else None,
+        )
+
+
+class _ProviderContext:
+    """Builds the connection provider of one strategy, starting PgBouncer if needed."""
+
+    def __init__(
+        self,
+        tester: LoadTester,
+        pooling: PoolingSpec,
+        variant: dict[str, Any],
+        clients: int,
+        notes: list[str],
+    ) -> None:
+        self.tester = tester
+        self.pooling = pooling
+        self.variant = variant
+        self.clients = clients
+        self.notes = notes
+        self.bouncer: PgBouncer | None = None
+
+    def __enter__(self) -> tuple[ConnectionProvider, PgBouncer | None]:
+        t = self.tester
+        op = t.operation()
+        dsn = t.target.dsn
+        strategy = self.pooling.strategy
+        if strategy == "direct":
+            return DirectProvider(dsn, op, SESSION), None
+        if strategy == "connect_per_op":
+            return ConnectPerOpProvider(dsn, op, ConnStyle(prepared=False)), None
+        if strategy == "psycopg_pool":
+            v = self.variant
+            return PsycopgPoolProvider(
+                dsn,
+                op,
+                SESSION,
+                min_size=v["min_size"],
+                max_size=v["max_size"],
+                timeout_s=v["timeout_s"],
+                max_waiting=v["max_waiting"],
+            ), None
+        mode = self.variant["pool_mode"]
+        self.bouncer = PgBouncer.from_dsn(
+            dsn, pool_mode=mode, pool_size=self.variant["pool_size"], clients=self.clients
+        )
+        self.bouncer.start()
+        style = TRANSACTION_POOLED if mode == "transaction" else ConnStyle(prepared=False)
+        self.notes.append(f"through PgBouncer {mode} mode: {style.label}")
+        return DirectProvider(self.bouncer.dsn(), op, style), self.bouncer
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bouncer is not None:
+            self.bouncer.stop()
+
+
+def _bouncer_stats(bouncer: PgBouncer | None) -> dict[str, int] | None:
+    if bouncer is None:
+        return None
+    for row in bouncer.show_stats():
+        if row.get("database") == bouncer.dbname:
+            return {k: int(v) for k, v in row.items() if isinstance(v, int)}
+    return None
+
+
+def _bouncer_delta(
+    before: dict[str, int] | None, bouncer: PgBouncer | None
+) -> dict[str, int] | None:
+    after = _bouncer_stats(bouncer)
+    if before is None or after is None:
+        return None
+    return {
+        "transactions": after.get("total_xact_count", 0) - before.get("total_xact_count", 0),
+        # time clients waited for a server connection, as psycopg_pool's requests_wait_ms
+        "requests_wait_ms": (after.get("total_wait_time", 0) - before.get("total_wait_time", 0))
+        // 1000,
+    }
+
+
+def _failed_outcome(shape: LoadShape, reason: str) -> EngineOutcome:
+    from .engine.histogram import LatencyHistogram
+
+    return EngineOutcome(
+        latency=LatencyHistogram(),
+        operations=0,
+        errors=0,
+        duration_s=0.0,
+        warmup_s=shape.warmup_s,
+        aborted=reason,
+    )
+
+
+def _set_fidelity(points: list[LoadPoint], load: LoadSpec) -> None:
+    """python QPS / pgbench QPS for the same clients (and SQL when query_source = table)."""
+    reference = {
+        (p.clients, p.mode, p.target_rate): p
+        for p in points
+        if p.engine == "pgbench" and p.valid and p.qps > 0
+    }
+    for point in points:
+        if point.engine != "python" or point.strategy != "direct":
+            continue
+        ref = reference.get((point.clients, point.mode, point.target_rate))
+        if ref is None:
+            continue
+        point.fidelity = round(point.qps / ref.qps, 3)
+        if load.query_source != "table":
+            point.notes.append(
+                "fidelity compares the vector-parameter SQL with pgbench's "
+                'table-lookup SQL; set query_source = "table" for like with like'
+            )
+        elif point.fidelity < FIDELITY_SUSPECT:
+            point.suspect = True
+            point.notes.append(
+                f"fidelity {point.fidelity:.2f} < {FIDELITY_SUSPECT}: the Python "
+                "engine reached less throughput than pgbench on the same SQL"
+            )
+
+
+def _point_label(engine: str, strategy: str, variant: dict[str, Any], clients: int) -> str:
+    params = ",".join(
+        f"{k}={v}" for k, v in variant.items() if k in ("max_size", "pool_mode", "pool_size")
+    )
+    return f"{engine}/{strategy}{'(' + params + ')' if params else ''} x{clients}"
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
