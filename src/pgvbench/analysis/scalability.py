@@ -371,7 +371,7 @@ def littles_law_check(point: LoadPoint) -> LittleCheck | None:
 def _little_note(point: LoadPoint, ratio: float, expected: float) -> str:
     if point.mode != "closed" or abs(ratio - 1.0) <= LITTLE_TOLERANCE:
         return ""
-    busy = f"{_sig(expected)} busy clients"
+    busy = f"{_plain(expected) if expected.is_integer() else _sig(expected)} busy clients"
     if ratio < 1.0:
         return (
             f"L = X·W is only {ratio:.2f}× the {busy}: the client may add waiting time "

@@ -466,18 +466,21 @@ def _draw_markers(
     ax: Axes, points: Sequence[LoadPoint], y_of: Callable[[LoadPoint], float], color: str
 ) -> None:
     """Valid points filled, suspect ones hollow, invalid ones as an x."""
-    groups = (
-        ([p for p in points if p.valid and not p.suspect], "o", color),
-        ([p for p in points if p.valid and p.suspect], "o", "none"),
-        ([p for p in points if not p.valid], "x", color),
-    )
-    for members, marker, face in groups:
+    for members, face in (
+        ([p for p in points if p.valid and not p.suspect], color),
+        ([p for p in points if p.valid and p.suspect], "none"),
+    ):
         if members:
             ax.scatter(
-                [p.clients for p in members], [y_of(p) for p in members], marker=marker,
-                s=40, facecolors=face if marker == "o" else color, edgecolors=color,
-                linewidths=1.4, zorder=4,
+                [p.clients for p in members], [y_of(p) for p in members], s=40,
+                facecolors=face, edgecolors=color, linewidths=1.4, zorder=4,
             )  # fmt: skip
+    invalid = [p for p in points if not p.valid]
+    if invalid:  # "x" is an unfilled marker: it takes a plain colour, not edge/face
+        ax.scatter(
+            [p.clients for p in invalid], [y_of(p) for p in invalid], marker="x", s=50,
+            color=color, linewidths=1.6, zorder=4,
+        )  # fmt: skip
 
 
 def _marker_key(points: Sequence[LoadPoint]) -> list[Artist]:
@@ -676,13 +679,15 @@ def _pool_wait(point: LoadPoint) -> float:
 def plot_load_timeseries(
     results: Results, path: Path, *, slo_p99_ms: float | None = None
 ) -> Path | None:
-    """Per-second throughput and p99 of each series' largest-client point."""
+    """Per-second throughput and p99 of each series' largest-client (valid) point."""
     slo = resolve_slo(results) if slo_p99_ms is None else slo_p99_ms
     picks: list[tuple[_LoadStyle, LoadPoint]] = []
     for st in _load_styles(results):
         with_slices = [p for p in st.series.points if p.timeseries]
         if with_slices:
-            picks.append((st, max(with_slices, key=lambda p: p.clients)))
+            # an invalid point's tail would squash every other line; show it only if alone
+            pick = max(with_slices, key=lambda p: (p.valid, p.clients))
+            picks.append((st, pick))
     if not picks:
         return None
     fig = _new_figure(11, 7)
@@ -707,8 +712,12 @@ def plot_load_timeseries(
     ax_ops.set_ylabel("operations per second")
     ax_ops.set_ylim(bottom=0)
     ax_ops.yaxis.set_major_formatter(FuncFormatter(_tick))
-    ax_p99.set_ylabel("p99 per second (ms)")
-    ax_p99.set_ylim(bottom=0)
+    p99_values = [s.p99_ms for _, p in picks for s in p.timeseries if s.p99_ms is not None]
+    log = _wants_log([*p99_values, slo])
+    _set_y_scale(ax_p99, [*p99_values, slo], log, _tick)
+    if not log:
+        ax_p99.set_ylim(bottom=0)
+    ax_p99.set_ylabel("p99 per second (ms)" + (" (log scale)" if log else ""))
     ax_p99.set_xlabel("seconds into the measured window")
     for ax in (ax_ops, ax_p99):
         ax.grid(True, which="major", alpha=0.3)
