@@ -24,9 +24,11 @@ def write_toml(path: Path, data: dict[str, Any]) -> Path:
         nested = {k: v for k, v in body.items() if isinstance(v, dict)}
         for k, v in body.items():
             if k not in nested:
-                lines.append(f"{k} = {scalar(v)}")
+                key = f'"{k}"' if "." in k else k  # dotted keys would nest
+                lines.append(f"{key} = {scalar(v)}")
         for k, v in nested.items():
-            table(f"{prefix}.{k}", v, f"[{prefix}.{k}]")
+            name = f'"{k}"' if "." in k else k
+            table(f"{prefix}.{name}", v, f"[{prefix}.{name}]")
 
     for key, value in data.items():
         if isinstance(value, list):

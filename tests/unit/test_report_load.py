@@ -17,7 +17,7 @@ from pgvbench.report.plots import (
     plot_pool_wait,
     plot_throughput_vs_clients,
 )
-from pgvbench.report.render import render_report
+from pgvbench.report.render import ReportFiles, md_escape, render_report
 from pgvbench.results import (
     Environment,
     HostInfo,
@@ -266,27 +266,32 @@ def test_throughput_plot_survives_a_single_client_count(tmp_path: Path) -> None:
 # --- the report ---------------------------------------------------------------------------
 
 
-def test_render_writes_all_load_figures(tmp_path: Path) -> None:
-    files = render_report(make_load_results(), tmp_path)
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> ReportFiles:
+    """One render of the sample shared by the read-only checks (rendering takes seconds)."""
+    return render_report(make_load_results(), tmp_path_factory.mktemp("load-report"))
+
+
+def test_render_writes_all_load_figures(rendered: ReportFiles) -> None:
+    files = rendered
     names = [p.name for p in files.images]
     for name in LOAD_FIGURES:
         assert name in names
-        assert (tmp_path / name).read_bytes().startswith(PNG_MAGIC)
+        assert (files.md.parent / name).read_bytes().startswith(PNG_MAGIC)
     md = files.md.read_text(encoding="utf-8")
     for name in LOAD_FIGURES:
         assert f"]({name})" in md
     assert files.html.read_text(encoding="utf-8").count("data:image/png;base64,") == len(names)
 
 
-def test_concurrency_section_in_markdown(tmp_path: Path) -> None:
+def test_concurrency_section_in_markdown(rendered: ReportFiles) -> None:
     results = make_load_results()
-    md = render_report(results, tmp_path).md.read_text(encoding="utf-8")
+    md = rendered.md.read_text(encoding="utf-8")
     section = md.split("## Concurrency", 1)[1].split("\n## ", 1)[0]
-    sentence = recommend_pool_size(results, SLO_MS)
     first = section.strip().splitlines()[0]
-    assert first.startswith("**Use psycopg_pool max_size=8") and first.endswith("**")
-    assert "SLO 10.0 ms" in first
-    assert sentence.split(":", 1)[0] in first
+    assert first == f"**{md_escape(recommend_pool_size(results, SLO_MS))}**"  # bold, first
+    assert first.startswith("**Use psycopg_pool max_size=8 (≈ 2×cores): it sustained")
+    assert "≤ SLO 10.0 ms" in first
     assert "Highest throughput within p99 ≤ SLO 10.0 ms: psycopg_pool max_size=8 at" in section
     assert "pgbench reference:" in section
     for heading in ("### Load points", "### Universal Scalability Law", "### Little's law"):
@@ -300,8 +305,8 @@ def test_concurrency_section_in_markdown(tmp_path: Path) -> None:
     assert "Queue wait p99 ms" not in section  # closed loop only: no open-loop columns
 
 
-def test_usl_table_reports_fits_per_series(tmp_path: Path) -> None:
-    md = render_report(make_load_results(), tmp_path).md.read_text(encoding="utf-8")
+def test_usl_table_reports_fits_per_series(rendered: ReportFiles) -> None:
+    md = rendered.md.read_text(encoding="utf-8")
     usl_part = md.split("### Universal Scalability Law", 1)[1].split("###", 1)[0]
     rows = [ln for ln in usl_part.splitlines() if ln.startswith("| ") and "---" not in ln][1:]
     assert [r.split(" | ")[0] for r in rows] == [
@@ -339,8 +344,8 @@ def test_open_loop_columns_appear_when_a_point_is_open(tmp_path: Path) -> None:
     assert "| direct open 500/s | 8 |" in md  # own series, not fitted, in Little's table
 
 
-def test_invalid_and_suspect_load_points_in_validity(tmp_path: Path) -> None:
-    md = render_report(make_load_results(), tmp_path).md.read_text(encoding="utf-8")
+def test_invalid_and_suspect_load_points_in_validity(rendered: ReportFiles) -> None:
+    md = rendered.md.read_text(encoding="utf-8")
     validity = md.split("## Validity", 1)[1]
     assert "Invalid sweep points: 0 of 1. Invalid load points: 1 of 20; suspect" in validity
     assert "Load connect_per_op at 32 clients: INVALID — 412 errors" in validity
@@ -360,9 +365,8 @@ def test_little_law_notes_flag_client_overhead(tmp_path: Path) -> None:
     assert little.count("outside the measured latency") == 1
 
 
-def test_html_has_the_concurrency_section(tmp_path: Path) -> None:
-    results = make_load_results()
-    page = render_report(results, tmp_path).html.read_text(encoding="utf-8")
+def test_html_has_the_concurrency_section(rendered: ReportFiles) -> None:
+    page = rendered.html.read_text(encoding="utf-8")
     assert "<h2>Concurrency</h2>" in page
     assert '<p class="recommendation"><strong>Use psycopg_pool max_size=8' in page
     assert "<h3>Universal Scalability Law</h3>" in page

@@ -308,7 +308,12 @@ def series_label(
 def point_label(point: LoadPoint) -> str:
     """A series label plus the client count: how text names one load point."""
     label = series_label(point.engine, point.strategy, point.pool, point.mode, point.target_rate)
-    return f"{label} at {point.clients} client{'s' if point.clients != 1 else ''}"
+    return f"{label} at {clients_text(point.clients)}"
+
+
+def clients_text(n: int) -> str:
+    """``1 client``, ``16 clients``."""
+    return f"{n} client{'s' if n != 1 else ''}"
 
 
 # --- knee, Little's law, pool wait -------------------------------------------------------------
@@ -422,7 +427,7 @@ def recommend_pool_size(results: Results, slo_p99_ms: float) -> str:
     best_series = series_of(best, series)
     clauses = [
         f"Use {_configuration(best, results.environment.host.cores)}: it sustained "
-        f"{_qps(best.qps)} QPS at {best.clients} clients with p99 {_sig(p99(best))} ms "
+        f"{_qps(best.qps)} QPS at {clients_text(best.clients)} with p99 {_sig(p99(best))} ms "
         f"≤ SLO {_sig(slo_p99_ms)} ms",
         _usl_clause(best_series),
         _pool_wait_clause(best_series, slo_p99_ms),
@@ -507,7 +512,7 @@ def _pool_wait_clause(series: LoadSeries, slo: float) -> str:
         share = wait / p.latency_ms.mean
         if share >= _POOL_WAIT_SHARE:
             return (
-                f"at {p.clients} clients operations waited {_sig(wait)} ms each for a pool "
+                f"at {clients_text(p.clients)} operations waited {_sig(wait)} ms each for a pool "
                 f"connection ({share:.0%} of mean latency), which explains its p99 of "
                 f"{_sig(p99(p))} ms"
             )
@@ -515,7 +520,7 @@ def _pool_wait_clause(series: LoadSeries, slo: float) -> str:
 
 
 def _others_clause(others: Sequence[LoadPoint], valid: Sequence[LoadPoint], best: str) -> str:
-    parts = [f"{p.strategy} {_qps(p.qps)} QPS ({p.clients} clients)" for p in others]
+    parts = [f"{p.strategy} {_qps(p.qps)} QPS ({clients_text(p.clients)})" for p in others]
     reached = {p.strategy for p in others} | {best}
     missed = [s for s in dict.fromkeys(p.strategy for p in valid) if s not in reached]
     text = f"at their best within the SLO, {', '.join(parts)}" if parts else ""
@@ -540,9 +545,12 @@ def _invalid_tail(python: Sequence[LoadPoint]) -> str:
 
 
 def _nothing_meets_slo(valid: Sequence[LoadPoint], series: Sequence[LoadSeries], slo: float) -> str:
-    measured = [p for p in valid if p.latency_ms is not None]
+    measured = [p for p in valid if p.latency_ms is not None and p.qps > 0]
     if not measured:
-        return "No valid load point has a latency measurement, so no pool size can be recommended"
+        return (
+            "No valid load point completed operations with a latency measurement, "
+            "so no pool size can be recommended"
+        )
     lowest = min(measured, key=lambda p: (p99(p), -p.qps, p.clients))
     text = (
         f"No load point met p99 ≤ SLO {_sig(slo)} ms: the lowest p99 was {_sig(p99(lowest))} ms "
@@ -559,8 +567,9 @@ def _no_python_points(results: Results, slo: float) -> str:
         return "No python-engine load point was measured, so no pool size can be recommended."
     return (
         "No python-engine load point was measured, so no pool size can be recommended; "
-        f"the pgbench reference reached {_qps(reference.qps)} QPS at {reference.clients} "
-        f"clients with p99 {_sig(p99(reference))} ms ≤ SLO {_sig(slo)} ms."
+        f"the pgbench reference reached {_qps(reference.qps)} QPS at "
+        f"{clients_text(reference.clients)} with p99 {_sig(p99(reference))} ms "
+        f"≤ SLO {_sig(slo)} ms."
     )
 
 

@@ -60,6 +60,11 @@ def exec_params(
     return _check(pgconn, pgconn.exec_params(sql, params, types, formats, 1))
 
 
+def _set_local_sql(n: int) -> bytes:
+    calls = ", ".join(f"set_config(${2 * i + 1}, ${2 * i + 2}, true)" for i in range(n))
+    return f"SELECT {calls}".encode()
+
+
 def exec_in_transaction(
     pgconn: pq.abc.PGconn,
     local_settings: Sequence[tuple[bytes, bytes]],
@@ -77,15 +82,17 @@ def exec_in_transaction(
     pgconn.enter_pipeline_mode()
     try:
         pgconn.send_query_params(b"BEGIN", None)
-        for name, value in local_settings:
-            pgconn.send_query_params(b"SELECT set_config($1, $2, true)", [name, value])
+        if local_settings:  # all SET LOCALs in one statement: one parse, one execute
+            pgconn.send_query_params(
+                _set_local_sql(len(local_settings)), [x for pair in local_settings for x in pair]
+            )
         pgconn.send_query_params(sql, params, list(types), list(formats), 1)
         pgconn.send_query_params(b"COMMIT", None)
         pgconn.pipeline_sync()
         rows = 0
         failure: str | None = None
         statement_index = 0
-        target = 1 + len(local_settings)  # position of the measured statement
+        target = 2 if local_settings else 1  # position of the measured statement
         while True:
             result = pgconn.get_result()
             if result is None:

@@ -27,6 +27,7 @@ from ..analysis import (
 from ..analysis.scalability import (
     MIN_CLIENT_COUNTS,
     LoadSeries,
+    clients_text,
     knee,
     littles_law_check,
     load_series,
@@ -550,8 +551,8 @@ def _knee_sentence(points: Sequence[LoadPoint], slo: float) -> str:
         )
     if reference is not None:
         text += (
-            f" pgbench reference: {format_qps(reference.qps)} QPS at {reference.clients} "
-            f"clients (p99 {format_sig(_p99(reference))} ms)."
+            f" pgbench reference: {format_qps(reference.qps)} QPS at "
+            f"{clients_text(reference.clients)} (p99 {format_sig(_p99(reference))} ms)."
         )
     return text
 

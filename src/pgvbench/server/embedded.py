@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
+import psutil
 import psycopg
 
 from ..errors import ServerError, SpecError
@@ -119,6 +120,9 @@ class EmbeddedServer:
     def is_running(self) -> bool:
         if not self.initialized:
             return False
+        pid = self.postmaster_pid()
+        if pid is not None and not _alive(pid):
+            return False  # killed: a zombie still "exists" for pg_ctl's kill(pid, 0) check
         result = self._pg_ctl(["status"], check=False)
         return result.returncode == 0
 
@@ -390,6 +394,13 @@ class EmbeddedServer:
             return "(no log file)"
 
 
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def _ensure_system_user(name: str) -> None:
     try:
         pwd.getpwnam(name)
@@ -421,5 +432,6 @@ def temporary_server(prefix: str = "pgvbench-") -> Iterator[EmbeddedServer]:
         server.ensure_started(fresh=True)
         yield server
     finally:
-        server.stop()
+        with contextlib.suppress(ServerError):  # e.g. a test killed it on purpose
+            server.stop()
         shutil.rmtree(root, ignore_errors=True)
