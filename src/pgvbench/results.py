@@ -143,6 +143,8 @@ class SweepPoint:
     plan: str | None = None
     statements: StatementStats | None = None
     histogram: str | None = None  # HdrHistogram, base64 (hdrh encode), nanoseconds
+    client_cpu_cores: float | None = None  # load generator CPU over the measured window
+    suspect: bool = False  # the client, not the server, may have limited the numbers
 
 
 @dataclasses.dataclass

@@ -27,7 +27,7 @@ from .engine.threaded import LoadShape, run_load
 from .environment import collect_environment
 from .errors import DatasetError, PgvbenchError, RunFailed
 from .instrument.statements import StatementCollector
-from .loadtest import LoadTester, prepare_query_table
+from .loadtest import CLIENT_SATURATED_CORES, LoadTester, prepare_query_table
 from .progress import Reporter, Task
 from .results import (
     DatasetInfo,
@@ -452,6 +452,12 @@ class ExperimentRunner:
         if outcome.aborted:
             notes.append(f"measurement stopped early: {outcome.aborted}")
         valid = problem is None and outcome.errors == 0 and outcome.aborted is None
+        suspect = (outcome.client_cpu_cores or 0.0) >= CLIENT_SATURATED_CORES
+        if suspect:
+            notes.append(
+                f"load generator used {outcome.client_cpu_cores:.2f} cores: it may be "
+                "the bottleneck"
+            )
         qps = outcome.operations / outcome.duration_s if outcome.duration_s > 0 else 0.0
         if outcome.aborted:
             raise RunFailed(f"{label}: the connection to the server was lost ({outcome.aborted})")
@@ -474,6 +480,8 @@ class ExperimentRunner:
             plan=plan_text,
             statements=statements,
             histogram=outcome.latency.encode() if outcome.operations else None,
+            client_cpu_cores=outcome.client_cpu_cores,
+            suspect=suspect,
         )
 
 
