@@ -33,7 +33,7 @@ from .errors import RunFailed
 from .instrument.cpu import ServerCpuProbe
 from .metrics import Metric
 from .progress import Reporter, Task
-from .results import LoadPoint
+from .results import LoadPoint, OperationStats
 from .server.connection import Target
 from .server.pgbouncer import PgBouncer, find_pgbouncer
 from .spec import ExperimentSpec, LoadSpec, PoolingSpec
@@ -307,6 +307,7 @@ class LoadTester:
             suspect=suspect,
             notes=notes,
             histogram=outcome.latency.encode() if outcome.latency.count else None,
+            operations_detail=operation_details(outcome),
         )
 
 
@@ -382,6 +383,20 @@ def _bouncer_delta(
         # time clients waited for a server connection, as psycopg_pool's requests_wait_ms
         "requests_wait_ms": (after.get("total_wait_time", 0) - before.get("total_wait_time", 0))
         // 1000,
+    }
+
+
+def operation_details(outcome: EngineOutcome) -> dict[str, OperationStats]:
+    """Per-operation counts and latency of a (possibly mixed) load point."""
+    window = outcome.duration_s
+    return {
+        name: OperationStats(
+            operations=stats.operations,
+            errors=stats.errors,
+            qps=round(stats.operations / window, 2) if window > 0 else 0.0,
+            latency_ms=stats.latency.summary(),
+        )
+        for name, stats in outcome.per_kind.items()
     }
 
 

@@ -157,6 +157,16 @@ class TimeSlice:
 
 
 @dataclasses.dataclass
+class OperationStats:
+    """One operation of a load point's mix (e.g. memory_recall within an agent workload)."""
+
+    operations: int
+    errors: int
+    qps: float
+    latency_ms: Latency | None
+
+
+@dataclasses.dataclass
 class LoadPoint:
     """One concurrency point: engine x pooling strategy x pool size x clients.
 
@@ -195,6 +205,8 @@ class LoadPoint:
     suspect: bool = False  # measurement may be limited by the client, not the server
     notes: list[str] = dataclasses.field(default_factory=list)
     histogram: str | None = None  # HdrHistogram (ns), base64
+    operations_detail: dict[str, OperationStats] = dataclasses.field(default_factory=dict)
+    workload: str | None = None  # the operation mix's name (agent workloads), None for kNN
 
 
 @dataclasses.dataclass
@@ -278,6 +290,9 @@ def _convert(hint: Any, value: Any) -> Any:
     if origin is list:
         (item,) = typing.get_args(hint)
         return [_convert(item, v) for v in value]
+    if origin is dict:
+        _, item = typing.get_args(hint)
+        return {k: _convert(item, v) for k, v in value.items()}
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
         return _build(hint, value)
     return value

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -37,13 +37,111 @@ TRANSACTION_POOLED = ConnStyle(prepared=False, session_settings=False)
 
 
 class Operation(Protocol):
-    """One kind of operation; the engine calls ``setup`` once per new connection."""
+    """What the engine drives; ``setup`` runs once per new connection.
+
+    ``names`` lists the kinds of operation it performs and ``kind(seq)`` says which one
+    the ``seq``-th operation is, so the engine keeps a latency histogram per kind (a
+    weighted mix is one Operation with several kinds).
+    """
 
     name: str
+    names: tuple[str, ...]
+
+    def kind(self, seq: int) -> int: ...
 
     def setup(self, pgconn: libpq.abc.PGconn, style: ConnStyle) -> None: ...
 
     def execute(self, pgconn: libpq.abc.PGconn, style: ConnStyle, seq: int) -> int: ...
+
+
+ParamSource = Callable[[int], Sequence[bytes | None]]
+
+
+class ParamOperation:
+    """A parameterised statement whose parameters are computed from ``seq``.
+
+    ``params(seq)`` must be deterministic and cheap (pre-encode what you can); entries
+    are bytes in the format given by ``formats`` (1 binary, 0 text) or None for NULL.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        sql: str,
+        types: Sequence[int],
+        formats: Sequence[int],
+        params: ParamSource,
+        settings: Mapping[str, str] | None = None,
+    ) -> None:
+        if len(types) != len(formats):
+            raise ValueError("types and formats must have one entry per parameter")
+        self.name = name
+        self.names: tuple[str, ...] = (name,)
+        self.sql = sql.encode()
+        self.types = list(types)
+        self.formats = list(formats)
+        self.params = params
+        self.settings = dict(settings or {})
+        self._local = [(k.encode(), v.encode()) for k, v in self.settings.items()]
+        self._statement = f"pgvb_{name}".encode()
+
+    def kind(self, seq: int) -> int:
+        return 0
+
+    def setup(self, pgconn: libpq.abc.PGconn, style: ConnStyle) -> None:
+        if style.session_settings:
+            for key, value in self._local:
+                pq.exec_params(
+                    pgconn, b"SELECT set_config($1, $2, false)", [key, value], [0, 0], [0, 0]
+                )
+        if style.prepared:
+            pq.prepare(pgconn, self._statement, self.sql, self.types)
+
+    def execute(self, pgconn: libpq.abc.PGconn, style: ConnStyle, seq: int) -> int:
+        params = self.params(seq)
+        if not style.session_settings:
+            return pq.exec_in_transaction(
+                pgconn,
+                self._local,
+                self.sql,
+                params,  # type: ignore[arg-type]
+                self.types,
+                self.formats,
+            )
+        if style.prepared:
+            return pq.exec_prepared(pgconn, self._statement, params, self.formats)  # type: ignore[arg-type]
+        return pq.exec_params(pgconn, self.sql, params, self.types, self.formats)  # type: ignore[arg-type]
+
+
+class MixOperation:
+    """A weighted mix of operations; which one runs for ``seq`` is fixed by the seed."""
+
+    def __init__(
+        self, parts: Sequence[tuple[Operation, float]], *, seed: int, table_size: int = 1 << 16
+    ) -> None:
+        parts = [(op, w) for op, w in parts if w > 0]
+        if not parts:
+            raise ValueError("a mix needs at least one operation with a positive weight")
+        self.ops = [op for op, _ in parts]
+        self.name = "mix"
+        self.names = tuple(n for op in self.ops for n in op.names)
+        weights = np.array([w for _, w in parts], dtype=np.float64)
+        rng = np.random.default_rng(seed)
+        self._choice = rng.choice(len(self.ops), size=table_size, p=weights / weights.sum())
+        offsets = np.cumsum([0] + [len(op.names) for op in self.ops])
+        self._offsets = [int(x) for x in offsets]
+
+    def kind(self, seq: int) -> int:
+        index = int(self._choice[seq % len(self._choice)])
+        return self._offsets[index] + self.ops[index].kind(seq)
+
+    def setup(self, pgconn: libpq.abc.PGconn, style: ConnStyle) -> None:
+        for op in self.ops:
+            op.setup(pgconn, style)
+
+    def execute(self, pgconn: libpq.abc.PGconn, style: ConnStyle, seq: int) -> int:
+        return self.ops[int(self._choice[seq % len(self._choice)])].execute(pgconn, style, seq)
 
 
 class SqlOperation:
@@ -68,6 +166,10 @@ class SqlOperation:
         self.settings = dict(settings)
         self._local = [(k.encode(), v.encode()) for k, v in self.settings.items()]
         self._statement = f"pgvb_{name}".encode()
+        self.names: tuple[str, ...] = (name,)
+
+    def kind(self, seq: int) -> int:
+        return 0
 
     def setup(self, pgconn: libpq.abc.PGconn, style: ConnStyle) -> None:
         if style.session_settings:

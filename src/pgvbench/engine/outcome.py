@@ -12,6 +12,15 @@ from .histogram import LatencyHistogram
 
 
 @dataclasses.dataclass
+class KindStats:
+    """One kind of operation within a mix: its own histogram and counts."""
+
+    latency: LatencyHistogram = dataclasses.field(default_factory=LatencyHistogram)
+    operations: int = 0
+    errors: int = 0
+
+
+@dataclasses.dataclass
 class EngineOutcome:
     """Measurements of one measured window, warm-up excluded.
 
@@ -37,6 +46,7 @@ class EngineOutcome:
     client_cpu_cores: float | None = None
     server_cpu_cores: float | None = None
     aborted: str | None = None  # why the engine stopped early (e.g. server unreachable)
+    per_kind: dict[str, KindStats] = dataclasses.field(default_factory=dict)
 
     @property
     def qps(self) -> float:

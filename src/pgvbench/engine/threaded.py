@@ -31,7 +31,7 @@ import psycopg
 from ..instrument.cpu import ServerCpuProbe, client_cpu_seconds
 from .histogram import LatencyHistogram
 from .operations import Operation
-from .outcome import EngineOutcome, per_second_series
+from .outcome import EngineOutcome, KindStats, per_second_series
 from .pq import ConnectionLost, OperationFailed
 from .providers import ConnectionProvider, ServerUnreachable
 
@@ -74,7 +74,8 @@ class _ClientLog:
     intended: list[int] = dataclasses.field(default_factory=list)
     start: list[int] = dataclasses.field(default_factory=list)
     end: list[int] = dataclasses.field(default_factory=list)
-    errors: list[tuple[int, str]] = dataclasses.field(default_factory=list)
+    kinds: list[int] = dataclasses.field(default_factory=list)  # which operation of a mix
+    errors: list[tuple[int, int, str]] = dataclasses.field(default_factory=list)
 
 
 class _Run:
@@ -117,6 +118,7 @@ def run_load(
     operations: if no new connection can be made, the run is aborted within seconds.
     ``on_second(elapsed_s, ops_so_far)`` is called about once a second (progress).
     """
+    names = operation.names
     provider.open(shape.clients)
     run = _Run(shape)
     logs = [_ClientLog() for _ in range(shape.clients)]
@@ -153,7 +155,7 @@ def run_load(
         if dispatcher is not None:
             dispatcher.join(timeout=CONNECT_GRACE_S)
         provider.close()
-    return _summarise(run, logs, cpu)
+    return _summarise(run, logs, cpu, names)
 
 
 CONNECT_GRACE_S = 15.0
@@ -167,7 +169,9 @@ def _closed_client(
     step = run.shape.clients
     style = provider.style
     start_list, end_list = log.start, log.end
+    kinds = log.kinds
     while not run.stop.is_set():
+        kind = operation.kind(seq)
         begin = _clock()
         if begin >= run.measure_end:
             break
@@ -175,16 +179,17 @@ def _closed_client(
             with provider.connection(client) as pgconn:
                 operation.execute(pgconn, style, seq)
         except (OperationFailed, ConnectionLost) as exc:
-            log.errors.append((_clock(), _describe(exc)))
+            log.errors.append((_clock(), kind, _describe(exc)))
             if isinstance(exc, ConnectionLost):
                 run.trouble.set()
         except ServerUnreachable as exc:
-            log.errors.append((_clock(), _describe(exc)))
+            log.errors.append((_clock(), kind, _describe(exc)))
             run.abort(f"server unreachable: {exc}")
             break
         else:
             end_list.append(_clock())
             start_list.append(begin)
+            kinds.append(kind)
         seq += step
         if think_s:
             time.sleep(think_s)
@@ -200,6 +205,7 @@ def _open_client(
         if job is None:
             return
         intended, seq = job
+        kind = operation.kind(seq)
         begin = _clock()
         if run.stop.is_set() and run.abort_reason is not None:
             return
@@ -210,16 +216,17 @@ def _open_client(
                 with provider.connection(client) as pgconn:
                     operation.execute(pgconn, style, seq)
             except (OperationFailed, ConnectionLost) as exc:
-                log.errors.append((_clock(), _describe(exc)))
+                log.errors.append((_clock(), kind, _describe(exc)))
                 if isinstance(exc, ConnectionLost):
                     run.trouble.set()
             except ServerUnreachable as exc:
-                log.errors.append((_clock(), _describe(exc)))
+                log.errors.append((_clock(), kind, _describe(exc)))
                 run.abort(f"server unreachable: {exc}")
             else:
                 log.end.append(_clock())
                 log.start.append(begin)
                 log.intended.append(intended)
+                log.kinds.append(kind)
         with run.inflight_lock:
             run.inflight -= 1
 
@@ -320,7 +327,10 @@ def _describe(exc: BaseException) -> str:
 
 
 def _summarise(
-    run: _Run, logs: list[_ClientLog], cpu: tuple[float | None, float | None]
+    run: _Run,
+    logs: list[_ClientLog],
+    cpu: tuple[float | None, float | None],
+    names: tuple[str, ...],
 ) -> EngineOutcome:
     ms, me = run.measure_start, run.measure_end
     if run.aborted_at is not None:
@@ -333,10 +343,13 @@ def _summarise(
     ends: list[np.ndarray] = []
     lats: list[np.ndarray] = []
     completed = 0
+    per_kind = {name: KindStats() for name in names}
     for log in logs:
         start = np.asarray(log.start, dtype=np.int64)
         end = np.asarray(log.end, dtype=np.int64)
-        completed += int(np.count_nonzero((end >= ms) & (end < me)))
+        kinds = np.asarray(log.kinds, dtype=np.int64)
+        done = (end >= ms) & (end < me)
+        completed += int(np.count_nonzero(done))
         if open_loop:
             intended = np.asarray(log.intended, dtype=np.int64)
             keep = (intended >= ms) & (intended < me)  # arrivals of the window, even if late
@@ -353,11 +366,26 @@ def _summarise(
         client_hist = LatencyHistogram()  # per client, then merged: never mixed percentiles
         client_hist.record_many(latency)
         total.merge(client_hist)
+        if len(names) > 1:
+            kept_kinds = kinds[keep]
+            done_kinds = kinds[done]
+            for index, name in enumerate(names):
+                stats = per_kind[name]
+                stats.latency.record_many(latency[kept_kinds == index])
+                stats.operations += int(np.count_nonzero(done_kinds == index))
         ends.append(end[keep])
         lats.append(latency)
-    errors: collections.Counter[str] = collections.Counter(
-        message for log in logs for at, message in log.errors if ms <= at < me
-    )
+    errors: collections.Counter[str] = collections.Counter()
+    for log in logs:
+        for at, kind, message in log.errors:
+            if ms <= at < me:
+                errors[message] += 1
+                if len(names) > 1:
+                    per_kind[names[kind]].errors += 1
+    if len(names) == 1:
+        per_kind[names[0]] = KindStats(
+            latency=total, operations=completed, errors=sum(errors.values())
+        )
     all_end = np.concatenate(ends) if ends else np.empty(0, dtype=np.int64)
     all_lat = np.concatenate(lats) if lats else np.empty(0, dtype=np.int64)
     return EngineOutcome(
@@ -376,5 +404,6 @@ def _summarise(
         else None,
         client_cpu_cores=cpu[0],
         server_cpu_cores=cpu[1],
+        per_kind=per_kind,
         aborted=run.abort_reason,
     )
