@@ -55,6 +55,8 @@ def _now() -> str:
 def build_dataset(spec: ExperimentSpec) -> Dataset:
     """The dataset a spec describes: generated, or read from the user's files."""
     ds = spec.dataset
+    if ds is None:
+        raise DatasetError(f"{spec.name}: a vector experiment needs a [dataset] table")
     if ds.source == "synthetic":
         if ds.distribution == "uniform":
             return generate_uniform(

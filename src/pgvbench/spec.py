@@ -20,6 +20,7 @@ from .errors import SpecError
 from .metrics import Metric
 
 INDEX_KINDS = ("none", "ivfflat", "hnsw")
+EXPERIMENT_KINDS = ("vector", "agents")
 DATASET_SOURCES = ("synthetic", "hdf5", "npy")
 DISTRIBUTIONS = ("clustered", "uniform")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -137,11 +138,13 @@ class ExperimentSpec:
     name: str
     seed: int
     schema: str
-    dataset: DatasetSpec
+    dataset: DatasetSpec | None  # None for agent experiments
     query: QuerySpec
     server: ServerSpec
     indexes: tuple[IndexSpec, ...]
     load: LoadSpec | None = None
+    kind: str = "vector"  # "vector" (kNN over a dataset) | "agents" (agent platform workloads)
+    agents: Any = None  # agent_spec.AgentExperiment when kind == "agents"
     source_path: Path | None = None
     raw: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -152,7 +155,9 @@ class ExperimentSpec:
             "seed": self.seed,
             "schema": self.schema,
             "source_path": str(self.source_path) if self.source_path else None,
-            "dataset": _jsonable(dataclasses.asdict(self.dataset)),
+            "kind": self.kind,
+            "dataset": _jsonable(dataclasses.asdict(self.dataset)) if self.dataset else None,
+            "agents": self.agents.to_dict() if self.agents is not None else None,
             "query": dataclasses.asdict(self.query),
             "server": {"settings": dict(self.server.settings)},
             "indexes": [
@@ -208,10 +213,16 @@ def load_spec(path: Path) -> ExperimentSpec:
 def parse_spec(data: Mapping[str, Any], *, source: Path | None = None) -> ExperimentSpec:
     where = str(source) if source else "<spec>"
     base_dir = source.parent if source else Path.cwd()
-    _Table(where, "", data).only(["experiment", "dataset", "query", "server", "index", "load"])
-
     exp = _Table(where, "experiment", data.get("experiment", {}))
-    exp.only(["name", "seed", "schema"])
+    exp.only(["name", "seed", "schema", "kind"])
+    kind = exp.choice("kind", EXPERIMENT_KINDS, default="vector")
+    common = ["experiment", "query", "server", "index", "load"]
+    if kind == "vector":
+        _Table(where, "", data).only([*common, "dataset"])
+    else:
+        _Table(where, "", data).only(
+            [*common, "agents", "workload", "operation", "filtered", "drift"]
+        )
     name = exp.string("name", required=True)
     if not _NAME_RE.fullmatch(name):
         exp.fail(
@@ -224,11 +235,20 @@ def parse_spec(data: Mapping[str, Any], *, source: Path | None = None) -> Experi
     if not _NAME_RE.fullmatch(schema):
         exp.fail("schema", f"= {schema!r} must be a plain lowercase identifier")
 
-    dataset = _parse_dataset(_Table(where, "dataset", data.get("dataset")), base_dir)
+    dataset = None
+    agents = None
+    if kind == "vector":
+        dataset = _parse_dataset(_Table(where, "dataset", data.get("dataset")), base_dir)
+    else:
+        from .agent_spec import parse_agents
+
+        agents = parse_agents(data, where, seed, _Table)
     query = _parse_query(_Table(where, "query", data.get("query", {})))
     server = _parse_server(_Table(where, "server", data.get("server", {})))
 
     raw_indexes = data.get("index")
+    if kind == "agents" and raw_indexes is None:
+        raw_indexes = [{"kind": "none"}]  # custom operations only: no vector index to build
     if not isinstance(raw_indexes, list) or not raw_indexes:
         raise SpecError(
             f"{where}: at least one [[index]] table is required, e.g.\n"
@@ -246,7 +266,14 @@ def parse_spec(data: Mapping[str, Any], *, source: Path | None = None) -> Experi
     load = None
     if "load" in data:
         load = _parse_load(_Table(where, "load", data["load"]), indexes, query)
+    if kind == "agents" and len(indexes) != 1:
+        raise SpecError(
+            f"{where}: an agent experiment builds exactly one [[index]] (on memories and "
+            f"chunks); found {len(indexes)}. Compare index kinds with [filtered] strategies."
+        )
     return ExperimentSpec(
+        kind=kind,
+        agents=agents,
         load=load,
         name=name,
         seed=seed,

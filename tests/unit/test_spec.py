@@ -150,7 +150,7 @@ def test_unknown_top_level_table(tmp_path: Path) -> None:
     message = _error(tmp_path, data)
     assert "sever" in message
     assert "did you mean 'server'" in message
-    assert "experiment, dataset, query, server, index" in message
+    assert "experiment, query, server, index, load, dataset" in message
 
 
 def test_unknown_hnsw_key(tmp_path: Path) -> None:
@@ -179,7 +179,7 @@ def test_unknown_experiment_key(tmp_path: Path) -> None:
     message = _error(tmp_path, data)
     assert "[experiment] seeed" in message
     assert "did you mean 'seed'" in message
-    assert "Allowed keys: name, seed, schema." in message
+    assert "Allowed keys: name, seed, schema, kind." in message
 
 
 # --------------------------------------------------------------------------- out of range

@@ -8,9 +8,11 @@ from competing with the server for the same cores (fidelity vs pgbench >= 0.9).
 
 from __future__ import annotations
 
+import select
 from collections.abc import Sequence
 
 from psycopg import pq
+from psycopg import pq as libpq
 
 _OK = (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK)
 Params = Sequence[bytes]
@@ -60,6 +62,20 @@ def exec_params(
     return _check(pgconn, pgconn.exec_params(sql, params, types, formats, 1))
 
 
+def _next_result(pgconn: libpq.abc.PGconn) -> libpq.abc.PGresult | None:
+    """PQgetResult without holding the GIL while the server works.
+
+    psycopg's get_result() keeps the GIL when it has to wait (psycopg itself only calls
+    it once input is ready), which serialised every client thread behind one waiting
+    for its result. Wait on the socket with select() - which releases the GIL - until
+    libpq has a whole result, then take it.
+    """
+    while pgconn.is_busy():
+        select.select([pgconn.socket], [], [])
+        pgconn.consume_input()
+    return pgconn.get_result()
+
+
 def _set_local_sql(n: int) -> bytes:
     calls = ", ".join(f"set_config(${2 * i + 1}, ${2 * i + 2}, true)" for i in range(n))
     return f"SELECT {calls}".encode()
@@ -94,7 +110,7 @@ def exec_in_transaction(
         statement_index = 0
         target = 2 if local_settings else 1  # position of the measured statement
         while True:
-            result = pgconn.get_result()
+            result = _next_result(pgconn)
             if result is None:
                 if pgconn.status == pq.ConnStatus.BAD:
                     raise ConnectionLost(_message(pgconn, None))

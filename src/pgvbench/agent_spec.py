@@ -1,0 +1,334 @@
+"""Spec tables of agent experiments ([experiment] kind = "agents").
+
+[agents]        the generated platform (sizes, skew, documents)    -> AgentDataSpec
+[workload]      the operation mix run through [load]                -> WorkloadSpec
+[[operation]]   user-defined SQL operations with parameter generators (workloads.custom)
+[filtered]      filtered vector search strategies compared          -> FilteredSpec
+[drift]         recall and update cost while memories churn         -> DriftSpec
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .metrics import Metric
+from .workloads.agent_model import AgentDataSpec
+
+if TYPE_CHECKING:
+    from .spec import _Table
+
+OPERATIONS = (
+    "memory_write",
+    "memory_recall",
+    "rag_search",
+    "task_update",
+    "message_append",
+    "memory_expire",
+    "agent_lookup",
+)
+RAG_FILTERS = ("jsonb", "tags", "alternate")
+FILTER_STRATEGIES = (
+    "hnsw_plain",
+    "hnsw_strict",
+    "hnsw_relaxed",
+    "ivfflat_iterative",
+    "btree_exact",
+    "partial_hot",
+    "partitioned",
+)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WorkloadSpec:
+    mix: Mapping[str, float]  # operation -> weight (built-ins; custom ops carry their own)
+    k: int = 10
+    access_zipf: float = 1.1  # which agent an operation touches
+    recall_filter_kind: bool = False  # memory_recall also filters by kind
+    recall_recency_days: float = 0.0  # memory_recall also filters created_at (0: off)
+    rag_filter: str = "alternate"  # jsonb containment, tags overlap, or both alternately
+    expire_batch: int = 100
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FilteredSpec:
+    strategies: tuple[str, ...]
+    k: int = 10
+    ef_search: int = 40
+    max_scan_tuples: int = 20_000
+    bucket_edges: tuple[float, ...] = (0.001, 0.01, 0.05)
+    queries_per_bucket: int = 30
+    recall_target: float = 0.9
+    measure_seconds: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DriftSpec:
+    duration_seconds: float = 30.0
+    insert_rate: float = 200.0
+    expire_rate: float = 50.0
+    interval_seconds: float = 5.0
+    queries: int = 50
+    ef_search: int = 40
+    update_samples: int = 500
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AgentExperiment:
+    data: AgentDataSpec | None  # None: custom operations against the user's own tables
+    workload: WorkloadSpec | None
+    operations: tuple[Any, ...]  # workloads.custom.CustomOpSpec
+    filtered: FilteredSpec | None
+    drift: DriftSpec | None
+
+    def to_dict(self) -> dict[str, Any]:
+        def plain(obj: Any) -> Any:
+            if obj is None:
+                return None
+            data = dataclasses.asdict(obj)
+            return {
+                k: (
+                    str(v)
+                    if isinstance(v, Metric)
+                    else list(v)
+                    if isinstance(v, tuple)
+                    else dict(v)
+                    if isinstance(v, Mapping)
+                    else v
+                )
+                for k, v in data.items()
+            }
+
+        return {
+            "data": plain(self.data),
+            "workload": plain(self.workload),
+            "operations": [plain(op) for op in self.operations],
+            "filtered": plain(self.filtered),
+            "drift": plain(self.drift),
+        }
+
+
+def parse_agents(
+    data: Mapping[str, Any], where: str, seed: int, table: type[_Table]
+) -> AgentExperiment:
+    agents = None
+    if "agents" in data:
+        agents = _parse_data(table(where, "agents", data["agents"]), seed)
+    workload = None
+    if "workload" in data:
+        workload = _parse_workload(table(where, "workload", data["workload"]))
+    operations: tuple[Any, ...] = ()
+    if "operation" in data:
+        from .workloads.custom import parse_operations
+
+        raw = data["operation"]
+        if not isinstance(raw, list):
+            raise_table(where, "operation", "must be one or more [[operation]] tables")
+        operations = tuple(parse_operations(raw, where))
+    filtered = None
+    if "filtered" in data:
+        filtered = _parse_filtered(table(where, "filtered", data["filtered"]))
+    drift = None
+    if "drift" in data:
+        drift = _parse_drift(table(where, "drift", data["drift"]))
+    if agents is None and (workload is not None or filtered is not None or drift is not None):
+        raise_table(
+            where,
+            "agents",
+            "is required for [workload], [filtered] and [drift] "
+            "(they run on the generated agent platform)",
+        )
+    if workload is None and not operations and filtered is None and drift is None:
+        raise_table(
+            where,
+            "workload",
+            "(or [[operation]], [filtered], [drift]) is required: "
+            "an agent experiment needs something to measure",
+        )
+    return AgentExperiment(
+        data=agents, workload=workload, operations=operations, filtered=filtered, drift=drift
+    )
+
+
+def raise_table(where: str, section: str, message: str) -> None:
+    from .errors import SpecError
+
+    raise SpecError(f"{where}: [{section}] {message}")
+
+
+def _parse_data(t: _Table, seed: int) -> AgentDataSpec:
+    t.only(
+        [
+            "tenants",
+            "agents",
+            "memories",
+            "chunks",
+            "tasks",
+            "messages_per_task",
+            "dim",
+            "metric",
+            "agent_zipf",
+            "tenant_zipf",
+            "topics_per_agent",
+            "topic_spread",
+            "doc_kb",
+            "tag_vocabulary",
+            "tag_zipf",
+            "expired_fraction",
+        ]
+    )
+    doc = t.data.get("doc_kb", [0.3, 4.0])
+    if (
+        not isinstance(doc, list)
+        or len(doc) != 2
+        or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in doc)
+        or not 0.05 <= doc[0] <= doc[1] <= 64
+    ):
+        t.fail("doc_kb", f"= {doc!r} must be [min, max] kB with 0.05 <= min <= max <= 64")
+    tenants = t.integer("tenants", default=20, minimum=1, maximum=100_000)
+    agents = t.integer("agents", default=200, minimum=1, maximum=1_000_000)
+    if agents < tenants:
+        t.fail(
+            "agents", f"= {agents} must be at least tenants = {tenants} (every tenant has an agent)"
+        )
+    return AgentDataSpec(
+        tenants=tenants,
+        agents=agents,
+        memories=t.integer("memories", default=50_000, minimum=1, maximum=50_000_000),
+        chunks=t.integer("chunks", default=20_000, minimum=0, maximum=50_000_000),
+        tasks=t.integer("tasks", default=5_000, minimum=0, maximum=10_000_000),
+        messages_per_task=t.integer("messages_per_task", default=4, minimum=0, maximum=1000),
+        dim=t.integer("dim", default=128, minimum=2, maximum=16000),
+        metric=Metric(t.choice("metric", [m.value for m in Metric], default="cosine")),
+        agent_zipf=t.number("agent_zipf", default=1.1, minimum=0.0, maximum=5.0),
+        tenant_zipf=t.number("tenant_zipf", default=1.0, minimum=0.0, maximum=5.0),
+        topics_per_agent=t.integer("topics_per_agent", default=3, minimum=1, maximum=100),
+        topic_spread=t.number("topic_spread", default=0.35, minimum=1e-6, maximum=100.0),
+        doc_kb_min=float(doc[0]),
+        doc_kb_max=float(doc[1]),
+        tag_vocabulary=t.integer("tag_vocabulary", default=500, minimum=1, maximum=1_000_000),
+        tag_zipf=t.number("tag_zipf", default=1.2, minimum=0.0, maximum=5.0),
+        expired_fraction=t.number("expired_fraction", default=0.1, minimum=0.0, maximum=1.0),
+        seed=seed,
+    )
+
+
+def _parse_workload(t: _Table) -> WorkloadSpec:
+    t.only(
+        [
+            "mix",
+            "k",
+            "access_zipf",
+            "recall_filter_kind",
+            "recall_recency_days",
+            "rag_filter",
+            "expire_batch",
+        ]
+    )
+    raw_mix = t.data.get("mix", {"memory_recall": 1})
+    if not isinstance(raw_mix, Mapping) or not raw_mix:
+        t.fail(
+            "mix",
+            "must be a table of operation = weight, e.g. { memory_recall = 70, memory_write = 30 }",
+        )
+    mix: dict[str, float] = {}
+    for name, weight in raw_mix.items():
+        if name not in OPERATIONS:
+            t.fail(
+                f"mix.{name}",
+                f"is not an operation; allowed: {', '.join(OPERATIONS)} "
+                "(define your own with [[operation]])",
+            )
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+            t.fail(f"mix.{name}", f"= {weight!r} must be a weight >= 0")
+        mix[name] = float(weight)
+    if not any(w > 0 for w in mix.values()):
+        t.fail("mix", "needs at least one operation with a weight > 0")
+    flag = t.data.get("recall_filter_kind", False)
+    if not isinstance(flag, bool):
+        t.fail("recall_filter_kind", f"= {flag!r} must be true or false")
+    return WorkloadSpec(
+        mix=mix,
+        k=t.integer("k", default=10, minimum=1, maximum=100),
+        access_zipf=t.number("access_zipf", default=1.1, minimum=0.0, maximum=5.0),
+        recall_filter_kind=flag,
+        recall_recency_days=t.number(
+            "recall_recency_days", default=0.0, minimum=0.0, maximum=36500.0
+        ),
+        rag_filter=t.choice("rag_filter", RAG_FILTERS, default="alternate"),
+        expire_batch=t.integer("expire_batch", default=100, minimum=1, maximum=1_000_000),
+    )
+
+
+def _parse_filtered(t: _Table) -> FilteredSpec:
+    t.only(
+        [
+            "strategies",
+            "k",
+            "ef_search",
+            "max_scan_tuples",
+            "bucket_edges",
+            "queries_per_bucket",
+            "recall_target",
+            "measure_seconds",
+        ]
+    )
+    strategies = tuple(
+        dict.fromkeys(
+            t.str_list("strategies", default=list(FILTER_STRATEGIES), allowed=FILTER_STRATEGIES)
+        )
+    )
+    edges = t.data.get("bucket_edges", [0.001, 0.01, 0.05])
+    if (
+        not isinstance(edges, list)
+        or not edges
+        or not all(
+            isinstance(e, (int, float)) and not isinstance(e, bool) and 0 < e < 1 for e in edges
+        )
+        or sorted(edges) != edges
+    ):
+        t.fail(
+            "bucket_edges",
+            f"= {edges!r} must be increasing fractions in (0, 1), e.g. "
+            "[0.001, 0.01, 0.05] (share of all memories held by one agent)",
+        )
+    return FilteredSpec(
+        strategies=strategies,
+        k=t.integer("k", default=10, minimum=1, maximum=100),
+        ef_search=t.integer("ef_search", default=40, minimum=1, maximum=1000),
+        max_scan_tuples=t.integer(
+            "max_scan_tuples", default=20_000, minimum=1, maximum=100_000_000
+        ),
+        bucket_edges=tuple(float(e) for e in edges),
+        queries_per_bucket=t.integer("queries_per_bucket", default=30, minimum=1, maximum=10_000),
+        recall_target=t.number("recall_target", default=0.9, minimum=0.0, maximum=1.0),
+        measure_seconds=t.number("measure_seconds", default=1.0, minimum=0.1, maximum=600.0),
+    )
+
+
+def _parse_drift(t: _Table) -> DriftSpec:
+    t.only(
+        [
+            "duration_seconds",
+            "insert_rate",
+            "expire_rate",
+            "interval_seconds",
+            "queries",
+            "ef_search",
+            "update_samples",
+        ]
+    )
+    duration = t.number("duration_seconds", default=30.0, minimum=1.0, maximum=86400.0)
+    interval = t.number("interval_seconds", default=5.0, minimum=0.2, maximum=3600.0)
+    if interval > duration:
+        t.fail("interval_seconds", f"= {interval:g} exceeds duration_seconds = {duration:g}")
+    return DriftSpec(
+        duration_seconds=duration,
+        insert_rate=t.number("insert_rate", default=200.0, minimum=0.0, maximum=1e6),
+        expire_rate=t.number("expire_rate", default=50.0, minimum=0.0, maximum=1e6),
+        interval_seconds=interval,
+        queries=t.integer("queries", default=50, minimum=1, maximum=100_000),
+        ef_search=t.integer("ef_search", default=40, minimum=1, maximum=1000),
+        update_samples=t.integer("update_samples", default=500, minimum=1, maximum=10_000_000),
+    )
