@@ -132,6 +132,7 @@ def parse_agents(
     drift = None
     if "drift" in data:
         drift = _parse_drift(table(where, "drift", data["drift"]))
+    _check_read_only_mix(where, workload, operations)
     if agents is None and (workload is not None or filtered is not None or drift is not None):
         raise_table(
             where,
@@ -149,6 +150,30 @@ def parse_agents(
     return AgentExperiment(
         data=agents, workload=workload, operations=operations, filtered=filtered, drift=drift
     )
+
+
+WRITE_OPERATIONS = ("memory_write", "task_update", "message_append", "memory_expire")
+
+
+def _check_read_only_mix(
+    where: str, workload: WorkloadSpec | None, operations: tuple[Any, ...]
+) -> None:
+    """A read-only custom operation makes its whole connection read-only (session settings
+    are per connection), so it cannot share the mix with operations that write."""
+    read_only = [op.name for op in operations if not op.writes]
+    writers = [op.name for op in operations if op.writes]
+    if workload is not None:
+        writers += [name for name in WRITE_OPERATIONS if workload.mix.get(name, 0) > 0]
+    if read_only and writers:
+        raise_table(
+            where,
+            "operation",
+            (
+                f"{', '.join(repr(n) for n in read_only)} is read-only (writes = false) and would "
+                f"make the connections it shares with {', '.join(writers)} read-only too: set "
+                "writes = true on it, or benchmark it in a separate spec"
+            ),
+        )
 
 
 def raise_table(where: str, section: str, message: str) -> None:

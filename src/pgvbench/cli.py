@@ -146,6 +146,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from .agent_runner import AgentRunner
     from .report.render import render_report
     from .runner import ExperimentRunner
 
@@ -156,9 +157,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     server: EmbeddedServer | None = None
     started = False
     settings_info: ServerSettingsInfo
-    runner = ExperimentRunner(
-        spec, out_dir=out_dir, cache_dir=paths.groundtruth_dir, reporter=reporter
-    )
+    runner: ExperimentRunner | AgentRunner
+    if spec.kind == "agents":
+        runner = AgentRunner(spec, out_dir=out_dir, reporter=reporter)
+    else:
+        runner = ExperimentRunner(
+            spec, out_dir=out_dir, cache_dir=paths.groundtruth_dir, reporter=reporter
+        )
     failed: BaseException | None = None
     results = None
     with reporter:
@@ -190,7 +195,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 reporter.log(f"[yellow]setting {name} not applied: {why}[/yellow]")
             runner.server_settings = settings_info
             try:
-                results = runner.run(target, data)
+                if isinstance(runner, AgentRunner):
+                    results = runner.run(target)
+                else:
+                    assert data is not None
+                    results = runner.run(target, data)
             except BaseException as exc:  # report what was measured, then re-raise
                 failed = exc
                 results = runner.results

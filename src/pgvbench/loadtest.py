@@ -18,7 +18,13 @@ from psycopg import sql
 
 from .db.load import load_vectors
 from .db.schema import check_table_replaceable, create_vector_table
-from .engine.operations import SESSION, TRANSACTION_POOLED, ConnStyle, SqlOperation, knn_operation
+from .engine.operations import (
+    SESSION,
+    TRANSACTION_POOLED,
+    ConnStyle,
+    Operation,
+    knn_operation,
+)
 from .engine.outcome import EngineOutcome
 from .engine.pgbench import find_pgbench, knn_script, run_pgbench
 from .engine.providers import (
@@ -80,7 +86,12 @@ class LoadTester:
         metric: Metric,
         vector_oid: int,
         reporter: Reporter,
+        operation_factory: Callable[[], Operation] | None = None,
+        workload: str | None = None,
     ) -> None:
+        self.operation_factory = operation_factory  # agent mixes; None: the kNN query
+        self._points_run = 0
+        self.workload = workload
         self.spec = spec
         self.load = load
         self.target = target
@@ -99,7 +110,9 @@ class LoadTester:
         out["statement_timeout"] = str(self.spec.query.statement_timeout_ms)
         return out
 
-    def operation(self) -> SqlOperation:
+    def operation(self) -> Operation:
+        if self.operation_factory is not None:
+            return self.operation_factory()
         table_mode = self.load.query_source == "table"
         return knn_operation(
             items=self.items,
@@ -115,8 +128,10 @@ class LoadTester:
         points = []
         for engine in self.load.engines:
             for pooling in self.load.pooling:
-                if engine == "pgbench" and pooling.strategy != "direct":
-                    continue  # pgbench is the reference for dedicated connections only
+                if engine == "pgbench" and (
+                    pooling.strategy != "direct" or self.operation_factory is not None
+                ):
+                    continue  # pgbench: the kNN reference, for dedicated connections only
                 for variant in pooling.variants():
                     for clients in self.load.clients:
                         points.append((engine, pooling, variant, clients))
@@ -175,7 +190,9 @@ class LoadTester:
             arrival=self.load.arrival,
             max_inflight=self.load.max_inflight,
             seed=self.spec.seed,
+            first_seq=self._points_run * 1_000_000_000,
         )
+        self._points_run += 1
         notes: list[str] = []
         pool_stats: dict[str, int] | None = None
 
@@ -308,6 +325,7 @@ class LoadTester:
             notes=notes,
             histogram=outcome.latency.encode() if outcome.latency.count else None,
             operations_detail=operation_details(outcome),
+            workload=self.workload,
         )
 
 

@@ -221,6 +221,23 @@ class ServerSettingsInfo:
 
 
 @dataclasses.dataclass
+class AgentSection:
+    """Agent experiments: the generated platform and what was measured on it.
+
+    ``filtered``, ``drift`` and ``update_cost`` hold the JSON form of the corresponding
+    analysis records (workloads.filtered / workloads.drift); see docs/results.md.
+    """
+
+    selectivity: dict[str, dict[str, float]]
+    tables: dict[str, dict[str, float]]  # table kind -> {rows, seconds}
+    filtered: dict[str, Any] | None = None
+    filtered_winners: dict[str, str] = dataclasses.field(default_factory=dict)
+    drift: dict[str, Any] | None = None
+    update_cost: dict[str, Any] | None = None
+    recommendations: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
 class Results:
     run_name: str
     status: RunStatus
@@ -235,6 +252,7 @@ class Results:
     failure: str | None = None
     server_settings: ServerSettingsInfo | None = None
     load_points: list[LoadPoint] = dataclasses.field(default_factory=list)
+    agent: AgentSection | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

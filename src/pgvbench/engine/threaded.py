@@ -51,6 +51,7 @@ class LoadShape:
     arrival: str = "poisson"  # poisson | constant
     max_inflight: int = 0  # open loop: 0 means 10 x clients
     seed: int = 0
+    first_seq: int = 0  # sequence numbers start here: inserts stay unique across points
 
     def __post_init__(self) -> None:
         if self.clients < 1:
@@ -165,7 +166,7 @@ def _closed_client(
     run: _Run, client: int, operation: Operation, provider: ConnectionProvider, log: _ClientLog
 ) -> None:
     think_s = run.shape.think_time_ms / 1000.0
-    seq = client
+    seq = run.shape.first_seq + client
     step = run.shape.clients
     style = provider.style
     start_list, end_list = log.start, log.end
@@ -239,7 +240,7 @@ def _dispatch(run: _Run) -> None:
     mean_gap_ns = 1e9 / shape.rate
     cap = shape.inflight_cap
     intended = float(run.t0)
-    seq = 0
+    seq = shape.first_seq
     while not run.stop.is_set():
         gap = rng.exponential(mean_gap_ns) if shape.arrival == "poisson" else mean_gap_ns
         intended += gap

@@ -168,16 +168,21 @@ def render_report(
         if results.load_points
         else []
     )
+    from .agents import render_agent_figures  # agents.py builds on this module's blocks
+
+    agent_images = render_agent_figures(results, out_dir)
     blocks = build_document(
         results,
         target,
         [Image(p.name, alt) for p, alt in figures],
         load_images=[Image(p.name, alt) for p, alt in load_figures],
+        agent_images=agent_images,
     )
     md_path, html_path = out_dir / MD_NAME, out_dir / HTML_NAME
     write_bytes_atomic(md_path, to_markdown(blocks).encode("utf-8"))
     write_bytes_atomic(html_path, to_html(blocks, _title(results), out_dir).encode("utf-8"))
     images = [p for p, _ in figures] + [p for p, _ in load_figures]
+    images += [out_dir / image.src for image in agent_images]
     return ReportFiles(md=md_path, html=html_path, images=images)
 
 
@@ -204,20 +209,29 @@ def build_document(
     images: Sequence[Image],
     *,
     load_images: Sequence[Image] = (),
+    agent_images: Sequence[Image] = (),
 ) -> list[Block]:
     """The whole report, section by section."""
+    from .agents import agent_blocks  # imported here: agents.py imports this module
+
+    agent = agent_blocks(results, agent_images)
     return [
         Heading(1, _title(results)),
         Paragraph(_timing(results)),
         *_status_section(results),
-        Paragraph(recommendation(results, target), lead="Recommendation.", style="recommendation"),
-        *_figures_section(images, has_load=bool(results.load_points)),
+        Paragraph(
+            _headline(results, target, has_agent=bool(agent)),
+            lead="Recommendation.",
+            style="recommendation",
+        ),
+        *_figures_section(images, has_load=bool(results.load_points), has_agent=bool(agent)),
         *_dataset_section(results.dataset),
         *_load_section(results.load),
         *_environment_section(results.environment),
         *_builds_section(results.indexes),
         *_sweep_section(results),
         *_concurrency_section(results, load_images),
+        *agent,
         *_validity_section(results),
         Heading(2, "Workload spec"),
         Code(json.dumps(results.spec, indent=2, sort_keys=True)),
@@ -249,7 +263,12 @@ def _status_section(results: Results) -> list[Block]:
     return blocks
 
 
-def _figures_section(images: Sequence[Image], *, has_load: bool = False) -> list[Block]:
+def _figures_section(
+    images: Sequence[Image], *, has_load: bool = False, has_agent: bool = False
+) -> list[Block]:
+    if not images and has_agent:
+        where = "Concurrency and the agent sections" if has_load else "the agent sections"
+        return [Heading(2, "Figures"), Paragraph(f"No sweep figures; see {where} below.")]
     if not images and has_load:
         text = "No sweep figures; the concurrency figures are under Concurrency."
         return [Heading(2, "Figures"), Paragraph(text)]
@@ -259,6 +278,14 @@ def _figures_section(images: Sequence[Image], *, has_load: bool = False) -> list
 
 
 # --- recommendation ----------------------------------------------------------------------
+
+
+def _headline(results: Results, target: float, *, has_agent: bool) -> str:
+    """The sweep's recommendation; an agent run without a sweep points to its own."""
+    if not has_agent or results.runs:
+        return recommendation(results, target)
+    where = "Agent recommendations" if results.agent is not None else "Operations"
+    return f"This run has no vector-search sweep; see {where} below."
 
 
 def recommendation(results: Results, target: float) -> str:

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import json
 import math
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -240,7 +242,7 @@ class _Draw:
             r -= weight
         return table[-1][0]
 
-    def hex(self) -> str:
+    def token(self) -> str:
         return f"{self.u64():016x}"
 
 
@@ -254,18 +256,16 @@ def _make_corpus(rng: np.random.Generator, min_chars: int) -> str:
 
 
 def _make_tag_words(n: int) -> list[str]:
-    """A vocabulary of ``n`` tag words, most common first (Zipf rank order)."""
-    words = list(dict.fromkeys(_TAG_WORDS))
-    i = 0
-    while len(words) < n:
-        a, b = _TAG_WORDS[i % len(_TAG_WORDS)], _TAG_WORDS[(i // len(_TAG_WORDS) + 1) % 97]
-        candidate = f"{a}-{b}" if a != b else f"{a}-{i}"
-        if candidate not in words:
-            words.append(candidate)
-        else:
-            words.append(f"{a}-{i}")
-        i += 1
-    return words[:n]
+    """A vocabulary of ``n`` distinct tag words, most common first (Zipf rank order)."""
+    base = list(dict.fromkeys(_TAG_WORDS))
+    pairs = (f"{a}-{b}" for b in base for a in base if a != b)
+    numbered = (f"tag-{i}" for i in itertools.count())
+    words: dict[str, None] = {}
+    for word in itertools.chain(base, pairs, numbered):
+        if len(words) >= n:
+            break
+        words.setdefault(word)
+    return list(words)
 
 
 # --------------------------------------------------------------------------- dataset
@@ -349,7 +349,7 @@ class AgentDataset:
     def documents(self) -> int:
         return int(self.document_tenant.size)
 
-    def id_of(self, kind: str, index: int) -> Any:
+    def id_of(self, kind: str, index: int) -> uuid.UUID:
         """UUID of row ``index`` of ``kind`` (a table, or tenants/documents/contexts)."""
         return uuid_for(kind, self.spec.seed, int(index))
 
@@ -406,11 +406,11 @@ class AgentDataset:
         }
         return builders[kind](index)
 
-    def doc_target_bytes(self, draw: _Draw) -> int:
+    def _target_bytes(self, draw: _Draw) -> int:
         lo, hi = self.spec.doc_kb_min * KB, self.spec.doc_kb_max * KB
         return int(draw.uniform(lo, hi))
 
-    def text(self, draw: _Draw, length: int) -> str:
+    def _text(self, draw: _Draw, length: int) -> str:
         """``length`` characters of padding text starting at a word boundary."""
         if length <= 0:
             return ""
@@ -430,7 +430,7 @@ class AgentDataset:
         lengths = [remaining * w // total for w in weights]
         lengths[0] += remaining - sum(lengths)
         for (container, key), n in zip(slots, lengths, strict=True):
-            container[key] = self.text(draw, n)
+            container[key] = self._text(draw, n)
         return json.dumps(doc, separators=(",", ":"))
 
     def agent_name(self, agent: int) -> str:
@@ -444,7 +444,7 @@ class AgentDataset:
 
     def agent_config(self, agent: int) -> str:
         draw = _Draw(self.spec.seed, _SALT_AGENT, agent)
-        target = self.doc_target_bytes(draw)
+        target = self._target_bytes(draw)
         tools: list[dict[str, Any]] = [
             {"name": draw.pick(_TOOLS), "description": "", "timeout_s": 5 + draw.below(55)}
             for _ in range(1 + draw.below(min(6, 1 + target // 700)))
@@ -466,7 +466,7 @@ class AgentDataset:
 
     def memory_metadata(self, memory: int) -> str:
         draw = _Draw(self.spec.seed, _SALT_MEMORY, memory)
-        target = self.doc_target_bytes(draw)
+        target = self._target_bytes(draw)
         entities: list[dict[str, Any]] = [
             {
                 "name": draw.pick(_ENTITY_NAMES),
@@ -477,7 +477,7 @@ class AgentDataset:
             for _ in range(1 + draw.below(min(5, 1 + target // 800)))
         ]
         doc: dict[str, Any] = {
-            "source": {"type": draw.pick(_MEMORY_SOURCES), "ref": draw.hex()},
+            "source": {"type": draw.pick(_MEMORY_SOURCES), "ref": draw.token()},
             "entities": entities,
             "scores": {
                 "relevance": round(draw.uniform(), 3),
@@ -494,7 +494,7 @@ class AgentDataset:
 
     def chunk_metadata(self, chunk: int) -> str:
         draw = _Draw(self.spec.seed, _SALT_CHUNK, chunk)
-        target = self.doc_target_bytes(draw)
+        target = self._target_bytes(draw)
         doc: dict[str, Any] = {
             "source": draw.pick(_CHUNK_SOURCES),
             "doc_type": draw.pick(_DOC_TYPES),
@@ -515,7 +515,7 @@ class AgentDataset:
 
     def task_state(self, task: int) -> str:
         draw = _Draw(self.spec.seed, _SALT_TASK, task)
-        target = self.doc_target_bytes(draw)
+        target = self._target_bytes(draw)
         status = TASK_STATUSES[int(self.task_status[task])]
         created, updated = int(self.task_created_at[task]), int(self.task_updated_at[task])
         states = _status_path(status, draw.below(1 + min(3, target // 1200)))
@@ -535,7 +535,7 @@ class AgentDataset:
             for _ in range(1 + draw.below(2) if status == "completed" else draw.below(2)):
                 part = {"kind": "text", "text": ""}
                 doc["artifacts"].append(
-                    {"artifactId": draw.hex(), "name": draw.pick(_ARTIFACTS), "parts": [part]}
+                    {"artifactId": draw.token(), "name": draw.pick(_ARTIFACTS), "parts": [part]}
                 )
                 slots.append((part, "text"))
         weights = [1] + [3] * (len(slots) - 1)
@@ -543,7 +543,7 @@ class AgentDataset:
 
     def message_parts(self, message: int) -> str:
         draw = _Draw(self.spec.seed, _SALT_MESSAGE, message)
-        target = self.doc_target_bytes(draw)
+        target = self._target_bytes(draw)
         text_part: dict[str, Any] = {"kind": "text", "text": ""}
         parts: list[dict[str, Any]] = [text_part]
         slots: _Slots = [(text_part, "text")]
@@ -566,7 +566,7 @@ class AgentDataset:
                     "file": {
                         "name": f"{draw.pick(_ARTIFACTS)}-{draw.below(1000)}.bin",
                         "mimeType": draw.pick(_MIME_TYPES),
-                        "uri": f"s3://agent-files/{draw.hex()}",
+                        "uri": f"s3://agent-files/{draw.token()}",
                     },
                 }
             )
@@ -582,12 +582,12 @@ class AgentDataset:
             "procedural": "How to: ",
             "reflection": "Reflection: ",
         }[MEMORY_KINDS[int(self.memory_kind[memory])]]
-        return lead + self.text(draw, 60 + draw.below(540))
+        return lead + self._text(draw, 60 + draw.below(540))
 
     def chunk_content(self, chunk: int) -> str:
         """The chunk's text (300-1500 characters)."""
         draw = _Draw(self.spec.seed, _SALT_CHUNK_TEXT, chunk)
-        return self.text(draw, 300 + draw.below(1200))
+        return self._text(draw, 300 + draw.below(1200))
 
     def message_role_name(self, message: int) -> str:
         return MESSAGE_ROLES[int(self.message_role[message])]
@@ -619,6 +619,7 @@ def _check(ok: bool, message: str) -> None:
 
 
 def _validate(spec: AgentDataSpec) -> None:
+    _check(spec.seed >= 0, f"seed = {spec.seed} must be >= 0")
     _check(spec.tenants >= 1, f"tenants = {spec.tenants} must be >= 1")
     _check(
         spec.agents >= spec.tenants,

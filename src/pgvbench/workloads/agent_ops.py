@@ -14,6 +14,7 @@ most. Tenants, tasks and chunks follow from the chosen agent.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 from collections.abc import Callable, Mapping, Sequence
@@ -24,7 +25,7 @@ from psycopg import pq as libpq
 from ..engine.operations import ConnStyle, MixOperation, Operation, ParamOperation
 from ..metrics import Metric
 from .agent_data import AgentDataset
-from .agent_model import MEMORY_KINDS, TASK_STATUSES, table_name, uuid_for
+from .agent_model import MEMORY_KINDS, TASK_STATUSES, table_name
 
 UUID_OID = 2950
 INT8_OID = 20
@@ -45,6 +46,8 @@ OPERATIONS = (
     "memory_expire",
     "agent_lookup",
 )
+# Prepared-statement names of the two-way operations' halves.
+STATEMENT_NAMES = ("rag_search_jsonb", "rag_search_tags", "agent_lookup_id", "agent_lookup_model")
 RAG_FILTERS = ("jsonb", "tags", "alternate")
 TABLE_SIZE = 1 << 16
 TABLE_BUDGET_BYTES = 32 << 20  # cap per operation: large vectors get fewer distinct rows
@@ -164,8 +167,18 @@ def _rng(seed: int, operation: str) -> np.random.Generator:
 
 
 def _new_id(kind: str, seed: int) -> Callable[[int], bytes]:
-    """Fresh uuid of the ``seq``-th insert: unique per (seed, seq), never a loaded row's."""
-    return lambda seq: uuid_for(kind, seed, seq).bytes
+    """Fresh uuid (v4 layout) of the ``seq``-th insert: unique per (kind, seed, seq),
+    random-looking like an app's uuid4 (B-tree inserts land all over the index)."""
+    key = hashlib.blake2b(f"{kind}:{seed}".encode(), digest_size=32).digest()
+
+    def new_id(seq: int) -> bytes:
+        digest = hashlib.blake2b(seq.to_bytes(8, "big"), digest_size=16, key=key).digest()
+        return (
+            bytes((*digest[:6], (digest[6] & 0x0F) | 0x40, digest[7], (digest[8] & 0x3F) | 0x80))
+            + digest[9:]
+        )
+
+    return new_id
 
 
 def _ids(dataset: AgentDataset, kind: str, indexes: np.ndarray) -> dict[int, bytes]:
@@ -222,7 +235,7 @@ def memory_write_op(
 ) -> ParamOperation:
     """INSERT a memory of a Zipf-chosen agent, its embedding near one of the agent's topics."""
     rng = _rng(seed, "memory_write")
-    size = param_table_size(vector_bytes(dataset.spec.dim) + 2048)
+    size = param_table_size(vector_bytes(dataset.spec.dim) + 64)  # documents are pooled
     agents = agent_choice(dataset, access_zipf, size, rng)
     vectors = encode_vectors(vectors_near_agents(dataset, agents, rng))
     agent_ids = _ids(dataset, "agents", agents)
@@ -415,7 +428,9 @@ def _rag_part(
     vectors = encode_vectors(vectors_near_tenants(dataset, tenants, rng))
     tenant_ids = _ids(dataset, "tenants", tenants)
     pools = _chunk_filters(dataset, how, rng)
-    filters = [_pick(pools[int(t)], rng) for t in tenants]
+    pool_sizes = np.array([len(pool) for pool in pools], dtype=np.int64)
+    which = (rng.random(size) * pool_sizes[tenants]).astype(np.int64)
+    filters = [pools[t][w] for t, w in zip(tenants.tolist(), which.tolist(), strict=True)]
     if how == "jsonb":
         condition, oid = "metadata @> $3", JSONB_OID
     else:
@@ -478,10 +493,6 @@ def _metadata_filter(document: str, rng: np.random.Generator) -> bytes:
         groups = value.get("groups") or []
         value = {"groups": groups[:1]}
     return json.dumps({key: value}, separators=(",", ":")).encode()
-
-
-def _pick(pool: list[bytes], rng: np.random.Generator) -> bytes:
-    return pool[int(rng.integers(len(pool)))]
 
 
 def _task_choice(

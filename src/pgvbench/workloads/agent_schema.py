@@ -18,6 +18,7 @@ from pgvector.psycopg import register_vector
 from psycopg import postgres, pq, sql
 from psycopg.abc import Buffer
 from psycopg.adapt import Dumper
+from psycopg.copy import QueuedLibpqWriter
 
 from ..db.schema import (
     MAX_PLAIN_DIM,
@@ -27,7 +28,7 @@ from ..db.schema import (
     ensure_schema,
     table_exists,
 )
-from ..errors import SafetyError, SpecError
+from ..errors import DatasetError, SafetyError, SpecError
 from ..server.connection import connect, ensure_vector_extension
 from .agent_data import NEVER_EXPIRES, AgentDataset
 from .agent_model import MEMORY_KINDS, MESSAGE_ROLES, TABLES, TASK_STATUSES, table_name
@@ -165,6 +166,27 @@ def create_agent_schema(
     return names
 
 
+def _require_owned_tables(conn: psycopg.Connection[Any], schema: str, prefix: str) -> None:
+    """SafetyError unless all five tables exist and carry pgvbench's mark."""
+    for kind in TABLES:
+        name = table_name(prefix, kind)
+        check_table_replaceable(conn, schema, name)
+        if not table_exists(conn, schema, name):
+            raise SafetyError(
+                f"table {schema}.{name} does not exist; create the agent schema first"
+            )
+
+
+def _require_empty(conn: psycopg.Connection[Any], schema: str, table: str) -> None:
+    query = sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(schema, table))
+    row = conn.execute(query).fetchone()
+    if row is not None and row[0]:
+        raise DatasetError(
+            f"table {schema}.{table} already holds rows; recreate the agent schema "
+            "(create_agent_schema with drop_existing=True) before loading"
+        )
+
+
 def create_secondary_indexes(
     conn: psycopg.Connection[Any], *, schema: str, prefix: str
 ) -> list[str]:
@@ -173,13 +195,7 @@ def create_secondary_indexes(
     Run after loading. Refuses (SafetyError) tables that are missing or lack the mark.
     """
     _check_names(prefix)
-    for kind in TABLES:
-        name = table_name(prefix, kind)
-        check_table_replaceable(conn, schema, name)
-        if not table_exists(conn, schema, name):
-            raise SafetyError(
-                f"table {schema}.{name} does not exist; create the agent schema first"
-            )
+    _require_owned_tables(conn, schema, prefix)
     created: list[str] = []
     for kind, suffix, definition in _SECONDARY_INDEXES:
         table = table_name(prefix, kind)
@@ -374,7 +390,9 @@ def _copy_table(
         # Cursor-local, by oid only: other code on this connection keeps psycopg's dumpers.
         cur.adapters.register_dumper(None, _JsonbTextBinaryDumper)
         cur.adapters.register_dumper(None, _EpochMicrosBinaryDumper)
-        with cur.copy(stmt) as copy:
+        # The queued writer sends on a thread while this one builds rows: client and
+        # server work overlap.
+        with cur.copy(stmt, writer=QueuedLibpqWriter(cur)) as copy:
             copy.set_types(list(types))
             for row in rows:
                 copy.write_row(row)
@@ -392,11 +410,13 @@ def _load(
     ds: AgentDataset,
     on_progress: ProgressCallback | None,
 ) -> dict[str, tuple[int, float]]:
+    _require_owned_tables(conn, schema, prefix)
+    for kind in TABLES:
+        _require_empty(conn, schema, table_name(prefix, kind))
     register_vector(conn)
     loaded: dict[str, tuple[int, float]] = {}
     for kind, plan in _LOAD_PLANS.items():
         table = table_name(prefix, kind)
-        check_table_replaceable(conn, schema, table)
 
         def report(done: int, kind: str = kind) -> None:
             if on_progress is not None:
@@ -416,11 +436,14 @@ def load_agent_dataset(
     dataset: AgentDataset,
     on_progress: ProgressCallback | None = None,
 ) -> dict[str, tuple[int, float]]:
-    """COPY the dataset into the (empty) agent tables; {table kind: (rows, seconds)}.
+    """COPY the dataset into the empty agent tables; {table kind: (rows, seconds)}.
+
+    The tables must exist with pgvbench's mark (SafetyError) and be empty (DatasetError).
 
     Tables load in foreign-key order, each in its own transaction. ``on_progress(kind,
     rows_done)`` gets the running row count of the table being loaded (every
-    PROGRESS_ROWS rows and once at its end). A DSN gets its own connection, closed after.
+    PROGRESS_ROWS rows and once at its end). A DSN gets its own connection, closed after;
+    on a connection that is not in autocommit mode, committing is the caller's.
     """
     if isinstance(conn_or_dsn, str):
         with connect(conn_or_dsn) as conn:
