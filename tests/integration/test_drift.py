@@ -148,7 +148,7 @@ def test_dead_tuples_hot_counters_vacuum_and_plot(platform: Platform, tmp_path: 
     assert tasks.updates == 90 and 0 <= tasks.hot_updates <= 90
     assert memories.hot_ratio is not None and tasks.hot_ratio is not None
     assert all(c.live_rows == c.db_rows for c in result.checkpoints)
-    assert result.write_batch_ms is not None
+    assert result.write_batch_ms is not None and result.query_ms is not None
     # JSON-serialisable and loadable the way results.json is read
     data = json.loads(json.dumps(dataclasses.asdict(result)))
     assert _build(DriftResult, data) == result
@@ -237,7 +237,7 @@ def test_plot_of_an_empty_drift_is_none(tmp_path: Path) -> None:
         interval_s=1.0, insert_rate=1.0, expire_rate=1.0, update_rate=0.0,
         achieved_insert_rate=0.0, achieved_expire_rate=0.0, queries=0, initial_rows=0,
         autovacuum=True, vacuum_at_s=None, vacuum_seconds=None, checkpoints=[], hot={},
-        write_batch_ms=None, wall_seconds=0.0,
+        query_ms=None, write_batch_ms=None, wall_seconds=0.0,
     )  # fmt: skip
     assert plot_recall_over_time(empty, tmp_path / "none.png") is None
     assert not (tmp_path / "none.png").exists()

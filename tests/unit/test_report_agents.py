@@ -182,7 +182,8 @@ def _phase(name: str, hnsw: bool, ff: int, p50: float, hot: float) -> UpdatePhas
         hnsw_index=hnsw, fillfactor=ff, updates=500, rows_updated=500, latency_ms=_latency(p50),
         histogram=None, counted_updates=500, hot_updates=int(500 * hot), hot_ratio=hot,
         same_page=int(500 * hot), same_page_latency_ms=_latency(0.2) if hot else None,
-        moved_latency_ms=_latency(p50 * 1.05), seconds=2.0, blocking_indexes=["demo_tasks_status_idx"] if name == "tasks_status" else [],
+        moved_latency_ms=_latency(p50 * 1.05), seconds=2.0,
+        blocking_indexes=["demo_tasks_status_idx"] if name == "tasks_status" else [],
     )  # fmt: skip
 
 
@@ -197,7 +198,8 @@ def make_update_cost() -> UpdateCostResult:
             _phase("hnsw_fillfactor80", True, 80, 0.25, 0.97),
             _phase("tasks_status", False, 100, 0.4, 0.0),
         ],
-        p50_ratio=8.0, p99_ratio=6.5, moved_p50_ratio=8.2, index_rebuild_seconds=12.0, index_restored=True,
+        p50_ratio=8.0, p99_ratio=6.5, moved_p50_ratio=8.2, index_rebuild_seconds=12.0,
+        index_restored=True,
     )  # fmt: skip
 
 
@@ -340,18 +342,26 @@ def test_platform_tables_and_selectivity(rendered: ReportFiles) -> None:
 
 def test_operations_table_marks_the_tail(rendered: ReportFiles) -> None:
     md = _md(rendered)
-    rows = [line for line in md.splitlines() if line.startswith("| direct |")]
+    names = tuple(f"| {md_escape(op)} |" for op in OPERATIONS)
+    rows = [
+        line
+        for line in md.splitlines()
+        if line.startswith("| direct |") and any(n in line for n in names)
+    ]
     assert len(rows) == 2 * len(OPERATIONS)  # one per load point x operation
     slowest = [line for line in rows if "▲ slowest p99" in line]
-    assert len(slowest) == 2 and all("| memory\\_recall |" in line for line in slowest)
-    assert "**Tail.** memory\\_recall has the highest p99 at 2 of 2 load points" in md
-    assert "| direct | 16 | memory\\_write | 30% | 1,920 |" in md
+    assert len(slowest) == 2 and all("| memory_recall |" in line for line in slowest)
+    assert "**Tail.** memory_recall has the highest p99 at 2 of 2 load points" in md
+    assert "| direct | 16 | memory_write | 30% | 1,920 |" in md
 
 
 def test_filtered_table_winners_and_invalid_rows(rendered: ReportFiles) -> None:
     md = _md(rendered)
     table = [
-        line for line in md.splitlines() if line.startswith(("| < 0.1%", "| 0.1-1%", "| > 1%"))
+        line
+        for line in md.splitlines()
+        if line.startswith(tuple(f"| {md_escape(b)} | " for b in BUCKETS))
+        and any(s in line for s in STRATEGIES)
     ]
     assert len(table) == len(STRATEGIES) * len(BUCKETS)
     expected = winners(make_filtered())
@@ -360,9 +370,7 @@ def test_filtered_table_winners_and_invalid_rows(rendered: ReportFiles) -> None:
     starred = [line for line in table if "| ★ |" in line]
     assert len(starred) == 3
     assert any("btree_exact" in line and "⚠ INVALID" in line for line in table)
-    assert (
-        f"- Agents with {md_escape(BUCKETS[2])} of the memories (15 agents): hnsw\\_relaxed" in md
-    )
+    assert f"- Agents with {md_escape(BUCKETS[2])} of the memories (15 agents): hnsw_relaxed" in md
     assert "![Filtered top-k: p99 per selectivity bucket and strategy](filtered_p99.png)" in md
 
 
@@ -370,11 +378,22 @@ def test_churn_section_has_timeline_update_cost_and_hot(rendered: ReportFiles) -
     md = _md(rendered)
     churn = md[md.index("## Churn") : md.index("## Agent recommendations")]
     assert "(recall_over_time.png)" in churn
-    assert "| 20.0 | before vacuum | 100,400 | 800 | 600 | 1% | 600 | 0.934 |" in churn
-    assert "| with HNSW index | bench.demo\\_memories | importance | yes | 100 | 500 |" in churn
+    assert "| 20.0 | before vacuum | 100,200 | 800 | 600 | 1.4% | 600 | 0.934 |" in churn
+    assert "| with HNSW index | bench.demo_memories | importance | yes | 100 | 500 |" in churn
     assert "| with HNSW index, fillfactor 80 |" in churn
-    assert "With / without the index: p50 8.0×, p99 6.5×." in churn
+    assert (
+        "With / without the index: p50 8.0×, p99 6.5×; p50 of the non-HOT (moved) updates 8.2×."
+        in churn
+    )
     assert "| memories | 200 | 80 | 40% |" in churn  # HOT during the churn
+    assert "| 97% | 97% | 0.200 | 0.263 |" in churn  # fillfactor: same page, HOT, fast
+
+
+def test_invalid_filtered_rows_are_listed_under_validity(rendered: ReportFiles) -> None:
+    md = _md(rendered)
+    validity = md[md.index("## Validity") : md.index("## Workload spec")]
+    assert "Invalid filtered-search rows: 1 of 9." in validity
+    assert f"- Filtered btree_exact at {md_escape(BUCKETS[2])}: INVALID — plan used" in validity
 
 
 def test_recommendations_are_bullets(rendered: ReportFiles) -> None:
@@ -451,6 +470,8 @@ def test_older_agent_records_missing_fields_still_render(tmp_path: Path) -> None
     md = _md(files)
     assert "## Filtered vector search" in md and "## Churn" in md
     assert "No update phase was measured." in md
+    assert "No recall-over-time figure: the drift record cannot be read back" in md
+    assert "btree_exact, p99 — at recall 1.00" in md
     assert FILTERED_FIGURE not in [p.name for p in files.images]  # no p99 left to draw
     json.dumps(agent.filtered)  # still plain JSON
 

@@ -76,7 +76,9 @@ def plot_filtered_p99(results: Results, path: Path) -> Path | None:
     buckets = [
         b for b in bucket_order(filtered, rows) if any(str(r.get("bucket")) == b for r in rows)
     ]
-    strategies = strategy_order(rows)
+    # run order over all rows, so a strategy keeps its colour and slot where it has no bar
+    drawn = {str(r.get("strategy")) for r in rows}
+    strategies = [s for s in strategy_order(filtered_rows(filtered)) if s in drawn]
     width = 0.8 / len(strategies)
 
     fig = _new_figure(11, 6)
@@ -99,7 +101,7 @@ def plot_filtered_p99(results: Results, path: Path) -> Path | None:
     log = _wants_log(p99s) and min(p99s) > 0
     _set_y_scale(ax, p99s, log, _tick)
     # headroom for the rotated recall labels above the tallest bar
-    ax.set_ylim(top=max(p99s) * (12 if log else 1.45))
+    ax.set_ylim(top=max(p99s) * (4 if log else 1.4))
     if log:
         ax.set_ylim(bottom=min(p99s) / 2)
     ax.set_xticks(range(len(buckets)), [f"{b}\nof memories" for b in buckets])

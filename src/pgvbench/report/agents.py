@@ -106,20 +106,20 @@ def _fixed(value: Any, decimals: int = 3) -> str:
 
 
 def _pct(value: Any) -> str:
+    """A ratio as a percentage, 2 significant digits so tiny shares do not print as 0%."""
     x = number(value)
-    return _DASH if x is None else f"{100 * x:.0f}%"
+    return _DASH if x is None else format_sig(100 * x, 2) + "%"
 
 
 def _share(part: Any, total: Any) -> str:
-    """``part`` as a percentage of ``total``, with enough digits for tiny shares."""
+    """``part`` as a percentage of ``total``."""
     p, t = number(part), number(total)
-    if p is None or t is None or t <= 0:
-        return _DASH
-    return format_sig(100 * p / t, 2) + "%"
+    return _DASH if p is None or t is None or t <= 0 else _pct(p / t)
 
 
 def _dicts(value: Any) -> list[dict[str, Any]]:
-    return [v for v in value or [] if isinstance(v, dict)] if isinstance(value, list) else []
+    """The dict items of a JSON list (anything else: none)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 def _latency_cells(latency: Latency | None, fields: Sequence[str]) -> list[str]:
@@ -231,10 +231,11 @@ def _operations_section(points: Sequence[LoadPoint]) -> list[Block]:
             intro,
             Paragraph("No per-operation breakdown was recorded."),
         ]
+    labels = _series_labels(detailed)
     rows: list[list[str]] = []
     flagged: list[bool] = []
     for point in detailed:
-        for row in _operation_rows(point, _series_labels(detailed)[id(point)]):
+        for row in _operation_rows(point, labels[id(point)]):
             rows.append(row)
             flagged.append(not point.valid)
     return [
@@ -251,9 +252,12 @@ def _series_labels(points: Sequence[LoadPoint]) -> dict[int, str]:
 
 def _slowest(point: LoadPoint) -> str | None:
     """The operation with the highest p99 at ``point`` (None if none has a latency)."""
-    timed = [(op.latency_ms.p99, name) for name, op in point.operations_detail.items()
-             if op.latency_ms is not None]  # fmt: skip
+    timed = _p99s(point.operations_detail)
     return max(timed)[1] if timed else None
+
+
+def _p99s(operations: Mapping[str, OperationStats]) -> list[tuple[float, str]]:
+    return [(op.latency_ms.p99, name) for name, op in operations.items() if op.latency_ms]
 
 
 def _operation_rows(point: LoadPoint, label: str) -> list[list[str]]:
@@ -287,15 +291,14 @@ def _tail_summary(points: Sequence[LoadPoint]) -> list[Block]:
     if op is not None and op.latency_ms is not None:
         text += (
             f"; at {busiest.clients} clients its p99 is {format_sig(op.latency_ms.p99)} ms"
-            f"{_next_slowest(busiest, name, op)}"
+            f"{_next_slowest(busiest, name)}"
         )
     return [Paragraph(text + ".", lead="Tail.")]
 
 
-def _next_slowest(point: LoadPoint, name: str, op: OperationStats) -> str:
-    others = [(o.latency_ms.p99, n) for n, o in point.operations_detail.items()
-              if n != name and o.latency_ms is not None]  # fmt: skip
-    if not others or op.latency_ms is None:
+def _next_slowest(point: LoadPoint, name: str) -> str:
+    others = [(p99, n) for p99, n in _p99s(point.operations_detail) if n != name]
+    if not others:
         return ""
     p99, other = max(others)
     return f" (next: {other} at {format_sig(p99)} ms)"
@@ -426,6 +429,11 @@ def _filtered_row(row: Mapping[str, Any], winners: Mapping[str, str]) -> list[st
     ]
 
 
+def _ms(value: Any) -> str:
+    x = number(value)
+    return _DASH if x is None else f"{format_sig(x)} ms"
+
+
 def _qps(value: Any) -> str:
     x = number(value)
     return _DASH if x is None else format_qps(x)
@@ -479,7 +487,7 @@ def _winner_sentence(
         return f"{subject}: {strategy}."
     scope = " (hot agents only)" if strategy == "partial_hot" else ""
     return (
-        f"{subject}: {strategy}{scope}, p99 {_sig(row.get('latency_p99_ms'))} ms at recall "
+        f"{subject}: {strategy}{scope}, p99 {_ms(row.get('latency_p99_ms'))} at recall "
         f"{_fixed(row.get('recall_mean'), 2)} (p5 {_fixed(row.get('recall_p5'), 2)}), "
         f"fill {_fixed(row.get('fill_mean'), 2)}."
     )
@@ -501,6 +509,24 @@ def _setups_table(filtered: Mapping[str, Any]) -> list[Block]:
     ]
     header = ["Strategy", "Setup s", "Index MB", "Session settings", "Notes"]
     return [Heading(3, "Strategy setup"), Table(header, rows, numeric=frozenset({1, 2}))]
+
+
+def filtered_validity(results: Results) -> tuple[list[str], str]:
+    """For the Validity section: a line per invalid filtered row, and a summary sentence
+    (with a leading space; "" when the run compared no filtered strategies)."""
+    rows = filtered_rows(results.agent.filtered if results.agent is not None else None)
+    measured = [r for r in rows if number(r.get("n_queries"))]
+    if not measured:
+        return [], ""
+    invalid = [r for r in measured if not r.get("valid", True)]
+    lines = [
+        f"Filtered {r.get('strategy', '?')} at {r.get('bucket', '?')}: INVALID — "
+        + ("; ".join(str(n) for n in r.get("notes") or []) or "no reason recorded")
+        for r in invalid
+    ]
+    if not invalid:
+        return [], f" All {len(measured)} filtered-search rows are valid."
+    return lines, f" Invalid filtered-search rows: {len(invalid)} of {len(measured)}."
 
 
 # --- churn -------------------------------------------------------------------------------

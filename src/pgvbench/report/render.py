@@ -792,17 +792,20 @@ def _validity_section(results: Results) -> list[Block]:
         f"{b.label} build: notice — {notice}" for b in results.indexes for notice in b.notices
     ]
     items += [_load_point_validity(p) for p in _load_order(results)]
-    lines = [item for item in items if item]
+    from .agents import filtered_validity  # imported here: agents.py imports this module
+
+    agent_lines, agent_summary = filtered_validity(results)
+    lines = [item for item in [*items, *agent_lines] if item]
     if not lines:
         summary = f"All {len(results.runs)} sweep points are valid; there are no notes."
         if results.load_points:
             summary += f" All {len(results.load_points)} load points are valid."
-        return [Heading(2, "Validity"), Paragraph(summary)]
+        return [Heading(2, "Validity"), Paragraph(summary + agent_summary)]
     invalid = sum(not p.valid for p in results.runs)
     summary = f"Invalid sweep points: {invalid} of {len(results.runs)}."
     if results.load_points:
         summary += " " + _load_validity_summary(results.load_points)
-    return [Heading(2, "Validity"), Paragraph(summary), Bullets(lines)]
+    return [Heading(2, "Validity"), Paragraph(summary + agent_summary), Bullets(lines)]
 
 
 def _point_validity(point: SweepPoint, results: Results) -> str:

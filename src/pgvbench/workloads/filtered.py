@@ -18,9 +18,9 @@ grouped by their share of the memories:
 
 Every strategy runs on pgvbench's own copy of the memories table (same rows, same
 columns, but only the indexes the strategy creates), so no index of another strategy or
-of the application can steal the plan. Every query's plan is checked with EXPLAIN; a
-plan that does not take the intended path makes the row invalid. Everything created is
-marked as pgvbench's and dropped afterwards.
+of the application can steal the plan. Each query's plan is checked with EXPLAIN (all of
+them by default); a plan that does not take the intended path makes the row invalid.
+Everything created is marked as pgvbench's and dropped afterwards.
 
 Ground truth is exact top-k over just the rows that match the filter, computed
 client-side from the dataset arrays; recall is tie-aware; fill rate is rows returned /
