@@ -17,6 +17,8 @@ def write_toml(path: Path, data: dict[str, Any]) -> Path:
             return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
         if isinstance(v, list):
             return "[" + ", ".join(scalar(x) for x in v) + "]"
+        if isinstance(v, dict):  # inline table, e.g. inside a list
+            return "{ " + ", ".join(f"{k} = {scalar(x)}" for k, x in v.items()) + " }"
         return repr(v)
 
     def table(prefix: str, body: dict[str, Any], header: str) -> None:

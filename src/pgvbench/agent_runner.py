@@ -1,8 +1,9 @@
 """Run an agent experiment: generate the platform, load it, then measure.
 
-Stages, each optional by spec table: the operation mix through the load engine
-([workload] / [[operation]] x [load]), filtered vector search strategies ([filtered]),
-and recall/update cost while memories churn ([drift], last: it changes the data).
+Stages, each optional by spec table, in this order: filtered vector search strategies
+([filtered], first: its ground truth is the generated data), the operation mix through
+the load engine ([workload] / [[operation]] x [load], which writes), and recall/update
+cost while memories churn ([drift], last).
 Results are saved after every stage, as in the vector runner.
 """
 
@@ -129,10 +130,11 @@ class AgentRunner:
                 self._save()
                 vector_oid = self._build_indexes(conn, results)
                 self._save()
-        if self.agents.workload is not None or self.agents.operations:
-            self._workload(results, vector_oid)
+        # filtered first: its ground truth is the generated data, before the mix writes
         if self.agents.filtered is not None and ds is not None:
             self._filtered(results, ds)
+        if self.agents.workload is not None or self.agents.operations:
+            self._workload(results, vector_oid)
         if self.agents.drift is not None and ds is not None:
             self._drift(results, ds)
         if results.agent is not None:

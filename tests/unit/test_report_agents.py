@@ -171,7 +171,8 @@ def make_drift() -> DriftResult:
         initial_rows=100_000, autovacuum=False, vacuum_at_s=20.0, vacuum_seconds=1.7,
         checkpoints=checkpoints,
         hot={"memories": HotStats(200, 80, 0.4), "tasks": HotStats(150, 150, 1.0)},
-        write_batch_ms=_latency(4.0), wall_seconds=41.0, notes=["autovacuum off during the run"],
+        query_ms=_latency(1.5), write_batch_ms=_latency(4.0), wall_seconds=41.0,
+        notes=["autovacuum off during the run"],
     )  # fmt: skip
 
 
