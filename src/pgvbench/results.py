@@ -92,6 +92,7 @@ class IndexBuild:
     build_settings: dict[str, str]
     phases: list[BuildPhase] = dataclasses.field(default_factory=list)
     notices: list[str] = dataclasses.field(default_factory=list)
+    server_config: str | None = None  # label of the [[server.sweep]] entry in force
 
 
 @dataclasses.dataclass
@@ -145,6 +146,8 @@ class SweepPoint:
     histogram: str | None = None  # HdrHistogram, base64 (hdrh encode), nanoseconds
     client_cpu_cores: float | None = None  # load generator CPU over the measured window
     suspect: bool = False  # the client, not the server, may have limited the numbers
+    server_config: str | None = None  # label of the [[server.sweep]] entry in force
+    collectors: dict[str, Any] | None = None  # instrument.* deltas over the measured window
 
 
 @dataclasses.dataclass
@@ -238,6 +241,23 @@ class AgentSection:
 
 
 @dataclasses.dataclass
+class TuningSection:
+    """Server-tuning studies of a run (JSON forms of the tuning.* records).
+
+    ``settings_sweep`` lists each server configuration the run measured under (label,
+    requested, in_effect, not_applied, restarted); sweep points and builds name theirs
+    in ``server_config``.
+    """
+
+    settings_sweep: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    build_tuning: dict[str, Any] | None = None
+    cache: dict[str, Any] | None = None
+    result_cache: dict[str, Any] | None = None
+    quantization: dict[str, Any] | None = None
+    recommendations: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
 class Results:
     run_name: str
     status: RunStatus
@@ -253,6 +273,7 @@ class Results:
     server_settings: ServerSettingsInfo | None = None
     load_points: list[LoadPoint] = dataclasses.field(default_factory=list)
     agent: AgentSection | None = None
+    tuning: TuningSection | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

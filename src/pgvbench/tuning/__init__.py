@@ -1,0 +1,1 @@
+"""Tuning studies: build settings, cache states, result caches, quantization."""
