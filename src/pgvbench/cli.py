@@ -10,8 +10,9 @@ import argparse
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from .config import paths_from_env
 from .errors import PgvbenchError
@@ -20,7 +21,7 @@ from .results import ServerSettingsInfo, load_results
 from .server.connection import Target
 from .server.embedded import EmbeddedServer
 from .server.external import session_settings
-from .spec import load_spec
+from .spec import ExperimentSpec, SweepConfig, load_spec
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -194,6 +195,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             for name, why in settings_info.not_applied.items():
                 reporter.log(f"[yellow]setting {name} not applied: {why}[/yellow]")
             runner.server_settings = settings_info
+            if isinstance(runner, ExperimentRunner) and spec.server.sweep:
+                runner.configure = _configurator(spec, server, args.dsn)
             try:
                 if isinstance(runner, AgentRunner):
                     results = runner.run(target)
@@ -214,6 +217,42 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if failed is not None:
         raise failed
     return EXIT_OK
+
+
+def _configurator(
+    spec: ExperimentSpec, server: EmbeddedServer | None, dsn: str | None
+) -> Callable[[SweepConfig], tuple[Target, dict[str, Any]]]:
+    """Applies one [[server.sweep]] entry on top of [server.settings], returning the target
+    to use (the embedded server may have restarted) and what became of each setting."""
+
+    def configure(config: SweepConfig) -> tuple[Target, dict[str, Any]]:
+        wanted = {**spec.server.settings, **config.settings}
+        if server is None:
+            assert dsn is not None
+            new_dsn, info = session_settings(dsn, wanted)
+            return Target(dsn=new_dsn, kind="external"), {
+                "requested": dict(config.settings),
+                "in_effect": info.in_effect,
+                "not_applied": info.not_applied,
+                "restarted": False,
+                "method": "session",
+            }
+        applied = server.apply_settings(wanted, source=str(spec.source_path))
+        target = Target(
+            dsn=server.dsn(),
+            kind="embedded",
+            bin_dir=server.bin_dir,
+            postmaster_pid=server.postmaster_pid(),
+        )
+        return target, {
+            "requested": dict(config.settings),
+            "in_effect": applied.in_effect,
+            "not_applied": applied.not_applied,
+            "restarted": applied.restarted,
+            "method": "ALTER SYSTEM",
+        }
+
+    return configure
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

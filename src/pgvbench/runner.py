@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +40,11 @@ from .results import (
     Results,
     ServerSettingsInfo,
     SweepPoint,
+    TuningSection,
     write_results,
 )
 from .server.connection import Target, connect, ensure_vector_extension
-from .spec import ExperimentSpec, IndexSpec, LoadSpec
+from .spec import ExperimentSpec, IndexSpec, LoadSpec, SweepConfig
 from .workloads.vector import KnnQuery, check_plan
 
 RESULTS_FILE = "results.json"
@@ -140,6 +142,9 @@ class ExperimentRunner:
         self._items_ident = ""
         self._queries_ident = ""
         self._vector_oid = 0
+        self._config: str | None = None  # label of the [[server.sweep]] entry in force
+        # applies one [[server.sweep]] entry; returns the (possibly restarted) target
+        self.configure: Callable[[SweepConfig], tuple[Target, dict[str, Any]]] | None = None
         self.results: Results | None = None
         self.saved = False  # True once results.json exists for this run
         self.server_settings: ServerSettingsInfo | None = None
@@ -249,8 +254,24 @@ class ExperimentRunner:
                     )
                 self._queries_ident = tables.queries
             self._save()
-            for index_spec in self.spec.indexes:
-                self._measure_index(conn, index_spec, data.dataset, data.sets, data.truth, results)
+        configs: list[SweepConfig | None] = list(self.spec.server.sweep) or [None]
+        if configs != [None] and self.configure is None:
+            raise RunFailed("[[server.sweep]] needs a server to configure; none was given")
+        for config in configs:
+            if config is not None:
+                assert self.configure is not None
+                with self.reporter.task(f"server configuration: {config.label}"):
+                    self.target, info = self.configure(config)
+                self._config = config.label
+                if results.tuning is None:
+                    results.tuning = TuningSection()
+                results.tuning.settings_sweep.append({"label": config.label, **info})
+                self._save()
+            with connect(self.target.dsn) as conn:
+                for index_spec in self.spec.indexes:
+                    self._measure_index(
+                        conn, index_spec, data.dataset, data.sets, data.truth, results
+                    )
 
     def _load(self, conn: psycopg.Connection[Any], dataset: Dataset) -> LoadInfo:
         schema = self.spec.schema
@@ -282,7 +303,7 @@ class ExperimentRunner:
         name: str | None = None
         if index_spec.kind == "none":
             build = IndexBuild(
-                label=index_spec.label,
+                label=self._label(index_spec),
                 kind="none",
                 params={},
                 build_seconds=0.0,
@@ -290,12 +311,12 @@ class ExperimentRunner:
                 build_settings={},
             )
         else:
-            with self.reporter.task(f"build {index_spec.label}", total=100) as task:
+            with self.reporter.task(f"build {self._label(index_spec)}", total=100) as task:
 
                 def show(p: ix.BuildProgress) -> None:
                     frac = p.fraction
                     task.update(
-                        description=f"build {index_spec.label}: {p.phase}",
+                        description=f"build {self._label(index_spec)}: {p.phase}",
                         completed=100 * frac if frac is not None else None,
                     )
 
@@ -309,15 +330,16 @@ class ExperimentRunner:
                     on_progress=show,
                 )
                 task.update(
-                    description=f"built {index_spec.label}: {build.build_seconds:.1f} s, "
+                    description=f"built {self._label(index_spec)}: {build.build_seconds:.1f} s, "
                     f"{build.index_bytes / 2**20:.1f} MB"
                 )
             conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(self.spec.schema, self.table)))
+        build.server_config = self._config
         results.indexes.append(build)
         self._save()
         values: tuple[int | None, ...] = index_spec.sweep_values or (None,)
         try:
-            with self.reporter.task(f"sweep {index_spec.label}", total=len(values)) as sweep:
+            with self.reporter.task(f"sweep {self._label(index_spec)}", total=len(values)) as sweep:
                 for value in values:
                     point = self._measure_point(
                         index_spec, name, value, dataset, sets, truth, sweep
@@ -327,13 +349,13 @@ class ExperimentRunner:
                     sweep.advance()
             load = self.spec.load
             if load is not None and load.index == index_spec.label:
-                self._load_test(load, dataset, sets, results)
+                self._load_test(load, dataset, sets, results, self._label(index_spec))
         finally:
             if name is not None:
                 self._drop_index_quietly(conn, name)
 
     def _load_test(
-        self, load: LoadSpec, dataset: Dataset, sets: QuerySets, results: Results
+        self, load: LoadSpec, dataset: Dataset, sets: QuerySets, results: Results, label: str
     ) -> None:
         tester = LoadTester(
             self.spec,
@@ -354,7 +376,13 @@ class ExperimentRunner:
                 results.load_points.append(point)
             self._save()
 
-        tester.run(load.index, on_point)
+        tester.run(label, on_point)
+
+    def _label(self, index_spec: IndexSpec) -> str:
+        """Build label, naming the server configuration when settings are swept."""
+        if self._config is None:
+            return index_spec.label
+        return f"{index_spec.label} [{self._config}]"
 
     def _drop_index_quietly(self, conn: psycopg.Connection[Any], name: str) -> None:
         """Drop a finished build; on a broken connection (Ctrl-C, server gone) try a new
@@ -386,7 +414,7 @@ class ExperimentRunner:
         query_params = (
             {index_spec.sweep_param: value} if index_spec.sweep_param and value is not None else {}
         )
-        label = index_spec.label + "".join(f" {k}={v}" for k, v in query_params.items())
+        label = self._label(index_spec) + "".join(f" {k}={v}" for k, v in query_params.items())
         notes: list[str] = []
         if sets.note:
             notes.append(sets.note)
@@ -464,7 +492,7 @@ class ExperimentRunner:
         if outcome.aborted:
             raise RunFailed(f"{label}: the connection to the server was lost ({outcome.aborted})")
         return SweepPoint(
-            index=index_spec.label,
+            index=self._label(index_spec),
             index_kind=index_spec.kind,
             index_params=dict(index_spec.params),
             query_params=query_params,
@@ -484,6 +512,7 @@ class ExperimentRunner:
             histogram=outcome.latency.encode() if outcome.operations else None,
             client_cpu_cores=outcome.client_cpu_cores,
             suspect=suspect,
+            server_config=self._config,
         )
 
 

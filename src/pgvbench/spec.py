@@ -131,6 +131,15 @@ class LoadSpec:
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ServerSpec:
     settings: Mapping[str, str]
+    # [[server.sweep]]: each entry's settings are applied on top of `settings` in turn and
+    # the index builds and sweeps run under each; empty = one pass with `settings`
+    sweep: tuple[SweepConfig, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SweepConfig:
+    label: str
+    settings: Mapping[str, str]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -159,7 +168,12 @@ class ExperimentSpec:
             "dataset": _jsonable(dataclasses.asdict(self.dataset)) if self.dataset else None,
             "agents": self.agents.to_dict() if self.agents is not None else None,
             "query": dataclasses.asdict(self.query),
-            "server": {"settings": dict(self.server.settings)},
+            "server": {
+                "settings": dict(self.server.settings),
+                "sweep": [
+                    {"label": c.label, "settings": dict(c.settings)} for c in self.server.sweep
+                ],
+            },
             "indexes": [
                 {
                     "kind": ix.kind,
@@ -351,21 +365,41 @@ def _parse_query(t: _Table) -> QuerySpec:
 
 
 def _parse_server(t: _Table) -> ServerSpec:
-    t.only(["settings"])
-    raw = t.data.get("settings", {})
+    t.only(["settings", "sweep"])
+    settings = _settings_table(t, "settings", t.data.get("settings", {}))
+    raw_sweep = t.data.get("sweep", [])
+    if not isinstance(raw_sweep, list):
+        t.fail("sweep", "must be one or more [[server.sweep]] tables of settings")
+    sweep: list[SweepConfig] = []
+    for i, entry in enumerate(raw_sweep):
+        if not isinstance(entry, Mapping) or not entry:
+            t.fail(f"sweep #{i + 1}", "must be a table of setting = value (and an optional label)")
+        values = {k: v for k, v in entry.items() if k != "label"}
+        config = _settings_table(t, f"sweep #{i + 1}", values)
+        label = entry.get("label") or ", ".join(f"{k}={v}" for k, v in config.items())
+        if not isinstance(label, str):
+            t.fail(f"sweep #{i + 1}.label", "must be a string")
+        sweep.append(SweepConfig(label=label, settings=config))
+    labels = [c.label for c in sweep]
+    if len(set(labels)) != len(labels):
+        t.fail("sweep", f"has duplicate configurations: {', '.join(labels)}")
+    return ServerSpec(settings=settings, sweep=tuple(sweep))
+
+
+def _settings_table(t: _Table, key: str, raw: Any) -> dict[str, str]:
     if not isinstance(raw, Mapping):
-        t.fail("settings", 'must be a table of name = value, e.g. shared_buffers = "512MB"')
+        t.fail(key, 'must be a table of name = value, e.g. shared_buffers = "512MB"')
     settings: dict[str, str] = {}
-    for key, value in raw.items():
-        if not re.fullmatch(r"[a-z_][a-z0-9_.]*", key):
-            t.fail(f"settings.{key}", "is not a PostgreSQL setting name")
+    for name, value in raw.items():
+        if not re.fullmatch(r"[a-z_][a-z0-9_.]*", name):
+            t.fail(f"{key}.{name}", "is not a PostgreSQL setting name")
         if isinstance(value, bool):
-            settings[key] = "on" if value else "off"
+            settings[name] = "on" if value else "off"
         elif isinstance(value, (int, float, str)):
-            settings[key] = str(value)
+            settings[name] = str(value)
         else:
-            t.fail(f"settings.{key}", "must be a string, number or boolean")
-    return ServerSpec(settings=settings)
+            t.fail(f"{key}.{name}", "must be a string, number or boolean")
+    return settings
 
 
 def _parse_load(t: _Table, indexes: tuple[IndexSpec, ...], query: QuerySpec) -> LoadSpec:

@@ -177,7 +177,7 @@ def test_closed_loop_think_time_and_client_count(
         probe_dsn=dsn,
     )
     # 4 clients each at most ~100 ops/s with 10 ms think time
-    assert 200 <= outcome.qps <= 400
+    assert 100 <= outcome.qps <= 400  # wide lower bound: CI machines may be busy
     assert outcome.latency.count == outcome.operations
     assert sum(s.ops for s in outcome.timeseries) == outcome.operations
     assert outcome.client_cpu_cores is not None and outcome.client_cpu_cores >= 0

@@ -556,7 +556,7 @@ def test_to_dict_is_json_and_round_trips_labels(tmp_path: Path) -> None:
     assert resolved["name"] == "spec_test"
     assert resolved["source_path"] == str(tmp_path / "spec.toml")
     assert resolved["dataset"]["metric"] == "l2"
-    assert resolved["server"] == {"settings": {"work_mem": "64MB"}}
+    assert resolved["server"] == {"settings": {"work_mem": "64MB"}, "sweep": []}
     assert [ix["label"] for ix in resolved["indexes"]] == [ix.label for ix in spec.indexes]
     assert resolved["indexes"][2] == {
         "kind": "hnsw",
