@@ -195,6 +195,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             for name, why in settings_info.not_applied.items():
                 reporter.log(f"[yellow]setting {name} not applied: {why}[/yellow]")
             runner.server_settings = settings_info
+            if isinstance(runner, ExperimentRunner):
+                runner.server = server
             if isinstance(runner, ExperimentRunner) and spec.server.sweep:
                 runner.configure = _configurator(spec, server, args.dsn)
             try:

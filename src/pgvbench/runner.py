@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,13 @@ from .datasets.synthetic import generate_clustered, generate_uniform
 from .db import indexes as ix
 from .db import schema as db_schema
 from .db.load import load_vectors
-from .engine.operations import SESSION, knn_operation
+from .engine.operations import SESSION, Operation, knn_operation
+from .engine.outcome import EngineOutcome
 from .engine.providers import DirectProvider
 from .engine.threaded import LoadShape, run_load
 from .environment import collect_environment
 from .errors import DatasetError, PgvbenchError, RunFailed
+from .instrument.collectors import collect_during, explain_analyze
 from .instrument.statements import StatementCollector
 from .loadtest import CLIENT_SATURATED_CORES, LoadTester, prepare_query_table
 from .progress import Reporter, Task
@@ -145,6 +148,7 @@ class ExperimentRunner:
         self._config: str | None = None  # label of the [[server.sweep]] entry in force
         # applies one [[server.sweep]] entry; returns the (possibly restarted) target
         self.configure: Callable[[SweepConfig], tuple[Target, dict[str, Any]]] | None = None
+        self.server: Any = None  # the EmbeddedServer when pgvbench owns it (cache study)
         self.results: Results | None = None
         self.saved = False  # True once results.json exists for this run
         self.server_settings: ServerSettingsInfo | None = None
@@ -272,6 +276,8 @@ class ExperimentRunner:
                     self._measure_index(
                         conn, index_spec, data.dataset, data.sets, data.truth, results
                     )
+        self._config = None
+        self._studies(results, data)
 
     def _load(self, conn: psycopg.Connection[Any], dataset: Dataset) -> LoadInfo:
         schema = self.spec.schema
@@ -378,6 +384,155 @@ class ExperimentRunner:
 
         tester.run(label, on_point)
 
+    def _studies(self, results: Results, data: PreparedData) -> None:
+        """[build_tuning], [quantization], [result_cache], [cache] (last: it restarts)."""
+        st = self.spec.studies
+        if not (st.build_tuning or st.quantization or st.result_cache or st.cache):
+            return
+        if results.tuning is None:
+            results.tuning = TuningSection()
+        tuning = results.tuning
+        ds = data.dataset
+        if st.build_tuning is not None:
+            from .tuning.build import measure_build_tuning, recommend_build
+
+            wanted = st.build_tuning.index
+            index_spec = next(
+                (
+                    ix
+                    for ix in self.spec.indexes
+                    if (ix.label == wanted if wanted else ix.kind == "hnsw")
+                ),
+                next(ix for ix in self.spec.indexes if ix.kind != "none"),
+            )
+            with (
+                self.reporter.task(
+                    f"build tuning: {len(st.build_tuning.combinations())} builds of "
+                    f"{index_spec.label}"
+                ),
+                connect(self.target.dsn) as conn,
+            ):
+                build_study = measure_build_tuning(
+                    dsn=self.target.dsn,
+                    conn=conn,
+                    schema=self.spec.schema,
+                    table=self.table,
+                    index_spec=index_spec,
+                    metric=ds.metric,
+                    spec=st.build_tuning,
+                )
+            tuning.build_tuning = _plain(build_study)
+            tuning.recommendations += recommend_build(
+                build_study, rows=ds.n, cores=os.cpu_count() or 1
+            )
+            self._save()
+        if st.quantization is not None:
+            from .tuning.quantization import measure_quantization
+            from .tuning.quantization import recommendations as quant_recs
+
+            with self.reporter.task("quantization: full vs halfvec vs binary"):
+                quant = measure_quantization(
+                    dsn=self.target.dsn,
+                    schema=self.spec.schema,
+                    table=self.table,
+                    dataset=ds,
+                    metric=ds.metric,
+                    spec=st.quantization,
+                    recall_queries=data.sets.recall.queries,
+                    truth=data.truth,
+                    load_queries=data.sets.load_stream,
+                    measure_seconds=self.spec.query.measure_seconds,
+                )
+            tuning.quantization = _plain(quant)
+            tuning.recommendations += quant_recs(quant)
+            self._save()
+        if st.result_cache is not None or st.cache is not None:
+            self._index_studies(results, data)
+
+    def _index_studies(self, results: Results, data: PreparedData) -> None:
+        """Studies that query one index build: the spec's first hnsw/ivfflat build."""
+        st = self.spec.studies
+        assert results.tuning is not None
+        tuning = results.tuning
+        ds = data.dataset
+        index_spec = next(ix for ix in self.spec.indexes if ix.kind != "none")
+        param = index_spec.sweep_param
+        value = index_spec.sweep_values[len(index_spec.sweep_values) // 2] if param else None
+        settings = {"statement_timeout": str(self.spec.query.statement_timeout_ms)}
+        if param and value is not None:
+            settings[param] = str(value)
+        with (
+            connect(self.target.dsn) as conn,
+            self.reporter.task(f"build {index_spec.label} for the cache studies"),
+        ):
+            name, _ = ix.build_index(
+                self.target.dsn,
+                conn,
+                schema=self.spec.schema,
+                table=self.table,
+                spec=index_spec,
+                metric=ds.metric,
+            )
+            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(self.spec.schema, self.table)))
+        try:
+            if st.result_cache is not None:
+                from .tuning.result_cache import measure_result_caches
+                from .tuning.result_cache import recommendations as rc_recs
+
+                with self.reporter.task("application result caches (LRU, semantic)"):
+                    rc = measure_result_caches(
+                        dsn=self.target.dsn,
+                        schema=self.spec.schema,
+                        table=self.table,
+                        dataset=ds,
+                        metric=ds.metric,
+                        spec=st.result_cache,
+                        query_settings=settings,
+                        truth_fn=None,
+                    )
+                tuning.result_cache = _plain(rc)
+                tuning.recommendations += rc_recs(rc)
+                self._save()
+            if st.cache is not None:
+                from .tuning.cache import measure_cache_states
+                from .tuning.cache import recommendations as cache_recs
+
+                def query_op() -> Operation:
+                    return knn_operation(
+                        items=self._items_ident,
+                        queries=None,
+                        operator=ds.metric.operator,
+                        k=self.spec.query.k,
+                        vectors=data.sets.load_stream,
+                        vector_oid=self._vector_oid,
+                        settings=settings,
+                    )
+
+                with self.reporter.task("cache states: cold / warm / autoprewarm"):
+                    study = measure_cache_states(
+                        target=self.target,
+                        server=self.server,
+                        spec=st.cache,
+                        schema=self.spec.schema,
+                        table=self.table,
+                        index_name=name,
+                        query_op_factory=query_op,
+                        k=self.spec.query.k,
+                        base_settings=self.spec.server.settings,
+                    )
+                tuning.cache = _plain(study)
+                tuning.recommendations += cache_recs(study)
+                self._save()
+        finally:
+            self._drop_index_quietly_any(name)
+
+    def _drop_index_quietly_any(self, name: str) -> None:
+        try:
+            with connect(self.target.dsn) as conn:
+                ix.drop_index(conn, self.spec.schema, name)
+        except (psycopg.Error, PgvbenchError):
+            pass
+
     def _label(self, index_spec: IndexSpec) -> str:
         """Build label, naming the server configuration when settings are swept."""
         if self._config is None:
@@ -463,12 +618,33 @@ class ExperimentRunner:
                     "statement_timeout": str(q.statement_timeout_ms),
                 },
             )
-            outcome = run_load(
-                op,
-                DirectProvider(self.target.dsn, op, SESSION),
-                LoadShape(clients=1, warmup_s=q.warmup_seconds, duration_s=q.measure_seconds),
-                probe_dsn=self.target.dsn,
-            )
+
+            def measure() -> EngineOutcome:
+                return run_load(
+                    op,
+                    DirectProvider(self.target.dsn, op, SESSION),
+                    LoadShape(clients=1, warmup_s=q.warmup_seconds, duration_s=q.measure_seconds),
+                    probe_dsn=self.target.dsn,
+                )
+
+            collected: dict[str, Any] | None = None
+            if self.spec.studies.collectors:
+                relations = [self.table, *([index_name] if index_name else [])]
+                outcome, collected = collect_during(
+                    self.target.dsn,
+                    schema=self.spec.schema,
+                    relations=relations,
+                    postmaster_pid=self.target.postmaster_pid,
+                    fn=measure,
+                )
+                try:
+                    collected["explain_analyze"] = explain_analyze(
+                        conn, knn.sql, [sets.recall.queries[0]]
+                    )
+                except psycopg.Error as exc:
+                    collected["explain_analyze"] = {"error": str(exc).strip()[:200]}
+            else:
+                outcome = measure()
             statements = collector.stop()
             sweep.update(
                 description=f"sweep {index_spec.label}: last point recall {mean:.3f}, "
@@ -513,7 +689,21 @@ class ExperimentRunner:
             client_cpu_cores=outcome.client_cpu_cores,
             suspect=suspect,
             server_config=self._config,
+            collectors=collected,
         )
+
+
+def _plain(obj: Any) -> Any:
+    """JSON form of a study record (dataclasses, tuples, numpy scalars)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):
+        return obj.item()
+    return obj
 
 
 def _column_type_oid(conn: psycopg.Connection[Any], schema: str, table: str, column: str) -> int:

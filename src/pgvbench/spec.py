@@ -142,6 +142,74 @@ class SweepConfig:
     settings: Mapping[str, str]
 
 
+STUDY_TABLES = ("build_tuning", "cache", "result_cache", "quantization", "collectors")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Studies:
+    """Tuning studies run after the index sweeps (each None unless its table is present)."""
+
+    build_tuning: Any = None  # tuning.build.BuildTuningSpec
+    cache: Any = None  # tuning.cache.CacheSpec
+    result_cache: Any = None  # tuning.result_cache.ResultCacheSpec
+    quantization: Any = None  # tuning.quantization.QuantizationSpec
+    collectors: bool = True  # [collectors] enabled: server counters around each sweep point
+
+    def to_dict(self) -> dict[str, Any]:
+        def plain(obj: Any) -> Any:
+            if obj is None or not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+                return obj
+            return {
+                k: (list(v) if isinstance(v, tuple) else v)
+                for k, v in dataclasses.asdict(obj).items()
+            }
+
+        return {
+            "build_tuning": plain(self.build_tuning),
+            "cache": plain(self.cache),
+            "result_cache": plain(self.result_cache),
+            "quantization": plain(self.quantization),
+            "collectors": self.collectors,
+        }
+
+
+def _parse_studies(data: Mapping[str, Any], where: str, indexes: tuple[IndexSpec, ...]) -> Studies:
+    # imported here: the tuning modules use this module's _Table
+    from .tuning.build import parse_build_tuning
+    from .tuning.cache import parse_cache
+    from .tuning.quantization import parse_quantization
+    from .tuning.result_cache import parse_result_cache
+
+    collectors = True
+    if "collectors" in data:
+        t = _Table(where, "collectors", data["collectors"])
+        t.only(["enabled"])
+        enabled = t.data.get("enabled", True)
+        if not isinstance(enabled, bool):
+            t.fail("enabled", f"= {enabled!r} must be true or false")
+        collectors = enabled
+    needs_index = [name for name in ("cache", "result_cache") if name in data]
+    if needs_index and not any(ix.kind != "none" for ix in indexes):
+        raise SpecError(
+            f"{where}: [{needs_index[0]}] measures an index: add an hnsw or ivfflat [[index]]"
+        )
+    return Studies(
+        build_tuning=parse_build_tuning(
+            _Table(where, "build_tuning", data["build_tuning"]), indexes
+        )
+        if "build_tuning" in data
+        else None,
+        cache=parse_cache(_Table(where, "cache", data["cache"])) if "cache" in data else None,
+        result_cache=parse_result_cache(_Table(where, "result_cache", data["result_cache"]))
+        if "result_cache" in data
+        else None,
+        quantization=parse_quantization(_Table(where, "quantization", data["quantization"]))
+        if "quantization" in data
+        else None,
+        collectors=collectors,
+    )
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ExperimentSpec:
     name: str
@@ -153,6 +221,7 @@ class ExperimentSpec:
     indexes: tuple[IndexSpec, ...]
     load: LoadSpec | None = None
     kind: str = "vector"  # "vector" (kNN over a dataset) | "agents" (agent platform workloads)
+    studies: Studies = dataclasses.field(default_factory=lambda: Studies())
     agents: Any = None  # agent_spec.AgentExperiment when kind == "agents"
     source_path: Path | None = None
     raw: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -185,6 +254,7 @@ class ExperimentSpec:
                 for ix in self.indexes
             ],
             "load": _load_to_dict(self.load),
+            "studies": self.studies.to_dict(),
         }
 
 
@@ -232,7 +302,7 @@ def parse_spec(data: Mapping[str, Any], *, source: Path | None = None) -> Experi
     kind = exp.choice("kind", EXPERIMENT_KINDS, default="vector")
     common = ["experiment", "query", "server", "index", "load"]
     if kind == "vector":
-        _Table(where, "", data).only([*common, "dataset"])
+        _Table(where, "", data).only([*common, "dataset", *STUDY_TABLES])
     else:
         _Table(where, "", data).only(
             [*common, "agents", "workload", "operation", "filtered", "drift"]
@@ -280,12 +350,14 @@ def parse_spec(data: Mapping[str, Any], *, source: Path | None = None) -> Experi
     load = None
     if "load" in data:
         load = _parse_load(_Table(where, "load", data["load"]), indexes, query)
+    studies = _parse_studies(data, where, indexes) if kind == "vector" else Studies()
     if kind == "agents" and len(indexes) != 1:
         raise SpecError(
             f"{where}: an agent experiment builds exactly one [[index]] (on memories and "
             f"chunks); found {len(indexes)}. Compare index kinds with [filtered] strategies."
         )
     return ExperimentSpec(
+        studies=studies,
         kind=kind,
         agents=agents,
         load=load,

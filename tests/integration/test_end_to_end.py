@@ -100,6 +100,10 @@ def test_points_are_measured_and_consistent(tiny_results: Results) -> None:
         assert point.plan
         if point.statements is not None:
             assert point.statements.calls >= point.operations
+        # server counters around the measured window, and one EXPLAIN ANALYZE
+        assert point.collectors is not None
+        assert "explain_analyze" in point.collectors
+        assert all("error" not in v for v in point.collectors.values()), point.collectors
     hnsw_points = [p for p in tiny_results.runs if p.index_kind == "hnsw"]
     assert all(p.valid for p in hnsw_points), [p.notes for p in hnsw_points]
     assert all("hnsw" in (p.plan or "") for p in hnsw_points)
