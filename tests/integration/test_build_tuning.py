@@ -21,8 +21,10 @@ from pgvbench.spec import IndexSpec, _Table
 from pgvbench.tuning.build import (
     BuildTuningSpec,
     BuildTuningStudy,
+    _study_notes,
     format_size,
     measure_build_tuning,
+    memory_worker_cap,
     notice_tuples,
     parse_build_tuning,
     parse_size,
@@ -32,7 +34,7 @@ from pgvbench.tuning.build import (
 N, DIM = 10_000, 32
 HNSW = IndexSpec(
     kind="hnsw",
-    params={"m": 16, "ef_construction": 64},
+    params={"m": 8, "ef_construction": 32},
     sweep_param="hnsw.ef_search",
     sweep_values=(40,),
 )
@@ -181,7 +183,7 @@ def test_parse_defaults_normalises_and_sorts() -> None:
         ({"maintenance_work_mem": []}, None, r"maintenance_work_mem = \[\] must be a non-empty"),
         ({"max_parallel_maintenance_workers": [-1]}, None, r"workers = -1 is below the minimum 0"),
         ({"max_parallel_maintenance_workers": ["2"]}, None, r"workers contains '2'"),
-        ({"index": "hnsw(m=8)"}, None, r"index = 'hnsw\(m=8\)' is not one of.*hnsw\(m=16"),
+        ({"index": "hnsw(m=4)"}, None, r"index = 'hnsw\(m=4\)' is not one of.*hnsw\(m=8"),
         ({"index": "none"}, [NONE, HNSW], r"index = 'none' is not one of"),
         ({}, [NONE, IVF], r"index is required when no \[\[index\]\] is hnsw.*ivfflat"),
         (
@@ -227,7 +229,7 @@ def _study_dict() -> dict[str, Any]:
         "restored": {},
         "points": [
             _point("16MB", 0, 40.0, 13_659),
-            _point("16MB", 1, 30.0, 13_659),
+            {**_point("16MB", 1, 30.0, 13_659), "workers_launched": 0},
             _point("512MB", 0, 12.0, None),
             _point("512MB", 1, 8.0, None),
             _point("1GB", 1, None, None),
@@ -247,6 +249,12 @@ def test_recommendation_from_json_names_memory_and_workers() -> None:
     assert "took 30 s vs 8.0 s at 512MB (1 parallel worker)" in memory, memory
     assert workers.startswith("Use max_parallel_maintenance_workers = 1 (8.0 s vs 12 s single")
     assert "--shm-size" in workers
+    assert memory_worker_cap(parse_size("16MB")) == 0
+    assert memory_worker_cap(parse_size("64MB")) == 1
+    assert memory_worker_cap(parse_size("1GB")) == 31
+    notes = _study_notes(study)
+    assert any("16MB allows 0" in n for n in notes), notes
+    assert any("1GB, 1 workers the build failed" in n for n in notes), notes
     # two million rows need ~2.4 GB of graph by the NOTICE's ratio
     assert "maintenance_work_mem >= 4GB" in recommend_build(study, rows=2_000_000, cores=2)[0]
 

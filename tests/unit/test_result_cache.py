@@ -40,7 +40,7 @@ def _hit_rate_semantic(vectors: np.ndarray, size: int, delta: float, metric: Met
             hits += 1
         else:
             cache.put(v, 1)
-    return hits / vectors.shape[0]
+    return hits / int(vectors.shape[0])
 
 
 @pytest.fixture

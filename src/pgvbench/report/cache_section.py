@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from ..results import Results
 from .plots import format_sig, write_bytes_atomic
@@ -106,15 +107,16 @@ def cache_blocks(results: Results, images: Sequence[Image] | None = None) -> lis
         blocks.append(Paragraph("The cache study recorded no measurements.", style="warning"))
         return blocks
     multi = _multi_size(rows)
+    series_s = format_sig(float(study.get("warmup_series_seconds") or 0))
+    window_s = format_sig(float(study.get("measure_seconds") or 0))
     blocks.append(
         Paragraph(
             f"Single client, k = {study.get('k', '?')}: cold = restart, evict index and heap "
             "from shared_buffers, drop the OS page cache; warm = pg_prewarm of heap and "
             "index first; autoprewarm = restart with pg_prewarm's autoprewarm worker after "
             "warming the index. The cold and autoprewarm curves start at the very first "
-            f"query ({format_sig(float(study.get('warmup_series_seconds') or 0))} s); "
-            f"latencies are from the following {format_sig(float(study.get('measure_seconds') or 0))}"
-            " s window. Steady state: p99 within 20% of the warm p99 for 3 consecutive seconds."
+            f"query ({series_s} s); latencies are from the following {window_s} s window."
+            " Steady state: p99 within 20% of the warm p99 for 3 consecutive seconds."
         )
     )
     blocks.append(Heading(3, "Cold vs warm latency"))
@@ -242,9 +244,7 @@ def _save(fig: Figure, path: Path) -> None:
     write_bytes_atomic(path, buf.getvalue())
 
 
-def _plot_residency(
-    rows: Sequence[Mapping[str, Any]], index: str, table: str, path: Path
-) -> None:
+def _plot_residency(rows: Sequence[Mapping[str, Any]], index: str, table: str, path: Path) -> None:
     """Grouped bars per state: % of index / heap resident before and after the run."""
     multi = _multi_size(rows)
     fig = _new_figure(max(6.0, 1.6 * len(rows) + 2), 4.2)
@@ -294,6 +294,9 @@ def _plot_warmup(rows: Sequence[Mapping[str, Any]], study: Mapping[str, Any], pa
         if ttw is not None and strategy != "warm":
             ax.axvline(ttw, color=_COLORS.get(strategy, _OTHER), linestyle=":", linewidth=1)
     ax.set_yscale("log")
+    plain = FuncFormatter(lambda v, _pos: format_sig(v, 2))  # not 10^0-style labels
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
     ax.set_xlabel("seconds since the first query")
     ax.set_ylabel("p99 per second (ms)")
     ax.set_title(f"Warm-up: p99 from the first query (k = {study.get('k', '?')})")

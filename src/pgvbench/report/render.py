@@ -171,18 +171,22 @@ def render_report(
     from .agents import render_agent_figures  # agents.py builds on this module's blocks
 
     agent_images = render_agent_figures(results, out_dir)
+    from .tuning import tuning_figures  # the tuning sections build on this module's blocks
+
+    tuning_images = tuning_figures(results, out_dir)
     blocks = build_document(
         results,
         target,
         [Image(p.name, alt) for p, alt in figures],
         load_images=[Image(p.name, alt) for p, alt in load_figures],
         agent_images=agent_images,
+        tuning_images=tuning_images,
     )
     md_path, html_path = out_dir / MD_NAME, out_dir / HTML_NAME
     write_bytes_atomic(md_path, to_markdown(blocks).encode("utf-8"))
     write_bytes_atomic(html_path, to_html(blocks, _title(results), out_dir).encode("utf-8"))
     images = [p for p, _ in figures] + [p for p, _ in load_figures]
-    images += [out_dir / image.src for image in agent_images]
+    images += [out_dir / image.src for image in [*agent_images, *tuning_images]]
     return ReportFiles(md=md_path, html=html_path, images=images)
 
 
@@ -210,11 +214,14 @@ def build_document(
     *,
     load_images: Sequence[Image] = (),
     agent_images: Sequence[Image] = (),
+    tuning_images: Sequence[Image] = (),
 ) -> list[Block]:
     """The whole report, section by section."""
     from .agents import agent_blocks  # imported here: agents.py imports this module
+    from .tuning import tuning_blocks
 
     agent = agent_blocks(results, agent_images)
+    tuning = tuning_blocks(results, tuning_images)
     return [
         Heading(1, _title(results)),
         Paragraph(_timing(results)),
@@ -232,6 +239,7 @@ def build_document(
         *_sweep_section(results),
         *_concurrency_section(results, load_images),
         *agent,
+        *tuning,
         *_validity_section(results),
         Heading(2, "Workload spec"),
         Code(json.dumps(results.spec, indent=2, sort_keys=True)),

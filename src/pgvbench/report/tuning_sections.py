@@ -64,6 +64,11 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return _DASH if num is None else format_sig(num, digits)
 
 
+def _int(value: Any) -> str:
+    num = _num(value)
+    return _DASH if num is None else f"{int(num):,}"
+
+
 def _pct(value: Any) -> str:
     num = _num(value)
     return _DASH if num is None else f"{num:.1%}"
@@ -114,7 +119,7 @@ def result_cache_blocks(results: Results, images: Sequence[Image] = ()) -> list[
         rows = [
             [
                 str(r.get("kind", _DASH)),
-                _fmt(r.get("size")),
+                _int(r.get("size")),
                 _fmt(r.get("delta")),
                 _pct(r.get("hit_rate")),
                 _pct(r.get("expected_hit_rate")),
@@ -264,8 +269,8 @@ def quantization_blocks(results: Results, images: Sequence[Image] = ()) -> list[
         rows = [
             [
                 str(p.get("variant", _DASH)),
-                _fmt(p.get("ef_search")),
-                _fmt(p.get("overfetch")),
+                _int(p.get("ef_search")),
+                _int(p.get("overfetch")),
                 _fmt((_num(p.get("index_bytes")) or 0.0) / 1e6),
                 _fmt(p.get("build_seconds")),
                 _fmt(p.get("recall_mean")),

@@ -51,6 +51,16 @@ _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kKmMgGtT][bB])\s*$")
 _NO_FIT_RE = re.compile(r"no longer fits into maintenance_work_mem after (\d+) tuples")
 _WORKER_POLL_S = 0.1
 _SIMILAR = 0.05  # relative build-time difference treated as noise
+PARTICIPANT_MIN_BYTES = 32 * 1024**2  # plan_create_index_workers: >= 32MB per participant
+
+
+def memory_worker_cap(memory_bytes: int) -> int:
+    """Workers PostgreSQL plans for a build at this maintenance_work_mem.
+
+    plan_create_index_workers leaves each participant (leader included) at least 32MB,
+    so 16MB allows no worker, 64MB one, 96MB two.
+    """
+    return max(0, memory_bytes // PARTICIPANT_MIN_BYTES - 1)
 
 
 # --------------------------------------------------------------------------- sizes
@@ -409,6 +419,15 @@ def _study_notes(study: BuildTuningStudy) -> list[str]:
         if p.workers > 0 and p.workers_launched is not None and p.workers_launched < p.workers
         and p.error is None
     ]  # fmt: skip
+    capped = [p for p in short if memory_worker_cap(p.maintenance_work_mem_bytes) < p.workers]
+    if capped:
+        mems = sorted({p.maintenance_work_mem_bytes for p in capped})
+        allowed = ", ".join(f"{format_size(m)} allows {memory_worker_cap(m)}" for m in mems)
+        notes.append(
+            "PostgreSQL leaves every build participant (leader included) at least 32MB of "
+            f"maintenance_work_mem, so fewer workers ran than requested ({allowed})"
+        )
+    short = [p for p in short if memory_worker_cap(p.maintenance_work_mem_bytes) >= p.workers]
     if short:
         seen = sorted({(p.workers, p.workers_launched or 0) for p in short})
         pairs = ", ".join(f"{w} requested -> {n} seen" for w, n in seen)
@@ -478,11 +497,10 @@ def recommend_build(study: BuildTuningStudy, *, rows: int, cores: int) -> list[s
             f"No {study.index} build completed, so there is no build setting to recommend"
             + (f" (first error: {study.points[0].error})." if study.points else ".")
         ]
-    out = [_memory_sentence(study, ok, rows)]
+    memory, target = _memory_sentence(study, ok, rows)
     chosen = _chosen_memory(study, ok, rows)
     at_memory = [p for p in ok if p.maintenance_work_mem_bytes == chosen]
-    out.append(_workers_sentence(study, at_memory, cores))
-    return out
+    return [memory, _workers_sentence(study, at_memory, cores, target)]
 
 
 def _chosen_memory(study: BuildTuningStudy, ok: Sequence[BuildTuningPoint], rows: int) -> int:
@@ -491,7 +509,10 @@ def _chosen_memory(study: BuildTuningStudy, ok: Sequence[BuildTuningPoint], rows
     return fits[0] if fits else max(p.maintenance_work_mem_bytes for p in ok)
 
 
-def _memory_sentence(study: BuildTuningStudy, ok: Sequence[BuildTuningPoint], rows: int) -> str:
+def _memory_sentence(
+    study: BuildTuningStudy, ok: Sequence[BuildTuningPoint], rows: int
+) -> tuple[str, int]:
+    """The memory advice and the size it recommends."""
     scale = rows / study.rows if study.rows else 1.0
     need = graph_bytes_estimate(study, rows)
     need_text = f"the graph needs ~{_mb(need)} for {rows:,} rows" if need else ""
@@ -506,7 +527,8 @@ def _memory_sentence(study: BuildTuningStudy, ok: Sequence[BuildTuningPoint], ro
             f"reported it no longer fits after {largest.fits_after_tuples:,} of "
             f"{study.rows:,} tuples and the build took {_secs(_seconds(largest))})"
             + (f"; {need_text}" if need_text else "")
-            + "."
+            + ".",
+            target,
         )
     smallest = fits[0]
     mem = smallest.maintenance_work_mem_bytes
@@ -555,7 +577,8 @@ def _memory_sentence(study: BuildTuningStudy, ok: Sequence[BuildTuningPoint], ro
         )
     return (
         f"Build {study.index} with maintenance_work_mem >= {format_size(target)} "
-        f"({'; '.join(evidence)})."
+        f"({'; '.join(evidence)}).",
+        target,
     )
 
 
@@ -568,7 +591,7 @@ def _workers_text(workers: int) -> str:
 
 
 def _workers_sentence(
-    study: BuildTuningStudy, points: Sequence[BuildTuningPoint], cores: int
+    study: BuildTuningStudy, points: Sequence[BuildTuningPoint], cores: int, target_bytes: int
 ) -> str:
     rule = max(0, cores - 1)
     shm = (
@@ -607,6 +630,12 @@ def _workers_sentence(
                 else ""
             )
     text += "."
+    floor = PARTICIPANT_MIN_BYTES * (best.workers + 1)
+    if best.workers > 0 and target_bytes < floor:
+        text += (
+            f" {best.workers} workers need maintenance_work_mem >= {format_size(floor)}: "
+            "PostgreSQL leaves every participant at least 32MB and launches fewer otherwise."
+        )
     if best.workers > rule:
         text += f" That is more than cores - 1 = {rule}: other work on the server will contend."
     if best.workers > 0:

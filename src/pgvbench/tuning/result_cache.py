@@ -660,8 +660,8 @@ def measure_result_caches(
             )
     if spec.jitter > 0:
         notes.append(
-            f"repeats carry noise of {spec.jitter:g} x |q|: an exact-key LRU only hits the "
-            "bit-identical first occurrences, so no simulation expectation is given for it"
+            f"repeats carry noise of {spec.jitter:g} x |q|: an exact-key LRU cannot hit a "
+            "jittered repeat, so no simulation expectation is given for it"
         )
     study = ResultCacheStudy(
         table=f"{schema}.{table}",
