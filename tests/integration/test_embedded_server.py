@@ -91,3 +91,13 @@ def test_server_cli_commands(server: EmbeddedServer, capsys: pytest.CaptureFixtu
     # data survives a stop/start: the data directory is reused, not re-created
     assert main(["server", "start", "--data-dir", data_dir]) == 0
     assert (server.data_dir / "PG_VERSION").exists()
+
+
+def test_list_valued_setting_keeps_pgvbench_instrumentation(server: EmbeddedServer) -> None:
+    server.ensure_started()
+    applied = server.apply_settings({"shared_preload_libraries": "pg_prewarm"})
+    assert applied.restarted is True
+    libraries = {x.strip() for x in _show(server, "shared_preload_libraries").split(",")}
+    assert libraries == {"pg_stat_statements", "pg_prewarm"}
+    server.apply_settings({})
+    assert _show(server, "shared_preload_libraries") == "pg_stat_statements"

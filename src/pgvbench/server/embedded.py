@@ -243,7 +243,7 @@ class EmbeddedServer:
                 try:
                     conn.execute(
                         psycopg.sql.SQL("ALTER SYSTEM SET {} = {}").format(
-                            psycopg.sql.Identifier(*name.split(".")), psycopg.sql.Literal(value)
+                            psycopg.sql.Identifier(*name.split(".")), _setting_value(name, value)
                         )
                     )
                 except psycopg.Error as exc:
@@ -392,6 +392,26 @@ class EmbeddedServer:
                 return "".join(fh.readlines()[-lines:]).rstrip() or "(empty)"
         except OSError:
             return "(no log file)"
+
+
+# List-valued settings take one literal per item: 'a', 'b' (a single 'a,b' literal names
+# one library called "a,b").
+LIST_SETTINGS = (
+    "shared_preload_libraries",
+    "session_preload_libraries",
+    "local_preload_libraries",
+    "search_path",
+    "temp_tablespaces",
+)
+
+
+def _setting_value(name: str, value: str) -> psycopg.sql.Composable:
+    if name not in LIST_SETTINGS:
+        return psycopg.sql.Literal(value)
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if name == "shared_preload_libraries" and "pg_stat_statements" not in items:
+        items.insert(0, "pg_stat_statements")  # pgvbench's own instrumentation stays loaded
+    return psycopg.sql.SQL(", ").join(psycopg.sql.Literal(i) for i in items)
 
 
 def _alive(pid: int) -> bool:
