@@ -46,6 +46,9 @@ def _now() -> str:
 
 def _plain(obj: Any) -> Any:
     """JSON form of an analysis record (dataclass, tuple, numpy scalar...)."""
+    to_dict = getattr(obj, "to_dict", None)
+    if callable(to_dict) and not isinstance(obj, type):
+        return _plain(to_dict())  # the record's own JSON form (may add derived fields)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, dict):

@@ -364,6 +364,7 @@ class WaitEventCollector:
         self._ticks = 0
         self._error: str | None = None
         self._t0 = 0.0
+        self._thread_cpu_s = 0.0
 
     def start(self) -> None:
         from ..server.connection import connect  # redacts the DSN in its errors
@@ -378,17 +379,22 @@ class WaitEventCollector:
         self._thread.start()
 
     def _loop(self) -> None:
+        cpu0 = time.thread_time()
         tick = 0
-        while True:
-            tick += 1
-            delay = self._t0 + tick * self.interval_s - time.perf_counter()
-            if self._stop.wait(max(0.0, delay)):
-                return
-            try:
-                self.sample()
-            except psycopg.Error as exc:
-                self._error = str(exc).strip().splitlines()[0] if str(exc).strip() else "error"
-                return
+        try:
+            while True:
+                tick += 1
+                delay = self._t0 + tick * self.interval_s - time.perf_counter()
+                if self._stop.wait(max(0.0, delay)):
+                    return
+                try:
+                    self.sample()
+                except psycopg.Error as exc:
+                    text = str(exc).strip()
+                    self._error = text.splitlines()[0] if text else type(exc).__name__
+                    return
+        finally:
+            self._thread_cpu_s = time.thread_time() - cpu0
 
     def sample(self) -> None:
         """Take one sample now (the thread calls this ~``hz`` times a second)."""
@@ -434,6 +440,7 @@ class WaitEventCollector:
                 "observations": observations,
                 "mean_sessions": round(observations / self._ticks, 4) if self._ticks else 0.0,
                 "hz": round(self._ticks / elapsed, 2) if elapsed > 0 else None,
+                "sampler_client_cpu_ms": round(1000 * self._thread_cpu_s, 3),
                 "shares": shares,
                 "counts": dict(self._counts.most_common()),
             }
