@@ -533,7 +533,7 @@ def _memory_sentence(
     smallest = fits[0]
     mem = smallest.maintenance_work_mem_bytes
     target = mem
-    if need is not None and need * 1.1 > mem:
+    if need is not None and scale > 1.0 and need * 1.1 > mem:
         target = _nice_size(need * 1.1)  # more rows than measured: scale the NOTICE's ratio
     elif need is None and scale > 1.0:
         target = _nice_size(mem * scale)  # measured fit at ``mem``: an upper bound per row
@@ -571,9 +571,12 @@ def _memory_sentence(
     ]
     if bigger and target == mem:
         top = max(bigger, key=lambda p: p.maintenance_work_mem_bytes)
+        gain = 1 - _seconds(top) / _seconds(smallest) if _seconds(smallest) > 0 else 0.0
+        verdict = "barely pays" if gain < _SIMILAR else f"saves {gain:.0%}"
         evidence.append(
-            f"more memory does not pay once it fits: {_secs(_seconds(top))} at "
-            f"{top.maintenance_work_mem} vs {_secs(_seconds(smallest))}"
+            f"more memory once it fits {verdict}: {_secs(_seconds(top))} at "
+            f"{top.maintenance_work_mem} vs {_secs(_seconds(smallest))} at "
+            f"{smallest.maintenance_work_mem} ({_workers_text(smallest.workers)})"
         )
     return (
         f"Build {study.index} with maintenance_work_mem >= {format_size(target)} "
