@@ -2,16 +2,16 @@
 
 Each collector reads one source and returns a JSON-friendly dict from ``stop()``:
 
-==================  =====================================================  ==============
-collector           source                                                 reading
-==================  =====================================================  ==============
-StatIoCollector     pg_stat_io (by backend_type / object / context)        delta
-StatioCollector     pg_statio_user_tables / pg_statio_user_indexes         delta
-ResidencyCollector  pg_buffercache: share of each relation in shared_bufs  two snapshots
-WaitEventCollector  pg_stat_activity sampled ~10 Hz from a thread          sample counts
-UserTablesCollector pg_stat_user_tables (tuples in/up/del, HOT, live/dead) delta
-HostCollector       psutil: host CPU, memory, server RSS/PSS               delta / at stop
-==================  =====================================================  ==============
+===================  ====================================================  =============
+collector            source                                                reading
+===================  ====================================================  =============
+StatIoCollector      pg_stat_io (by backend_type / object / context)       delta
+StatioCollector      pg_statio_*_tables / _indexes (blocks read / hit)     delta
+ResidencyCollector   pg_buffercache: share of each relation in shared_b.   two snapshots
+WaitEventCollector   pg_stat_activity sampled ~10 Hz from a thread         sample counts
+UserTablesCollector  pg_stat_*_tables (tuples in/up/del, HOT, live/dead)   delta
+HostCollector        psutil: host CPU, memory, server RSS/PSS              delta/at stop
+===================  ====================================================  =============
 
 Counters are never reset: deltas are taken between two readings, so pgvbench does
 not disturb anyone else's statistics on a shared server. Backends publish their
