@@ -12,15 +12,18 @@ ef_search 40), with and without ``collect_during`` around the run. Three figures
   alternating in ABBA order;
 * CPU per query: median(CPU/op with) / median(CPU/op without) - 1.
 
-The last two are asserted too, but only when the bare runs alone scatter by less
-than NOISE_LIMIT (interquartile range / median): on a shared, busy machine no 2%
-verdict can come out of a 30% scatter, and the test says "inconclusive" instead.
+The last two are checked statistically (DESIGN.md, comparisons): each fails only if
+it exceeds MAX_OVERHEAD by more than two standard errors of the difference of the
+medians (estimated from the runs' interquartile ranges), so machine noise alone does
+not fail the suite; a run whose two standard errors exceed MAX_OVERHEAD cannot
+certify "< 2%" either way and is labelled inconclusive in extra_info.
 Run with ``pytest bench``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 import time
 from collections.abc import Iterator
@@ -44,10 +47,9 @@ from pgvbench.server.embedded import EmbeddedServer
 SCHEMA = "pgvbench_overhead"
 ITEMS = f"{SCHEMA}.items"
 CLIENTS = (1, 2)
-ROUNDS = 6  # per variant; even, for the ABBA order
+ROUNDS = 8  # per variant; even, for the ABBA order
 WARMUP_S, DURATION_S = 0.5, 2.0
 MAX_OVERHEAD = 0.02
-NOISE_LIMIT = 0.04  # interquartile range of bare runs / median
 QUIET_S, QUIET_ROUNDS = 4.0, 3
 SETTINGS = {"hnsw.ef_search": "40", "statement_timeout": "30000"}
 
@@ -159,9 +161,15 @@ def collector_cores(knn_setup: tuple[EmbeddedServer, np.ndarray]) -> tuple[float
     return max(0.0, statistics.median(inst) - statistics.median(bare)), statistics.median(edges)
 
 
-def _iqr(values: list[float]) -> float:
+def _median_se(values: list[float]) -> float:
+    """Standard error of the median relative to it (normal approximation, sigma from IQR)."""
     q = statistics.quantiles(values, n=4)
-    return (q[2] - q[0]) / statistics.median(values)
+    sigma = (q[2] - q[0]) / 1.349
+    return 1.2533 * sigma / math.sqrt(len(values)) / statistics.median(values)
+
+
+def _diff_se(a: list[float], b: list[float]) -> float:
+    return math.hypot(_median_se(a), _median_se(b))
 
 
 @pytest.mark.parametrize("clients", CLIENTS)
@@ -189,10 +197,10 @@ def test_collector_overhead(
     cpu_overhead = cpu_inst / cpu_bare - 1.0
     load_cores = statistics.median(p.cores for p in bare)
     attributed = cost_cores / load_cores
-    noise = _iqr([p.qps for p in bare])
-    cpu_noise = _iqr([p.cpu_per_op_us for p in bare])
-    conclusive = noise <= NOISE_LIMIT
-    cpu_conclusive = cpu_noise <= NOISE_LIMIT
+    noise = _diff_se([p.qps for p in bare], [p.qps for p in inst])
+    cpu_noise = _diff_se([p.cpu_per_op_us for p in bare], [p.cpu_per_op_us for p in inst])
+    conclusive = 2 * noise <= MAX_OVERHEAD
+    cpu_conclusive = 2 * cpu_noise <= MAX_OVERHEAD
     benchmark.extra_info.update(
         clients=clients,
         rounds=ROUNDS,
@@ -204,28 +212,26 @@ def test_collector_overhead(
         bare_qps=round(qps_bare, 1),
         instrumented_qps=round(qps_inst, 1),
         qps_overhead=round(qps_overhead, 4),
-        bare_qps_iqr=round(noise, 4),
-        qps_check="applied" if conclusive else "inconclusive (noisy machine)",
+        qps_overhead_se=round(noise, 4),
+        qps_check="conclusive" if conclusive else "inconclusive (2 SE > 2%)",
         bare_cpu_us_per_op=round(cpu_bare, 2),
         instrumented_cpu_us_per_op=round(cpu_inst, 2),
         cpu_overhead=round(cpu_overhead, 4),
-        bare_cpu_iqr=round(cpu_noise, 4),
-        cpu_check="applied" if cpu_conclusive else "inconclusive (noisy machine)",
+        cpu_overhead_se=round(cpu_noise, 4),
+        cpu_check="conclusive" if cpu_conclusive else "inconclusive (2 SE > 2%)",
     )
     print(
         f"\n{clients} client(s): collectors use {cost_cores:.4f} cores in the window vs "
         f"{load_cores:.2f} for the load -> attributed overhead {attributed:.2%} "
         f"(start+stop {edge_s:.2f} s outside the window)\n"
         f"  QPS bare {qps_bare:,.0f} / with collectors {qps_inst:,.0f} "
-        f"-> overhead {qps_overhead:+.2%} (bare IQR {noise:.1%}"
+        f"-> overhead {qps_overhead:+.2%} (SE {noise:.1%}"
         f"{'' if conclusive else ', inconclusive'}); CPU/op bare {cpu_bare:.1f} us / with "
-        f"{cpu_inst:.1f} us -> overhead {cpu_overhead:+.2%} (bare IQR {cpu_noise:.1%}"
+        f"{cpu_inst:.1f} us -> overhead {cpu_overhead:+.2%} (SE {cpu_noise:.1%}"
         f"{'' if cpu_conclusive else ', inconclusive'})\n"
         f"  bare QPS {[round(p.qps) for p in bare]}\n  with QPS {[round(p.qps) for p in inst]}"
     )
     benchmark.pedantic(lambda: None, rounds=1)
     assert attributed < MAX_OVERHEAD
-    if conclusive:
-        assert qps_overhead < MAX_OVERHEAD
-    if cpu_conclusive:
-        assert cpu_overhead < MAX_OVERHEAD
+    assert qps_overhead < MAX_OVERHEAD + 2 * noise
+    assert cpu_overhead < MAX_OVERHEAD + 2 * cpu_noise
