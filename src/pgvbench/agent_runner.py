@@ -10,18 +10,18 @@ Results are saved after every stage, as in the vector runner.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from ._records import describe_failure, now_iso, plain
 from .agent_spec import AgentExperiment
 from .db import indexes as ix
 from .engine.operations import MixOperation, Operation
 from .environment import collect_environment
-from .errors import PgvbenchError, SpecError
+from .errors import SpecError
 from .loadtest import LoadTester
 from .progress import Reporter
 from .results import (
@@ -38,26 +38,6 @@ from .workloads.agent_data import AgentDataset, generate_agent_dataset, selectiv
 from .workloads.agent_model import table_name
 
 RESULTS_FILE = "results.json"
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-
-
-def _plain(obj: Any) -> Any:
-    """JSON form of an analysis record (dataclass, tuple, numpy scalar...)."""
-    to_dict = getattr(obj, "to_dict", None)
-    if callable(to_dict) and not isinstance(obj, type):
-        return _plain(to_dict())  # the record's own JSON form (may add derived fields)
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if hasattr(obj, "item") and callable(obj.item):
-        return obj.item()
-    return obj
 
 
 class AgentRunner:
@@ -104,7 +84,7 @@ class AgentRunner:
             self.results = Results(
                 run_name=self.spec.name,
                 status="running",
-                started_at=_now(),
+                started_at=now_iso(),
                 finished_at=None,
                 environment=collect_environment(conn, server_kind=target.kind),
                 spec=self.spec.to_dict(),
@@ -116,7 +96,7 @@ class AgentRunner:
             self._run(self.results)
         except BaseException as exc:
             status = "partial" if isinstance(exc, KeyboardInterrupt) else "failed"
-            self._finish(status, _describe(exc))
+            self._finish(status, describe_failure(exc))
             raise
         self._finish("complete", None)
         return self.results
@@ -305,7 +285,7 @@ class AgentRunner:
                 seed=self.spec.seed,
                 measure_seconds=f.measure_seconds,
             )
-        results.agent.filtered = _plain(comparison)
+        results.agent.filtered = plain(comparison)
         results.agent.filtered_winners = {str(k): str(v) for k, v in winners(comparison).items()}
         results.agent.recommendations.extend(summary_sentences(comparison))
         self._save()
@@ -326,7 +306,7 @@ class AgentRunner:
                 updates=d.update_samples,
                 seed=self.spec.seed,
             )
-        results.agent.update_cost = _plain(cost)
+        results.agent.update_cost = plain(cost)
         self._save()
         with self.reporter.task(f"recall drift over {d.duration_seconds:g} s of churn"):
             drift = measure_drift(
@@ -344,7 +324,7 @@ class AgentRunner:
                 queries=d.queries,
                 seed=self.spec.seed,
             )
-        results.agent.drift = _plain(drift)
+        results.agent.drift = plain(drift)
         self._drift_objects = (drift, cost)
         self._save()
 
@@ -378,7 +358,7 @@ class AgentRunner:
         if self.results is None:
             return
         self.results.status = status  # type: ignore[assignment]
-        self.results.finished_at = _now()
+        self.results.finished_at = now_iso()
         self.results.failure = failure
         self._save()
 
@@ -418,11 +398,3 @@ def _default_metric() -> Any:
     from .metrics import Metric
 
     return Metric.COSINE
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted (Ctrl-C); results hold what was measured before"
-    if isinstance(exc, PgvbenchError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"

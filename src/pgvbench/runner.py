@@ -7,7 +7,6 @@ interrupted or failed run leaves everything measured so far, marked as such.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
+from ._records import describe_failure, now_iso, plain
 from .datasets import Dataset, GroundTruth, ground_truth, summarize_recall, tie_aware_recall
 from .datasets.files import load_hdf5, load_npy
 from .datasets.synthetic import generate_clustered, generate_uniform
@@ -51,10 +51,6 @@ from .spec import ExperimentSpec, IndexSpec, LoadSpec, SweepConfig
 from .workloads.vector import KnnQuery, check_plan
 
 RESULTS_FILE = "results.json"
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 def build_dataset(spec: ExperimentSpec) -> Dataset:
@@ -174,7 +170,7 @@ class ExperimentRunner:
             self.results = Results(
                 run_name=self.spec.name,
                 status="running",
-                started_at=_now(),
+                started_at=now_iso(),
                 finished_at=None,
                 environment=collect_environment(conn, server_kind=self.target.kind),
                 spec=self.spec.to_dict(),
@@ -187,7 +183,7 @@ class ExperimentRunner:
         except BaseException as exc:
             self._finish(
                 "partial" if isinstance(exc, KeyboardInterrupt) else "failed",
-                failure=_describe_failure(exc),
+                failure=describe_failure(exc),
             )
             raise
         self._finish("complete")
@@ -197,7 +193,7 @@ class ExperimentRunner:
         if self.results is None:
             return
         self.results.status = status  # type: ignore[assignment]
-        self.results.finished_at = _now()
+        self.results.finished_at = now_iso()
         self.results.failure = failure
         self._save()
 
@@ -421,7 +417,7 @@ class ExperimentRunner:
                     metric=ds.metric,
                     spec=st.build_tuning,
                 )
-            tuning.build_tuning = _plain(build_study)
+            tuning.build_tuning = plain(build_study)
             tuning.recommendations += recommend_build(
                 build_study, rows=ds.n, cores=os.cpu_count() or 1
             )
@@ -443,7 +439,7 @@ class ExperimentRunner:
                     load_queries=data.sets.load_stream,
                     measure_seconds=self.spec.query.measure_seconds,
                 )
-            tuning.quantization = _plain(quant)
+            tuning.quantization = plain(quant)
             tuning.recommendations += quant_recs(quant)
             self._save()
         if st.result_cache is not None or st.cache is not None:
@@ -490,7 +486,7 @@ class ExperimentRunner:
                         query_settings=settings,
                         truth_fn=None,
                     )
-                tuning.result_cache = _plain(rc)
+                tuning.result_cache = plain(rc)
                 tuning.recommendations += rc_recs(rc)
                 self._save()
             if st.cache is not None:
@@ -520,7 +516,7 @@ class ExperimentRunner:
                         k=self.spec.query.k,
                         base_settings=self.spec.server.settings,
                     )
-                tuning.cache = _plain(study)
+                tuning.cache = plain(study)
                 tuning.recommendations += cache_recs(study)
                 self._save()
         finally:
@@ -693,22 +689,6 @@ class ExperimentRunner:
         )
 
 
-def _plain(obj: Any) -> Any:
-    """JSON form of a study record (dataclasses, tuples, numpy scalars)."""
-    to_dict = getattr(obj, "to_dict", None)
-    if callable(to_dict) and not isinstance(obj, type):
-        return _plain(to_dict())  # the record's own JSON form (may add derived fields)
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if hasattr(obj, "item") and callable(obj.item):
-        return obj.item()
-    return obj
-
-
 def _column_type_oid(conn: psycopg.Connection[Any], schema: str, table: str, column: str) -> int:
     """OID of the column's type (pgvector's type OIDs differ per database)."""
     row = conn.execute(
@@ -719,11 +699,3 @@ def _column_type_oid(conn: psycopg.Connection[Any], schema: str, table: str, col
     if row is None:
         raise RunFailed(f"column {column} not found in {schema}.{table}")
     return int(row[0])
-
-
-def _describe_failure(exc: BaseException) -> str:
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted (Ctrl-C); results hold the points measured before"
-    if isinstance(exc, PgvbenchError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"

@@ -144,7 +144,7 @@ class MixOperation:
         return self.ops[int(self._choice[seq % len(self._choice)])].execute(pgconn, style, seq)
 
 
-class SqlOperation:
+class SqlOperation(ParamOperation):
     """A parameterised statement; parameter set ``seq % len(params)`` is used for ``seq``."""
 
     def __init__(
@@ -158,37 +158,16 @@ class SqlOperation:
     ) -> None:
         if not params:
             raise ValueError("an operation needs at least one parameter set")
-        self.name = name
-        self.sql = sql.encode()
-        self.types = list(types)
-        self.formats = [1] * len(self.types)  # parameters are pre-encoded in binary
-        self.params = [list(p) for p in params]
-        self.settings = dict(settings)
-        self._local = [(k.encode(), v.encode()) for k, v in self.settings.items()]
-        self._statement = f"pgvb_{name}".encode()
-        self.names: tuple[str, ...] = (name,)
-
-    def kind(self, seq: int) -> int:
-        return 0
-
-    def setup(self, pgconn: libpq.abc.PGconn, style: ConnStyle) -> None:
-        if style.session_settings:
-            for key, value in self._local:
-                pq.exec_params(
-                    pgconn, b"SELECT set_config($1, $2, false)", [key, value], [0, 0], [0, 0]
-                )
-        if style.prepared:
-            pq.prepare(pgconn, self._statement, self.sql, self.types)
-
-    def execute(self, pgconn: libpq.abc.PGconn, style: ConnStyle, seq: int) -> int:
-        params = self.params[seq % len(self.params)]
-        if not style.session_settings:
-            return pq.exec_in_transaction(
-                pgconn, self._local, self.sql, params, self.types, self.formats
-            )
-        if style.prepared:
-            return pq.exec_prepared(pgconn, self._statement, params, self.formats)
-        return pq.exec_params(pgconn, self.sql, params, self.types, self.formats)
+        table = [list(p) for p in params]
+        super().__init__(
+            name=name,
+            sql=sql,
+            types=types,
+            formats=[1] * len(types),
+            params=lambda seq: table[seq % len(table)],
+            settings=settings,
+        )
+        self.param_table = table
 
 
 def encode_vector(vector: np.ndarray) -> bytes:

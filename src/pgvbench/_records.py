@@ -1,0 +1,38 @@
+"""Small helpers both runners use to record a run."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from typing import Any
+
+from .errors import PgvbenchError
+
+
+def now_iso() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def plain(obj: Any) -> Any:
+    """JSON form of an analysis record (dataclasses, tuples, numpy scalars)."""
+    to_dict = getattr(obj, "to_dict", None)
+    if callable(to_dict) and not isinstance(obj, type):
+        return plain(to_dict())  # the record's own JSON form (may add derived fields)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):
+        return obj.item()
+    return obj
+
+
+def describe_failure(exc: BaseException) -> str:
+    """The failure line stored in results.json."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C); results hold the points measured before"
+    if isinstance(exc, PgvbenchError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
