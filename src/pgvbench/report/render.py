@@ -805,12 +805,17 @@ def _validity_section(results: Results) -> list[Block]:
     agent_lines, agent_summary = filtered_validity(results)
     lines = [item for item in [*items, *agent_lines] if item]
     if not lines:
-        summary = f"All {len(results.runs)} sweep points are valid; there are no notes."
-        if results.load_points:
-            summary += f" All {len(results.load_points)} load points are valid."
+        if results.runs:
+            summary = f"All {len(results.runs)} sweep points are valid; there are no notes."
+            if results.load_points:
+                summary += f" All {len(results.load_points)} load points are valid."
+        elif results.load_points:
+            summary = f"All {len(results.load_points)} load points are valid; there are no notes."
+        else:
+            summary = "Nothing was flagged; there are no notes."
         return [Heading(2, "Validity"), Paragraph(summary + agent_summary)]
     invalid = sum(not p.valid for p in results.runs)
-    summary = f"Invalid sweep points: {invalid} of {len(results.runs)}."
+    summary = f"Invalid sweep points: {invalid} of {len(results.runs)}." if results.runs else ""
     if results.load_points:
         summary += " " + _load_validity_summary(results.load_points)
     return [Heading(2, "Validity"), Paragraph(summary + agent_summary), Bullets(lines)]
