@@ -26,25 +26,20 @@ import dataclasses
 import math
 import statistics
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import psycopg
 import pytest
 
-from pgvbench.datasets import generate_clustered
-from pgvbench.db.load import load_vectors
-from pgvbench.db.schema import create_vector_table, ensure_schema
 from pgvbench.engine.operations import SESSION, SqlOperation, knn_operation
 from pgvbench.engine.providers import DirectProvider
 from pgvbench.engine.threaded import LoadShape, run_load
 from pgvbench.instrument.collectors import collect_during
 from pgvbench.instrument.cpu import ServerCpuProbe, client_cpu_seconds
-from pgvbench.metrics import Metric
 from pgvbench.server.embedded import EmbeddedServer
 
-SCHEMA = "pgvbench_overhead"
+SCHEMA = "pgvbench_bench_knn"  # the shared tables of bench/conftest.py
 ITEMS = f"{SCHEMA}.items"
 CLIENTS = (1, 2)
 ROUNDS = 8  # per variant; even, for the ABBA order
@@ -55,29 +50,8 @@ SETTINGS = {"hnsw.ef_search": "40", "statement_timeout": "30000"}
 
 
 @pytest.fixture(scope="module")
-def knn_setup(bench_server: EmbeddedServer) -> Iterator[tuple[EmbeddedServer, np.ndarray]]:
-    ds = generate_clustered(
-        n=50_000,
-        dim=128,
-        n_queries=1000,
-        clusters=100,
-        spread=1.5,
-        seed=42,
-        metric=Metric.L2,
-        intrinsic_dim=32,
-    )
-    dsn = bench_server.dsn()
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        ensure_schema(conn, SCHEMA)
-        create_vector_table(conn, SCHEMA, "items", 128)
-        load_vectors(dsn, SCHEMA, "items", ds.base)
-        conn.execute("SET maintenance_work_mem = '512MB'")
-        conn.execute(
-            f"CREATE INDEX items_hnsw ON {ITEMS} USING hnsw (embedding vector_l2_ops) "
-            "WITH (m = 16, ef_construction = 64)"
-        )
-        conn.execute(f"ANALYZE {ITEMS}")
-    yield bench_server, ds.queries
+def knn_setup(knn_tables: Any) -> tuple[EmbeddedServer, np.ndarray]:  # conftest.KnnTables
+    return knn_tables.server, knn_tables.query_vectors
 
 
 def _operation(dsn: str, queries: np.ndarray) -> SqlOperation:

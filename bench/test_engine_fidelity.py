@@ -10,25 +10,18 @@ from __future__ import annotations
 
 import statistics
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
-from pgvbench.datasets import generate_clustered
-from pgvbench.db.load import load_vectors
-from pgvbench.db.schema import create_vector_table, ensure_schema
 from pgvbench.engine.operations import SESSION, SqlOperation, encode_int4, knn_operation
 from pgvbench.engine.pgbench import find_pgbench, knn_script, run_pgbench
 from pgvbench.engine.providers import DirectProvider
 from pgvbench.engine.threaded import LoadShape, run_load
-from pgvbench.metrics import Metric
 from pgvbench.server.embedded import EmbeddedServer
 
-SCHEMA = "pgvbench_fidelity"
-ITEMS, QUERIES = f"{SCHEMA}.items", f"{SCHEMA}.queries"
+ITEMS, QUERIES = "pgvbench_bench_knn.items", "pgvbench_bench_knn.queries"  # conftest
 CLIENTS = (1, 2, 4)
 ROUNDS = 3
 WARMUP_S, DURATION_S = 1.0, 4.0
@@ -37,33 +30,8 @@ SETTINGS = {"hnsw.ef_search": "40", "statement_timeout": "30000"}
 
 
 @pytest.fixture(scope="module")
-def knn_server(bench_server: EmbeddedServer) -> Iterator[EmbeddedServer]:
-    ds = generate_clustered(
-        n=50_000,
-        dim=128,
-        n_queries=1000,
-        clusters=100,
-        spread=1.5,
-        seed=42,
-        metric=Metric.L2,
-        intrinsic_dim=32,
-    )
-    dsn = bench_server.dsn()
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        ensure_schema(conn, SCHEMA)
-        create_vector_table(conn, SCHEMA, "items", 128)
-        create_vector_table(conn, SCHEMA, "queries", 128)
-        load_vectors(dsn, SCHEMA, "items", ds.base)
-        load_vectors(dsn, SCHEMA, "queries", ds.queries)
-        conn.execute(f"ALTER TABLE {QUERIES} ADD PRIMARY KEY (id)")
-        conn.execute("SET maintenance_work_mem = '512MB'")
-        conn.execute(
-            f"CREATE INDEX ON {ITEMS} USING hnsw (embedding vector_l2_ops) "
-            "WITH (m = 16, ef_construction = 64)"
-        )
-        conn.execute(f"ANALYZE {ITEMS}")
-        conn.execute(f"ANALYZE {QUERIES}")
-    yield bench_server
+def knn_server(knn_tables: Any) -> EmbeddedServer:  # knn_tables: conftest.KnnTables
+    return knn_tables.server
 
 
 def _python_qps(server: EmbeddedServer, clients: int) -> tuple[float, float | None]:

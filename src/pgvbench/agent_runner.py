@@ -259,7 +259,7 @@ class AgentRunner:
         )
 
         def on_point(point: LoadPoint) -> None:
-            if point not in results.load_points:
+            if not any(p is point for p in results.load_points):  # re-saved after fidelity
                 results.load_points.append(point)
             self._save()
 

@@ -6,9 +6,10 @@ after that build's recall sweep, and turns each engine outcome into a LoadPoint.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -202,8 +203,8 @@ class LoadTester:
         if engine == "pgbench":
             outcome = self._pgbench(clients, notes)
         else:
-            with self._provider(pooling, variant, clients, notes) as (provider, bouncer):
-                op = self.operation()
+            op = self.operation()  # one per point: the provider prepares what run_load runs
+            with self._provider(op, pooling, variant, clients, notes) as (provider, bouncer):
                 stats_before = _bouncer_stats(bouncer)
                 try:
                     outcome = run_load(
@@ -221,10 +222,46 @@ class LoadTester:
             index_label, engine, pooling.strategy, variant, clients, outcome, pool_stats, notes
         )
 
+    @contextlib.contextmanager
     def _provider(
-        self, pooling: PoolingSpec, variant: dict[str, Any], clients: int, notes: list[str]
-    ) -> Any:
-        return _ProviderContext(self, pooling, variant, clients, notes)
+        self,
+        op: Operation,
+        pooling: PoolingSpec,
+        variant: dict[str, Any],
+        clients: int,
+        notes: list[str],
+    ) -> Iterator[tuple[ConnectionProvider, PgBouncer | None]]:
+        """The connection provider of one strategy, with PgBouncer started if needed."""
+        dsn = self.target.dsn
+        if pooling.strategy == "direct":
+            yield DirectProvider(dsn, op, SESSION), None
+        elif pooling.strategy == "connect_per_op":
+            yield ConnectPerOpProvider(dsn, op, ConnStyle(prepared=False)), None
+        elif pooling.strategy == "psycopg_pool":
+            yield (
+                PsycopgPoolProvider(
+                    dsn,
+                    op,
+                    SESSION,
+                    min_size=variant["min_size"],
+                    max_size=variant["max_size"],
+                    timeout_s=variant["timeout_s"],
+                    max_waiting=variant["max_waiting"],
+                ),
+                None,
+            )
+        else:
+            mode = variant["pool_mode"]
+            bouncer = PgBouncer.from_dsn(
+                dsn, pool_mode=mode, pool_size=variant["pool_size"], clients=clients
+            )
+            bouncer.start()
+            try:
+                style = TRANSACTION_POOLED if mode == "transaction" else ConnStyle(prepared=False)
+                notes.append(f"through PgBouncer {mode} mode: {style.label}")
+                yield DirectProvider(bouncer.dsn(), op, style), bouncer
+            finally:
+                bouncer.stop()
 
     def _pgbench(self, clients: int, notes: list[str]) -> EngineOutcome:
         binary = find_pgbench(self.target.bin_dir)
@@ -327,58 +364,6 @@ class LoadTester:
             operations_detail=operation_details(outcome),
             workload=self.workload,
         )
-
-
-class _ProviderContext:
-    """Builds the connection provider of one strategy, starting PgBouncer if needed."""
-
-    def __init__(
-        self,
-        tester: LoadTester,
-        pooling: PoolingSpec,
-        variant: dict[str, Any],
-        clients: int,
-        notes: list[str],
-    ) -> None:
-        self.tester = tester
-        self.pooling = pooling
-        self.variant = variant
-        self.clients = clients
-        self.notes = notes
-        self.bouncer: PgBouncer | None = None
-
-    def __enter__(self) -> tuple[ConnectionProvider, PgBouncer | None]:
-        t = self.tester
-        op = t.operation()
-        dsn = t.target.dsn
-        strategy = self.pooling.strategy
-        if strategy == "direct":
-            return DirectProvider(dsn, op, SESSION), None
-        if strategy == "connect_per_op":
-            return ConnectPerOpProvider(dsn, op, ConnStyle(prepared=False)), None
-        if strategy == "psycopg_pool":
-            v = self.variant
-            return PsycopgPoolProvider(
-                dsn,
-                op,
-                SESSION,
-                min_size=v["min_size"],
-                max_size=v["max_size"],
-                timeout_s=v["timeout_s"],
-                max_waiting=v["max_waiting"],
-            ), None
-        mode = self.variant["pool_mode"]
-        self.bouncer = PgBouncer.from_dsn(
-            dsn, pool_mode=mode, pool_size=self.variant["pool_size"], clients=self.clients
-        )
-        self.bouncer.start()
-        style = TRANSACTION_POOLED if mode == "transaction" else ConnStyle(prepared=False)
-        self.notes.append(f"through PgBouncer {mode} mode: {style.label}")
-        return DirectProvider(self.bouncer.dsn(), op, style), self.bouncer
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bouncer is not None:
-            self.bouncer.stop()
 
 
 def _bouncer_stats(bouncer: PgBouncer | None) -> dict[str, int] | None:

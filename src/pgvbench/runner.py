@@ -520,14 +520,7 @@ class ExperimentRunner:
                 tuning.recommendations += cache_recs(study)
                 self._save()
         finally:
-            self._drop_index_quietly_any(name)
-
-    def _drop_index_quietly_any(self, name: str) -> None:
-        try:
-            with connect(self.target.dsn) as conn:
-                ix.drop_index(conn, self.spec.schema, name)
-        except (psycopg.Error, PgvbenchError):
-            pass
+            self._drop_index_quietly(None, name)
 
     def _label(self, index_spec: IndexSpec) -> str:
         """Build label, naming the server configuration when settings are swept."""
@@ -535,12 +528,12 @@ class ExperimentRunner:
             return index_spec.label
         return f"{index_spec.label} [{self._config}]"
 
-    def _drop_index_quietly(self, conn: psycopg.Connection[Any], name: str) -> None:
-        """Drop a finished build; on a broken connection (Ctrl-C, server gone) try a new
-        one, and never let cleanup hide the error that ended the run."""
+    def _drop_index_quietly(self, conn: psycopg.Connection[Any] | None, name: str) -> None:
+        """Drop a finished build on ``conn``, or on a new connection when there is none or
+        it broke (Ctrl-C, server gone); never let cleanup hide the error that ended the run."""
         for attempt in range(2):
             try:
-                if attempt == 0 and not conn.closed:
+                if attempt == 0 and conn is not None and not conn.closed:
                     ix.drop_index(conn, self.spec.schema, name)
                 else:
                     with connect(self.target.dsn) as fresh:

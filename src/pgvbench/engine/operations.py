@@ -167,7 +167,6 @@ class SqlOperation(ParamOperation):
             params=lambda seq: table[seq % len(table)],
             settings=settings,
         )
-        self.param_table = table
 
 
 def encode_vector(vector: np.ndarray) -> bytes:

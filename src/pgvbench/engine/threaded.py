@@ -38,6 +38,7 @@ from .providers import ConnectionProvider, ServerUnreachable
 _clock = time.perf_counter_ns
 WATCHDOG_INTERVAL_S = 1.0
 DRAIN_LIMIT_S = 10.0  # open loop: how long queued arrivals of the window may still finish
+CONNECT_GRACE_S = 15.0  # how long a client may take to finish its last operation
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -157,9 +158,6 @@ def run_load(
             dispatcher.join(timeout=CONNECT_GRACE_S)
         provider.close()
     return _summarise(run, logs, cpu, names)
-
-
-CONNECT_GRACE_S = 15.0
 
 
 def _closed_client(
