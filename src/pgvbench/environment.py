@@ -30,6 +30,11 @@ _CLIENT_PACKAGES = (
 def collect_environment(conn: psycopg.Connection[Any], *, server_kind: str) -> Environment:
     version = _scalar(conn, "SHOW server_version")
     vector = _scalar(conn, "SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+    if vector:
+        # Load pgvector's library in this session: until then its settings (hnsw.ef_search,
+        # ivfflat.probes) are hidden placeholders, and a database- or role-level default
+        # would be missing from the environment.
+        conn.execute("SELECT '[1]'::" + _qualified_vector_type(conn))
     rows = conn.execute(
         "SELECT name, current_setting(name) FROM pg_settings WHERE source <> ALL(%s) ORDER BY name",
         (list(_SESSION_SOURCES),),
@@ -45,6 +50,14 @@ def collect_environment(conn: psycopg.Connection[Any], *, server_kind: str) -> E
         python_version=platform.python_version(),
         client_libraries=_client_versions(),
     )
+
+
+def _qualified_vector_type(conn: psycopg.Connection[Any]) -> str:
+    row = conn.execute(
+        "SELECT format('%I.%I', n.nspname, t.typname) FROM pg_type t "
+        "JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.typname = 'vector' LIMIT 1"
+    ).fetchone()
+    return str(row[0]) if row else "vector"
 
 
 def _scalar(conn: psycopg.Connection[Any], query: str) -> str:

@@ -26,7 +26,7 @@ from .engine.operations import (
     Operation,
     knn_operation,
 )
-from .engine.outcome import EngineOutcome
+from .engine.outcome import EngineOutcome, merge_outcomes, operation_details, sample_of
 from .engine.pgbench import find_pgbench, knn_script, run_pgbench
 from .engine.providers import (
     ConnectionProvider,
@@ -40,13 +40,46 @@ from .errors import RunFailed
 from .instrument.cpu import ServerCpuProbe
 from .metrics import Metric
 from .progress import Reporter, Task
-from .results import LoadPoint, OperationStats
+from .results import LoadPoint, Sample
 from .server.connection import Target
 from .server.pgbouncer import PgBouncer, find_pgbouncer
 from .spec import ExperimentSpec, LoadSpec, PoolingSpec
 
 CLIENT_SATURATED_CORES = 0.9  # one Python process: the GIL caps it near one core
 FIDELITY_SUSPECT = 0.8
+
+
+@dataclasses.dataclass
+class _Measured:
+    """One repeat of one load point, before it is merged into the LoadPoint."""
+
+    outcome: EngineOutcome
+    pool_stats: dict[str, int] | None
+    notes: list[str]
+    sample: Sample | None = None
+
+
+def _replace_fields(target: LoadPoint, source: LoadPoint) -> None:
+    for field in dataclasses.fields(LoadPoint):
+        setattr(target, field.name, getattr(source, field.name))
+
+
+# psycopg_pool's get_stats() mixes gauges (a level now) with counters (since the last pop)
+_POOL_GAUGES = frozenset(
+    {"pool_min", "pool_max", "pool_size", "pool_available", "requests_waiting"}
+)
+
+
+def _sum_stats(stats: list[dict[str, int] | None]) -> dict[str, int] | None:
+    """Pool counters summed over repeats; gauges keep the last repeat's level."""
+    present = [s for s in stats if s is not None]
+    if not present:
+        return None
+    total: dict[str, int] = {}
+    for s in present:
+        for key, value in s.items():
+            total[key] = value if key in _POOL_GAUGES else total.get(key, 0) + value
+    return total
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,48 +172,72 @@ class LoadTester:
         return points
 
     def run(self, index_label: str, on_point: Callable[[LoadPoint], None]) -> list[LoadPoint]:
-        plan = self.plan()
-        points: list[LoadPoint] = []
-        skipped: set[str] = set()
-        with self.reporter.task(f"load test {index_label}", total=len(plan)) as task:
-            for engine, pooling, variant, clients in plan:
-                if pooling.strategy == "pgbouncer" and find_pgbouncer() is None:
-                    if "pgbouncer" not in skipped:
-                        skipped.add("pgbouncer")
-                        self.reporter.log(
-                            "[yellow]pgbouncer strategy skipped: no pgbouncer binary found "
-                            "(Debian/Ubuntu: apt-get install pgbouncer)[/yellow]"
-                        )
-                    task.advance()
-                    continue
-                label = _point_label(engine, pooling.strategy, variant, clients)
-                task.update(description=f"load {label}")
-                point = self._point(index_label, engine, pooling, variant, clients, task, label)
-                points.append(point)
-                on_point(point)
-                task.advance()
-                if point.notes and any("server unreachable" in n for n in point.notes):
-                    raise RunFailed(
-                        f"{label}: the server became unreachable during the load "
-                        "test; partial results were written"
+        """Measure every point of the plan ``repeats`` times, interleaved (A B A B).
+
+        ``on_point`` gets each point after every repeat; a point keeps its identity across
+        repeats (updated in place) so callers can append it once and re-save.
+        """
+        plan = self._available(self.plan())
+        repeats = self.spec.repeats
+        measured: list[list[_Measured]] = [[] for _ in plan]
+        points: list[LoadPoint | None] = [None] * len(plan)
+        with self.reporter.task(f"load test {index_label}", total=len(plan) * repeats) as task:
+            for repeat in range(repeats):
+                for i, (engine, pooling, variant, clients) in enumerate(plan):
+                    label = _point_label(engine, pooling.strategy, variant, clients)
+                    if repeats > 1:
+                        label += f" (repeat {repeat + 1}/{repeats})"
+                    task.update(description=f"load {label}")
+                    one = self._measure(engine, pooling, variant, clients, task, label)
+                    one.sample = sample_of(
+                        one.outcome, repeat=repeat, sequence=self._points_run - 1
                     )
-        _set_fidelity(points, self.load)
-        for point in points:
+                    measured[i].append(one)
+                    point = self._record(
+                        index_label, engine, pooling.strategy, variant, clients, measured[i]
+                    )
+                    existing = points[i]
+                    if existing is None:
+                        points[i] = point
+                    else:
+                        _replace_fields(existing, point)
+                        point = existing
+                    on_point(point)
+                    task.advance()
+                    if one.outcome.aborted and "server unreachable" in one.outcome.aborted:
+                        raise RunFailed(
+                            f"{label}: the server became unreachable during the load "
+                            "test; partial results were written"
+                        )
+        done = [p for p in points if p is not None]
+        _set_fidelity(done, self.load)
+        for point in done:
             on_point(point)  # fidelity is known only now: save again
-        return points
+        return done
+
+    def _available(
+        self, plan: list[tuple[str, PoolingSpec, dict[str, Any], int]]
+    ) -> list[tuple[str, PoolingSpec, dict[str, Any], int]]:
+        """The plan without strategies this machine cannot run (said once, not silently)."""
+        if find_pgbouncer() is not None or all(p.strategy != "pgbouncer" for _, p, _, _ in plan):
+            return plan
+        self.reporter.log(
+            "[yellow]pgbouncer strategy skipped: no pgbouncer binary found "
+            "(Debian/Ubuntu: apt-get install pgbouncer)[/yellow]"
+        )
+        return [item for item in plan if item[1].strategy != "pgbouncer"]
 
     # ------------------------------------------------------------------ one point
 
-    def _point(
+    def _measure(
         self,
-        index_label: str,
         engine: str,
         pooling: PoolingSpec,
         variant: dict[str, Any],
         clients: int,
         task: Task,
         label: str,
-    ) -> LoadPoint:
+    ) -> _Measured:
         shape = LoadShape(
             clients=clients,
             mode=self.load.mode,
@@ -218,9 +275,7 @@ class LoadTester:
                 except ServerUnreachable as exc:
                     outcome = _failed_outcome(shape, f"server unreachable: {exc}")
                 pool_stats = provider.stats() or _bouncer_delta(stats_before, bouncer)
-        return self._record(
-            index_label, engine, pooling.strategy, variant, clients, outcome, pool_stats, notes
-        )
+        return _Measured(outcome=outcome, pool_stats=pool_stats, notes=notes)
 
     @contextlib.contextmanager
     def _provider(
@@ -303,10 +358,12 @@ class LoadTester:
         strategy: str,
         variant: dict[str, Any],
         clients: int,
-        outcome: EngineOutcome,
-        pool_stats: dict[str, int] | None,
-        notes: list[str],
+        measured: list[_Measured],
     ) -> LoadPoint:
+        """The point over all repeats so far: merged histograms, summed counts, samples."""
+        outcome = merge_outcomes([m.outcome for m in measured])
+        notes = list(dict.fromkeys(n for m in measured for n in m.notes))  # once each
+        pool_stats = _sum_stats([m.pool_stats for m in measured])
         valid = outcome.aborted is None
         suspect = False
         if outcome.aborted:
@@ -363,6 +420,7 @@ class LoadTester:
             histogram=outcome.latency.encode() if outcome.latency.count else None,
             operations_detail=operation_details(outcome),
             workload=self.workload,
+            samples=[m.sample for m in measured if m.sample is not None],
         )
 
 
@@ -386,20 +444,6 @@ def _bouncer_delta(
         # time clients waited for a server connection, as psycopg_pool's requests_wait_ms
         "requests_wait_ms": (after.get("total_wait_time", 0) - before.get("total_wait_time", 0))
         // 1000,
-    }
-
-
-def operation_details(outcome: EngineOutcome) -> dict[str, OperationStats]:
-    """Per-operation counts and latency of a (possibly mixed) load point."""
-    window = outcome.duration_s
-    return {
-        name: OperationStats(
-            operations=stats.operations,
-            errors=stats.errors,
-            qps=round(stats.operations / window, 2) if window > 0 else 0.0,
-            latency_ms=stats.latency.summary(),
-        )
-        for name, stats in outcome.per_kind.items()
     }
 
 

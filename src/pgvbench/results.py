@@ -19,9 +19,10 @@ from typing import Any, Literal, TypeVar
 
 from .errors import ResultsError
 
-SCHEMA_VERSION = 2
-# Versions this code reads. v1 files (no load tests) load with empty load_points.
-READABLE_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+# Versions this code reads. v1 files (no load tests) load with empty load_points; v1/v2
+# files have no per-repeat samples (compare treats each point as one sample).
+READABLE_VERSIONS = (1, 2, 3)
 RunStatus = Literal["running", "complete", "partial", "failed"]
 
 
@@ -125,6 +126,25 @@ class StatementStats:
 
 
 @dataclasses.dataclass
+class Sample:
+    """One repeat's measurement of a point; the point's own fields merge all repeats.
+
+    ``sequence`` is the order in which measurements ran within the whole run, so the
+    interleaving of repeats (A B A B, not A A B B) is visible in the file.
+    """
+
+    repeat: int  # 0-based
+    sequence: int
+    qps: float
+    operations: int
+    errors: int
+    duration_s: float
+    latency_ms: Latency | None
+    shared_blks_per_query: float | None = None  # hit + read, from pg_stat_statements
+    operations_detail: dict[str, OperationStats] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
 class SweepPoint:
     index: str  # IndexBuild.label
     index_kind: str
@@ -148,6 +168,7 @@ class SweepPoint:
     suspect: bool = False  # the client, not the server, may have limited the numbers
     server_config: str | None = None  # label of the [[server.sweep]] entry in force
     collectors: dict[str, Any] | None = None  # instrument.* deltas over the measured window
+    samples: list[Sample] = dataclasses.field(default_factory=list)  # one per repeat
 
 
 @dataclasses.dataclass
@@ -210,6 +231,7 @@ class LoadPoint:
     histogram: str | None = None  # HdrHistogram (ns), base64
     operations_detail: dict[str, OperationStats] = dataclasses.field(default_factory=dict)
     workload: str | None = None  # the operation mix's name (agent workloads), None for kNN
+    samples: list[Sample] = dataclasses.field(default_factory=list)  # one per repeat
 
 
 @dataclasses.dataclass

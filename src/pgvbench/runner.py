@@ -24,7 +24,7 @@ from .db import indexes as ix
 from .db import schema as db_schema
 from .db.load import load_vectors
 from .engine.operations import SESSION, Operation, knn_operation
-from .engine.outcome import EngineOutcome
+from .engine.outcome import EngineOutcome, merge_outcomes, sample_of
 from .engine.providers import DirectProvider
 from .engine.threaded import LoadShape, run_load
 from .environment import collect_environment
@@ -32,6 +32,7 @@ from .errors import DatasetError, PgvbenchError, RunFailed
 from .instrument.collectors import collect_during, explain_analyze
 from .instrument.statements import StatementCollector
 from .loadtest import CLIENT_SATURATED_CORES, LoadTester, prepare_query_table
+from .metrics import Metric
 from .progress import Reporter, Task
 from .results import (
     DatasetInfo,
@@ -41,7 +42,9 @@ from .results import (
     LoadPoint,
     Recall,
     Results,
+    Sample,
     ServerSettingsInfo,
+    StatementStats,
     SweepPoint,
     TuningSection,
     write_results,
@@ -51,6 +54,7 @@ from .spec import ExperimentSpec, IndexSpec, LoadSpec, SweepConfig
 from .workloads.vector import KnnQuery, check_plan
 
 RESULTS_FILE = "results.json"
+_QUERY_GUCS = {"hnsw": "hnsw.ef_search", "ivfflat": "ivfflat.probes"}
 
 
 def build_dataset(spec: ExperimentSpec) -> Dataset:
@@ -142,6 +146,7 @@ class ExperimentRunner:
         self._queries_ident = ""
         self._vector_oid = 0
         self._config: str | None = None  # label of the [[server.sweep]] entry in force
+        self._sequence = 0  # order of timed windows in this run (shows the interleaving)
         # applies one [[server.sweep]] entry; returns the (possibly restarted) target
         self.configure: Callable[[SweepConfig], tuple[Target, dict[str, Any]]] | None = None
         self.server: Any = None  # the EmbeddedServer when pgvbench owns it (cache study)
@@ -340,15 +345,33 @@ class ExperimentRunner:
         results.indexes.append(build)
         self._save()
         values: tuple[int | None, ...] = index_spec.sweep_values or (None,)
+        repeats = self.spec.repeats
         try:
-            with self.reporter.task(f"sweep {self._label(index_spec)}", total=len(values)) as sweep:
-                for value in values:
-                    point = self._measure_point(
-                        index_spec, name, value, dataset, sets, truth, sweep
-                    )
-                    results.runs.append(point)
-                    self._save()
-                    sweep.advance()
+            with self.reporter.task(
+                f"sweep {self._label(index_spec)}", total=len(values) * (repeats + 1)
+            ) as sweep:
+                points = [
+                    self._prepare_point(index_spec, name, value, dataset, sets, truth, sweep)
+                    for value in values
+                ]
+                # Repeats interleave the points (A B C A B C ...): drift over time then
+                # spreads over all of them instead of biasing whichever ran last.
+                for repeat in range(repeats):
+                    for point in points:
+                        self._measure_repeat(point, repeat, sets, sweep)
+                        record = point.record(self._config)
+                        if point.saved is None:
+                            point.saved = record
+                            results.runs.append(record)
+                        else:
+                            _replace_fields(point.saved, record)
+                        self._save()
+                        sweep.advance()
+                        if point.outcomes[-1].aborted:
+                            raise RunFailed(
+                                f"{point.label}: the connection to the server was lost "
+                                f"({point.outcomes[-1].aborted})"
+                            )
             load = self.spec.load
             if load is not None and load.index == index_spec.label:
                 self._load_test(load, dataset, sets, results, self._label(index_spec))
@@ -544,7 +567,7 @@ class ExperimentRunner:
             except PgvbenchError:
                 return
 
-    def _measure_point(
+    def _prepare_point(
         self,
         index_spec: IndexSpec,
         index_name: str | None,
@@ -553,7 +576,8 @@ class ExperimentRunner:
         sets: QuerySets,
         truth: GroundTruth,
         sweep: Task,
-    ) -> SweepPoint:
+    ) -> _PointRun:
+        """Plan check and recall for one sweep point (deterministic: measured once)."""
         q = self.spec.query
         query_params = (
             {index_spec.sweep_param: value} if index_spec.sweep_param and value is not None else {}
@@ -563,62 +587,98 @@ class ExperimentRunner:
         if sets.note:
             notes.append(sets.note)
         with connect(self.target.dsn) as conn:
-            conn.execute(
-                sql.SQL("SET statement_timeout = {}").format(sql.Literal(q.statement_timeout_ms))
-            )
-            knn = KnnQuery(
-                conn, schema=self.spec.schema, table=self.table, metric=dataset.metric, k=q.k
-            )
-            for param, param_value in query_params.items():
-                knn.set_param(param, param_value)
+            knn = self._knn(conn, dataset.metric, query_params)
             if index_spec.kind == "hnsw" and value is not None and value < q.k:
                 notes.append(f"hnsw.ef_search = {value} < k = {q.k}: at most {value} rows return")
             plan, plan_text = knn.explain(sets.recall.queries[0])
+            if not query_params and index_spec.kind in _QUERY_GUCS:
+                guc = _QUERY_GUCS[index_spec.kind]
+                # after EXPLAIN: pgvector's library is loaded, so its settings exist
+                in_effect = conn.execute("SELECT current_setting(%s, true)", (guc,)).fetchone()
+                notes.append(
+                    f"{guc} = {in_effect[0] if in_effect else '?'} (the server's setting: the "
+                    "spec leaves it to the server)"
+                )
             problem = check_plan(plan, index_name)
             if problem:
                 notes.append(problem)
-
             recall_queries = sets.recall.queries
-            returned: list[list[int]] = []
             sweep.update(description=f"{label}: recall over {len(recall_queries)} queries")
-            for vec in recall_queries:
-                returned.append(knn.ids(vec))
-            per_query = tie_aware_recall(
-                returned, truth, recall_queries, dataset.base, q.k, dataset.metric
-            )
-            mean, p5, low = summarize_recall(per_query)
+            returned = [knn.ids(vec) for vec in recall_queries]
+        per_query = tie_aware_recall(
+            returned, truth, recall_queries, dataset.base, q.k, dataset.metric
+        )
+        mean, p5, low = summarize_recall(per_query)
+        sweep.advance()
+        op = knn_operation(
+            items=self._items_ident,
+            queries=None,
+            operator=dataset.metric.operator,
+            k=q.k,
+            vectors=sets.load_stream,
+            vector_oid=self._vector_oid,
+            settings={
+                **{k: str(v) for k, v in query_params.items()},
+                "statement_timeout": str(q.statement_timeout_ms),
+            },
+        )
+        return _PointRun(
+            index_spec=index_spec,
+            index_label=self._label(index_spec),
+            index_name=index_name,
+            query_params=query_params,
+            k=q.k,
+            label=label,
+            notes=notes,
+            plan_text=plan_text,
+            plan_problem=problem,
+            recall=Recall(mean=round(mean, 5), p5=round(p5, 5), min=round(low, 5)),
+            operation=op,
+            metric=dataset.metric,
+        )
 
-            stream = sets.load_stream
+    def _knn(
+        self, conn: psycopg.Connection[Any], metric: Metric, query_params: dict[str, int]
+    ) -> KnnQuery:
+        conn.execute(
+            sql.SQL("SET statement_timeout = {}").format(
+                sql.Literal(self.spec.query.statement_timeout_ms)
+            )
+        )
+        knn = KnnQuery(
+            conn,
+            schema=self.spec.schema,
+            table=self.table,
+            metric=metric,
+            k=self.spec.query.k,
+        )
+        for param, param_value in query_params.items():
+            knn.set_param(param, param_value)
+        return knn
+
+    def _measure_repeat(self, point: _PointRun, repeat: int, sets: QuerySets, sweep: Task) -> None:
+        """One timed window of one sweep point; collectors watch the first repeat only."""
+        q = self.spec.query
+        suffix = f" (repeat {repeat + 1}/{self.spec.repeats})" if self.spec.repeats > 1 else ""
+        sweep.update(
+            description=f"{point.label}{suffix}: recall {point.recall.mean:.3f}, measuring "
+            f"{q.warmup_seconds:g}+{q.measure_seconds:g} s"
+        )
+        op = point.operation
+
+        def measure() -> EngineOutcome:
+            return run_load(
+                op,
+                DirectProvider(self.target.dsn, op, SESSION),
+                LoadShape(clients=1, warmup_s=q.warmup_seconds, duration_s=q.measure_seconds),
+                probe_dsn=self.target.dsn,
+            )
+
+        with connect(self.target.dsn) as conn:
             collector = StatementCollector(conn, self.table)
-            sweep.update(
-                description=f"{label}: recall {mean:.3f}, measuring "
-                f"{q.warmup_seconds:g}+{q.measure_seconds:g} s"
-            )
             collector.start()
-            op = knn_operation(
-                items=self._items_ident,
-                queries=None,
-                operator=dataset.metric.operator,
-                k=q.k,
-                vectors=stream,
-                vector_oid=self._vector_oid,
-                settings={
-                    **{k: str(v) for k, v in query_params.items()},
-                    "statement_timeout": str(q.statement_timeout_ms),
-                },
-            )
-
-            def measure() -> EngineOutcome:
-                return run_load(
-                    op,
-                    DirectProvider(self.target.dsn, op, SESSION),
-                    LoadShape(clients=1, warmup_s=q.warmup_seconds, duration_s=q.measure_seconds),
-                    probe_dsn=self.target.dsn,
-                )
-
-            collected: dict[str, Any] | None = None
-            if self.spec.studies.collectors:
-                relations = [self.table, *([index_name] if index_name else [])]
+            if self.spec.studies.collectors and repeat == 0:
+                relations = [self.table, *([point.index_name] if point.index_name else [])]
                 outcome, collected = collect_during(
                     self.target.dsn,
                     schema=self.spec.schema,
@@ -626,45 +686,91 @@ class ExperimentRunner:
                     postmaster_pid=self.target.postmaster_pid,
                     fn=measure,
                 )
+                statements = collector.stop()
+                knn = self._knn(conn, point.metric, point.query_params)
                 try:
                     collected["explain_analyze"] = explain_analyze(
                         conn, knn.sql, [sets.recall.queries[0]]
                     )
                 except psycopg.Error as exc:
                     collected["explain_analyze"] = {"error": str(exc).strip()[:200]}
+                point.collected = collected
             else:
                 outcome = measure()
-            statements = collector.stop()
-            sweep.update(
-                description=f"sweep {index_spec.label}: last point recall {mean:.3f}, "
-                f"{outcome.operations / max(outcome.duration_s, 1e-9):,.0f} QPS"
-            )
-            if not collector.available:
-                notes.append("pg_stat_statements is not available on this server")
+                statements = collector.stop()
+            point.statements_available = collector.available
+        point.outcomes.append(outcome)
+        point.statements.append(statements)
+        blocks = (
+            statements.shared_blks_hit_per_call + statements.shared_blks_read_per_call
+            if statements is not None
+            else None
+        )
+        point.samples.append(
+            sample_of(outcome, repeat=repeat, sequence=self._sequence, shared_blks_per_query=blocks)
+        )
+        self._sequence += 1
+        sweep.update(
+            description=f"sweep {point.index_spec.label}: last point recall "
+            f"{point.recall.mean:.3f}, {outcome.qps:,.0f} QPS"
+        )
+
+
+@dataclasses.dataclass
+class _PointRun:
+    """One sweep point across its repeats: fixed facts first, measurements appended."""
+
+    index_spec: IndexSpec
+    index_label: str
+    index_name: str | None
+    query_params: dict[str, int]
+    k: int
+    label: str
+    notes: list[str]
+    plan_text: str | None
+    plan_problem: str | None
+    recall: Recall
+    operation: Operation
+    metric: Metric
+    outcomes: list[EngineOutcome] = dataclasses.field(default_factory=list)
+    statements: list[StatementStats | None] = dataclasses.field(default_factory=list)
+    samples: list[Sample] = dataclasses.field(default_factory=list)
+    collected: dict[str, Any] | None = None
+    statements_available: bool = True
+    saved: SweepPoint | None = None  # the record in results.runs, updated in place
+
+    def record(self, server_config: str | None) -> SweepPoint:
+        """The point over the repeats so far (histograms merged, counts summed)."""
+        outcome = merge_outcomes(self.outcomes)
+        notes = list(self.notes)
+        if not self.statements_available:
+            notes.append("pg_stat_statements is not available on this server")
         if outcome.errors:
             top = "; ".join(f"{m} (x{c})" for m, c in outcome.error_messages.most_common(3))
             notes.append(f"{outcome.errors} operations failed: {top}")
         if outcome.aborted:
             notes.append(f"measurement stopped early: {outcome.aborted}")
-        valid = problem is None and outcome.errors == 0 and outcome.aborted is None
+        if len(self.samples) > 1:
+            notes.append(
+                f"{len(self.samples)} repeats, interleaved with the other points; "
+                "latency and QPS merge all repeats"
+            )
+        valid = self.plan_problem is None and outcome.errors == 0 and outcome.aborted is None
         suspect = (outcome.client_cpu_cores or 0.0) >= CLIENT_SATURATED_CORES
         if suspect:
             notes.append(
                 f"load generator used {outcome.client_cpu_cores:.2f} cores: it may be "
                 "the bottleneck"
             )
-        qps = outcome.operations / outcome.duration_s if outcome.duration_s > 0 else 0.0
-        if outcome.aborted:
-            raise RunFailed(f"{label}: the connection to the server was lost ({outcome.aborted})")
         return SweepPoint(
-            index=self._label(index_spec),
-            index_kind=index_spec.kind,
-            index_params=dict(index_spec.params),
-            query_params=query_params,
-            k=q.k,
+            index=self.index_label,
+            index_kind=self.index_spec.kind,
+            index_params=dict(self.index_spec.params),
+            query_params=self.query_params,
+            k=self.k,
             concurrency=1,
-            recall=Recall(mean=round(mean, 5), p5=round(p5, 5), min=round(low, 5)),
-            qps=round(qps, 2),
+            recall=self.recall,
+            qps=round(outcome.qps, 2),
             latency_ms=outcome.latency.summary(),
             operations=outcome.operations,
             errors=outcome.errors,
@@ -672,14 +778,35 @@ class ExperimentRunner:
             warmup_s=outcome.warmup_s,
             valid=valid,
             notes=notes,
-            plan=plan_text,
-            statements=statements,
+            plan=self.plan_text,
+            statements=_merge_statements(self.statements),
             histogram=outcome.latency.encode() if outcome.operations else None,
             client_cpu_cores=outcome.client_cpu_cores,
             suspect=suspect,
-            server_config=self._config,
-            collectors=collected,
+            server_config=server_config,
+            collectors=self.collected,
+            samples=list(self.samples),
         )
+
+
+def _merge_statements(stats: list[StatementStats | None]) -> StatementStats | None:
+    """Call-weighted pg_stat_statements deltas over the repeats."""
+    present = [s for s in stats if s is not None]
+    calls = sum(s.calls for s in present)
+    if not present or calls == 0:
+        return None
+    return StatementStats(
+        calls=calls,
+        mean_exec_ms=sum(s.mean_exec_ms * s.calls for s in present) / calls,
+        shared_blks_hit_per_call=sum(s.shared_blks_hit_per_call * s.calls for s in present) / calls,
+        shared_blks_read_per_call=sum(s.shared_blks_read_per_call * s.calls for s in present)
+        / calls,
+    )
+
+
+def _replace_fields(target: SweepPoint, source: SweepPoint) -> None:
+    for field in dataclasses.fields(SweepPoint):
+        setattr(target, field.name, getattr(source, field.name))
 
 
 def _column_type_oid(conn: psycopg.Connection[Any], schema: str, table: str, column: str) -> int:

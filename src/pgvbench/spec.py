@@ -69,6 +69,7 @@ class QuerySpec:
     statement_timeout_ms: int = 30_000
 
 
+SERVER_VALUE = "server"  # ef_search / probes: leave the query parameter at the server's value
 POOLING_STRATEGIES = ("direct", "connect_per_op", "psycopg_pool", "pgbouncer")
 LOAD_MODES = ("closed", "open")
 ARRIVALS = ("poisson", "constant")
@@ -225,12 +226,14 @@ class ExperimentSpec:
     agents: Any = None  # agent_spec.AgentExperiment when kind == "agents"
     source_path: Path | None = None
     raw: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    repeats: int = 1  # measurements per sweep/load point, interleaved across points
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved spec as plain JSON data, recorded in every result."""
         return {
             "name": self.name,
             "seed": self.seed,
+            "repeats": self.repeats,
             "schema": self.schema,
             "source_path": str(self.source_path) if self.source_path else None,
             "kind": self.kind,
@@ -298,7 +301,7 @@ def parse_spec(data: Mapping[str, Any], *, source: Path | None = None) -> Experi
     where = str(source) if source else "<spec>"
     base_dir = source.parent if source else Path.cwd()
     exp = _Table(where, "experiment", data.get("experiment", {}))
-    exp.only(["name", "seed", "schema", "kind"])
+    exp.only(["name", "seed", "schema", "kind", "repeats"])
     kind = exp.choice("kind", EXPERIMENT_KINDS, default="vector")
     common = ["experiment", "query", "server", "index", "load"]
     if kind == "vector":
@@ -315,6 +318,9 @@ def parse_spec(data: Mapping[str, Any], *, source: Path | None = None) -> Experi
             "with a letter, at most 40 characters (it names tables and report folders)",
         )
     seed = exp.integer("seed", default=42, minimum=0)
+    # Each sweep and load point is measured `repeats` times, interleaved across points,
+    # so `pgvbench compare` can test significance instead of trusting one sample.
+    repeats = exp.integer("repeats", default=1, minimum=1, maximum=100)
     schema = exp.string("schema", default="pgvbench")
     if not _NAME_RE.fullmatch(schema):
         exp.fail("schema", f"= {schema!r} must be a plain lowercase identifier")
@@ -363,6 +369,7 @@ def parse_spec(data: Mapping[str, Any], *, source: Path | None = None) -> Experi
         load=load,
         name=name,
         seed=seed,
+        repeats=repeats,
         schema=schema,
         dataset=dataset,
         query=query,
@@ -505,7 +512,9 @@ def _parse_load(t: _Table, indexes: tuple[IndexSpec, ...], query: QuerySpec) -> 
     params: dict[str, int] = {}
     for key, value in raw_params.items():
         if key != target.sweep_param:
-            allowed = target.sweep_param or "(none: an exact scan has no query parameter)"
+            allowed = target.sweep_param or (
+                "(none: this build has no query parameter set by the spec)"
+            )
             t.fail(f"query_params.{key}", f"does not apply to {label}; allowed: {allowed}")
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 32768:
             t.fail(f"query_params.{key}", f"= {value!r} must be an integer from 1")
@@ -584,6 +593,8 @@ def _parse_index(t: _Table, query: QuerySpec) -> IndexSpec:
         return IndexSpec(kind=kind, params={}, sweep_param=None, sweep_values=())
     if kind == "ivfflat":
         lists = t.integer("lists", default=100, minimum=1, maximum=32768)
+        if t.data.get("probes") == SERVER_VALUE:
+            return IndexSpec(kind=kind, params={"lists": lists}, sweep_param=None, sweep_values=())
         probes = t.int_list("probes", default=[1], minimum=1, maximum=32768)
         for p in probes:
             if p > lists:
@@ -599,10 +610,15 @@ def _parse_index(t: _Table, query: QuerySpec) -> IndexSpec:
     efc = t.integer("ef_construction", default=64, minimum=4, maximum=1000)
     if efc < 2 * m:
         t.fail("ef_construction", f"= {efc} must be at least 2 * m = {2 * m} (pgvector rule)")
+    params = {"m": m, "ef_construction": efc}
+    if t.data.get("ef_search") == SERVER_VALUE:
+        # queries run at whatever hnsw.ef_search the server/database/role sets: a regression
+        # spec then catches a changed default without the spec itself changing
+        return IndexSpec(kind=kind, params=params, sweep_param=None, sweep_values=())
     ef_search = t.int_list("ef_search", default=[40], minimum=1, maximum=1000)
     return IndexSpec(
         kind=kind,
-        params={"m": m, "ef_construction": efc},
+        params=params,
         sweep_param="hnsw.ef_search",
         sweep_values=ef_search,
     )
@@ -692,6 +708,7 @@ class _Table:
             value = [value]
         if not isinstance(value, list) or not value:
             self.fail(key, f"= {value!r} must be an integer or a non-empty list of integers")
+            # (ef_search and probes also accept "server": the server's own setting)
         out: list[int] = []
         for item in value:
             if isinstance(item, bool) or not isinstance(item, int):

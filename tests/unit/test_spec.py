@@ -179,7 +179,7 @@ def test_unknown_experiment_key(tmp_path: Path) -> None:
     message = _error(tmp_path, data)
     assert "[experiment] seeed" in message
     assert "did you mean 'seed'" in message
-    assert "Allowed keys: name, seed, schema, kind." in message
+    assert "Allowed keys: name, seed, schema, kind, repeats." in message
 
 
 # --------------------------------------------------------------------------- out of range
