@@ -1,7 +1,8 @@
-"""Command line: ``pgvbench run|report|validate|server``.
+"""Command line: ``pgvbench run|report|validate|server|compare|baseline``.
 
-Exit codes: 0 success; 1 a run failed or was cut short (partial results written);
-2 bad usage or input (spec, dataset, DSN, results file); 130 interrupted.
+Exit codes: 0 success; 1 a run failed or was cut short (partial results written), or
+``compare`` found a regression; 2 bad usage or input (spec, dataset, DSN, results file,
+results that cannot be compared); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .compare import cli as compare_cli
 from .config import paths_from_env
 from .errors import PgvbenchError
 from .progress import Reporter
@@ -103,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument(
         "--fresh", action="store_true", help="with start: re-create the data directory"
     )
+    compare_cli.add_parsers(sub)
     return parser
 
 
@@ -132,6 +135,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             return _cmd_run(args)
         if args.command == "report":
             return _cmd_report(args)
+        if args.command == "compare":
+            return compare_cli.run_compare(args)
+        if args.command == "baseline":
+            return compare_cli.run_baseline(args)
         if args.command == "validate":
             spec = load_spec(args.spec)
             points = sum(max(1, len(i.sweep_values)) for i in spec.indexes)

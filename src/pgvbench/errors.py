@@ -7,6 +7,7 @@ maps the branches to exit codes (see ``exit_code``)::
     ├── SpecError                    a workload spec file is invalid (names file + key)
     ├── DatasetError                 a dataset file is missing, unreadable or misshapen
     ├── ResultsError                 a results file is missing, corrupt or of an unknown version
+    │   └── IncompatibleResults      two results files measured different things (compare)
     ├── ServerError                  the embedded server cannot be set up / started
     │   └── ConnectError             a --dsn cannot be reached (fails fast)
     ├── ExtensionMissingError        the server lacks pgvector (says how to install it)
@@ -36,6 +37,10 @@ class DatasetError(PgvbenchError):
 
 class ResultsError(PgvbenchError):
     """A results file cannot be read."""
+
+
+class IncompatibleResults(ResultsError):
+    """Two results files cannot be compared: dataset, spec or versions differ."""
 
 
 class ServerError(PgvbenchError):

@@ -1,0 +1,192 @@
+"""Measure the regression gate's quality on this machine (issue 6's acceptance).
+
+    python bench/gate_quality.py                # 20 comparisons of each kind, ~35 min
+    python bench/gate_quality.py --comparisons 5 --out /tmp/gate-small
+
+Runs ``workloads/regression.toml`` again and again on one embedded server, in the order
+A1 S1 R1 A2 S2 R2 ... A(n+1), and compares with ``pgvbench compare`` (the CLI, exit codes
+and all):
+
+- A/A: A(i) vs A(i+1), same spec, fresh runs about a minute and a half apart. Any exit 1
+  is a false regression.
+- slowdown: A(i) vs S(i), where S ran with ``ALTER DATABASE ... SET hnsw.ef_search`` raised
+  (the spec leaves ef_search to the server), so the HNSW point's latency grows by ~15-25%
+  while nothing in the spec changes. Detected when an HNSW latency/QPS row regresses.
+- recall drop: A(i) vs R(i), with hnsw.ef_search lowered so recall falls by ~0.02 or more.
+  Detected when the HNSW recall row regresses.
+
+A summary is printed and written to ``OUT/summary.json``; finished runs are reused when
+the script is re-run with the same --out (so an interrupted measurement resumes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from pgvbench.server.embedded import DATABASE, EmbeddedServer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--comparisons", type=int, default=20, help="of each kind (default 20)")
+    parser.add_argument("--spec", type=Path, default=ROOT / "workloads" / "regression.toml")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/pgvbench-gate-quality"))
+    parser.add_argument(
+        "--slow-ef", type=int, default=50, help="hnsw.ef_search of the slow runs (base 40)"
+    )
+    parser.add_argument(
+        "--recall-ef", type=int, default=16, help="hnsw.ef_search of the recall-drop runs"
+    )
+    args = parser.parse_args()
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    server = EmbeddedServer(data_dir=out / "pgdata")
+    server.ensure_started()
+    pgvbench = str(Path(sys.executable).with_name("pgvbench"))
+    started = time.monotonic()
+    try:
+        n = args.comparisons
+        order: list[tuple[str, int | None]] = []
+        for i in range(1, n + 2):
+            order.append((f"A{i:02d}", None))
+            if i <= n:
+                order += [(f"S{i:02d}", args.slow_ef), (f"R{i:02d}", args.recall_ef)]
+        for done, (name, ef) in enumerate(order, 1):
+            run_dir = out / name
+            if _complete(run_dir):
+                continue
+            _set_ef_search(server, ef)
+            t0 = time.monotonic()
+            proc = subprocess.run(
+                [pgvbench, "run", str(args.spec), "--out", str(run_dir), "-q", "--no-report",
+                 "--data-dir", str(server.data_dir)],
+                capture_output=True,
+                text=True,
+            )
+            _set_ef_search(server, None)
+            if proc.returncode != 0:
+                print(proc.stderr, file=sys.stderr)
+                raise SystemExit(f"{name}: pgvbench run failed (exit {proc.returncode})")
+            print(
+                f"[{done}/{len(order)}] {name} (ef_search {ef or 'default'}) "
+                f"{time.monotonic() - t0:.0f} s",
+                flush=True,
+            )
+    finally:
+        _set_ef_search(server, None)
+        server.stop()
+
+    kinds = {
+        "aa": [(f"A{i:02d}", f"A{i + 1:02d}") for i in range(1, n + 1)],
+        "slowdown": [(f"A{i:02d}", f"S{i:02d}") for i in range(1, n + 1)],
+        "recall_drop": [(f"A{i:02d}", f"R{i:02d}") for i in range(1, n + 1)],
+    }
+    summary: dict[str, Any] = {"spec": str(args.spec), "comparisons": n, "kinds": {}}
+    for kind, pairs in kinds.items():
+        rows = [_compare(pgvbench, out, base, current) for base, current in pairs]
+        summary["kinds"][kind] = _summarise(kind, rows)
+    summary["wall_minutes"] = round((time.monotonic() - started) / 60, 1)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    _print(summary, args)
+    return 0
+
+
+def _complete(run_dir: Path) -> bool:
+    path = run_dir / "results.json"
+    if not path.is_file():
+        return False
+    try:
+        return bool(json.loads(path.read_text())["status"] == "complete")
+    except (ValueError, KeyError):
+        return False
+
+
+def _set_ef_search(server: EmbeddedServer, ef: int | None) -> None:
+    """The injected change: a database-level default, outside the spec."""
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        if ef is None:
+            conn.execute(f"ALTER DATABASE {DATABASE} RESET hnsw.ef_search")
+        else:
+            conn.execute(f"ALTER DATABASE {DATABASE} SET hnsw.ef_search = {int(ef)}")
+
+
+def _compare(pgvbench: str, out: Path, base: str, current: str) -> dict[str, Any]:
+    report = out / "compare" / f"{base}-{current}.json"
+    proc = subprocess.run(
+        [pgvbench, "compare", str(out / base), str(out / current), "--json", str(report)],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"compare {base} {current}: exit {proc.returncode}\n{proc.stderr}")
+    data = json.loads(report.read_text())
+    failing = [r for r in data["rows"] if r["verdict"] in ("regression", "invalid")]
+    hnsw = [r for r in data["rows"] if r["run"].startswith("sweep hnsw")]
+    return {
+        "pair": f"{base}->{current}",
+        "exit": proc.returncode,
+        "failing": [f"{r['run']} {r['metric']} {r['change']:+.3f}" for r in failing],
+        "hnsw_timing_regressed": any(
+            r["verdict"] == "regression" and r["metric"] in ("p50", "p95", "p99", "qps")
+            for r in hnsw
+        ),
+        "hnsw_recall_regressed": any(
+            r["verdict"] == "regression" and r["metric"] == "recall" for r in hnsw
+        ),
+        "hnsw_p50_change": next((r["change"] for r in hnsw if r["metric"] == "p50"), None),
+        "hnsw_recall_change": next((r["change"] for r in hnsw if r["metric"] == "recall"), None),
+    }
+
+
+def _summarise(kind: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    p50 = [r["hnsw_p50_change"] for r in rows if r["hnsw_p50_change"] is not None]
+    recall = [r["hnsw_recall_change"] for r in rows if r["hnsw_recall_change"] is not None]
+    return {
+        "exit_1": sum(1 for r in rows if r["exit"] == 1),
+        "hnsw_timing_flagged": sum(1 for r in rows if r["hnsw_timing_regressed"]),
+        "hnsw_recall_flagged": sum(1 for r in rows if r["hnsw_recall_regressed"]),
+        "hnsw_p50_change_median": statistics.median(p50) if p50 else None,
+        "hnsw_p50_change_range": [min(p50), max(p50)] if p50 else None,
+        "hnsw_recall_change_range": [min(recall), max(recall)] if recall else None,
+        "pairs": rows,
+    }
+
+
+def _print(summary: dict[str, Any], args: argparse.Namespace) -> None:
+    n = summary["comparisons"]
+    k = summary["kinds"]
+    aa, slow, drop = k["aa"], k["slowdown"], k["recall_drop"]
+    print()
+    print(f"gate quality over {n} comparisons of each kind ({summary['wall_minutes']} min)")
+    print(
+        f"  A/A: {aa['exit_1']}/{n} false regressions (exit 1); HNSW p50 change median "
+        f"{aa['hnsw_p50_change_median']:+.1%}, range {aa['hnsw_p50_change_range']}"
+    )
+    for r in aa["pairs"]:
+        if r["failing"]:
+            print(f"    {r['pair']}: {'; '.join(r['failing'])}")
+    print(
+        f"  slowdown (hnsw.ef_search {args.slow_ef}): HNSW timing flagged in "
+        f"{slow['hnsw_timing_flagged']}/{n}; exit 1 in {slow['exit_1']}/{n}; p50 change "
+        f"median {slow['hnsw_p50_change_median']:+.1%}, range {slow['hnsw_p50_change_range']}"
+    )
+    print(
+        f"  recall drop (hnsw.ef_search {args.recall_ef}): recall flagged in "
+        f"{drop['hnsw_recall_flagged']}/{n}; recall change range "
+        f"{drop['hnsw_recall_change_range']}"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""``pgvbench compare`` and ``pgvbench baseline``: argument parsing and the exit code.
+
+Exit codes: 0 no regression; 1 a regression (or an invalid/failed current run);
+2 bad usage or inputs that cannot be compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import IncompatibleResults, ResultsError
+from ..results import load_results
+from .baselines import DEFAULT_DIR, Baseline, list_baselines, resolve, save_baseline
+from .core import CompareOptions, compare_results
+from .output import print_table, write_outputs
+from .runs import RULES
+
+EXIT_OK, EXIT_REGRESSION = 0, 1
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    metrics = "; ".join(
+        f"{r.name}: {r.description} ({'absolute' if r.absolute else 'relative'}, "
+        f"default {r.min_effect:g})"
+        for r in RULES.values()
+    )
+    compare = sub.add_parser(
+        "compare",
+        help="regression gate: compare CURRENT results against BASE (exit 1 on regression)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Compare two results files run by run (matched by workload, index kind "
+        "and parameters, query parameters, concurrency, pooling and operation).\n\n"
+        "A metric regressed when a two-sided Mann-Whitney U test over the repeats gives "
+        "p < --alpha AND its median moved by more than the metric's minimum effect in the "
+        "bad direction. With a single sample per side (no [experiment] repeats) only the "
+        "minimum effect decides, and the output says so. Recall is an absolute drop.\n\n"
+        "Exit codes: 0 no regression; 1 regression (or the current run failed / a point "
+        "became invalid); 2 bad usage, unreadable files, or results that measured different "
+        "things (dataset, spec, PostgreSQL major or pgvector version) unless --allow-env-diff.",
+    )
+    compare.add_argument(
+        "base",
+        help="base results: a results.json, a run's output directory, or a baseline name "
+        "saved with `pgvbench baseline save`",
+    )
+    compare.add_argument("current", help="current results (same forms as BASE)")
+    compare.add_argument(
+        "--alpha",
+        type=float,
+        default=0.01,
+        help="significance level of the Mann-Whitney U test (default 0.01)",
+    )
+    compare.add_argument(
+        "--min-effect",
+        action="append",
+        default=[],
+        metavar="METRIC=VALUE",
+        help=f"override a metric's minimum effect (repeatable). Metrics: {metrics}",
+    )
+    compare.add_argument(
+        "--allow-env-diff",
+        action="store_true",
+        help="compare even if the dataset, spec, PostgreSQL major or pgvector version differ "
+        "(the differences are still printed)",
+    )
+    compare.add_argument("--markdown", type=Path, metavar="FILE", help="write a PR comment")
+    compare.add_argument("--json", type=Path, metavar="FILE", help="write the comparison as JSON")
+    compare.add_argument(
+        "--junit",
+        type=Path,
+        metavar="FILE",
+        help="write JUnit XML: one test case per run x metric, regressions as failures",
+    )
+    compare.add_argument(
+        "--only-changes",
+        action="store_true",
+        help="terminal table: hide unchanged metrics (files always carry every row)",
+    )
+    compare.add_argument(
+        "--baselines-dir",
+        type=Path,
+        default=DEFAULT_DIR,
+        help=f"where baseline names are looked up (default {DEFAULT_DIR})",
+    )
+
+    baseline = sub.add_parser(
+        "baseline",
+        help="save or list named baselines for `compare`",
+        description="Baselines are results files kept under reports/baselines/ (commit them), "
+        "so CI compares against a known-good run by name: "
+        "`pgvbench compare main reports/current/results.json`.",
+    )
+    actions = baseline.add_subparsers(dest="baseline_action", required=True, metavar="ACTION")
+    save = actions.add_parser("save", help="store a complete results file as NAME")
+    save.add_argument("name", help="baseline name: letters, digits, '.', '_', '-'")
+    save.add_argument("results", type=Path, help="the results.json to keep")
+    save.add_argument("--force", action="store_true", help="replace an existing baseline")
+    save.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"default {DEFAULT_DIR}")
+    listing = actions.add_parser("list", help="list saved baselines")
+    listing.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"default {DEFAULT_DIR}")
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    options = CompareOptions(alpha=_alpha(args.alpha), min_effects=_min_effects(args.min_effect))
+    base_name, base_path = resolve(args.base, args.baselines_dir)
+    current_name, current_path = resolve(args.current, args.baselines_dir)
+    base, current = load_results(base_path), load_results(current_path)
+    comparison = compare_results(
+        base, current, options=options, base_name=base_name, current_name=current_name
+    )
+    env = comparison.environment
+    if not env.compatible and not args.allow_env_diff:
+        listed = "\n".join(f"  - {r}" for r in env.refusals)
+        raise IncompatibleResults(
+            f"{base_name} and {current_name} did not measure the same thing:\n{listed}\n"
+            "Re-run both with the same spec and versions, or pass --allow-env-diff to "
+            "compare anyway."
+        )
+    console = Console(stderr=False, highlight=False, width=max(120, Console().width))
+    print_table(comparison, console, only_changes=args.only_changes)
+    write_outputs(comparison, markdown=args.markdown, json_path=args.json, junit=args.junit)
+    return EXIT_REGRESSION if comparison.verdict == "regression" else EXIT_OK
+
+
+def run_baseline(args: argparse.Namespace) -> int:
+    if args.baseline_action == "save":
+        saved = save_baseline(args.name, args.results, directory=args.dir, force=args.force)
+        print(f"saved baseline {saved.name!r}: {saved.path} (run {saved.results.run_name})")
+        return EXIT_OK
+    entries = list_baselines(args.dir)
+    if not entries:
+        print(f"no baselines in {args.dir}; save one with `pgvbench baseline save NAME FILE`")
+        return EXIT_OK
+    table = Table(title=f"baselines in {args.dir}")
+    for col in ("name", "run", "finished", "postgres", "pgvector", "commit", "points", "repeats"):
+        table.add_column(col)
+    for entry in entries:
+        if isinstance(entry, Baseline):
+            r = entry.results
+            repeats = r.spec.get("repeats", 1)
+            table.add_row(
+                entry.name,
+                r.run_name,
+                r.finished_at or "",
+                r.environment.postgres_version,
+                r.environment.pgvector_version,
+                (r.environment.git_commit or "")[:10],
+                str(len(r.runs) + len(r.load_points)),
+                str(repeats),
+            )
+        else:
+            name, _, problem = entry
+            table.add_row(name, f"[red]unreadable: {problem}[/red]", "", "", "", "", "", "")
+    Console().print(table)
+    return EXIT_OK
+
+
+def _alpha(value: float) -> float:
+    if not 0.0 < value < 1.0:
+        raise ResultsError(f"--alpha {value:g} must be between 0 and 1 (e.g. 0.01)")
+    return value
+
+
+def _min_effects(items: list[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        name = name.strip()
+        if not sep or name not in RULES:
+            raise ResultsError(
+                f"--min-effect {item!r}: expected METRIC=VALUE with METRIC one of "
+                f"{', '.join(RULES)} (e.g. --min-effect p99=0.15)"
+            )
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ResultsError(f"--min-effect {item!r}: {raw!r} is not a number") from None
+        if value < 0:
+            raise ResultsError(f"--min-effect {item!r}: the effect must be >= 0")
+        out[name] = value
+    return out
