@@ -3,11 +3,13 @@
 nox -s tests        unit + integration tests against an embedded PostgreSQL
 nox -s lint         ruff check + format check
 nox -s typecheck    mypy --strict on the package
-nox -s bench        pytest-benchmark suites in bench/ (not run by default: slow)
+nox -s bench        pytest-benchmark suites in bench/, autosaved and compared (not default: slow)
 nox -s quickstart   the README's main job (not run by default)
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import nox
 
@@ -39,19 +41,59 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy")
 
 
+#: pytest-benchmark's saved runs: one sub-folder per machine id (OS, Python, bits).
+BENCH_STORAGE = Path("reports/benchmarks")
+#: Fail when a benchmark's median is this much slower than in the previous saved run.
+#: Between two runs on a quiet 2-core machine the medians (>= 7 rounds) moved 0-5%, the
+#: one-round ratio series up to ~12%; shared CI runners add more. The regressions worth
+#: stopping for (an unused index, a slower loader or encoder) cost 25% and more. Tighter
+#: thresholds flake; looser ones miss real losses.
+BENCH_COMPARE_FAIL = "median:20%"
+
+
 @nox.session(python=PYTHON, default=False)
 def bench(session: nox.Session) -> None:
-    """Benchmarks: ground truth vs faiss, loader vs server-side COPY (ratios asserted)."""
+    """Benchmarks in bench/: autosaved, and compared with the previous run on this machine.
+
+    Query latency (HNSW, IVFFlat), ingest, ground truth, plus the ratio-asserting
+    suites (ground truth vs faiss, loader vs server-side COPY, engine fidelity,
+    collector overhead). Each run is saved under reports/benchmarks/<machine>/; when
+    an earlier run exists there, a median regression beyond BENCH_COMPARE_FAIL fails
+    the session. The first run on a machine only records.
+    """
     session.install("-e", ".[test]")
-    session.run(
-        "pytest",
+    args = [
         "bench",
         "-p",
         "no:cacheprovider",
         "--benchmark-json",
         "reports/bench.json",
-        *session.posargs,
+        "--benchmark-autosave",
+        f"--benchmark-storage=file://{BENCH_STORAGE}",
+        # Saved runs from another host (e.g. a fresh CI runner) warn that machine_info
+        # differs; pyproject turns warnings into errors, which would abort the session.
+        "-W",
+        "default::pytest_benchmark.logger.PytestBenchmarkWarning",
+    ]
+    if _has_saved_bench_run(session):
+        # Without a saved run, --benchmark-compare warns "Can't compare" (an error here).
+        args += ["--benchmark-compare", f"--benchmark-compare-fail={BENCH_COMPARE_FAIL}"]
+    else:
+        session.log(f"no saved benchmark run in {BENCH_STORAGE} for this machine: recording only")
+    session.run("pytest", *args, *session.posargs)
+
+
+def _has_saved_bench_run(session: nox.Session) -> bool:
+    """True when pytest-benchmark has a saved run for the session's interpreter."""
+    machine_id = session.run(
+        "python",
+        "-c",
+        "from pytest_benchmark.utils import get_machine_id; print(get_machine_id())",
+        silent=True,
     )
+    if not isinstance(machine_id, str):  # e.g. nox --install-only
+        return False
+    return any((BENCH_STORAGE / machine_id.strip()).glob("[0-9][0-9][0-9][0-9]_*.json"))
 
 
 @nox.session(python=PYTHON, default=False)

@@ -1,9 +1,14 @@
-"""Fixtures for the benchmarks: one embedded server for the whole bench session."""
+"""Fixtures for the benchmarks, on the pgvbench pytest plugin's server (one per session).
+
+The plugin (pgvbench.pytest_plugin, loaded through its pytest11 entry point) starts
+the embedded server, or uses ``--pgvbench-dsn``. The benchmarks that need the
+embedded server's binaries or processes (pgbench, server CPU, server-side COPY) ask
+for ``bench_server`` and skip on an external one.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 
 import numpy as np
 import psycopg
@@ -13,14 +18,28 @@ from pgvbench.datasets import generate_clustered
 from pgvbench.db.load import load_vectors
 from pgvbench.db.schema import create_vector_table, ensure_schema
 from pgvbench.metrics import Metric
-from pgvbench.server.embedded import EmbeddedServer, temporary_server
+from pgvbench.pytest_plugin import BenchServer
+from pgvbench.server.embedded import EmbeddedServer
+
+#: Applied to the embedded server before any benchmark uses it (an external server
+#: keeps its own configuration).
+BENCH_SETTINGS = {"shared_buffers": "512MB", "max_wal_size": "4GB"}
 
 
 @pytest.fixture(scope="session")
-def bench_server() -> Iterator[EmbeddedServer]:
-    with temporary_server("pgvbench-bench-") as server:
-        server.apply_settings({"shared_buffers": "512MB", "max_wal_size": "4GB"}, source="bench")
-        yield server
+def pgvbench_server(pgvbench_server: BenchServer) -> BenchServer:
+    """The plugin's server; when embedded, with BENCH_SETTINGS applied (restarts it once)."""
+    if pgvbench_server.embedded is not None:
+        pgvbench_server.embedded.apply_settings(BENCH_SETTINGS, source="bench")
+    return pgvbench_server
+
+
+@pytest.fixture(scope="session")
+def bench_server(pgvbench_server: BenchServer) -> EmbeddedServer:
+    """The embedded server itself, for benchmarks that need its binaries or process."""
+    if pgvbench_server.embedded is None:
+        pytest.skip("needs the embedded server (pgbench binary, server process, local files)")
+    return pgvbench_server.embedded
 
 
 @dataclasses.dataclass(frozen=True)

@@ -69,8 +69,17 @@ def main() -> int:
             _set_ef_search(server, ef)
             t0 = time.monotonic()
             proc = subprocess.run(
-                [pgvbench, "run", str(args.spec), "--out", str(run_dir), "-q", "--no-report",
-                 "--data-dir", str(server.data_dir)],
+                [
+                    pgvbench,
+                    "run",
+                    str(args.spec),
+                    "--out",
+                    str(run_dir),
+                    "-q",
+                    "--no-report",
+                    "--data-dir",
+                    str(server.data_dir),
+                ],
                 capture_output=True,
                 text=True,
             )

@@ -80,12 +80,18 @@ def _pgbench_qps(server: EmbeddedServer, clients: int) -> float:
 
 @pytest.mark.parametrize("clients", CLIENTS)
 def test_fidelity_vs_pgbench(benchmark: Any, knn_server: EmbeddedServer, clients: int) -> None:
-    python, reference, cpu = [], [], []
-    for _ in range(ROUNDS):
-        qps, cores = _python_qps(knn_server, clients)
-        python.append(qps)
-        cpu.append(cores or 0.0)
-        reference.append(_pgbench_qps(knn_server, clients))
+    def alternate() -> tuple[list[float], list[float], list[float]]:
+        python, reference, cpu = [], [], []
+        for _ in range(ROUNDS):
+            qps, cores = _python_qps(knn_server, clients)
+            python.append(qps)
+            cpu.append(cores or 0.0)
+            reference.append(_pgbench_qps(knn_server, clients))
+        return python, reference, cpu
+
+    # Timed as one round: fixed-duration loads, so the time itself is nearly constant;
+    # the figures that matter are in extra_info and asserted below.
+    python, reference, cpu = benchmark.pedantic(alternate, rounds=1)
     fidelity = statistics.median(python) / statistics.median(reference)
     benchmark.extra_info.update(
         clients=clients,
@@ -99,7 +105,6 @@ def test_fidelity_vs_pgbench(benchmark: Any, knn_server: EmbeddedServer, clients
         f"{statistics.median(reference):,.0f} QPS, fidelity {fidelity:.3f}, "
         f"python client CPU {statistics.median(cpu):.3f} cores"
     )
-    benchmark.pedantic(lambda: None, rounds=1)
     assert fidelity >= MIN_FIDELITY
 
 
@@ -117,7 +122,9 @@ def test_open_loop_timing(benchmark: Any, knn_server: EmbeddedServer, arrival: s
     shape = LoadShape(
         clients=4, mode="open", rate=200.0, arrival=arrival, warmup_s=1.0, duration_s=20.0, seed=7
     )
-    out = run_load(op, DirectProvider(dsn, op, SESSION), shape, probe_dsn=dsn)
+    out = benchmark.pedantic(
+        run_load, args=(op, DirectProvider(dsn, op, SESSION), shape), kwargs={"probe_dsn": dsn}
+    )
     error = out.qps / 200.0 - 1
     lag = out.schedule_lag_ms
     assert lag is not None
@@ -132,7 +139,6 @@ def test_open_loop_timing(benchmark: Any, knn_server: EmbeddedServer, arrival: s
         f"\nopen loop {arrival}: {out.qps:.2f} ops/s ({error:+.2%}), mean schedule lag "
         f"{lag:.3f} ms, p99 {out.latency.percentile_ms(99.0):.3f} ms"
     )
-    benchmark.pedantic(lambda: None, rounds=1)
     assert out.errors == 0 and out.dropped == 0
     assert lag < 1.0
     if arrival == "constant":

@@ -1,7 +1,10 @@
-"""exact_knn throughput against faiss IndexFlatL2 (add + search) on the same data.
+"""Ground truth speed: exact_knn against faiss IndexFlatL2, and ground_truth() on cosine.
 
 Run with ``pytest bench``. The faiss baseline runs first and leaves its median
 for the exact_knn benchmark, which asserts >= MIN_RATIO of faiss's throughput.
+The cosine benchmark times ``ground_truth`` (what a run calls, cache off) on the
+normalising block path that the l2 benchmark does not take; ``nox -s bench``
+compares all of them with the previous saved run.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import faiss
 import numpy as np
 import pytest
 
-from pgvbench.datasets import exact_knn, generate_clustered
+from pgvbench.datasets import exact_knn, generate_clustered, ground_truth
 from pgvbench.metrics import Metric
 
 N, DIM, N_QUERIES, K = 100_000, 128, 1_000, 10
@@ -103,3 +106,39 @@ def test_exact_knn_speed(benchmark: Any, data: Data) -> None:
     assert ratio >= MIN_RATIO, (
         f"exact_knn throughput is {ratio:.2f}x faiss IndexFlatL2 (need >= {MIN_RATIO})"
     )
+
+
+COSINE_N, COSINE_QUERIES, COSINE_K = 50_000, 200, 100
+
+
+def test_ground_truth_cosine_speed(benchmark: Any) -> None:
+    ds = generate_clustered(
+        n=COSINE_N,
+        dim=DIM,
+        n_queries=COSINE_QUERIES,
+        clusters=100,
+        spread=0.5,
+        seed=1,
+        metric=Metric.COSINE,
+        intrinsic_dim=32,
+    )
+    benchmark.group = f"ground truth cosine {COSINE_N}x{DIM}, {COSINE_QUERIES} queries"
+    gt = benchmark.pedantic(
+        ground_truth,
+        args=(ds, COSINE_K),
+        kwargs={"cache_dir": None},
+        rounds=ROUNDS,
+        warmup_rounds=1,
+    )
+    assert gt.ids.shape == (COSINE_QUERIES, COSINE_K) and not gt.cached
+
+    # Against plain numpy on a few queries: same k-th distance (ids may differ on ties).
+    base = ds.base.astype(np.float64)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    queries = ds.queries[:10].astype(np.float64)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    exact = np.sort(1.0 - queries @ base.T, axis=1)[:, :COSINE_K]
+    np.testing.assert_allclose(gt.distances[:10], exact, rtol=1e-4, atol=1e-6)
+    if not benchmark.disabled:
+        median = benchmark.stats.stats.median
+        benchmark.extra_info["queries_per_s"] = round(COSINE_QUERIES / median, 1)

@@ -9,16 +9,26 @@ from typing import Any
 
 import pytest
 
+from pgvbench.pytest_plugin import BenchServer
 from pgvbench.server.embedded import EmbeddedServer, temporary_server
+
+# pytester: tests/integration/test_pytest_plugin.py runs inner pytest sessions.
+pytest_plugins = ["pytester"]
 
 
 @pytest.fixture(scope="session")
-def embedded_server() -> Iterator[EmbeddedServer]:
-    """A fresh embedded server for the whole session, stopped and removed at the end.
+def embedded_server(pgvbench_server: BenchServer) -> Iterator[EmbeddedServer]:
+    """The session's embedded server: the pytest plugin's (one server for the session).
 
-    Its data dir lives outside pytest's tmp tree: pytest keeps that tree 0700, which
-    would lock out the server's own system user when the tests run as root.
+    It is fresh, stopped and removed at the end, and its data dir lives outside pytest's
+    tmp tree: pytest keeps that tree 0700, which would lock out the server's own system
+    user when the tests run as root. With --pgvbench-dsn / PGVBENCH_DSN the plugin's
+    server is external, and these tests, which restart and reconfigure their server,
+    get their own embedded one.
     """
+    if pgvbench_server.embedded is not None:
+        yield pgvbench_server.embedded
+        return
     with temporary_server("pgvbench-test-") as server:
         yield server
 
