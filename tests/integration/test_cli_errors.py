@@ -341,7 +341,7 @@ def test_report_of_unknown_schema_version(
     err = _fails_cleanly(capsys, ["report", str(path), "--out", str(out)], out)
     assert str(path) in err
     assert "schema_version 999" in err
-    assert f"versions 1, {SCHEMA_VERSION}" in err
+    assert f"versions 1, 2, {SCHEMA_VERSION}" in err
 
 
 def test_report_of_malformed_results(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ comparison of real results files (pgvbench compare)."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from conftest import TINY_SPEC
 from pgvbench.cli import main
 from pgvbench.compare import compare_results
 from pgvbench.engine import LatencyHistogram
@@ -42,7 +44,10 @@ def _spec(tiny_spec: dict[str, Any]) -> dict[str, Any]:
 
 def _run(server: EmbeddedServer, spec_data: dict[str, Any], out: Path) -> Results:
     runner = ExperimentRunner(
-        parse_spec(spec_data), out_dir=out, cache_dir=out / "cache", reporter=Reporter(enabled=False)
+        parse_spec(spec_data),
+        out_dir=out,
+        cache_dir=out / "cache",
+        reporter=Reporter(enabled=False),
     )
     return runner.run(Target(server.dsn(), "embedded"))
 
@@ -131,10 +136,6 @@ def test_a_database_default_change_shows_in_compare(
         dbname = conn.info.dbname
         conn.execute(f"ALTER DATABASE {dbname} SET ivfflat.probes = 20")
     try:
-        import copy
-
-        from conftest import TINY_SPEC
-
         data = copy.deepcopy(TINY_SPEC)
         data["experiment"].update(name="trepeats", schema="s_trepeats")
         current = _run(embedded_server, _spec(data), tmp_path / "out")

@@ -8,8 +8,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from compare_support import point, results, variant, write
 
+from compare_support import point, results, variant, write
 from pgvbench.cli import main
 from pgvbench.compare import compare_results
 
@@ -97,7 +97,10 @@ def test_single_samples_use_thresholds_and_say_so(
     base, current = _pair(tmp_path, [point(40, [0.30])], [point(40, [0.30])])
     assert main(["compare", str(base), str(current)]) == 0
     out = capsys.readouterr().out
-    assert "threshold alone" in out
+    assert "note: qps, p50, p95, p99, blocks: a single sample" in out
+    notes = compare_results(results([point(40, [0.30])]), results([point(40, [0.30])])).notes
+    assert any("judged by the minimum effect alone without a significance test" in n for n in notes)
+    assert any("index builds are measured once per run" in n for n in notes)
 
 
 def test_incompatible_environment_is_refused_with_the_differences(

@@ -77,8 +77,40 @@ def test_shipped_workloads_all_parse() -> None:
         assert spec.source_path == path
         assert spec.indexes, path
         for index in spec.indexes:
-            # every index kind but the exact scan sweeps a query-time parameter
-            assert (index.sweep_param is None) == (index.kind == "none"), (path, index)
+            # every index kind but the exact scan sweeps a query-time parameter, unless the
+            # spec leaves it to the server (ef_search/probes = "server")
+            raw = next((r for r in spec.raw.get("index", []) if r.get("kind") == index.kind), {})
+            to_server = "server" in (raw.get("ef_search"), raw.get("probes"))
+            expected_none = index.kind == "none" or to_server
+            assert (index.sweep_param is None) == expected_none, (path, index)
+
+
+def test_server_valued_query_parameter_leaves_it_unset(tmp_path: Path) -> None:
+    data = {
+        "experiment": {"name": "srv"},
+        "dataset": {"source": "synthetic", "n": 100, "dim": 4},
+        "index": [
+            {"kind": "hnsw", "ef_search": "server"},
+            {"kind": "ivfflat", "lists": 10, "probes": "server"},
+        ],
+    }
+    spec = load_spec(write_toml(tmp_path / "srv.toml", data))
+    assert [(ix.sweep_param, ix.sweep_values) for ix in spec.indexes] == [(None, ())] * 2
+    data["index"] = [{"kind": "hnsw", "ef_search": "sever"}]
+    with pytest.raises(SpecError, match="ef_search"):
+        load_spec(write_toml(tmp_path / "typo.toml", data))
+
+
+def test_repeats_is_validated(tmp_path: Path) -> None:
+    data = {
+        "experiment": {"name": "rep", "repeats": 0},
+        "dataset": {"source": "synthetic", "n": 100, "dim": 4},
+        "index": [{"kind": "hnsw"}],
+    }
+    with pytest.raises(SpecError, match=r"\[experiment\] repeats = 0 is below the minimum 1"):
+        load_spec(write_toml(tmp_path / "rep.toml", data))
+    data["experiment"]["repeats"] = 5
+    assert load_spec(write_toml(tmp_path / "rep.toml", data)).repeats == 5
 
 
 def test_quickstart_resolves_as_documented() -> None:

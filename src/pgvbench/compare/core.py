@@ -8,7 +8,7 @@ from typing import Literal
 
 from ..results import Results
 from .environment import EnvironmentCheck, check_environment
-from .runs import RULES, Run, runs_of
+from .runs import BUILD_METRICS, RULES, Run, runs_of
 from .stats import MetricRule, decide
 
 RowVerdict = Literal["regression", "improvement", "unchanged", "added", "removed", "invalid"]
@@ -100,24 +100,31 @@ def compare_results(
     if base.status != "complete":
         notes.append(f"the base run is {base.status}: only its completed points are compared")
     base_runs, current_runs = runs_of(base), runs_of(current)
-    fallback = 0
+    fallback: set[str] = set()
     for key, b in base_runs.items():
         c = current_runs.get(key)
         if c is None:
             rows.append(Row(run=b.label, metric="*", verdict="removed", reason="not in current"))
             continue
         run_rows = _compare_run(b, c, options)
-        fallback += sum(1 for r in run_rows if r.method == "threshold")
+        fallback.update(r.metric for r in run_rows if r.method == "threshold")
         rows.extend(run_rows)
     for key, c in current_runs.items():
         if key not in base_runs:
             rows.append(Row(run=c.label, metric="*", verdict="added", reason="not in base"))
-    if fallback:
+    builds = fallback & BUILD_METRICS
+    if builds:
         notes.append(
-            f"{fallback} metric(s) had a single sample (or too few repeats) on a side and were "
-            "judged by threshold alone, without a significance test; set [experiment] "
-            f"repeats >= 5 (>= 6 for some margin at alpha {options.alpha:g}) for a "
-            "statistical verdict"
+            f"{', '.join(sorted(builds))}: index builds are measured once per run, so these "
+            "are judged by their minimum effect alone (no significance test)"
+        )
+    timings = fallback - BUILD_METRICS
+    if timings:
+        notes.append(
+            f"{', '.join(m for m in RULES if m in timings)}: a single sample (or too few "
+            "repeats) on one side, judged by the minimum effect alone without a significance "
+            f"test; set [experiment] repeats >= 6 for a statistical verdict at alpha "
+            f"{options.alpha:g}"
         )
     return Comparison(
         base_name=base_name,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .._records import now_iso
@@ -73,9 +74,9 @@ def summary_line(c: Comparison) -> str:
 def print_table(c: Comparison, console: Console, *, only_changes: bool = False) -> None:
     """The terminal view: warnings, then one row per run x metric, then the verdict."""
     for warning in c.environment.warnings:
-        console.print(f"[yellow]warning: environment differs: {warning}[/yellow]")
+        console.print(f"[yellow]warning: environment differs: {escape(warning)}[/yellow]")
     for refusal in c.environment.refusals:
-        console.print(f"[yellow]warning: compared despite: {refusal}[/yellow]")
+        console.print(f"[yellow]warning: compared despite: {escape(refusal)}[/yellow]")
     table = Table(title=f"pgvbench compare: {c.base_name} -> {c.current_name}")
     for col in ("run", "metric", "base", "current", "change", "p-value", "verdict"):
         table.add_column(col, justify="right" if col in ("base", "current", "change") else "left")
@@ -83,8 +84,8 @@ def print_table(c: Comparison, console: Console, *, only_changes: bool = False) 
         if only_changes and row.verdict == "unchanged" and row.metric != "validity":
             continue
         table.add_row(
-            row.run,
-            row.metric,
+            escape(row.run),
+            escape(row.metric),
             fmt_value(row, row.base),
             fmt_value(row, row.current),
             fmt_change(row),
@@ -95,9 +96,9 @@ def print_table(c: Comparison, console: Console, *, only_changes: bool = False) 
     console.print(table)
     for row in c.rows:
         if row.fails or row.metric == "validity":
-            console.print(f"  {row.run} {row.metric}: {row.reason}")
+            console.print(f"  {escape(row.run)} {escape(row.metric)}: {escape(row.reason)}")
     for note in c.notes:
-        console.print(f"[yellow]note: {note}[/yellow]")
+        console.print(f"[yellow]note: {escape(note)}[/yellow]")
     style = "bold red" if c.verdict == "regression" else "bold green"
     console.print(f"[{style}]{summary_line(c)}[/{style}]")
 

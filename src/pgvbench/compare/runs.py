@@ -38,6 +38,8 @@ RULES: dict[str, MetricRule] = {
     )
 }
 
+BUILD_METRICS = frozenset({"build_s", "index_mb"})  # one sample per run: builds are not repeated
+
 
 @dataclasses.dataclass(frozen=True)
 class Run:
