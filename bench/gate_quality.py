@@ -43,20 +43,29 @@ def main() -> int:
     parser.add_argument("--spec", type=Path, default=ROOT / "workloads" / "regression.toml")
     parser.add_argument("--out", type=Path, default=Path("/tmp/pgvbench-gate-quality"))
     parser.add_argument(
-        "--slow-ef", type=int, default=50, help="hnsw.ef_search of the slow runs (base 40)"
+        "--slow-ef", type=int, default=60, help="hnsw.ef_search of the slow runs (base 40)"
     )
     parser.add_argument(
-        "--recall-ef", type=int, default=16, help="hnsw.ef_search of the recall-drop runs"
+        "--recall-ef", type=int, default=22, help="hnsw.ef_search of the recall-drop runs"
+    )
+    parser.add_argument(
+        "--analyze-only", action="store_true", help="judge the runs already in --out, run none"
     )
     args = parser.parse_args()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    server = EmbeddedServer(data_dir=out / "pgdata")
-    server.ensure_started()
     pgvbench = str(Path(sys.executable).with_name("pgvbench"))
     started = time.monotonic()
+    n = args.comparisons
+    if not args.analyze_only:
+        _run_all(args, out, pgvbench, n)
+    return _analyze(args, out, pgvbench, n, started)
+
+
+def _run_all(args: argparse.Namespace, out: Path, pgvbench: str, n: int) -> None:
+    server = EmbeddedServer(data_dir=out / "pgdata")
+    server.ensure_started()
     try:
-        n = args.comparisons
         order: list[tuple[str, int | None]] = []
         for i in range(1, n + 2):
             order.append((f"A{i:02d}", None))
@@ -96,6 +105,8 @@ def main() -> int:
         _set_ef_search(server, None)
         server.stop()
 
+
+def _analyze(args: argparse.Namespace, out: Path, pgvbench: str, n: int, started: float) -> int:
     kinds = {
         "aa": [(f"A{i:02d}", f"A{i + 1:02d}") for i in range(1, n + 1)],
         "slowdown": [(f"A{i:02d}", f"S{i:02d}") for i in range(1, n + 1)],
@@ -106,9 +117,90 @@ def main() -> int:
         rows = [_compare(pgvbench, out, base, current) for base, current in pairs]
         summary["kinds"][kind] = _summarise(kind, rows)
     summary["wall_minutes"] = round((time.monotonic() - started) / 60, 1)
+    summary["pooled"] = _pooled_recipes(out, n)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     _print(summary, args)
     return 0
+
+
+def _pooled_recipes(out: Path, n: int) -> dict[str, Any]:
+    """The same runs judged with pooled sides (``pgvbench merge``): the base made of the 3
+    A runs nearest in time to the current one (never including it), the current side one
+    run or two consecutive runs. Evaluated in-process on the saved results files."""
+    from pgvbench.compare import compare_results
+    from pgvbench.compare.merge import merge_results
+    from pgvbench.results import load_results
+
+    runs = {p.name: load_results(p / "results.json") for p in sorted(out.glob("[ASR][0-9]*"))}
+    a_ids = list(range(1, n + 2))
+
+    def base_for(exclude: set[int], near: int) -> Any:
+        others = sorted((i for i in a_ids if i not in exclude), key=lambda i: (abs(i - near), i))
+        picked = sorted(others[:base_size])
+        return merge_results([(f"A{i:02d}", runs[f"A{i:02d}"]) for i in picked])
+
+    def judge(base: Any, current: Any) -> dict[str, Any]:
+        c = compare_results(base, current)
+        hnsw = [r for r in c.rows if r.run.startswith("sweep hnsw")]
+        return {
+            "regression": c.verdict == "regression",
+            "failing": [f"{r.run} {r.metric} {r.change:+.3f}" for r in c.regressions],
+            "hnsw_timing": any(
+                r.verdict == "regression" and r.metric in ("p50", "p95", "p99", "qps") for r in hnsw
+            ),
+            "hnsw_recall": any(r.verdict == "regression" and r.metric == "recall" for r in hnsw),
+        }
+
+    recipes: dict[str, Any] = {"noise": _noise([runs[f"A{i:02d}"] for i in a_ids])}
+    for base_size, size in ((3, 1), (5, 1), (3, 2), (5, 2)):
+        aa, slow, drop = [], [], []
+        for i in range(1, n + 1):
+            cur = [i, i + 1] if size == 2 else [i + 1]
+            if size == 2 and i + 1 > n + 1:
+                continue  # (never: A runs go to n + 1)
+            base = base_for(set(cur), cur[0])
+            pick = [f"A{j:02d}" for j in cur]
+            current = runs[pick[0]] if size == 1 else merge_results([(p, runs[p]) for p in pick])
+            aa.append(judge(base, current))
+            s_ids = [i] if size == 1 else [i, i + 1]
+            if all(j <= n for j in s_ids):
+                base_s = base_for(set(s_ids), s_ids[0])
+                for kind, bucket in (("S", slow), ("R", drop)):
+                    names = [f"{kind}{j:02d}" for j in s_ids]
+                    cur_r = (
+                        runs[names[0]]
+                        if size == 1
+                        else merge_results([(p, runs[p]) for p in names])
+                    )
+                    bucket.append(judge(base_s, cur_r))
+        recipes[f"base {base_size} runs vs current {size} run(s)"] = {
+            "aa_false_regressions": [sum(r["regression"] for r in aa), len(aa)],
+            "aa_failing": [r["failing"] for r in aa if r["failing"]],
+            "slowdown_hnsw_flagged": [sum(r["hnsw_timing"] for r in slow), len(slow)],
+            "recall_drop_flagged": [sum(r["hnsw_recall"] for r in drop), len(drop)],
+        }
+    return recipes
+
+
+def _noise(a_runs: list[Any]) -> dict[str, Any]:
+    """Run-to-run variation of the A runs: CV of per-run medians, spread within runs."""
+    out: dict[str, Any] = {}
+    for kind in ("hnsw", "ivfflat"):
+        medians, within, blocks, recall = [], [], [], []
+        for r in a_runs:
+            point = next(p for p in r.runs if p.index_kind == kind)
+            p50 = [s.latency_ms.p50 for s in point.samples]
+            medians.append(statistics.median(p50))
+            within.append(statistics.stdev(p50) / statistics.fmean(p50))
+            blocks.append(statistics.median(s.shared_blks_per_query for s in point.samples))
+            recall.append(point.recall.mean)
+        out[kind] = {
+            "p50_between_runs_cv": round(statistics.stdev(medians) / statistics.fmean(medians), 4),
+            "p50_within_run_cv_median": round(statistics.median(within), 4),
+            "blocks_between_runs_cv": round(statistics.stdev(blocks) / statistics.fmean(blocks), 4),
+            "recall_between_runs_sd": round(statistics.stdev(recall), 4),
+        }
+    return out
 
 
 def _complete(run_dir: Path) -> bool:
@@ -195,6 +287,20 @@ def _print(summary: dict[str, Any], args: argparse.Namespace) -> None:
         f"{drop['hnsw_recall_flagged']}/{n}; recall change range "
         f"{drop['hnsw_recall_change_range']}"
     )
+    for kind, noise in summary["pooled"]["noise"].items():
+        print(f"  noise over the A runs, {kind}: {noise}")
+    for name, r in summary["pooled"].items():
+        if name == "noise":
+            continue
+        aa_n, aa_of = r["aa_false_regressions"]
+        s_n, s_of = r["slowdown_hnsw_flagged"]
+        d_n, d_of = r["recall_drop_flagged"]
+        print(
+            f"  pooled, {name}: A/A {aa_n}/{aa_of} false regressions; slowdown flagged "
+            f"{s_n}/{s_of}; recall drop flagged {d_n}/{d_of}"
+        )
+        for failing in r["aa_failing"]:
+            print(f"    A/A: {'; '.join(failing)}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Command line: ``pgvbench run|report|validate|server|compare|baseline``.
+"""Command line: ``pgvbench run|report|validate|server|compare|baseline|merge``.
 
 Exit codes: 0 success; 1 a run failed or was cut short (partial results written), or
 ``compare`` found a regression; 2 bad usage or input (spec, dataset, DSN, results file,
@@ -139,6 +139,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             return compare_cli.run_compare(args)
         if args.command == "baseline":
             return compare_cli.run_baseline(args)
+        if args.command == "merge":
+            return compare_cli.run_merge(args)
         if args.command == "validate":
             spec = load_spec(args.spec)
             points = sum(max(1, len(i.sweep_values)) for i in spec.indexes)

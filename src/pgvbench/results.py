@@ -142,6 +142,7 @@ class Sample:
     latency_ms: Latency | None
     shared_blks_per_query: float | None = None  # hit + read, from pg_stat_statements
     operations_detail: dict[str, OperationStats] = dataclasses.field(default_factory=dict)
+    run: int = 0  # which source run, in a file made by `pgvbench merge` (index in merged_from)
 
 
 @dataclasses.dataclass
@@ -280,6 +281,16 @@ class TuningSection:
 
 
 @dataclasses.dataclass
+class MergedRun:
+    """One source of a file made by `pgvbench merge` (runs of one spec, pooled for compare)."""
+
+    source: str
+    started_at: str
+    finished_at: str | None
+    git_commit: str | None
+
+
+@dataclasses.dataclass
 class Results:
     run_name: str
     status: RunStatus
@@ -296,6 +307,9 @@ class Results:
     load_points: list[LoadPoint] = dataclasses.field(default_factory=list)
     agent: AgentSection | None = None
     tuning: TuningSection | None = None
+    # set by `pgvbench merge`: indexes, runs and load_points then hold every source run's
+    # records one after another (samples tagged with .run), for compare to pool
+    merged_from: list[MergedRun] = dataclasses.field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

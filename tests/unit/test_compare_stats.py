@@ -113,3 +113,22 @@ def test_constant_proxy_shift_beyond_the_effect_is_flagged() -> None:
     """Shared blocks per query barely vary: a 30% rise is a clean, significant regression."""
     d = decide(RULES["blocks"], [600.0] * 7, [780.0] * 7, alpha=ALPHA)
     assert d.verdict == "regression"
+
+
+def test_base_of_three_runs_raises_the_floor_to_its_run_to_run_noise() -> None:
+    """Repeats within a run understate a fresh run's spread; a base pooled from runs that
+    differ by ~5% as a whole needs a larger change than 5% before it calls a regression."""
+    runs = [[0.300 * f + 0.001 * i for i in range(7)] for f in (0.95, 1.0, 1.05)]
+    base = [x for run in runs for x in run]
+    shifted = [0.330 + 0.001 * i for i in range(7)]  # +10%: beyond 5%, within 3 x noise
+    d = decide(P50, base, shifted, alpha=ALPHA, base_runs=runs)
+    assert d.verdict == "unchanged"
+    assert "run-to-run variation" in d.reason and "over 3 runs" in d.reason
+    slow = [0.390 + 0.001 * i for i in range(7)]  # +30%
+    assert decide(P50, base, slow, alpha=ALPHA, base_runs=runs).verdict == "regression"
+    # two groups are not enough to estimate the noise: the plain 5% floor applies
+    assert decide(P50, base, shifted, alpha=ALPHA, base_runs=runs[:2]).verdict == "regression"
+    # noise_k = 0 turns it off
+    assert decide(P50, base, shifted, alpha=ALPHA, base_runs=runs, noise_k=0).verdict == (
+        "regression"
+    )

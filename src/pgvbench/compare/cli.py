@@ -7,15 +7,18 @@ Exit codes: 0 no regression; 1 a regression (or an invalid/failed current run);
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import IncompatibleResults, ResultsError
-from ..results import load_results
+from ..results import Results, load_results, write_results
 from .baselines import DEFAULT_DIR, Baseline, list_baselines, resolve, save_baseline
 from .core import CompareOptions, compare_results
+from .merge import merge_results
 from .output import print_table, write_outputs
 from .runs import RULES
 
@@ -62,6 +65,15 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help=f"override a metric's minimum effect (repeatable). Metrics: {metrics}",
     )
     compare.add_argument(
+        "--noise-k",
+        type=float,
+        default=3.0,
+        metavar="K",
+        help="when BASE pools 3 or more runs (pgvbench merge / baseline save with several "
+        "files), a change must also exceed K x the base's run-to-run variation of that "
+        "metric (default 3; 0 turns it off)",
+    )
+    compare.add_argument(
         "--allow-env-diff",
         action="store_true",
         help="compare even if the dataset, spec, PostgreSQL major or pgvector version differ "
@@ -95,17 +107,39 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "`pgvbench compare main reports/current/results.json`.",
     )
     actions = baseline.add_subparsers(dest="baseline_action", required=True, metavar="ACTION")
-    save = actions.add_parser("save", help="store a complete results file as NAME")
+    save = actions.add_parser(
+        "save",
+        help="store a complete results file (or several runs of one spec, merged) as NAME",
+        description="Store a results file as a named baseline. Given several runs of the same "
+        "spec, they are merged first (see `pgvbench merge`): a baseline made of 2-3 runs "
+        "carries the variation between runs, which makes the gate steadier.",
+    )
     save.add_argument("name", help="baseline name: letters, digits, '.', '_', '-'")
-    save.add_argument("results", type=Path, help="the results.json to keep")
+    save.add_argument("results", type=Path, nargs="+", help="the results.json (or several) to keep")
     save.add_argument("--force", action="store_true", help="replace an existing baseline")
     save.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"default {DEFAULT_DIR}")
     listing = actions.add_parser("list", help="list saved baselines")
+    merge = sub.add_parser(
+        "merge",
+        help="pool several runs of one spec into one results file (for compare)",
+        description="Pool complete runs of the same spec (same dataset, spec, PostgreSQL major "
+        "and pgvector version) into one results file whose points carry every run's "
+        "repeats. `compare` then tests against the variation between runs as well as within "
+        "them: use it for both sides on noisy machines.",
+    )
+    merge.add_argument("out", type=Path, help="the merged results file to write")
+    merge.add_argument("results", nargs="+", help="results files or run directories (2 or more)")
     listing.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"default {DEFAULT_DIR}")
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    options = CompareOptions(alpha=_alpha(args.alpha), min_effects=_min_effects(args.min_effect))
+    if args.noise_k < 0:
+        raise ResultsError(f"--noise-k {args.noise_k:g} must be >= 0")
+    options = CompareOptions(
+        alpha=_alpha(args.alpha),
+        min_effects=_min_effects(args.min_effect),
+        noise_k=args.noise_k,
+    )
     base_name, base_path = resolve(args.base, args.baselines_dir)
     current_name, current_path = resolve(args.current, args.baselines_dir)
     base, current = load_results(base_path), load_results(current_path)
@@ -126,17 +160,53 @@ def run_compare(args: argparse.Namespace) -> int:
     return EXIT_REGRESSION if comparison.verdict == "regression" else EXIT_OK
 
 
+def run_merge(args: argparse.Namespace) -> int:
+    merged = _merged(args.results)
+    write_results(merged, args.out)
+    print(f"merged {len(merged.merged_from)} runs of {merged.run_name} into {args.out}")
+    return EXIT_OK
+
+
+def _merged(refs: list[str]) -> Results:
+    parts = []
+    for ref in refs:
+        name, path = resolve(str(ref))
+        parts.append((name, load_results(path)))
+    return merge_results(parts)
+
+
 def run_baseline(args: argparse.Namespace) -> int:
     if args.baseline_action == "save":
-        saved = save_baseline(args.name, args.results, directory=args.dir, force=args.force)
-        print(f"saved baseline {saved.name!r}: {saved.path} (run {saved.results.run_name})")
+        if len(args.results) > 1:
+            with tempfile.TemporaryDirectory(prefix="pgvbench-merge-") as tmp:
+                merged_path = Path(tmp) / "merged.json"
+                write_results(_merged([str(p) for p in args.results]), merged_path)
+                saved = save_baseline(args.name, merged_path, directory=args.dir, force=args.force)
+        else:
+            saved = save_baseline(args.name, args.results[0], directory=args.dir, force=args.force)
+        runs = len(saved.results.merged_from) or 1
+        print(
+            f"saved baseline {saved.name!r}: {saved.path} (run {saved.results.run_name}, "
+            f"{runs} run{'s' if runs > 1 else ''})"
+        )
         return EXIT_OK
     entries = list_baselines(args.dir)
     if not entries:
         print(f"no baselines in {args.dir}; save one with `pgvbench baseline save NAME FILE`")
         return EXIT_OK
     table = Table(title=f"baselines in {args.dir}")
-    for col in ("name", "run", "finished", "postgres", "pgvector", "commit", "points", "repeats"):
+    cols = (
+        "name",
+        "run",
+        "finished",
+        "postgres",
+        "pgvector",
+        "commit",
+        "points",
+        "repeats",
+        "runs",
+    )
+    for col in cols:
         table.add_column(col)
     for entry in entries:
         if isinstance(entry, Baseline):
@@ -151,10 +221,11 @@ def run_baseline(args: argparse.Namespace) -> int:
                 (r.environment.git_commit or "")[:10],
                 str(len(r.runs) + len(r.load_points)),
                 str(repeats),
+                str(len(r.merged_from) or 1),
             )
         else:
             name, _, problem = entry
-            table.add_row(name, f"[red]unreadable: {problem}[/red]", "", "", "", "", "", "")
+            table.add_row(name, f"[red]unreadable: {escape(problem)}[/red]", *[""] * 7)
     Console().print(table)
     return EXIT_OK
 

@@ -17,6 +17,9 @@ RowVerdict = Literal["regression", "improvement", "unchanged", "added", "removed
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class CompareOptions:
     alpha: float = 0.01
+    # with a base pooled from >= 3 runs, an effect must also exceed noise_k x the base's
+    # run-to-run variation (coefficient of variation of the per-run medians)
+    noise_k: float = 3.0
     # per-metric minimum effects overriding RULES (relative, or absolute for recall)
     min_effects: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
@@ -175,7 +178,14 @@ def _compare_run(base: Run, current: Run, options: CompareOptions) -> list[Row]:
         if not b or not c:
             continue
         rule = options.rule(name)
-        d = decide(rule, b, c, alpha=options.alpha)
+        d = decide(
+            rule,
+            b,
+            c,
+            alpha=options.alpha,
+            base_runs=base.by_run.get(name, ()),
+            noise_k=options.noise_k,
+        )
         rows.append(
             Row(
                 run=current.label,

@@ -165,6 +165,7 @@ def to_json(c: Comparison) -> dict[str, Any]:
         "verdict": c.verdict,
         "summary": summary_line(c),
         "alpha": c.options.alpha,
+        "noise_k": c.options.noise_k,
         "min_effects": {name: c.options.rule(name).min_effect for name in RULES},
         "environment": {
             "compatible": c.environment.compatible,

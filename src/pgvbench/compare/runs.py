@@ -51,14 +51,40 @@ class Run:
     valid: bool = True
     problems: tuple[str, ...] = ()  # why a measurement may be invalid (plan, errors, client)
     errors: int = 0
+    # per metric, the samples of each source run separately (one group unless the file
+    # was made by `pgvbench merge`): the spread between groups is the run-to-run noise
+    by_run: Mapping[str, tuple[tuple[float, ...], ...]] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.by_run:
+            object.__setattr__(self, "by_run", {m: (v,) for m, v in self.samples.items()})
 
 
 def runs_of(results: Results) -> dict[tuple[tuple[str, str], ...], Run]:
-    """Every matchable run of a results file, by key."""
+    """Every matchable run of a results file, by key.
+
+    Records with the same key (a file made by ``pgvbench merge`` holds one per source run)
+    are pooled: their samples are concatenated, so the base or current side of a
+    comparison can span several runs and carry the variation between runs.
+    """
     out: dict[tuple[tuple[str, str], ...], Run] = {}
     for run in _all_runs(results):
-        out.setdefault(run.key, run)
+        seen = out.get(run.key)
+        out[run.key] = run if seen is None else _pool(seen, run)
     return out
+
+
+def _pool(a: Run, b: Run) -> Run:
+    metrics = list(dict.fromkeys([*a.samples, *b.samples]))
+    return Run(
+        key=a.key,
+        label=a.label,
+        samples={m: (*a.samples.get(m, ()), *b.samples.get(m, ())) for m in metrics},
+        by_run={m: (*a.by_run.get(m, ()), *b.by_run.get(m, ())) for m in metrics},
+        valid=a.valid and b.valid,
+        problems=a.problems + b.problems,
+        errors=a.errors + b.errors,
+    )
 
 
 def _all_runs(results: Results) -> Iterator[Run]:
