@@ -5,6 +5,7 @@ nox -s lint         ruff check + format check
 nox -s typecheck    mypy --strict on the package
 nox -s bench        pytest-benchmark suites in bench/, autosaved and compared (not default: slow)
 nox -s quickstart   the README's main job (not run by default)
+nox -s gate_quality the regression gate's false-alarm rate and power (~20 min, not default)
 """
 
 from __future__ import annotations
@@ -101,3 +102,14 @@ def quickstart(session: nox.Session) -> None:
     """Run workloads/quickstart.toml on the embedded server; report in reports/quickstart/."""
     session.install("-e", ".")
     session.run("pgvbench", "run", "workloads/quickstart.toml", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def gate_quality(session: nox.Session) -> None:
+    """Measure the regression gate: 20 A/A, injected-slowdown and recall-drop comparisons.
+
+    Runs workloads/regression.toml 61 times on one embedded server (~20 min on 2 cores);
+    extra arguments go to bench/gate_quality.py (e.g. -- --comparisons 5).
+    """
+    session.install("-e", ".")
+    session.run("python", "bench/gate_quality.py", *session.posargs)

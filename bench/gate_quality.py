@@ -46,7 +46,7 @@ def main() -> int:
         "--slow-ef", type=int, default=60, help="hnsw.ef_search of the slow runs (base 40)"
     )
     parser.add_argument(
-        "--recall-ef", type=int, default=22, help="hnsw.ef_search of the recall-drop runs"
+        "--recall-ef", type=int, default=20, help="hnsw.ef_search of the recall-drop runs"
     )
     parser.add_argument(
         "--analyze-only", action="store_true", help="judge the runs already in --out, run none"
@@ -127,7 +127,7 @@ def _pooled_recipes(out: Path, n: int) -> dict[str, Any]:
     """The same runs judged with pooled sides (``pgvbench merge``): the base made of the 3
     A runs nearest in time to the current one (never including it), the current side one
     run or two consecutive runs. Evaluated in-process on the saved results files."""
-    from pgvbench.compare import compare_results
+    from pgvbench.compare import CompareOptions, compare_results
     from pgvbench.compare.merge import merge_results
     from pgvbench.results import load_results
 
@@ -140,7 +140,7 @@ def _pooled_recipes(out: Path, n: int) -> dict[str, Any]:
         return merge_results([(f"A{i:02d}", runs[f"A{i:02d}"]) for i in picked])
 
     def judge(base: Any, current: Any) -> dict[str, Any]:
-        c = compare_results(base, current)
+        c = compare_results(base, current, options=CompareOptions(noise_k=noise_k))
         hnsw = [r for r in c.rows if r.run.startswith("sweep hnsw")]
         return {
             "regression": c.verdict == "regression",
@@ -149,10 +149,13 @@ def _pooled_recipes(out: Path, n: int) -> dict[str, Any]:
                 r.verdict == "regression" and r.metric in ("p50", "p95", "p99", "qps") for r in hnsw
             ),
             "hnsw_recall": any(r.verdict == "regression" and r.metric == "recall" for r in hnsw),
+            "recall_rows": [
+                f"{r.base:.4f} -> {r.current:.4f}: {r.reason}" for r in hnsw if r.metric == "recall"
+            ],
         }
 
     recipes: dict[str, Any] = {"noise": _noise([runs[f"A{i:02d}"] for i in a_ids])}
-    for base_size, size in ((3, 1), (5, 1), (3, 2), (5, 2)):
+    for base_size, size, noise_k in ((3, 1, 3.0), (5, 1, 3.0), (5, 2, 3.0), (5, 1, 2.0)):
         aa, slow, drop = [], [], []
         for i in range(1, n + 1):
             cur = [i, i + 1] if size == 2 else [i + 1]
@@ -162,7 +165,9 @@ def _pooled_recipes(out: Path, n: int) -> dict[str, Any]:
             pick = [f"A{j:02d}" for j in cur]
             current = runs[pick[0]] if size == 1 else merge_results([(p, runs[p]) for p in pick])
             aa.append(judge(base, current))
-            s_ids = [i] if size == 1 else [i, i + 1]
+            # two slow runs: i and the next one (the last pairs with the first), so there are
+            # n comparisons of each kind
+            s_ids = [i] if size == 1 else [i, i % n + 1]
             if all(j <= n for j in s_ids):
                 base_s = base_for(set(s_ids), s_ids[0])
                 for kind, bucket in (("S", slow), ("R", drop)):
@@ -173,11 +178,13 @@ def _pooled_recipes(out: Path, n: int) -> dict[str, Any]:
                         else merge_results([(p, runs[p]) for p in names])
                     )
                     bucket.append(judge(base_s, cur_r))
-        recipes[f"base {base_size} runs vs current {size} run(s)"] = {
+        recipes[f"base {base_size} runs vs current {size} run(s), noise_k {noise_k:g}"] = {
             "aa_false_regressions": [sum(r["regression"] for r in aa), len(aa)],
             "aa_failing": [r["failing"] for r in aa if r["failing"]],
-            "slowdown_hnsw_flagged": [sum(r["hnsw_timing"] for r in slow), len(slow)],
+            "slowdown_flagged": [sum(r["regression"] for r in slow), len(slow)],
+            "slowdown_hnsw_timing_flagged": [sum(r["hnsw_timing"] for r in slow), len(slow)],
             "recall_drop_flagged": [sum(r["hnsw_recall"] for r in drop), len(drop)],
+            "recall_drop_not_flagged": [r["recall_rows"] for r in drop if not r["hnsw_recall"]],
         }
     return recipes
 
@@ -185,7 +192,8 @@ def _pooled_recipes(out: Path, n: int) -> dict[str, Any]:
 def _noise(a_runs: list[Any]) -> dict[str, Any]:
     """Run-to-run variation of the A runs: CV of per-run medians, spread within runs."""
     out: dict[str, Any] = {}
-    for kind in ("hnsw", "ivfflat"):
+    kinds = sorted({p.index_kind for r in a_runs for p in r.runs})
+    for kind in kinds:
         medians, within, blocks, recall = [], [], [], []
         for r in a_runs:
             point = next(p for p in r.runs if p.index_kind == kind)
@@ -293,14 +301,17 @@ def _print(summary: dict[str, Any], args: argparse.Namespace) -> None:
         if name == "noise":
             continue
         aa_n, aa_of = r["aa_false_regressions"]
-        s_n, s_of = r["slowdown_hnsw_flagged"]
+        s_n, s_of = r["slowdown_flagged"]
+        t_n, _ = r["slowdown_hnsw_timing_flagged"]
         d_n, d_of = r["recall_drop_flagged"]
         print(
             f"  pooled, {name}: A/A {aa_n}/{aa_of} false regressions; slowdown flagged "
-            f"{s_n}/{s_of}; recall drop flagged {d_n}/{d_of}"
+            f"{s_n}/{s_of} (by HNSW latency/QPS {t_n}/{s_of}); recall drop flagged {d_n}/{d_of}"
         )
         for failing in r["aa_failing"]:
             print(f"    A/A: {'; '.join(failing)}")
+        for rows in r["recall_drop_not_flagged"]:
+            print(f"    recall drop not flagged: {'; '.join(rows)}")
 
 
 if __name__ == "__main__":

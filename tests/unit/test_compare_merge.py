@@ -77,3 +77,14 @@ def test_merge_and_multi_run_baseline_from_the_cli(
     assert len(load_results(store / "main.json").merged_from) == 2
     assert main(["compare", "main", str(a), "--baselines-dir", str(store)]) == 0
     assert main(["merge", str(out), str(a)]) == 2  # one file is not a merge
+
+
+def test_report_shows_the_spread_of_repeats(tmp_path: Path) -> None:
+    from pgvbench.report import render_report
+
+    files = render_report(results([point(40, RUN_A)]), tmp_path / "r")
+    text = files.md.read_text()
+    assert "### Repeats" in text
+    assert "| hnsw(m=16,ef_construction=64) | hnsw.ef_search=40 | 7 |" in text
+    single = render_report(results([point(40, [0.3])]), tmp_path / "s").md.read_text()
+    assert "### Repeats" not in single

@@ -496,6 +496,46 @@ def _sweep_section(results: Results) -> list[Block]:
             flagged=[not p.valid for p in points],
             numeric=_SWEEP_NUMERIC,
         ),
+        *_repeats_blocks(points),
+    ]
+
+
+def _repeats_blocks(points: list[SweepPoint]) -> list[Block]:
+    """With [experiment] repeats: how far the repeats of each point spread (noise)."""
+    repeated = [p for p in points if len(p.samples) > 1]
+    if not repeated:
+        return []
+
+    def spread(values: list[float]) -> str:
+        return f"{format_sig(min(values))}–{format_sig(max(values))}" if values else _DASH
+
+    rows = []
+    for p in repeated:
+        lats = [s.latency_ms for s in p.samples if s.latency_ms is not None]
+        blocks = [s.shared_blks_per_query for s in p.samples if s.shared_blks_per_query]
+        rows.append(
+            [
+                p.index,
+                format_params(p.query_params) or _DASH,
+                str(len(p.samples)),
+                spread([s.qps for s in p.samples]),
+                spread([lat.p50 for lat in lats]),
+                spread([lat.p99 for lat in lats]),
+                spread([b for b in blocks if b is not None]),
+            ]
+        )
+    return [
+        Heading(3, "Repeats"),
+        Paragraph(
+            "Each point was measured several times, interleaved with the other points of its "
+            "build (A B A B); the table above merges the repeats. Ranges over the repeats "
+            "show the noise within this run; `pgvbench compare` tests differences against it."
+        ),
+        Table(
+            ["Index", "Query params", "Repeats", "QPS", "p50 ms", "p99 ms", "Blocks/query"],
+            rows,
+            numeric=frozenset(range(2, 7)),
+        ),
     ]
 
 
