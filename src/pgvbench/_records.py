@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import PgvbenchError
+
+R = TypeVar("R")
 
 
 def now_iso() -> str:
@@ -36,3 +38,10 @@ def describe_failure(exc: BaseException) -> str:
     if isinstance(exc, PgvbenchError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
+
+
+def update_in_place(target: R, source: R) -> None:
+    """Copy every field of ``source`` onto ``target``, so a record already listed in the
+    results (and saved) keeps its identity while its values grow repeat by repeat."""
+    for field in dataclasses.fields(source):  # type: ignore[arg-type]
+        setattr(target, field.name, getattr(source, field.name))

@@ -17,6 +17,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
+from ._records import update_in_place
 from .db.load import load_vectors
 from .db.schema import check_table_replaceable, create_vector_table
 from .engine.operations import (
@@ -57,11 +58,6 @@ class _Measured:
     pool_stats: dict[str, int] | None
     notes: list[str]
     sample: Sample | None = None
-
-
-def _replace_fields(target: LoadPoint, source: LoadPoint) -> None:
-    for field in dataclasses.fields(LoadPoint):
-        setattr(target, field.name, getattr(source, field.name))
 
 
 # psycopg_pool's get_stats() mixes gauges (a level now) with counters (since the last pop)
@@ -200,7 +196,7 @@ class LoadTester:
                     if existing is None:
                         points[i] = point
                     else:
-                        _replace_fields(existing, point)
+                        update_in_place(existing, point)
                         point = existing
                     on_point(point)
                     task.advance()

@@ -16,7 +16,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from ._records import describe_failure, now_iso, plain
+from ._records import describe_failure, now_iso, plain, update_in_place
 from .datasets import Dataset, GroundTruth, ground_truth, summarize_recall, tie_aware_recall
 from .datasets.files import load_hdf5, load_npy
 from .datasets.synthetic import generate_clustered, generate_uniform
@@ -364,7 +364,7 @@ class ExperimentRunner:
                             point.saved = record
                             results.runs.append(record)
                         else:
-                            _replace_fields(point.saved, record)
+                            update_in_place(point.saved, record)
                         self._save()
                         sweep.advance()
                         if point.outcomes[-1].aborted:
@@ -802,11 +802,6 @@ def _merge_statements(stats: list[StatementStats | None]) -> StatementStats | No
         shared_blks_read_per_call=sum(s.shared_blks_read_per_call * s.calls for s in present)
         / calls,
     )
-
-
-def _replace_fields(target: SweepPoint, source: SweepPoint) -> None:
-    for field in dataclasses.fields(SweepPoint):
-        setattr(target, field.name, getattr(source, field.name))
 
 
 def _column_type_oid(conn: psycopg.Connection[Any], schema: str, table: str, column: str) -> int:
