@@ -24,7 +24,7 @@ RULES: dict[str, MetricRule] = {
         MetricRule("p50", "lower", 0.05, unit="ms", description="median latency"),
         MetricRule("p95", "lower", 0.10, unit="ms", description="95th percentile latency"),
         MetricRule("p99", "lower", 0.10, unit="ms", description="99th percentile latency"),
-        MetricRule("recall", "higher", 0.01, absolute=True, description="mean recall@k (absolute)"),
+        MetricRule("recall", "higher", 0.01, absolute=True, description="mean recall@k, a drop"),
         MetricRule(
             "blocks",
             "lower",
