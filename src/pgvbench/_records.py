@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import PgvbenchError
+from .results import Results, write_results
+
+RESULTS_FILE = "results.json"
 
 R = TypeVar("R")
 
@@ -45,3 +49,29 @@ def update_in_place(target: R, source: R) -> None:
     results (and saved) keeps its identity while its values grow repeat by repeat."""
     for field in dataclasses.fields(source):  # type: ignore[arg-type]
         setattr(target, field.name, getattr(source, field.name))
+
+
+class ResultsRecorder:
+    """What both runners share: results.json under ``out_dir``, rewritten after every step
+    and stamped with its final status, so an interrupted run keeps what it measured."""
+
+    out_dir: Path
+    results: Results | None = None
+    saved = False  # True once results.json exists for this run
+
+    @property
+    def results_path(self) -> Path:
+        return self.out_dir / RESULTS_FILE
+
+    def _finish(self, status: str, failure: str | None = None) -> None:
+        if self.results is None:
+            return
+        self.results.status = status  # type: ignore[assignment]
+        self.results.finished_at = now_iso()
+        self.results.failure = failure
+        self._save()
+
+    def _save(self) -> None:
+        assert self.results is not None
+        write_results(self.results, self.results_path)
+        self.saved = True

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ._records import describe_failure, now_iso, plain
+from ._records import ResultsRecorder, describe_failure, now_iso, plain
 from .agent_spec import AgentExperiment
 from .db import indexes as ix
 from .engine.operations import MixOperation, Operation
@@ -30,17 +30,14 @@ from .results import (
     LoadPoint,
     Results,
     ServerSettingsInfo,
-    write_results,
 )
 from .server.connection import Target, connect, ensure_vector_extension
 from .spec import ExperimentSpec, LoadSpec
 from .workloads.agent_data import AgentDataset, generate_agent_dataset, selectivity_stats
 from .workloads.agent_model import table_name
 
-RESULTS_FILE = "results.json"
 
-
-class AgentRunner:
+class AgentRunner(ResultsRecorder):
     """Carries one agent experiment from spec to results.json."""
 
     def __init__(self, spec: ExperimentSpec, *, out_dir: Path, reporter: Reporter) -> None:
@@ -55,10 +52,6 @@ class AgentRunner:
         self.saved = False
         self.server_settings: ServerSettingsInfo | None = None
         self.dataset: AgentDataset | None = None
-
-    @property
-    def results_path(self) -> Path:
-        return self.out_dir / RESULTS_FILE
 
     def prepare(self) -> None:
         """Generate the platform client-side: bad sizes fail before a server is touched."""
@@ -353,19 +346,6 @@ class AgentRunner:
             n_queries=0,
             n_recall_queries=0,
         )
-
-    def _finish(self, status: str, failure: str | None) -> None:
-        if self.results is None:
-            return
-        self.results.status = status  # type: ignore[assignment]
-        self.results.finished_at = now_iso()
-        self.results.failure = failure
-        self._save()
-
-    def _save(self) -> None:
-        assert self.results is not None
-        write_results(self.results, self.results_path)
-        self.saved = True
 
 
 _TIME_FIELDS = (

@@ -176,6 +176,9 @@ class LoadTester:
         plan = self._available(self.plan())
         repeats = self.spec.repeats
         measured: list[list[_Measured]] = [[] for _ in plan]
+        # one operation per point, reused by its repeats: building the kNN one encodes
+        # every query vector (stateless between runs, so sharing it is safe)
+        ops = [self.operation() if engine != "pgbench" else None for engine, *_ in plan]
         points: list[LoadPoint | None] = [None] * len(plan)
         with self.reporter.task(f"load test {index_label}", total=len(plan) * repeats) as task:
             for repeat in range(repeats):
@@ -184,7 +187,7 @@ class LoadTester:
                     if repeats > 1:
                         label += f" (repeat {repeat + 1}/{repeats})"
                     task.update(description=f"load {label}")
-                    one = self._measure(engine, pooling, variant, clients, task, label)
+                    one = self._measure(engine, ops[i], pooling, variant, clients, task, label)
                     one.sample = sample_of(
                         one.outcome, repeat=repeat, sequence=self._points_run - 1
                     )
@@ -228,6 +231,7 @@ class LoadTester:
     def _measure(
         self,
         engine: str,
+        op: Operation | None,
         pooling: PoolingSpec,
         variant: dict[str, Any],
         clients: int,
@@ -256,7 +260,7 @@ class LoadTester:
         if engine == "pgbench":
             outcome = self._pgbench(clients, notes)
         else:
-            op = self.operation()  # one per point: the provider prepares what run_load runs
+            assert op is not None  # built for every python-engine point
             with self._provider(op, pooling, variant, clients, notes) as (provider, bouncer):
                 stats_before = _bouncer_stats(bouncer)
                 try:

@@ -16,7 +16,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from ._records import describe_failure, now_iso, plain, update_in_place
+from ._records import ResultsRecorder, describe_failure, now_iso, plain, update_in_place
 from .datasets import Dataset, GroundTruth, ground_truth, summarize_recall, tie_aware_recall
 from .datasets.files import load_hdf5, load_npy
 from .datasets.synthetic import generate_clustered, generate_uniform
@@ -47,13 +47,11 @@ from .results import (
     StatementStats,
     SweepPoint,
     TuningSection,
-    write_results,
 )
 from .server.connection import Target, connect, ensure_vector_extension
 from .spec import ExperimentSpec, IndexSpec, LoadSpec, SweepConfig
 from .workloads.vector import KnnQuery, check_plan
 
-RESULTS_FILE = "results.json"
 _QUERY_GUCS = {"hnsw": "hnsw.ef_search", "ivfflat": "ivfflat.probes"}
 
 
@@ -124,7 +122,7 @@ class PreparedData:
     info: DatasetInfo
 
 
-class ExperimentRunner:
+class ExperimentRunner(ResultsRecorder):
     """Carries one run from spec to results.json."""
 
     def __init__(
@@ -151,12 +149,8 @@ class ExperimentRunner:
         self.configure: Callable[[SweepConfig], tuple[Target, dict[str, Any]]] | None = None
         self.server: Any = None  # the EmbeddedServer when pgvbench owns it (cache study)
         self.results: Results | None = None
-        self.saved = False  # True once results.json exists for this run
+        self.saved = False
         self.server_settings: ServerSettingsInfo | None = None
-
-    @property
-    def results_path(self) -> Path:
-        return self.out_dir / RESULTS_FILE
 
     def run(self, target: Target, data: PreparedData | None = None) -> Results:
         """Run the whole experiment; on any failure, save what was measured and re-raise.
@@ -193,19 +187,6 @@ class ExperimentRunner:
             raise
         self._finish("complete")
         return self.results
-
-    def _finish(self, status: str, failure: str | None = None) -> None:
-        if self.results is None:
-            return
-        self.results.status = status  # type: ignore[assignment]
-        self.results.finished_at = now_iso()
-        self.results.failure = failure
-        self._save()
-
-    def _save(self) -> None:
-        assert self.results is not None
-        write_results(self.results, self.results_path)
-        self.saved = True
 
     # ------------------------------------------------------------------ stages
 

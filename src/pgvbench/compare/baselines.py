@@ -4,14 +4,11 @@ CI job compares against a known-good run by name."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 from ..errors import ResultsError
-from ..results import Results, load_results
+from ..results import Results, load_results, write_results
 
 DEFAULT_DIR = Path("reports") / "baselines"
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -34,14 +31,18 @@ def baseline_path(name: str, directory: Path = DEFAULT_DIR) -> Path:
 
 
 def save_baseline(
-    name: str, results_file: Path, *, directory: Path = DEFAULT_DIR, force: bool = False
+    name: str,
+    results: Results,
+    *,
+    source: str,
+    directory: Path = DEFAULT_DIR,
+    force: bool = False,
 ) -> Baseline:
-    """Copy a complete, readable results file to ``directory/NAME.json``."""
+    """Write a complete run (or a merge of runs) to ``directory/NAME.json``."""
     target = baseline_path(name, directory)
-    results = load_results(results_file)  # refuses corrupt or unknown-version files
     if results.status != "complete":
         raise ResultsError(
-            f"{results_file}: the run is {results.status}"
+            f"{source}: the run is {results.status}"
             + (f" ({results.failure})" if results.failure else "")
             + "; a baseline must be a complete run"
         )
@@ -49,16 +50,7 @@ def save_baseline(
         raise ResultsError(
             f"baseline {name!r} already exists ({target}); pass --force to replace it"
         )
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".baseline-", suffix=".tmp", dir=directory)
-    os.close(fd)
-    try:
-        shutil.copyfile(results_file, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_results(results, target)
     return Baseline(name, target, results)
 
 

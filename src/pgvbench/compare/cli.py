@@ -7,7 +7,6 @@ Exit codes: 0 no regression; 1 a regression (or an invalid/failed current run);
 from __future__ import annotations
 
 import argparse
-import tempfile
 from pathlib import Path
 
 from rich.console import Console
@@ -177,13 +176,11 @@ def _merged(refs: list[str]) -> Results:
 
 def run_baseline(args: argparse.Namespace) -> int:
     if args.baseline_action == "save":
-        if len(args.results) > 1:
-            with tempfile.TemporaryDirectory(prefix="pgvbench-merge-") as tmp:
-                merged_path = Path(tmp) / "merged.json"
-                write_results(_merged([str(p) for p in args.results]), merged_path)
-                saved = save_baseline(args.name, merged_path, directory=args.dir, force=args.force)
-        else:
-            saved = save_baseline(args.name, args.results[0], directory=args.dir, force=args.force)
+        sources = [str(p) for p in args.results]
+        results = _merged(sources) if len(sources) > 1 else load_results(args.results[0])
+        saved = save_baseline(
+            args.name, results, source=", ".join(sources), directory=args.dir, force=args.force
+        )
         runs = len(saved.results.merged_from) or 1
         print(
             f"saved baseline {saved.name!r}: {saved.path} (run {saved.results.run_name}, "

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .._atomic import write_bytes_atomic
 from .._records import now_iso
 from .core import Comparison, Row
 from .runs import RULES
@@ -227,14 +228,6 @@ def to_junit(c: Comparison) -> ET.Element:
     return root
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Outputs are written whole or not at all (a CI step may read them right away)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 def write_outputs(
     c: Comparison,
     *,
@@ -243,11 +236,11 @@ def write_outputs(
     junit: Path | None = None,
 ) -> None:
     if markdown is not None:
-        write_text_atomic(markdown, to_markdown(c))
+        write_bytes_atomic(markdown, to_markdown(c).encode("utf-8"))
     if json_path is not None:
-        write_text_atomic(json_path, json.dumps(to_json(c), indent=2) + "\n")
+        write_bytes_atomic(json_path, (json.dumps(to_json(c), indent=2) + "\n").encode("utf-8"))
     if junit is not None:
         root = to_junit(c)
         ET.indent(root)
         text = ET.tostring(root, encoding="unicode", xml_declaration=True)
-        write_text_atomic(junit, text + "\n")
+        write_bytes_atomic(junit, (text + "\n").encode("utf-8"))

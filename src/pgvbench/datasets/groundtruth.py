@@ -10,10 +10,8 @@ are then recomputed in float64 so that they are exact and ties sort by id.
 
 from __future__ import annotations
 
-import contextlib
+import io
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from pgvbench._atomic import write_bytes_atomic
 from pgvbench.datasets.base import Dataset, coerce_metric, normalize_rows_, rows_per_chunk
 from pgvbench.errors import DatasetError
 from pgvbench.metrics import Metric
@@ -250,20 +249,11 @@ def _load_cache(path: Path, nq: int, k: int, n: int) -> tuple[np.ndarray, np.nda
 
 
 def _save_cache(path: Path, ids: np.ndarray, distances: np.ndarray, method: str) -> None:
-    """Write atomically (temp file + os.replace) so readers never see half a file."""
+    """Write atomically so readers never see half a file."""
+    buf = io.BytesIO()  # ids + distances of the recall queries only: small
+    np.savez(buf, ids=ids, distances=distances, method=np.array(method))
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, ids=ids, distances=distances, method=np.array(method))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_bytes_atomic(path, buf.getvalue())
     except OSError as exc:  # a cache that cannot be written only costs time later
         log.warning("could not write ground-truth cache %s: %s", path, exc)
 

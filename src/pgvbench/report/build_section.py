@@ -19,9 +19,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
+from .._atomic import write_bytes_atomic
 from ..results import Results
 from ..tuning.build import BuildTuningStudy, format_size, recommend_build
-from .plots import format_sig, write_bytes_atomic
+from .plots import format_sig
 
 if TYPE_CHECKING:
     from .render import Block, Image

@@ -17,8 +17,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from .._atomic import write_bytes_atomic
 from ..results import Results
-from .plots import format_sig, write_bytes_atomic
+from .plots import format_sig
 
 if TYPE_CHECKING:
     from .render import Block, Image

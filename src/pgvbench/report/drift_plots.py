@@ -14,8 +14,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from .._atomic import write_bytes_atomic
 from ..workloads.drift import DriftResult
-from .plots import format_sig, write_bytes_atomic
+from .plots import format_sig
 
 _DPI = 110
 _RECALL = "#4e79a7"

@@ -11,8 +11,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
 
+from .._atomic import write_bytes_atomic
 from ..analysis import pareto_front, resolve_target_recall
 from ..analysis.scalability import (
     LoadSeries,
@@ -75,23 +74,6 @@ def format_qps(qps: float) -> str:
 def format_params(params: dict[str, int]) -> str:
     """``{"hnsw.ef_search": 40}`` -> ``hnsw.ef_search=40`` (sorted, so stable)."""
     return ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same directory + rename: never a torn file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
-    try:
-        # mkstemp makes 0600 files; a report is meant to be shared (served, mailed)
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def recall_name(results: Results) -> str:

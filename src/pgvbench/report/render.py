@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .._atomic import write_bytes_atomic
 from ..analysis import (
     fastest_at_recall,
     highest_recall,
@@ -60,7 +61,6 @@ from .plots import (
     plot_recall_vs_qps,
     plot_throughput_vs_clients,
     recall_name,
-    write_bytes_atomic,
 )
 
 MD_NAME = "report.md"

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .._atomic import write_bytes_atomic
 from ..results import Results
-from .plots import format_sig, write_bytes_atomic
+from .plots import format_sig
 
 if TYPE_CHECKING:
     from .render import Block, Image
