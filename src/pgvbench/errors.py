@@ -12,6 +12,7 @@ maps the branches to exit codes (see ``exit_code``)::
     │   └── ConnectError             a --dsn cannot be reached (fails fast)
     ├── ExtensionMissingError        the server lacks pgvector (says how to install it)
     ├── SafetyError                  pgvbench refused to touch an object it did not create
+    ├── OutputError                  an output directory or file cannot be written (checked first)
     └── RunFailed                    a run started but could not finish (exit 1)
 
 Messages are written for the person at the terminal: what went wrong, where, and
@@ -57,6 +58,10 @@ class ExtensionMissingError(PgvbenchError):
 
 class SafetyError(PgvbenchError):
     """pgvbench refused an action that could touch objects it did not create."""
+
+
+class OutputError(PgvbenchError):
+    """An output directory or file cannot be written; found before any work starts."""
 
 
 class RunFailed(PgvbenchError):
