@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from pgvbench.datasets import Dataset, generate_clustered, generate_uniform, load_hdf5, load_npy
+from pgvbench.datasets.files import probe_hdf5, probe_npy, probe_vectors
 from pgvbench.errors import DatasetError
 from pgvbench.metrics import Metric
 
@@ -305,7 +306,7 @@ def test_npy_errors_name_the_file(tmp_path: Path) -> None:
         "empty.npy": "empty",
         "objects.npy": "not a readable",
         "base.csv": r"\.npy or \.fvecs",
-        "junk.npy": "not a readable",
+        "junk.npy": r"not a NumPy \.npy file",
         "bad.fvecs": "not a valid .fvecs",
         "missing.npy": "not found",
     }
@@ -313,3 +314,100 @@ def test_npy_errors_name_the_file(tmp_path: Path) -> None:
         with pytest.raises(DatasetError, match=message) as info:
             load_npy(tmp_path / "base.npy", tmp_path / name, metric=Metric.L2)
         assert name in str(info.value)
+
+
+# --- header probes (pgvbench validate) ---------------------------------------------------
+
+
+def test_probes_read_shapes_without_loading(tmp_path: Path) -> None:
+    base, queries = random_vectors(50, 6), random_vectors(7, 6, seed=2)
+    np.save(tmp_path / "base.npy", base.astype(np.float64))
+    write_fvecs(tmp_path / "q.fvecs", queries)
+    header = probe_npy(tmp_path / "base.npy", tmp_path / "q.fvecs", metric="cosine")
+    assert (header.rows, header.dim, header.queries) == (50, 6, 7)
+    assert header.metric is Metric.COSINE and header.source == f"npy:{tmp_path / 'base.npy'}"
+    assert probe_vectors(tmp_path / "base.npy", "base vectors").dtype == "float64"
+
+    path = write_hdf5(
+        tmp_path / "a.hdf5",
+        "angular",
+        train=base,
+        test=queries,
+        neighbors=np.zeros((7, 3), np.int32),
+    )
+    h5 = probe_hdf5(path)
+    assert (h5.rows, h5.dim, h5.queries, h5.metric) == (50, 6, 7, Metric.COSINE)
+    assert probe_hdf5(path, max_queries=3).queries == 3
+
+
+def test_text_file_named_npy_is_not_a_numpy_file(tmp_path: Path) -> None:
+    text = tmp_path / "base.npy"
+    text.write_text("0.1,0.2,0.3\n0.4,0.5,0.6\n")
+    for call in (
+        lambda: probe_vectors(text, "base vectors"),
+        lambda: load_npy(text, text, metric=Metric.L2),
+    ):
+        with pytest.raises(DatasetError) as info:
+            call()
+        message = str(info.value)
+        assert message.startswith(f"{text}: not a NumPy .npy file (it looks like a text file")
+        assert "pickle" not in message
+
+
+def test_npz_archive_named_npy(tmp_path: Path) -> None:
+    path = tmp_path / "base.npy"
+    with open(path, "wb") as fh:
+        np.savez(fh, x=random_vectors(4, 2))
+    with pytest.raises(DatasetError, match=r"base\.npy: not a NumPy \.npy file but an \.npz"):
+        probe_vectors(path, "base vectors")
+
+
+def test_truncated_npy_is_refused_from_its_header(tmp_path: Path) -> None:
+    path = tmp_path / "base.npy"
+    np.save(path, random_vectors(100, 8))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 100])
+    with pytest.raises(DatasetError, match=r"truncated: its header says 100 x 8 float32"):
+        probe_vectors(path, "base vectors")
+    with pytest.raises(DatasetError, match="truncated"):
+        load_npy(path, path, metric=Metric.L2)
+
+
+def test_npy_object_array_names_the_dtype_without_numpy_pickle_hint(tmp_path: Path) -> None:
+    path = tmp_path / "objects.npy"
+    np.save(path, np.array([[None] * 4], dtype=object))
+    with pytest.raises(DatasetError) as info:
+        probe_vectors(path, "query vectors")
+    assert "stores Python objects (dtype object)" in str(info.value)
+    assert "allow_pickle" not in str(info.value)
+
+
+def test_fvecs_probe_uses_first_int_and_size(tmp_path: Path) -> None:
+    path = write_fvecs(tmp_path / "b.fvecs", random_vectors(9, 5))
+    header = probe_vectors(path, "base vectors")
+    assert (header.rows, header.dim) == (9, 5)
+    path.write_bytes(path.read_bytes()[:-4])  # cut into the last row
+    with pytest.raises(DatasetError, match=r"not a valid \.fvecs file \(header says dim=5"):
+        probe_vectors(path, "base vectors")
+
+
+def test_hdf5_probe_checks_metadata(tmp_path: Path) -> None:
+    good = random_vectors(20, 4)
+    cases: list[tuple[Path, str]] = [
+        (tmp_path / "missing.hdf5", "not found"),
+        (tmp_path / "text.hdf5", "does not start with the HDF5 signature"),
+        (write_hdf5(tmp_path / "notest.hdf5", train=good), "'test' is missing"),
+        (write_hdf5(tmp_path / "nodist.hdf5", None, train=good, test=good), "'distance'"),
+        (write_hdf5(tmp_path / "dims.hdf5", train=good, test=good[:, :3]), "dim 3"),
+        (write_hdf5(tmp_path / "int.hdf5", train=good.astype(np.int32), test=good), "float"),
+        (write_hdf5(tmp_path / "empty.hdf5", train=good[:0], test=good), "empty"),
+        (
+            write_hdf5(tmp_path / "nb.hdf5", train=good, test=good, neighbors=good[:5]),
+            "'neighbors': expected a 2-D integer dataset with at least 20 rows",
+        ),
+    ]
+    (tmp_path / "text.hdf5").write_text("not hdf5")
+    for path, message in cases:
+        with pytest.raises(DatasetError, match=message) as info:
+            probe_hdf5(path)
+        assert str(path) in str(info.value)

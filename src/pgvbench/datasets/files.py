@@ -1,7 +1,14 @@
-"""Datasets from files: ann-benchmarks HDF5, NumPy ``.npy`` and ``.fvecs``."""
+"""Datasets from files: ann-benchmarks HDF5, NumPy ``.npy`` and ``.fvecs``.
+
+Each format has a header probe (shape, dim, dtype, metric; no vector data read), used by
+``pgvbench validate`` and before a full read, so a missing, misnamed or truncated file
+fails with one message that names it, before anything else happens.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +20,30 @@ from pgvbench.errors import DatasetError
 from pgvbench.metrics import ANN_BENCHMARKS_DISTANCES, Metric
 
 _VECTOR_SUFFIXES = (".npy", ".fvecs")
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class VectorsHeader:
+    """What a vectors file's header says: rows x dim of ``dtype`` (no data read)."""
+
+    path: Path
+    rows: int
+    dim: int
+    dtype: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DatasetHeader:
+    """The shape of a file dataset, from headers only."""
+
+    source: str  # e.g. "hdf5:/data/glove-100-angular.hdf5"
+    rows: int
+    dim: int
+    queries: int  # query rows available (after an HDF5 max_queries cap)
+    metric: Metric
+    base: Path  # the file holding the base vectors (names it in messages)
+    queries_path: Path
 
 
 def _require_file(path: Path, what: str) -> None:
@@ -20,6 +51,16 @@ def _require_file(path: Path, what: str) -> None:
         raise DatasetError(f"{path}: {what} file not found; check the path")
     if not path.is_file():
         raise DatasetError(f"{path}: {what} path is not a regular file")
+    if not os.access(path, os.R_OK):
+        raise DatasetError(f"{path}: {what} file is not readable by this user; check its mode")
+
+
+def _first_bytes(path: Path, n: int) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(n)
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
 
 
 def _check_vectors(array: np.ndarray, where: str) -> np.ndarray:
@@ -51,10 +92,14 @@ def _check_finite(array: np.ndarray, where: str) -> None:
 
 
 def _check_dims(base: np.ndarray, queries: np.ndarray, base_where: str, query_where: str) -> None:
-    if base.shape[1] != queries.shape[1]:
+    _check_dim_match(base.shape[1], queries.shape[1], base_where, query_where)
+
+
+def _check_dim_match(base_dim: int, query_dim: int, base_where: str, query_where: str) -> None:
+    if base_dim != query_dim:
         raise DatasetError(
-            f"{query_where}: queries have dim {queries.shape[1]} but {base_where} has dim "
-            f"{base.shape[1]}; both must come from the same embedding model"
+            f"{query_where}: queries have dim {query_dim} but {base_where} has dim "
+            f"{base_dim}; both must come from the same embedding model"
         )
 
 
@@ -90,7 +135,8 @@ def _h5_metric(f: h5py.File, path: Path) -> Metric:
         ) from None
 
 
-def _h5_vectors(node: Any, path: Path, key: str, rows: int | None) -> np.ndarray:
+def _h5_shape(node: Any, path: Path, key: str) -> tuple[int, int]:
+    """Rows and dim of a vectors dataset, from its metadata."""
     where = f"{path}: {key!r}"
     if node.ndim != 2:
         raise DatasetError(f"{where}: expected a 2-D dataset (rows x dim), got shape {node.shape}")
@@ -98,6 +144,14 @@ def _h5_vectors(node: Any, path: Path, key: str, rows: int | None) -> np.ndarray
         raise DatasetError(
             f"{where}: expected float vectors, got dtype {node.dtype}; convert the data to float32"
         )
+    if node.shape[0] == 0 or node.shape[1] == 0:
+        raise DatasetError(f"{where}: array is empty (shape {node.shape})")
+    return int(node.shape[0]), int(node.shape[1])
+
+
+def _h5_vectors(node: Any, path: Path, key: str, rows: int | None) -> np.ndarray:
+    where = f"{path}: {key!r}"
+    _h5_shape(node, path, key)
     selection = slice(None) if rows is None else slice(0, rows)
     # Convert while reading, so a float64 file never exists twice in memory.
     return _check_vectors(node.astype(np.float32)[selection], where)
@@ -133,21 +187,63 @@ def _h5_distances(node: Any, path: Path, nq: int) -> np.ndarray | None:
     return np.asarray(node[:nq], dtype=np.float32)
 
 
+def _open_hdf5(path: Path) -> h5py.File:
+    _require_file(path, "HDF5 dataset")
+    head = _first_bytes(path, len(_HDF5_SIGNATURE))
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        what = (
+            "not a readable HDF5 file"
+            if head == _HDF5_SIGNATURE
+            else "not a readable HDF5 file (it does not start with the HDF5 signature)"
+        )
+        raise DatasetError(f"{path}: {what} ({exc}); download it again or check the path") from None
+
+
+def probe_hdf5(path: Path, *, max_queries: int | None = None) -> DatasetHeader:
+    """Check an ann-benchmarks file's metadata (datasets, shapes, dtypes, distance)."""
+    path = Path(path)
+    if max_queries is not None and max_queries < 1:
+        raise DatasetError(f"{path}: max_queries must be >= 1, got {max_queries}")
+    f = _open_hdf5(path)
+    try:
+        with f:
+            metric = _h5_metric(f, path)
+            rows, dim = _h5_shape(_h5_dataset(f, "train", path, required=True), path, "train")
+            nq, qdim = _h5_shape(_h5_dataset(f, "test", path, required=True), path, "test")
+            _check_dim_match(dim, qdim, "'train'", f"{path}: 'test'")
+            nq = min(nq, max_queries) if max_queries else nq
+            neighbors = _h5_dataset(f, "neighbors", path, required=False)
+            if neighbors is not None and (
+                neighbors.ndim != 2 or neighbors.dtype.kind not in "iu" or neighbors.shape[0] < nq
+            ):
+                raise DatasetError(
+                    f"{path}: 'neighbors': expected a 2-D integer dataset with at least {nq} "
+                    f"rows, got shape {neighbors.shape} dtype {neighbors.dtype}"
+                )
+    except OSError as exc:
+        raise DatasetError(f"{path}: HDF5 file is corrupt or truncated ({exc})") from None
+    return DatasetHeader(
+        source=f"hdf5:{path}",
+        rows=rows,
+        dim=dim,
+        queries=nq,
+        metric=metric,
+        base=path,
+        queries_path=path,
+    )
+
+
 def load_hdf5(path: Path, *, max_queries: int | None = None) -> Dataset:
     """Read an ann-benchmarks HDF5 file (``train``, ``test``, optional ``neighbors``).
 
     ``max_queries`` keeps only the first queries (and their neighbour rows).
     """
     path = Path(path)
-    _require_file(path, "HDF5 dataset")
     if max_queries is not None and max_queries < 1:
         raise DatasetError(f"{path}: max_queries must be >= 1, got {max_queries}")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise DatasetError(
-            f"{path}: not a readable HDF5 file ({exc}); download it again or check the path"
-        ) from None
+    f = _open_hdf5(path)
     try:
         with f:
             return _read_ann_benchmarks(f, path, max_queries)
@@ -176,6 +272,103 @@ def _read_ann_benchmarks(f: h5py.File, path: Path, max_queries: int | None) -> D
 
 # --- .npy / .fvecs ---------------------------------------------------------------------
 
+_NPY_MAGIC = np.lib.format.MAGIC_PREFIX  # b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"  # .npz archives
+
+
+def _looks_like_text(head: bytes) -> bool:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(c.isprintable() or c in "\t\r\n" for c in text)
+
+
+def _probe_npy(path: Path) -> VectorsHeader:
+    """Shape and dtype from a .npy header; refuses what np.load would only half-explain."""
+    head = _first_bytes(path, 64)
+    if head.startswith(_ZIP_MAGIC):
+        raise DatasetError(
+            f"{path}: not a NumPy .npy file but an .npz archive (several arrays); save the "
+            "vectors alone with numpy.save(path, array)"
+        )
+    if not head.startswith(_NPY_MAGIC):
+        kind = "it looks like a text file" if head and _looks_like_text(head) else "no .npy header"
+        raise DatasetError(
+            f"{path}: not a NumPy .npy file ({kind}: a .npy file starts with the bytes "
+            "\\x93NUMPY); write the vectors with numpy.save(path, array.astype('float32'))"
+        )
+    try:
+        with open(path, "rb") as fh:
+            major, _minor = np.lib.format.read_magic(fh)
+            if major == 1:
+                shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+            data_offset = fh.tell()
+        size = path.stat().st_size
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    except (ValueError, EOFError, SyntaxError) as exc:
+        raise DatasetError(
+            f"{path}: not a readable .npy file: its header is damaged ({exc}); write it again "
+            "with numpy.save"
+        ) from None
+    if dtype.hasobject:
+        raise DatasetError(
+            f"{path}: not a readable .npy file for pgvbench: it stores Python objects "
+            f"(dtype {dtype}), which would need unpickling; save the vectors as a float32 array"
+        )
+    if len(shape) != 2:
+        raise DatasetError(f"{path}: expected a 2-D array (rows x dim), got shape {shape}")
+    if dtype.kind != "f":
+        raise DatasetError(
+            f"{path}: expected float vectors, got dtype {dtype}; convert the data to float32"
+        )
+    rows, dim = int(shape[0]), int(shape[1])
+    if rows == 0 or dim == 0:
+        raise DatasetError(f"{path}: array is empty (shape {shape})")
+    need = rows * dim * dtype.itemsize
+    if size - data_offset < need:
+        raise DatasetError(
+            f"{path}: .npy file is truncated: its header says {rows:,} x {dim} {dtype} "
+            f"({need:,} bytes of data) but it holds {max(0, size - data_offset):,}; copy or "
+            "download it again"
+        )
+    return VectorsHeader(path=path, rows=rows, dim=dim, dtype=str(dtype))
+
+
+def _probe_fvecs(path: Path) -> VectorsHeader:
+    """TEXMEX ``.fvecs`` rows are an int32 dim then dim float32s: the first int + size tell."""
+    size = path.stat().st_size
+    if size == 0:
+        raise DatasetError(f"{path}: .fvecs file is empty")
+    head = _first_bytes(path, 4)
+    dim = int.from_bytes(head, "little", signed=True) if len(head) == 4 else 0
+    row_bytes = 4 * (dim + 1)
+    if dim <= 0 or size % row_bytes != 0:
+        raise DatasetError(
+            f"{path}: not a valid .fvecs file (header says dim={dim}, but the file size "
+            f"{size:,} bytes is not a whole number of rows); check the file is .fvecs and not "
+            ".bvecs/.ivecs"
+        )
+    return VectorsHeader(path=path, rows=size // row_bytes, dim=dim, dtype="float32")
+
+
+def probe_vectors(path: Path, what: str) -> VectorsHeader:
+    """Rows, dim and dtype of a .npy / .fvecs file from its header (no vectors read)."""
+    path = Path(path)
+    _require_file(path, what)
+    suffix = path.suffix.lower()
+    if suffix not in _VECTOR_SUFFIXES:
+        raise DatasetError(
+            f"{path}: unsupported {what} file type {suffix or '(none)'}; use .npy or .fvecs"
+        )
+    try:
+        return _probe_fvecs(path) if suffix == ".fvecs" else _probe_npy(path)
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+
 
 def _read_fvecs(path: Path) -> np.ndarray:
     """Read TEXMEX ``.fvecs``: per row an int32 dim, then dim float32 values."""
@@ -196,13 +389,8 @@ def _read_fvecs(path: Path) -> np.ndarray:
 
 def _read_vectors(path: Path, what: str) -> np.ndarray:
     path = Path(path)
-    _require_file(path, what)
-    suffix = path.suffix.lower()
-    if suffix not in _VECTOR_SUFFIXES:
-        raise DatasetError(
-            f"{path}: unsupported {what} file type {suffix or '(none)'}; use .npy or .fvecs"
-        )
-    if suffix == ".fvecs":
+    probe_vectors(path, what)  # a text file named .npy says so, not numpy's pickle hint
+    if path.suffix.lower() == ".fvecs":
         return _check_vectors(_read_fvecs(path), str(path))
     try:
         array = np.load(path, allow_pickle=False)
@@ -211,6 +399,25 @@ def _read_vectors(path: Path, what: str) -> np.ndarray:
     if not isinstance(array, np.ndarray):
         raise DatasetError(f"{path}: expected a single array in a .npy file, not an archive")
     return _check_vectors(array, str(path))
+
+
+def probe_npy(base_path: Path, queries_path: Path, *, metric: Metric | str) -> DatasetHeader:
+    """The shape of a .npy / .fvecs dataset from its two headers."""
+    base_path, queries_path = Path(base_path), Path(queries_path)
+    metric = coerce_metric(metric, str(base_path))
+    base = probe_vectors(base_path, "base vectors")
+    queries = probe_vectors(queries_path, "query vectors")
+    _check_dim_match(base.dim, queries.dim, str(base_path), str(queries_path))
+    kind = base_path.suffix.lower().lstrip(".")
+    return DatasetHeader(
+        source=f"{kind}:{base_path}",
+        rows=base.rows,
+        dim=base.dim,
+        queries=queries.rows,
+        metric=metric,
+        base=base_path,
+        queries_path=queries_path,
+    )
 
 
 def load_npy(base_path: Path, queries_path: Path, *, metric: Metric) -> Dataset:
