@@ -267,10 +267,12 @@ def _configurator(
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from ._outputs import check_writable_dir
     from .report.render import render_report
 
     results = load_results(args.results)
     out_dir = args.out or args.results.parent
+    check_writable_dir(out_dir, what="the report", option="--out")
     files = render_report(results, out_dir, target_recall=args.target_recall)
     print(f"wrote {files.md} and {files.html}")
     return EXIT_OK

@@ -13,9 +13,17 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .._outputs import check_writable_dir, check_writable_file
 from ..errors import IncompatibleResults, ResultsError
 from ..results import Results, load_results, write_results
-from .baselines import DEFAULT_DIR, Baseline, list_baselines, resolve, save_baseline
+from .baselines import (
+    DEFAULT_DIR,
+    Baseline,
+    baseline_path,
+    list_baselines,
+    resolve,
+    save_baseline,
+)
 from .core import CompareOptions, compare_results
 from .merge import merge_results
 from .output import print_table, write_outputs
@@ -139,6 +147,14 @@ def run_compare(args: argparse.Namespace) -> int:
         min_effects=_min_effects(args.min_effect),
         noise_k=args.noise_k,
     )
+    # before reading or comparing anything: a CI job should not learn this at the end
+    for option, path, what in (
+        ("--markdown", args.markdown, "the Markdown comparison"),
+        ("--json", args.json, "the JSON comparison"),
+        ("--junit", args.junit, "the JUnit XML"),
+    ):
+        if path is not None:
+            check_writable_file(path, what=what, option=option)
     base_name, base_path = resolve(args.base, args.baselines_dir)
     current_name, current_path = resolve(args.current, args.baselines_dir)
     base, current = load_results(base_path), load_results(current_path)
@@ -160,6 +176,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def run_merge(args: argparse.Namespace) -> int:
+    check_writable_file(args.out, what="the merged results", option="OUT file")
     merged = _merged(args.results)
     write_results(merged, args.out)
     print(f"merged {len(merged.merged_from)} runs of {merged.run_name} into {args.out}")
@@ -176,6 +193,9 @@ def _merged(refs: list[str]) -> Results:
 
 def run_baseline(args: argparse.Namespace) -> int:
     if args.baseline_action == "save":
+        check_writable_dir(args.dir, what="the baseline", option="--dir")
+        target = baseline_path(args.name, args.dir)  # also checks the name
+        check_writable_file(target, what=f"baseline {args.name!r}", option="NAME or --dir")
         sources = [str(p) for p in args.results]
         results = _merged(sources) if len(sources) > 1 else load_results(args.results[0])
         saved = save_baseline(
