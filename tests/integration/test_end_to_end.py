@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +69,12 @@ def test_recall_rises_with_probes(tiny_results: Results) -> None:
     series = _recalls(tiny_results, "ivfflat", "ivfflat.probes")
     recalls = [r for _, r in series]
     assert recalls == sorted(recalls), series
-    # probes = lists scans every list: exhaustive, so exact (if the index is used at all)
+    # probes = lists scans every list: exhaustive, so exact. The point must have used the
+    # index (an unused index would make the exact recall prove nothing, so that fails too).
     last = next(p for p in tiny_results.runs if p.query_params.get("ivfflat.probes") == 20)
-    if last.valid:
-        assert last.recall is not None and last.recall.mean == 1.0
+    assert last.valid, last.notes
+    assert "ivfflat" in (last.plan or ""), last.plan
+    assert last.recall is not None and last.recall.mean == 1.0
 
 
 def test_points_are_measured_and_consistent(tiny_results: Results) -> None:
@@ -187,3 +190,39 @@ def test_point_is_invalid_when_the_plan_skips_the_index(
     assert point.recall is not None and point.recall.mean == 1.0  # exact, since seq scan
     report = (tmp_path / "out").glob("*")
     assert any(p.name == "results.json" for p in report)
+
+
+def test_cli_progress_in_a_log_is_plain_whole_lines(
+    embedded_server: EmbeddedServer,
+    tiny_spec: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """stderr that is not a terminal (a CI log) gets one plain line per step: no bar
+    columns, no '…' cut, no escape codes; the summary goes to stdout."""
+    tiny_spec["index"] = [{"kind": "hnsw", "m": 4, "ef_construction": 8, "ef_search": [10, 20]}]
+    spec_path = write_toml(tmp_path / "tiny.toml", tiny_spec)
+    monkeypatch.setenv("PGVBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "report"
+    argv = ["run", str(spec_path), "--out", str(out), "--data-dir", str(embedded_server.data_dir)]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    err = captured.err
+    assert "\x1b" not in err and "…" not in err and "━" not in err, err
+    lines = err.splitlines()
+    steps = [
+        line for line in lines if re.match(r"\[ *\d+\.\ds\] .* \.\.\. done \(\d+\.\d s\)", line)
+    ]
+    for wanted in (
+        "generate / read dataset ... done",
+        "ground truth top-10 for 50 queries ... done",
+        "load 3,000 rows (binary COPY) ... done",
+        "build hnsw(m=4,ef_construction=8) ... done",
+        "sweep hnsw(m=4,ef_construction=8) ... done",
+    ):
+        assert sum(wanted in line for line in steps) == 1, (wanted, lines)
+    # whole lines: rich would have wrapped these at 80 columns
+    assert any(len(line) > 100 for line in steps), steps
+    assert f"results: {out / 'results.json'} (complete)" in captured.out
+    assert "results:" not in err
