@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import SpecError
+from ._textfile import decode_text
+from .errors import DatasetError, SpecError
 from .metrics import Metric
 
 INDEX_KINDS = ("none", "ivfflat", "hnsw")
@@ -24,6 +25,14 @@ EXPERIMENT_KINDS = ("vector", "agents")
 DATASET_SOURCES = ("synthetic", "hdf5", "npy")
 DISTRIBUTIONS = ("clustered", "uniform")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_IDENT_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+MAX_NAME = 40  # experiment names also name report folders: keep them short
+MAX_IDENTIFIER_BYTES = 63  # NAMEDATALEN - 1: PostgreSQL silently truncates longer names
+RESERVED_SCHEMAS = ("information_schema",)  # and every name starting with pg_
+# pgvector 0.8: a vector column holds up to 16,000 dimensions; HNSW and IVFFlat index up
+# to 2,000 of type vector, 4,000 of halfvec and 64,000 of bit
+VECTOR_MAX_DIM = 16_000
+INDEX_MAX_DIM = {"vector": 2_000, "halfvec": 4_000, "bit": 64_000}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -285,11 +294,14 @@ def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
 def load_spec(path: Path) -> ExperimentSpec:
     """Read and validate a TOML spec; raise SpecError naming file, table and key."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise SpecError(f"{path}: spec file not found") from None
+    except IsADirectoryError:
+        raise SpecError(f"{path}: cannot read spec file: it is a directory") from None
     except OSError as exc:
-        raise SpecError(f"{path}: cannot read spec file: {exc}") from exc
+        raise SpecError(f"{path}: cannot read spec file: {exc.strerror or exc}") from None
+    text = decode_text(raw, path, what="a spec file", error=SpecError)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -312,18 +324,20 @@ def parse_spec(data: Mapping[str, Any], *, source: Path | None = None) -> Experi
         )
     name = exp.string("name", required=True)
     if not _NAME_RE.fullmatch(name):
+        length = f"; it has {len(name)}" if _IDENT_RE.fullmatch(name) else ""
         exp.fail(
             "name",
             f"= {name!r} must be lowercase letters, digits and _, starting "
-            "with a letter, at most 40 characters (it names tables and report folders)",
+            f"with a letter, at most {MAX_NAME} characters (it names tables and report "
+            f"folders){length}",
         )
+    _check_derived_names(exp, name, kind)
     seed = exp.integer("seed", default=42, minimum=0)
     # Each sweep and load point is measured `repeats` times, interleaved across points,
     # so `pgvbench compare` can test significance instead of trusting one sample.
     repeats = exp.integer("repeats", default=1, minimum=1, maximum=100)
     schema = exp.string("schema", default="pgvbench")
-    if not _NAME_RE.fullmatch(schema):
-        exp.fail("schema", f"= {schema!r} must be a plain lowercase identifier")
+    _check_schema_name(exp, schema)
 
     dataset = None
     agents = None
@@ -362,7 +376,12 @@ def parse_spec(data: Mapping[str, Any], *, source: Path | None = None) -> Experi
             f"{where}: an agent experiment builds exactly one [[index]] (on memories and "
             f"chunks); found {len(indexes)}. Compare index kinds with [filtered] strategies."
         )
-    return ExperimentSpec(
+    if agents is not None and agents.drift is not None and indexes[0].kind != "hnsw":
+        raise SpecError(
+            f"{where}: [drift] measures recall through an HNSW index on memories, but the "
+            f'[[index]] is {indexes[0].label}; set kind = "hnsw" in [[index]]'
+        )
+    spec = ExperimentSpec(
         studies=studies,
         kind=kind,
         agents=agents,
@@ -378,6 +397,194 @@ def parse_spec(data: Mapping[str, Any], *, source: Path | None = None) -> Experi
         source_path=source,
         raw=dict(data),
     )
+    _check_spec_numbers(spec)
+    return spec
+
+
+# --------------------------------------------------------------------------- limits
+
+
+def _check_derived_names(exp: _Table, name: str, kind: str) -> None:
+    """The experiment name prefixes tables and indexes: the longest must fit 63 bytes."""
+    derived = [f"{name}_items", f"{name}_queries"]
+    if kind == "agents":
+        # imported here: agent_schema pulls in psycopg, and vector specs never need it
+        from .workloads.agent_model import table_name
+        from .workloads.agent_schema import _SECONDARY_INDEXES
+
+        derived += [f"{table_name(name, t)}_{suffix}" for t, suffix, _ in _SECONDARY_INDEXES]
+    longest = max(derived, key=lambda n: len(n.encode()))
+    size = len(longest.encode())
+    if size > MAX_IDENTIFIER_BYTES:
+        room = MAX_IDENTIFIER_BYTES - (size - len(name.encode()))
+        exp.fail(
+            "name",
+            f"= {name!r} has {len(name)} characters, too many for the names it prefixes: "
+            f"{longest!r} would be {size} bytes, and PostgreSQL names hold at most "
+            f"{MAX_IDENTIFIER_BYTES} (NAMEDATALEN - 1); use a name of at most {room} characters",
+        )
+
+
+def _check_schema_name(exp: _Table, schema: str) -> None:
+    if not _IDENT_RE.fullmatch(schema):
+        exp.fail(
+            "schema",
+            f"= {schema!r} must be a plain lowercase identifier (letters, digits and _, "
+            "starting with a letter)",
+        )
+    size = len(schema.encode())
+    if size > MAX_IDENTIFIER_BYTES:
+        exp.fail(
+            "schema",
+            f"= {schema!r} is {size} bytes long; PostgreSQL names hold at most "
+            f"{MAX_IDENTIFIER_BYTES} bytes (NAMEDATALEN - 1) and longer ones are silently "
+            "truncated: use a shorter schema name",
+        )
+    if schema.startswith("pg_") or schema in RESERVED_SCHEMAS:
+        exp.fail(
+            "schema",
+            f"= {schema!r} is reserved: names starting with pg_ belong to PostgreSQL's "
+            "system schemas and information_schema to the SQL standard's catalog; choose "
+            'another name, e.g. schema = "pgvbench"',
+        )
+
+
+def _check_spec_numbers(spec: ExperimentSpec) -> None:
+    """Limits known from the spec alone (synthetic data, agents): fail in validate."""
+    where = str(spec.source_path) if spec.source_path else "<spec>"
+    q = spec.studies.quantization
+    if q is not None and q.k > spec.query.k:
+        raise SpecError(
+            f"{where}: [quantization] k = {q.k} exceeds [query] k = {spec.query.k}, the "
+            "depth of the exact ground truth; raise [query] k or lower [quantization] k"
+        )
+    ds = spec.dataset
+    if ds is not None and ds.source == "synthetic":
+        problem = dataset_problem(
+            spec,
+            rows=ds.n,
+            dim=ds.dim,
+            queries=ds.queries,
+            rows_from=f"[dataset] n = {ds.n}",
+            dim_from=f"[dataset] dim = {ds.dim}",
+            queries_from=f"[dataset] queries = {ds.queries}",
+        )
+        if problem:
+            raise SpecError(f"{where}: {problem}")
+    if ds is not None and ds.source == "hdf5" and 0 < ds.queries < spec.query.recall_queries:
+        raise SpecError(
+            f"{where}: [query] recall_queries = {spec.query.recall_queries} is more than "
+            f"[dataset] queries = {ds.queries} (the test rows read from the file); lower "
+            f"recall_queries to at most {ds.queries} or raise queries"
+        )
+    if spec.agents is not None and spec.agents.data is not None:
+        dim = spec.agents.data.dim
+        problem = _index_dim_problem(spec, dim, f"[agents] dim = {dim}")
+        if problem:
+            raise SpecError(f"{where}: {problem}")
+
+
+def check_dataset_shape(
+    spec: ExperimentSpec,
+    *,
+    rows: int,
+    dim: int,
+    queries: int,
+    base: Path,
+    queries_path: Path,
+) -> None:
+    """Refuse a file dataset this spec cannot run on (k, recall_queries, pgvector's
+    dimension limits), from its header or once loaded; DatasetError names file and spec."""
+    where = str(spec.source_path) if spec.source_path else "<spec>"
+    same = base == queries_path
+    problem = dataset_problem(
+        spec,
+        rows=rows,
+        dim=dim,
+        queries=queries,
+        rows_from=f"{base}",
+        dim_from=f"{base} holds {dim}-dimensional vectors",
+        queries_from=f"{queries_path}{' (test rows)' if same else ''}",
+    )
+    if problem:
+        raise DatasetError(f"{where}: {problem}")
+
+
+def dataset_problem(
+    spec: ExperimentSpec,
+    *,
+    rows: int,
+    dim: int,
+    queries: int,
+    rows_from: str,
+    dim_from: str,
+    queries_from: str,
+) -> str | None:
+    """Why this dataset cannot run ``spec``, or None; ``*_from`` say where each number is."""
+    k = spec.query.k
+    if k > rows:
+        return f"[query] k = {k} exceeds the dataset's {rows} rows ({rows_from}); lower k"
+    wanted = spec.query.recall_queries
+    if queries < wanted:
+        return (
+            f"[query] recall_queries = {wanted} but the dataset has only {queries} queries "
+            f"({queries_from}); lower recall_queries to at most {queries}, or give the "
+            "dataset more queries"
+        )
+    rc = spec.studies.result_cache
+    if rc is not None and rc.distinct_queries > queries:
+        return (
+            f"[result_cache] distinct_queries = {rc.distinct_queries} exceeds the dataset's "
+            f"{queries} queries ({queries_from}); lower it or give the dataset more queries"
+        )
+    return _index_dim_problem(spec, dim, dim_from)
+
+
+def _index_dim_problem(spec: ExperimentSpec, dim: int, dim_from: str) -> str | None:
+    """pgvector's dimension limits for the column and every index the spec builds."""
+    if dim > VECTOR_MAX_DIM:
+        return (
+            f"{dim_from}: pgvector's vector columns hold at most {VECTOR_MAX_DIM:,} "
+            "dimensions; reduce the dimension (e.g. a smaller embedding model)"
+        )
+    limit = INDEX_MAX_DIM["vector"]
+    limits = ", ".join(f"{t} {n:,}" for t, n in INDEX_MAX_DIM.items() if t != "vector")
+    built = [ix for ix in spec.indexes if ix.kind != "none"]
+    if built and dim > limit:
+        ix = built[0]
+        on = " (on memories and chunks)" if spec.kind == "agents" else ""
+        return (
+            f"[index.{ix.kind}] {ix.label}{on} cannot index {dim}-dimensional vectors "
+            f"({dim_from}): pgvector's HNSW and IVFFlat indexes on type vector take at most "
+            f"{limit:,} dimensions ({limits}); use at most {limit:,} dimensions, or kind = "
+            '"none" (exact scan)'
+            + (
+                ' with [quantization] variants = ["halfvec", "binary"]'
+                if spec.kind == "vector" and dim <= INDEX_MAX_DIM["halfvec"]
+                else ""
+            )
+        )
+    q = spec.studies.quantization
+    if q is not None:
+        types = {"full": "vector", "halfvec": "halfvec", "binary": "bit"}
+        for variant in q.variants:
+            vtype = types[variant]
+            if dim > INDEX_MAX_DIM[vtype]:
+                return (
+                    f"[quantization] variants includes {variant!r}, an HNSW index on "
+                    f"{vtype}, which pgvector limits to {INDEX_MAX_DIM[vtype]:,} dimensions "
+                    f"({dim_from}); remove {variant!r} from variants"
+                )
+    filtered = spec.agents.filtered if spec.agents is not None else None
+    if filtered is not None and dim > limit:
+        indexed = [s for s in filtered.strategies if s != "btree_exact"]
+        if indexed:
+            return (
+                f"[filtered] strategies {', '.join(indexed)} build HNSW or IVFFlat indexes, "
+                f"which pgvector limits to {limit:,} dimensions of type vector ({dim_from}); "
+                'keep only "btree_exact" or use at most 2,000 dimensions'
+            )
+    return None
 
 
 def _parse_dataset(t: _Table, base_dir: Path) -> DatasetSpec:

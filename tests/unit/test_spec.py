@@ -18,7 +18,7 @@ WORKLOADS = Path(__file__).resolve().parents[2] / "workloads"
 
 BASE: dict[str, Any] = {
     "experiment": {"name": "spec_test", "seed": 1},
-    "dataset": {"source": "synthetic", "n": 1000, "dim": 8, "metric": "l2", "queries": 50},
+    "dataset": {"source": "synthetic", "n": 1000, "dim": 8, "metric": "l2", "queries": 200},
     "query": {"k": 10, "measure_seconds": 1.0},
     "index": [
         {"kind": "none"},
@@ -476,7 +476,10 @@ def test_relative_paths_resolve_against_the_spec_folder(
     hdf5 = load_spec(
         write_toml(
             spec_dir / "h.toml",
-            _spec(dataset={"source": "hdf5", "path": "../data/glove.hdf5", "queries": 100}),
+            _spec(
+                dataset={"source": "hdf5", "path": "../data/glove.hdf5", "queries": 100},
+                query={"k": 10, "recall_queries": 100},  # the 100 test rows measure recall
+            ),
         )
     )
     assert hdf5.dataset.path == spec_dir / "../data/glove.hdf5"
