@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from ._atomic import write_bytes_atomic
+from ._textfile import decode_text
 from .errors import ResultsError
 
 SCHEMA_VERSION = 3
@@ -318,7 +319,12 @@ class Results:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "<dict>") -> Results:
-        version = data.get("schema_version")
+        if "schema_version" not in data:
+            raise ResultsError(
+                f"{source}: not a pgvbench results file (no schema_version); pass a "
+                "results.json written by `pgvbench run` or `pgvbench merge`, or a saved baseline"
+            )
+        version = data["schema_version"]
         if version not in READABLE_VERSIONS:
             readable = ", ".join(str(v) for v in READABLE_VERSIONS)
             raise ResultsError(
@@ -326,19 +332,44 @@ class Results:
                 f"(it reads versions {readable}). Re-run the benchmark with this version, "
                 "or use the pgvbench release that wrote the file."
             )
+        if "runs" not in data:
+            raise ResultsError(
+                f"{source}: not a complete pgvbench results file: it has no 'runs' (the list "
+                "of sweep-point records every run writes, empty for agent-only runs); was it "
+                "cut down or edited by hand? Use the results.json the run wrote"
+            )
+        if not isinstance(data["runs"], list):
+            raise ResultsError(
+                f"{source}: malformed results file: 'runs' must be a list of sweep-point "
+                f"records, not {_json_type(data['runs'])}"
+            )
         try:
             results = _build(cls, data)
             results.schema_version = SCHEMA_VERSION  # upgraded in memory; v1 adds nothing
             return results
-        except (TypeError, KeyError, ValueError) as exc:
-            raise ResultsError(f"{source}: malformed results file: {exc}") from exc
+        except (TypeError, KeyError, ValueError, AttributeError, IndexError) as exc:
+            detail = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            raise ResultsError(f"{source}: malformed results file: {detail}") from None
 
 
 T = TypeVar("T")
 
 
+class _Malformed(ValueError):
+    """A field of a results file has the wrong JSON type (message names the field)."""
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    return names.get(type(value), "a number" if isinstance(value, (int, float)) else "a value")
+
+
 def _build(cls: type[T], data: Any) -> T:
     """Build dataclass ``cls`` from plain JSON data, recursively, by type hints."""
+    if not isinstance(data, dict):
+        raise _Malformed(f"{cls.__name__} must be an object, not {_json_type(data)}")
     hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
     for field in dataclasses.fields(cls):  # type: ignore[arg-type]
@@ -349,11 +380,18 @@ def _build(cls: type[T], data: Any) -> T:
             ):
                 raise KeyError(f"missing field {cls.__name__}.{field.name}")
             continue
-        kwargs[field.name] = _convert(hints[field.name], data[field.name])
+        try:
+            kwargs[field.name] = _convert(hints[field.name], data[field.name])
+        except _Malformed as exc:
+            if str(exc).startswith("="):  # a scalar: name the field it belongs to
+                raise _Malformed(f"{cls.__name__}.{field.name} {exc}") from None
+            raise
     return cls(**kwargs)
 
 
 def _convert(hint: Any, value: Any) -> Any:
+    """Plain JSON ``value`` as ``hint``; a value of the wrong JSON type is _Malformed, so a
+    hand-edited or foreign file fails on load, not later inside report or compare."""
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         if value is None:
@@ -362,13 +400,28 @@ def _convert(hint: Any, value: Any) -> Any:
             if arg is not type(None):
                 return _convert(arg, value)
     if origin is list:
+        if not isinstance(value, list):
+            raise _Malformed(f"= {_json_type(value)} where a list belongs")
         (item,) = typing.get_args(hint)
         return [_convert(item, v) for v in value]
     if origin is dict:
+        if not isinstance(value, dict):
+            raise _Malformed(f"= {_json_type(value)} where an object belongs")
         _, item = typing.get_args(hint)
         return {k: _convert(item, v) for k, v in value.items()}
+    if origin is typing.Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            raise _Malformed(f"= {value!r} is not one of {', '.join(map(str, allowed))}")
+        return value
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
         return _build(hint, value)
+    if hint in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise _Malformed(f"= {value!r} is not a number")
+    if hint is str and not isinstance(value, str):
+        raise _Malformed(f"= {value!r} is not a string")
+    if hint is bool and not isinstance(value, bool):
+        raise _Malformed(f"= {value!r} is not true or false")
     return value
 
 
@@ -379,12 +432,18 @@ def write_results(results: Results, path: Path) -> None:
 
 
 def load_results(path: Path) -> Results:
+    """Read a results file; any problem is one ResultsError naming the file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ResultsError(f"{path}: no such results file") from None
+    except IsADirectoryError:
+        raise ResultsError(
+            f"{path}: cannot read results file: it is a directory (pass {path}/results.json)"
+        ) from None
     except OSError as exc:
-        raise ResultsError(f"{path}: cannot read results file: {exc}") from exc
+        raise ResultsError(f"{path}: cannot read results file: {exc.strerror or exc}") from None
+    text = decode_text(raw, path, what="a results file", error=ResultsError)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

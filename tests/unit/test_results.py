@@ -166,7 +166,7 @@ def test_missing_schema_version_is_rejected(tmp_path: Path) -> None:
     data = _results().to_dict()
     del data["schema_version"]
     path.write_text(json.dumps(data), encoding="utf-8")
-    with pytest.raises(ResultsError, match="schema_version None"):
+    with pytest.raises(ResultsError, match=r"not a pgvbench results file \(no schema_version\)"):
         load_results(path)
 
 
