@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import PgvbenchError
+from .errors import PgvbenchError, Terminated
 from .results import Results, write_results
 
 RESULTS_FILE = "results.json"
@@ -37,6 +38,8 @@ def plain(obj: Any) -> Any:
 
 def describe_failure(exc: BaseException) -> str:
     """The failure line stored in results.json."""
+    if isinstance(exc, Terminated):
+        return "terminated (SIGTERM); results hold the points measured before"
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted (Ctrl-C); results hold the points measured before"
     if isinstance(exc, PgvbenchError):
@@ -58,10 +61,21 @@ class ResultsRecorder:
     out_dir: Path
     results: Results | None = None
     saved = False  # True once results.json exists for this run
+    # Finds the root cause behind a failure (e.g. the server crashed, and the error seen
+    # was only a broken connection or the interrupt that broke it); set by the CLI.
+    diagnose: Callable[[BaseException], BaseException | None] | None = None
 
     @property
     def results_path(self) -> Path:
         return self.out_dir / RESULTS_FILE
+
+    def _record_failure(self, exc: BaseException) -> BaseException:
+        """Stamp results.json with the failure's root cause; return the exception to raise
+        (the root cause, or ``exc`` itself)."""
+        root = (self.diagnose(exc) if self.diagnose is not None else None) or exc
+        status = "partial" if isinstance(root, KeyboardInterrupt) else "failed"
+        self._finish(status, failure=describe_failure(root))
+        return root
 
     def _finish(self, status: str, failure: str | None = None) -> None:
         if self.results is None:

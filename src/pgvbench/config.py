@@ -26,3 +26,8 @@ def paths_from_env() -> Paths:
     cache = Path(os.environ.get("PGVBENCH_CACHE_DIR") or platformdirs.user_cache_path("pgvbench"))
     data = Path(os.environ.get("PGVBENCH_DATA_DIR") or cache / "embedded-pg18")
     return Paths(cache_dir=cache.expanduser(), data_dir=data.expanduser())
+
+
+def debug_from_env() -> bool:
+    """PGVBENCH_DEBUG=1 shows tracebacks, like --debug."""
+    return os.environ.get("PGVBENCH_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")

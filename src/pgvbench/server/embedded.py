@@ -14,15 +14,17 @@ import dataclasses
 import fcntl
 import hashlib
 import importlib.util
+import json
 import os
 import pwd
 import shutil
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,10 @@ import psutil
 import psycopg
 
 from ..errors import ServerError, SpecError
+from . import ownership
 from .connection import connect
+from .ownership import DirState
+from .runlock import RunLock, lock_path
 
 SUPERUSER = "postgres"
 DATABASE = "pgvbench"
@@ -58,9 +63,20 @@ log_min_messages = warning
 """
 
 
+OWNER_FILE = "pgvbench.owner.json"  # who started the running server: a run or `server start`
+
+
 def default_data_dir() -> Path:
     """Per-user cache location of the embedded data directory."""
     return platformdirs.user_cache_path("pgvbench") / "embedded-pg18"
+
+
+def default_lock_dir() -> Path:
+    return platformdirs.user_cache_path("pgvbench") / "locks"
+
+
+def _stderr(message: str) -> None:
+    print(f"pgvbench: {message}", file=sys.stderr)
 
 
 def _bin_dir() -> Path:
@@ -104,12 +120,23 @@ class AppliedSettings:
 class EmbeddedServer:
     """One embedded PostgreSQL data directory and the server running on it."""
 
-    def __init__(self, *, data_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        data_dir: Path | None = None,
+        lock_dir: Path | None = None,
+        notify: Callable[[str], None] | None = None,
+    ) -> None:
         self.data_dir = (data_dir or default_data_dir()).expanduser().resolve()
         self.bin_dir = _bin_dir()
         self.run_as = RUN_AS_USER if os.geteuid() == 0 else None
         self.log_file = self.data_dir / "log" / "server.log"
-        self._conf_file = self.data_dir / "pgvbench.conf"
+        self._conf_file = self.data_dir / ownership.CONF_FILE
+        self._lock_dir = (lock_dir or default_lock_dir()).expanduser()
+        self.run_lock = RunLock(lock_dir=self._lock_dir, data_dir=self.data_dir)
+        self.notify = notify or _stderr  # one-line notices (chmods, recovered servers)
+        # > 0 while pgvbench itself stops or restarts the server: the crash watch waits
+        self.expected_down = 0
 
     # ------------------------------------------------------------------ state
 
@@ -155,29 +182,57 @@ class EmbeddedServer:
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
-        """Serialise init/start/stop between pgvbench processes sharing a data dir."""
-        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = self.data_dir.parent / f".{self.data_dir.name}.lock"
-        with open(lock_path, "w") as fh:
+        """Serialise init/start/stop between pgvbench processes sharing a data dir (the
+        whole-run lock is :attr:`run_lock`); the file lives in pgvbench's cache dir."""
+        path = lock_path(self._lock_dir, self.data_dir).with_suffix(".start.lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def ensure_started(self, *, fresh: bool = False) -> bool:
-        """Initialise (or re-initialise with ``fresh``) and start; True if we started it."""
+    def check_data_dir(self, *, fresh: bool = False) -> None:
+        """Refuse (SafetyError, nothing changed) a path pgvbench may not use: a file, a
+        foreign or non-empty directory, someone else's PostgreSQL data directory."""
+        found = ownership.inspect(self.data_dir)
+        if found.state not in (DirState.MISSING, DirState.OWNED):
+            raise ownership.refuse(found, action="re-create" if fresh else "initialise")
+
+    def ensure_started(self, *, fresh: bool = False, owner: str = "server") -> bool:
+        """Initialise (or re-initialise with ``fresh``) and start; True if we started it.
+
+        ``owner`` is "run" for a benchmark run (which stops the server at its end) or
+        "server" for `pgvbench server start`. A server left running by a run that died
+        (SIGKILL) is restarted cleanly and then belongs to this caller. Only a directory
+        pgvbench created is ever initialised, re-created, chowned or chmodded.
+        """
         with self._lock():
+            self.check_data_dir(fresh=fresh)
             if fresh and self.data_dir.exists():
-                if self.initialized and self.is_running():
-                    self._pg_ctl(["stop", "-m", "fast", "-w"])
+                if self.is_running():
+                    self._stop_locked()
                 shutil.rmtree(self.data_dir)
             if not self.initialized:
                 self._initdb()
             else:
+                if not (self.data_dir / ownership.MARKER).exists():
+                    ownership.write_marker(self.data_dir)  # a 0.1 data dir: adopt it
                 self._grant_access()  # parents may have been re-restricted since init
             if self.is_running():
-                return False
+                left_by = self._dead_run_owner()
+                if left_by is None:
+                    return False
+                self.notify(
+                    f"the embedded server in {self.data_dir} was left running by a pgvbench "
+                    f"run that ended without stopping it (pid {left_by}, no longer alive); "
+                    "restarting it cleanly"
+                )
+                self._restart_locked()
+                self._write_owner(owner)
+                self._prepare_database()
+                return True
             if _port_in_use(self.port):
                 self._write_conf(_free_port())
             result = self._pg_ctl(
@@ -188,22 +243,56 @@ class EmbeddedServer:
                 raise ServerError(
                     f"the embedded server did not start (pg_ctl exit {result.returncode}: "
                     f"{result.stdout.strip()}). Last lines of {self.log_file}:\n"
-                    f"{self._log_tail()}\n"
+                    f"{self.log_tail()}\n"
                     "Try again with --fresh to re-create the data directory."
                 )
+            self._write_owner(owner)
         self._prepare_database()
         return True
+
+    def hand_over(self) -> None:
+        """The run that started the server leaves it running (--keep-server): from now on
+        it is `pgvbench server stop`'s to stop, not a leftover of a dead run."""
+        if self.initialized:
+            self._write_owner("server")
+
+    def _write_owner(self, owner: str) -> None:
+        body = {"owner": owner, "pid": os.getpid(), "postmaster_pid": self.postmaster_pid()}
+        (self.data_dir / OWNER_FILE).write_text(json.dumps(body) + "\n", encoding="utf-8")
+
+    def _dead_run_owner(self) -> int | None:
+        """The pid of the run that started the running server, if that run is dead."""
+        try:
+            body = json.loads((self.data_dir / OWNER_FILE).read_text(encoding="utf-8"))
+            owner, pid = str(body["owner"]), int(body["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if owner != "run" or pid == os.getpid() or _alive(pid):
+            return None
+        return pid
 
     def stop(self) -> bool:
         """Stop the server; True if it was running."""
         with self._lock():
             if not self.is_running():
                 return False
-            self._pg_ctl(["stop", "-m", "fast", "-w", "-t", str(START_TIMEOUT_S)])
+            self._stop_locked()
             return True
+
+    def _stop_locked(self) -> None:
+        self.expected_down += 1
+        try:
+            self._pg_ctl(["stop", "-m", "fast", "-w", "-t", str(START_TIMEOUT_S)])
+        finally:
+            self.expected_down -= 1
 
     def restart(self) -> None:
         with self._lock():
+            self._restart_locked()
+
+    def _restart_locked(self) -> None:
+        self.expected_down += 1
+        try:
             result = self._pg_ctl(
                 [
                     "restart",
@@ -217,12 +306,14 @@ class EmbeddedServer:
                 ],
                 check=False,
             )
-            if result.returncode != 0:
-                raise ServerError(
-                    f"the embedded server did not restart. Last lines of {self.log_file}:\n"
-                    f"{self._log_tail()}\nA setting in [server.settings] may be invalid "
-                    "(e.g. shared_buffers larger than memory)."
-                )
+        finally:
+            self.expected_down -= 1
+        if result.returncode != 0:
+            raise ServerError(
+                f"the embedded server did not restart. Last lines of {self.log_file}:\n"
+                f"{self.log_tail()}\nA setting in [server.settings] may be invalid "
+                "(e.g. shared_buffers larger than memory)."
+            )
 
     def postmaster_pid(self) -> int | None:
         pid_file = self.data_dir / "postmaster.pid"
@@ -286,24 +377,34 @@ class EmbeddedServer:
     # ------------------------------------------------------------------ internals
 
     def _initdb(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._grant_access()
-        result = self._run(
-            [
-                str(self.bin_dir / "initdb"),
-                "-D",
-                str(self.data_dir),
-                "-U",
-                SUPERUSER,
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--locale=C",
-                "--no-instructions",
-            ],
-        )
-        if result.returncode != 0:
+        # pgvbench creates the directory (and any missing parents) itself, so a failure
+        # removes exactly what this call made and nothing that was there before.
+        created = _missing_dirs(self.data_dir)
+        self.data_dir.mkdir(parents=True)
+        try:
+            self._grant_access()
+            result = self._run(
+                [
+                    str(self.bin_dir / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    SUPERUSER,
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--no-instructions",
+                ],
+            )
+            if result.returncode != 0:
+                raise ServerError(f"initdb failed in {self.data_dir}:\n{result.stdout.strip()}")
+            ownership.write_marker(self.data_dir)
+        except BaseException:
             shutil.rmtree(self.data_dir, ignore_errors=True)
-            raise ServerError(f"initdb failed in {self.data_dir}:\n{result.stdout}")
+            for parent in created[1:]:
+                with contextlib.suppress(OSError):
+                    parent.rmdir()  # only if still empty
+            raise
         (self.data_dir / "log").mkdir(exist_ok=True)
         self._chown(self.data_dir / "log")
         with open(self.data_dir / "postgresql.conf", "a") as fh:
@@ -339,11 +440,20 @@ class EmbeddedServer:
         if self.run_as is None:
             return
         _ensure_system_user(self.run_as)
+        changed: list[str] = []
         for path in (self.data_dir, self.bin_dir):
             for parent in path.parents:
                 mode = parent.stat().st_mode
                 if not mode & stat.S_IXOTH:
                     parent.chmod(mode | stat.S_IXOTH)  # traverse only, no listing
+                    changed.append(str(parent))
+        if changed:
+            self.notify(
+                f"running as root: PostgreSQL runs as the system user {self.run_as}, so "
+                f"pgvbench added search permission for others (o+x, no listing) to "
+                f"{', '.join(sorted(set(changed)))}"
+            )
+        # Only ever a directory pgvbench created (callers checked the marker).
         self._chown(self.data_dir)
         self.data_dir.chmod(0o700)
 
@@ -358,7 +468,7 @@ class EmbeddedServer:
         if check and result.returncode != 0:
             raise ServerError(
                 f"pg_ctl {args[0]} failed for {self.data_dir}: {result.stdout.strip()}\n"
-                f"Last lines of {self.log_file}:\n{self._log_tail()}"
+                f"Last lines of {self.log_file}:\n{self.log_tail()}"
             )
         return result
 
@@ -381,12 +491,15 @@ class EmbeddedServer:
                 stdin=subprocess.DEVNULL,
                 check=False,
                 cwd="/",
+                # its own session: a Ctrl-C at the terminal reaches pgvbench, which stops
+                # the server itself, not the postmaster behind its back
+                start_new_session=True,
                 **kwargs,
             )
             out.seek(0)
             return subprocess.CompletedProcess(cmd, result.returncode, out.read(), None)
 
-    def _log_tail(self, lines: int = 15) -> str:
+    def log_tail(self, lines: int = 15) -> str:
         try:
             with open(self.log_file) as fh:
                 return "".join(fh.readlines()[-lines:]).rstrip() or "(empty)"
@@ -412,6 +525,16 @@ def _setting_value(name: str, value: str) -> psycopg.sql.Composable:
     if name == "shared_preload_libraries" and "pg_stat_statements" not in items:
         items.insert(0, "pg_stat_statements")  # pgvbench's own instrumentation stays loaded
     return psycopg.sql.SQL(", ").join(psycopg.sql.Literal(i) for i in items)
+
+
+def _missing_dirs(path: Path) -> list[Path]:
+    """``path`` and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            break
+        missing.append(candidate)
+    return missing
 
 
 def _alive(pid: int) -> bool:
@@ -447,7 +570,7 @@ def temporary_server(prefix: str = "pgvbench-") -> Iterator[EmbeddedServer]:
     server's own system user when running as root.
     """
     root = Path(tempfile.mkdtemp(prefix=prefix))
-    server = EmbeddedServer(data_dir=root / "data")
+    server = EmbeddedServer(data_dir=root / "data", lock_dir=root / "locks")
     try:
         server.ensure_started(fresh=True)
         yield server
