@@ -9,11 +9,15 @@ maps the branches to exit codes (see ``exit_code``)::
     ├── ResultsError                 a results file is missing, corrupt or of an unknown version
     │   └── IncompatibleResults      two results files measured different things (compare)
     ├── ServerError                  the embedded server cannot be set up / started
-    │   └── ConnectError             a --dsn cannot be reached (fails fast)
+    │   ├── ConnectError             a --dsn cannot be reached (fails fast)
+    │   └── PrivilegeError           the role lacks a privilege, or the session is read-only
     ├── ExtensionMissingError        the server lacks pgvector (says how to install it)
     ├── SafetyError                  pgvbench refused to touch an object it did not create
     ├── OutputError                  an output directory or file cannot be written (checked first)
     └── RunFailed                    a run started but could not finish (exit 1)
+        └── ServerCrashed            the server died mid-run (names the crash, log tail)
+
+    Terminated (a KeyboardInterrupt) SIGTERM: recorded as "terminated (SIGTERM)", exit 143
 
 Messages are written for the person at the terminal: what went wrong, where, and
 what to do about it. They never include a password.
@@ -52,6 +56,11 @@ class ConnectError(ServerError):
     """The server at a DSN cannot be reached."""
 
 
+class PrivilegeError(ServerError):
+    """The server refuses what a run must do: a missing privilege, a read-only session or
+    standby, a schema owned by another role. The message names the GRANT that fixes it."""
+
+
 class ExtensionMissingError(PgvbenchError):
     """A required extension is not installed on the server."""
 
@@ -68,3 +77,15 @@ class RunFailed(PgvbenchError):
     """A run started but did not complete; partial results may have been written."""
 
     exit_code = 1
+
+
+class ServerCrashed(RunFailed):
+    """The server stopped during a run without pgvbench stopping it."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: ends a run the way Ctrl-C does, but is recorded as a termination."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.signum = signum
