@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pgbouncer_support import require_pgbouncer
 from pgvbench.engine.operations import TRANSACTION_POOLED, knn_operation
 from pgvbench.engine.pq import exec_params
 from pgvbench.progress import Reporter
@@ -21,14 +22,18 @@ from pgvbench.results import Results, load_results
 from pgvbench.runner import ExperimentRunner
 from pgvbench.server.connection import Target, connect
 from pgvbench.server.embedded import EmbeddedServer, temporary_server
-from pgvbench.server.pgbouncer import PgBouncer, find_pgbouncer
+from pgvbench.server.pgbouncer import PgBouncer
 from pgvbench.spec import parse_spec
 from support import write_toml
 
 pytestmark = pytest.mark.integration
-needs_pgbouncer = pytest.mark.skipif(
-    find_pgbouncer() is None, reason="pgbouncer is not installed (apt-get install pgbouncer)"
-)
+needs_pgbouncer = pytest.mark.usefixtures("pgbouncer_binary")
+
+
+@pytest.fixture
+def pgbouncer_binary() -> Path:
+    """Skipped without the binary on a developer's machine, failed in CI."""
+    return require_pgbouncer()
 
 
 def _with_load(spec: dict[str, Any], **load: Any) -> dict[str, Any]:
@@ -219,8 +224,11 @@ def test_killing_the_server_ends_the_run_quickly_with_failed_results(
         finally:
             if proc.poll() is None:
                 proc.kill()
-    assert proc.returncode not in (0, None), stderr
-    assert elapsed < 15.0, f"took {elapsed:.1f} s to notice the server died"
+    assert proc.returncode == 1, stderr  # the README: 1 = the run failed, results written
+    # The load test had ~58 s left: ending within 30 s (communicate's timeout above) proves
+    # the crash was noticed, with a margin a loaded 2-core machine holds. How fast it is
+    # noticed (issue 10's 5 s target) is a timing to measure, not to assert in a test.
+    assert elapsed < 30.0, f"took {elapsed:.1f} s to notice the server died"
     results = load_results(out / "results.json")
     assert results.status == "failed"
     assert results.failure and "unreachable" in results.failure

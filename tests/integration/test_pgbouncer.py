@@ -1,4 +1,8 @@
-"""PgBouncer in front of the embedded server: pooling modes, their hazards, lifecycle."""
+"""PgBouncer in front of the embedded server: pooling modes, their hazards, lifecycle.
+
+Tests that run the binary take the ``pgbouncer_binary`` fixture (skipped without it
+locally, failed in CI); the argument checks, version parsing and DSN handling need no
+binary and always run."""
 
 from __future__ import annotations
 
@@ -6,30 +10,30 @@ import os
 import socket
 import stat
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psutil
 import psycopg
 import pytest
 
+from pgbouncer_support import require_pgbouncer
 from pgvbench.errors import ServerError
 from pgvbench.server.connection import connect
 from pgvbench.server.embedded import EmbeddedServer
 from pgvbench.server.pgbouncer import (
     PgBouncer,
-    find_pgbouncer,
     pgbouncer_version,
     supports_prepared_statements,
 )
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        find_pgbouncer() is None,
-        reason="pgbouncer is not installed (not on PATH nor in /usr/sbin); "
-        "install it with: apt-get install pgbouncer",
-    ),
-]
+pytestmark = pytest.mark.integration
+needs_binary = pytest.mark.usefixtures("pgbouncer_binary")
+
+
+@pytest.fixture(scope="module")
+def pgbouncer_binary() -> Path:
+    return require_pgbouncer()
 
 
 def _client(pgb: PgBouncer, **kwargs: Any) -> psycopg.Connection[Any]:
@@ -59,18 +63,69 @@ def server_default_work_mem(embedded_server: EmbeddedServer) -> str:
 
 
 @pytest.fixture
-def transaction_pgb(embedded_server: EmbeddedServer) -> Iterator[PgBouncer]:
+def transaction_pgb(embedded_server: EmbeddedServer, pgbouncer_binary: Path) -> Iterator[PgBouncer]:
     with PgBouncer.for_embedded(embedded_server, pool_mode="transaction", pool_size=1) as pgb:
         yield pgb
 
 
-def test_version_and_prepared_statement_support() -> None:
-    binary = find_pgbouncer()
-    assert binary is not None
-    version = pgbouncer_version(binary)
-    assert version >= (1, 0, 0)
+def test_installed_version_is_read(pgbouncer_binary: Path) -> None:
+    assert pgbouncer_version(pgbouncer_binary) >= (1, 0, 0)
+
+
+def test_prepared_statement_support_starts_at_1_21() -> None:
     assert supports_prepared_statements((1, 21, 0))
+    assert supports_prepared_statements((2, 0, 0))
     assert not supports_prepared_statements((1, 18, 0))
+    assert not supports_prepared_statements((1, 20, 9))
+
+
+def _fake_binary(tmp_path: Path, output: str, code: int = 0) -> Path:
+    script = tmp_path / "pgbouncer"
+    script.write_text(f"#!/bin/sh\necho '{output}'\nexit {code}\n")
+    script.chmod(0o755)
+    return script
+
+
+@pytest.mark.parametrize(
+    ("output", "version"),
+    [("PgBouncer 1.18.0", (1, 18, 0)), ("PgBouncer 1.22.1\nlibevent 2.1.12", (1, 22, 1)),
+     ("pgbouncer version 1.9", (1, 9, 0))],
+)  # fmt: skip
+def test_version_parsing(tmp_path: Path, output: str, version: tuple[int, int, int]) -> None:
+    assert pgbouncer_version(_fake_binary(tmp_path, output)) == version
+
+
+def test_a_binary_that_is_not_pgbouncer_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ServerError, match="did not report a PgBouncer version: hello"):
+        pgbouncer_version(_fake_binary(tmp_path, "hello"))
+    with pytest.raises(ServerError, match="did not report a PgBouncer version"):
+        pgbouncer_version(_fake_binary(tmp_path, "PgBouncer 1.18.0", code=1))
+    with pytest.raises(ServerError, match="cannot run"):
+        pgbouncer_version(tmp_path / "missing")
+
+
+def test_start_with_a_missing_binary_fails_cleanly(tmp_path: Path) -> None:
+    pgb = PgBouncer(host="/tmp", port=5432, user="u", dbname="d", binary=tmp_path / "missing")
+    with pytest.raises(ServerError, match="cannot run"):
+        pgb.start()
+    assert not pgb.is_running() and pgb.workdir is None and pgb.port is None
+
+
+def test_from_dsn_takes_the_password_and_never_shows_it() -> None:
+    pgb = PgBouncer.from_dsn(
+        "host=db.example port=6543 user=bench dbname=vec password=s3cret sslmode=require",
+        pool_size=1,
+    )
+    assert (pgb.host, pgb.upstream_port, pgb.user, pgb.dbname) == (
+        "db.example",
+        6543,
+        "bench",
+        "vec",
+    )
+    assert pgb.auth_type == "scram-sha-256" and pgb.sslmode == "require"
+    assert "s3cret" not in repr(pgb)
+    with pytest.raises(ValueError, match="several hosts"):
+        PgBouncer.from_dsn("host=a,b user=u dbname=d")
 
 
 def test_transaction_mode_select_and_pools(transaction_pgb: PgBouncer) -> None:
@@ -127,6 +182,7 @@ def test_options_startup_parameter_is_refused(transaction_pgb: PgBouncer) -> Non
         _client(transaction_pgb, options="-c work_mem=7MB")
 
 
+@needs_binary
 def test_session_mode_set_sticks_and_is_reset(
     embedded_server: EmbeddedServer, server_default_work_mem: str
 ) -> None:
@@ -147,6 +203,7 @@ def test_session_mode_set_sticks_and_is_reset(
         assert pools[0]["pool_mode"] == "session"
 
 
+@needs_binary
 def test_stop_cleans_up_and_instances_get_their_own_ports(
     embedded_server: EmbeddedServer,
 ) -> None:
@@ -181,6 +238,7 @@ def test_stop_cleans_up_and_instances_get_their_own_ports(
         first.dsn()
 
 
+@needs_binary
 def test_password_auth_for_external_style_dsn(embedded_server: EmbeddedServer) -> None:
     """A DSN with a password: scram-sha-256 towards clients, userlist.txt 0600, no leaks."""
     role, password = "pgvbench_pgb_pw", 'se"cr3t pw'
@@ -217,6 +275,7 @@ def test_password_auth_for_external_style_dsn(embedded_server: EmbeddedServer) -
             admin.execute(f"DROP ROLE IF EXISTS {role}")
 
 
+@needs_binary
 def test_start_failure_reports_log_tail(embedded_server: EmbeddedServer) -> None:
     pgb = PgBouncer.for_embedded(embedded_server, dbname="no_such_database", pool_size=1)
     with pytest.raises(ServerError, match="no_such_database") as info:
