@@ -114,3 +114,30 @@ def test_summarize_recall() -> None:
     assert summarize_recall([0.5, 0.7]) == pytest.approx((0.6, 0.51, 0.5))
     with pytest.raises(DatasetError, match="no per-query"):
         summarize_recall([])
+
+
+def test_a_tied_point_counts_even_with_eps_zero(tied: tuple[Dataset, GroundTruth]) -> None:
+    """id 4 lies exactly at the k-th distance (3.0, like ids 2 and 3) and is not in gt.ids:
+    a hit by ``<=``, a miss if the rule became ``<``. id 5 (4.0) stays a miss."""
+    ds, gt = tied
+
+    def exact(returned: list[list[int]]) -> list[float]:
+        return tie_aware_recall(returned, gt, ds.queries, ds.base, 4, ds.metric, eps=0.0).tolist()
+
+    assert exact([[0, 1, 4, 3]]) == [1.0]
+    assert exact([[4, 2, 3, 0]]) == [1.0]
+    assert exact([[0, 1, 4, 5]]) == [0.75]
+
+
+@pytest.mark.parametrize("metric", [Metric.COSINE, Metric.INNER_PRODUCT])
+def test_exact_ties_count_with_eps_zero_for_other_metrics(metric: Metric) -> None:
+    # the query points along x: ids 1 and 2 score exactly alike (same x, mirrored y)
+    base = np.array([[4, 0], [3, 1], [3, -1], [1, 3], [-2, 0]], np.float32)
+    query = np.array([[1, 0]], np.float32)
+    ds = Dataset("ties", "test", metric, base, query)
+    gt = ground_truth(ds, 2, cache_dir=None)
+    assert gt.ids.tolist() == [[0, 1]]
+    hits = tie_aware_recall([[0, 2]], gt, ds.queries, ds.base, 2, metric, eps=0.0)
+    assert hits.tolist() == [1.0]
+    misses = tie_aware_recall([[0, 3]], gt, ds.queries, ds.base, 2, metric, eps=0.0)
+    assert misses.tolist() == [0.5]
