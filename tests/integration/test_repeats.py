@@ -13,7 +13,8 @@ import pytest
 
 from conftest import TINY_SPEC
 from pgvbench.cli import main
-from pgvbench.compare import compare_results
+from pgvbench.compare import CompareOptions, compare_results
+from pgvbench.compare.stats import min_p_value
 from pgvbench.engine import LatencyHistogram
 from pgvbench.progress import Reporter
 from pgvbench.results import Results
@@ -118,8 +119,31 @@ def test_a_run_compared_with_itself_is_clean(
     assert c.verdict == "ok"
     assert not [r for r in c.rows if r.verdict in ("added", "removed")]
     p50 = [r for r in c.rows if r.metric == "p50"]
-    assert p50 and all(r.method == "mann-whitney" or r.n_base < 5 for r in p50)
+    assert p50
+    # 3 vs 3 repeats cannot reach p < 0.01 (the smallest two-sided p is 2 / C(6, 3) = 0.1):
+    # the gate falls back to the minimum effect, and says so in the row and the notes
+    assert min_p_value(REPEATS, REPEATS) == pytest.approx(0.1)
+    for row in p50:
+        assert (row.method, row.n_base, row.n_current) == ("threshold", REPEATS, REPEATS)
+        assert row.verdict == "unchanged" and row.p_value is None
+        assert f"{REPEATS} vs {REPEATS} repeats cannot reach p < 0.01" in row.reason
+    assert any("p50" in n and "without a significance test" in n for n in c.notes), c.notes
     assert main(["compare", str(path), str(path.parent), "--only-changes"]) == 0
+
+
+def test_at_alpha_0_2_three_repeats_go_through_mann_whitney(
+    repeated: tuple[Results, Path],
+) -> None:
+    """At alpha 0.2 the 3-vs-3 samples of a real run go through the Mann-Whitney test;
+    a run against itself gives p = 1 and no change."""
+    results, _ = repeated
+    c = compare_results(results, results, options=CompareOptions(alpha=0.2))
+    p50 = [r for r in c.rows if r.metric == "p50"]
+    assert p50
+    for row in p50:
+        assert (row.method, row.n_base, row.n_current) == ("mann-whitney", REPEATS, REPEATS)
+        assert row.p_value == pytest.approx(1.0) and row.verdict == "unchanged"
+    assert c.verdict == "ok"
 
 
 def test_a_database_default_change_shows_in_compare(
