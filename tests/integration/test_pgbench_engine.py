@@ -138,10 +138,11 @@ def test_open_loop_rate_queue_wait_and_service(
     embedded_server: EmbeddedServer, pgbench: Path, knn: str, tmp_path: Path
 ) -> None:
     # -R schedules a Poisson process (count in 3 s: 300 +- 17); the fixed seed makes the
-    # schedule repeatable so the 10% bound cannot flake on an unlucky draw
+    # schedule repeatable, and 20% leaves room for pgbench falling behind on a loaded
+    # 2-core machine (unthrottled, this query runs at thousands per second)
     run = _run(embedded_server, pgbench, tmp_path, knn, rate=100.0, duration_s=3.0)
     out = run.outcome
-    assert out.qps == pytest.approx(100.0, rel=0.1)
+    assert out.qps == pytest.approx(100.0, rel=0.2)
     assert out.errors == 0 and out.dropped == 0
     assert out.service is not None and out.queue_wait is not None
     assert out.service.count == out.queue_wait.count == out.latency.count == out.operations
