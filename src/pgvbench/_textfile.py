@@ -11,6 +11,7 @@ from pathlib import Path
 from .errors import PgvbenchError
 
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_UTF8_BOM = b"\xef\xbb\xbf"  # some editors write it; harmless, so dropped
 
 
 def decode_text(data: bytes, path: Path, *, what: str, error: type[PgvbenchError]) -> str:
@@ -23,20 +24,21 @@ def decode_text(data: bytes, path: Path, *, what: str, error: type[PgvbenchError
             f"{path}: not a UTF-8 text file (byte 0x{data[0]:02x} at offset 0: it starts "
             f"with a UTF-16 byte order mark); {what} must be UTF-8, so re-save it as UTF-8"
         )
+    bom = 3 if data.startswith(_UTF8_BOM) else 0
     try:
-        text = data.decode("utf-8-sig")
+        text, bad = data[bom:].decode("utf-8"), -1
     except UnicodeDecodeError as exc:
-        offset = exc.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
+        text, bad = "", exc.start + bom
+    nul = data.find(b"\x00")  # the first sign of a binary file, if it comes first
+    if nul >= 0 and (bad < 0 or nul < bad):
         raise error(
-            f"{path}: not a UTF-8 text file (byte 0x{data[offset]:02x} at offset {offset}); "
+            f"{path}: not a text file (byte 0x00 at offset {nul}); {what} must be UTF-8 "
+            "text: check that the path names the right file"
+        )
+    if bad >= 0:
+        raise error(
+            f"{path}: not a UTF-8 text file (byte 0x{data[bad]:02x} at offset {bad}); "
             f"{what} must be UTF-8 text: check that the path names the right file, or "
             "re-save it as UTF-8"
-        ) from None
-    nul = text.find("\x00")
-    if nul >= 0:
-        offset = len(text[:nul].encode("utf-8")) + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
-        raise error(
-            f"{path}: not a text file (byte 0x00 at offset {offset}); {what} must be UTF-8 "
-            "text: check that the path names the right file"
         )
     return text

@@ -142,9 +142,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "merge":
             return compare_cli.run_merge(args)
         if args.command == "validate":
-            spec = load_spec(args.spec)
-            points = sum(max(1, len(i.sweep_values)) for i in spec.indexes)
-            print(f"{args.spec}: ok ({len(spec.indexes)} index builds, {points} sweep points)")
+            from .plan import format_plan, validate
+
+            plan = validate(args.spec)  # spec + dataset headers; counts and a time estimate
+            print("\n".join(format_plan(plan)))
+            for warning in plan.warnings:
+                print(f"pgvbench: warning: {warning}", file=sys.stderr)
             return EXIT_OK
         return _cmd_server(args)
     except PgvbenchError as exc:

@@ -332,24 +332,26 @@ class Results:
                 f"(it reads versions {readable}). Re-run the benchmark with this version, "
                 "or use the pgvbench release that wrote the file."
             )
-        if "runs" not in data:
-            raise ResultsError(
-                f"{source}: not a complete pgvbench results file: it has no 'runs' (the list "
-                "of sweep-point records every run writes, empty for agent-only runs); was it "
-                "cut down or edited by hand? Use the results.json the run wrote"
-            )
-        if not isinstance(data["runs"], list):
+        if not isinstance(data.get("runs", []), list):
             raise ResultsError(
                 f"{source}: malformed results file: 'runs' must be a list of sweep-point "
                 f"records, not {_json_type(data['runs'])}"
             )
         try:
             results = _build(cls, data)
-            results.schema_version = SCHEMA_VERSION  # upgraded in memory; v1 adds nothing
-            return results
         except (TypeError, KeyError, ValueError, AttributeError, IndexError) as exc:
             detail = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
             raise ResultsError(f"{source}: malformed results file: {detail}") from None
+        # 'runs' has a default for building, but every writer records it (empty for
+        # agent-only runs): a file without it was cut down and would compare as "no runs"
+        if "runs" not in data:
+            raise ResultsError(
+                f"{source}: not a complete pgvbench results file: it has no 'runs' (the list "
+                "of sweep-point records every run writes, empty for agent-only runs); was it "
+                "cut down or edited by hand? Use the results.json the run wrote"
+            )
+        results.schema_version = SCHEMA_VERSION  # upgraded in memory; v1 adds nothing
+        return results
 
 
 T = TypeVar("T")

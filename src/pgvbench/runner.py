@@ -75,6 +75,9 @@ def build_dataset(spec: ExperimentSpec) -> Dataset:
             metric=ds.metric,
             intrinsic_dim=ds.intrinsic_dim,
         )
+    from .plan import dataset_shape
+
+    dataset_shape(spec)  # headers checked against the spec (dims, query counts) before reading
     if ds.source == "hdf5":
         assert ds.path is not None
         return load_hdf5(ds.path, max_queries=ds.queries or None)
