@@ -397,7 +397,15 @@ class EmbeddedServer:
                 ],
             )
             if result.returncode != 0:
-                raise ServerError(f"initdb failed in {self.data_dir}:\n{result.stdout.strip()}")
+                lines = result.stdout.strip().splitlines()
+                cause = [ln for ln in lines if "FATAL" in ln or "error" in ln.lower()]
+                made = ", ".join(str(d) for d in created)
+                raise ServerError(
+                    f"initdb failed in {self.data_dir}; pgvbench removed what it had created "
+                    f"for it ({made}) and nothing else. Check the free space and permissions "
+                    "there, or choose another --data-dir. initdb said:\n"
+                    + "\n".join((cause or lines)[-4:])
+                )
             ownership.write_marker(self.data_dir)
         except BaseException:
             shutil.rmtree(self.data_dir, ignore_errors=True)
