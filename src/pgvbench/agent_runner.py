@@ -32,6 +32,7 @@ from .results import (
     ServerSettingsInfo,
 )
 from .server.connection import Target, connect, ensure_vector_extension
+from .server.preflight import preflight
 from .spec import ExperimentSpec, LoadSpec
 from .workloads.agent_data import AgentDataset, generate_agent_dataset, selectivity_stats
 from .workloads.agent_model import table_name
@@ -69,6 +70,8 @@ class AgentRunner(ResultsRecorder):
         if self.dataset is None and self.agents.data is not None:
             self.prepare()
         with connect(target.dsn) as conn:
+            if self.dataset is not None:  # it writes the platform; [[operation]]s alone may not
+                preflight(conn, schema=self.spec.schema)  # privileges, read-only: before writes
             ensure_vector_extension(conn)
             if self.dataset is not None:
                 row = conn.execute("SELECT (extract(epoch FROM now()) * 1e6)::int8").fetchone()

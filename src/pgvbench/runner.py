@@ -49,6 +49,7 @@ from .results import (
     TuningSection,
 )
 from .server.connection import Target, connect, ensure_vector_extension
+from .server.preflight import preflight
 from .spec import ExperimentSpec, IndexSpec, LoadSpec, SweepConfig
 from .workloads.vector import KnnQuery, check_plan
 
@@ -165,6 +166,7 @@ class ExperimentRunner(ResultsRecorder):
         self.target = target
         data = data or self.prepare()
         with connect(self.target.dsn) as conn:
+            preflight(conn, schema=self.spec.schema)  # privileges, read-only: before any write
             ensure_vector_extension(conn)
             # Ownership checks before anything is written: a refusal is bad input.
             db_schema.ensure_schema(conn, self.spec.schema)

@@ -7,12 +7,13 @@ else created makes pgvbench stop with an error instead.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from ..errors import SafetyError
+from ..errors import PrivilegeError, SafetyError
 
 OWNER_MARK = "pgvbench:owned"
 # A row of vector(d) stored PLAIN must fit in one 8 kB page with its header.
@@ -26,23 +27,75 @@ def _comment(conn: psycopg.Connection[Any], query: str, params: tuple[str, ...])
 
 def ensure_schema(conn: psycopg.Connection[Any], schema: str) -> None:
     """Create the schema with our mark, or check that an existing one is ours."""
-    comment = _comment(
-        conn,
-        "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = %s",
-        (schema,),
-    )
-    if comment is None:
+    if not check_schema(conn, schema):
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         conn.execute(
             sql.SQL("COMMENT ON SCHEMA {} IS {}").format(
                 sql.Identifier(schema), sql.Literal(OWNER_MARK)
             )
         )
-    elif comment != OWNER_MARK:
+
+
+def check_schema(conn: psycopg.Connection[Any], schema: str) -> bool:
+    """Whether ``schema`` exists; raise unless this role may use it as pgvbench's own.
+
+    An existing schema must carry pgvbench's mark and belong to this role (or a role
+    whose privileges it has). A missing one needs CREATE on the database. Every refusal
+    names the owner or privilege and the statement that fixes it.
+    """
+    row = conn.execute(
+        "SELECT current_user, current_database(), n.oid IS NOT NULL, "
+        "pg_get_userbyid(n.nspowner), coalesce(pg_has_role(n.nspowner, 'USAGE'), false), "
+        "obj_description(n.oid, 'pg_namespace'), "
+        "has_database_privilege(current_database(), 'CREATE') "
+        "FROM (SELECT 1) AS one LEFT JOIN pg_namespace n ON n.nspname = %s",
+        (schema,),
+    ).fetchone()
+    assert row is not None
+    role, database, exists, owner, owned, comment, may_create = row
+    q = _quoter(conn)
+    if not exists:
+        if not may_create:
+            raise PrivilegeError(
+                f"role {role!r} may not create schemas in database {database!r} (it lacks the "
+                f"CREATE privilege on the database), and pgvbench keeps its tables in a schema "
+                f"of its own, {schema!r}. As the database owner or a superuser, run: GRANT "
+                f"CREATE ON DATABASE {q(database)} TO {q(role)}; or create the schema for this "
+                f"role: CREATE SCHEMA {q(schema)} AUTHORIZATION {q(role)}; COMMENT ON SCHEMA "
+                f"{q(schema)} IS '{OWNER_MARK}';"
+            )
+        return False
+    if comment != OWNER_MARK:
+        who = f"role {role!r}, this DSN's" if owned else f"role {owner!r}"
         raise SafetyError(
-            f"schema {schema!r} exists and was not created by pgvbench; pgvbench will not "
-            'write into it. Set [experiment] schema = "<another name>" in the spec.'
+            f"schema {schema!r} exists and was not created by pgvbench (it belongs to {who}); "
+            f'pgvbench will not write into it. Set [experiment] schema = "<another name>" in '
+            f"the spec (pgvbench creates that schema), or, if {schema!r} is meant for "
+            f"pgvbench's tables, mark it"
+            + ("" if owned else f" and give it to {role!r} (as {owner!r} or a superuser)")
+            + ": "
+            + ("" if owned else f"ALTER SCHEMA {q(schema)} OWNER TO {q(role)}; ")
+            + f"COMMENT ON SCHEMA {q(schema)} IS '{OWNER_MARK}';"
         )
+    if not owned:
+        raise PrivilegeError(
+            f"schema {schema!r} was created by pgvbench for role {owner!r} and belongs to it, "
+            f"not to {role!r}, the role of this DSN; pgvbench writes only into schemas its "
+            f"role owns. As {owner!r} or a superuser, run: ALTER SCHEMA {q(schema)} OWNER TO "
+            f'{q(role)}; or set [experiment] schema = "<another name>" in the spec.'
+        )
+    return True
+
+
+def sql_name(conn: psycopg.Connection[Any], name: str) -> str:
+    """``name`` as an identifier to paste into SQL, quoted only where the server needs it
+    (capitals, spaces, keywords), as the server's quote_ident does."""
+    row = conn.execute("SELECT quote_ident(%s)", (name,)).fetchone()
+    return str(row[0]) if row else sql.Identifier(name).as_string(conn)
+
+
+def _quoter(conn: psycopg.Connection[Any]) -> Callable[[str], str]:
+    return lambda name: sql_name(conn, name)
 
 
 def table_exists(conn: psycopg.Connection[Any], schema: str, table: str) -> bool:
@@ -71,11 +124,29 @@ def drop_owned_table(conn: psycopg.Connection[Any], schema: str, table: str) -> 
 
 
 def check_table_replaceable(conn: psycopg.Connection[Any], schema: str, table: str) -> None:
-    """Raise SafetyError if ``schema.table`` exists without pgvbench's mark."""
+    """Raise SafetyError if ``schema.table`` exists without pgvbench's mark, PrivilegeError
+    if it carries the mark but belongs to a role whose privileges this one lacks."""
     comment = _table_comment(conn, schema, table)
-    if comment is not None and comment != OWNER_MARK:
+    if comment is None:
+        return
+    if comment != OWNER_MARK:
         raise SafetyError(
             f"table {schema}.{table} exists without pgvbench's mark; pgvbench will not drop it."
+        )
+    row = conn.execute(
+        "SELECT current_user, pg_get_userbyid(c.relowner), pg_has_role(c.relowner, 'USAGE') "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = %s",
+        (schema, table),
+    ).fetchone()
+    if row is not None and not row[2]:
+        role, owner = row[0], row[1]
+        q = _quoter(conn)
+        raise PrivilegeError(
+            f"table {schema}.{table} from an earlier pgvbench run belongs to role {owner!r}, "
+            f"so {role!r} cannot replace it. As {owner!r} or a superuser, run: DROP TABLE "
+            f"{q(schema)}.{q(table)}; (or ALTER TABLE ... OWNER TO "
+            f'{q(role)}), or set [experiment] schema = "<another name>" in the spec.'
         )
 
 

@@ -367,9 +367,9 @@ class WaitEventCollector:
         self._thread_cpu_s = 0.0
 
     def start(self) -> None:
-        from ..server.connection import connect  # redacts the DSN in its errors
+        from ..server.connection import application_name, connect  # redacts the DSN
 
-        self._conn = connect(self.dsn, application_name="pgvbench-wait-sampler")
+        self._conn = connect(self.dsn, application_name=application_name("wait-sampler"))
         self._counts.clear()
         self._ticks = 0
         self._error = None
@@ -778,12 +778,12 @@ def collect_during(
     Collector failures never fail the run: each shows up as ``{"error": "..."}`` under
     its name. Exceptions from ``fn`` propagate (the collectors are stopped first).
     """
-    from ..server.connection import connect
+    from ..server.connection import application_name, connect
 
     conn: psycopg.Connection[Any] | None
     conn_error: str | None = None
     try:
-        conn = connect(dsn, application_name="pgvbench-collectors")
+        conn = connect(dsn, application_name=application_name("collectors"))
     except Exception as exc:
         conn, conn_error = None, _describe(exc)
     try:

@@ -1,4 +1,5 @@
-"""External servers (--dsn): session-level settings only, never restarted."""
+"""External servers (--dsn): checked before any work, session-level settings only, never
+restarted."""
 
 from __future__ import annotations
 
@@ -9,9 +10,31 @@ from psycopg import conninfo as pg_conninfo
 from psycopg import sql
 
 from ..results import ServerSettingsInfo
-from .connection import connect
+from .connection import check_vector_extension, connect
+from .preflight import check_writable, preflight
 
 _SESSION_CONTEXTS = ("user", "superuser")
+
+
+def check_dsn(dsn: str, *, schema: str | None = None, writes: bool = True) -> None:
+    """Everything a run needs from ``dsn``, checked before the dataset and ground truth
+    are built: the DSN parses (an unknown option is named), the server answers within
+    the connect timeout, pgvector is installed or may be created. With ``writes`` (every
+    run that loads data: vector experiments, agent experiments with [data]) also: the
+    server is not a standby, the session is not read-only, pgvector's schema is usable,
+    and ``schema`` (the spec's [experiment] schema) is pgvbench's and this role's, or may
+    be created.
+
+    Raises ConnectError, ExtensionMissingError, PrivilegeError or SafetyError (all exit
+    2, one paragraph). Writes nothing: CREATE EXTENSION, when needed, is tried in a
+    transaction that is rolled back.
+    """
+    with connect(dsn) as conn:
+        if writes:
+            check_writable(conn)  # first: a read-only session would refuse the dry run too
+        check_vector_extension(conn)
+        if writes:
+            preflight(conn, schema=schema)
 
 
 def session_settings(dsn: str, settings: Mapping[str, str]) -> tuple[str, ServerSettingsInfo]:
