@@ -33,6 +33,7 @@ from .results import (
 )
 from .server.connection import Target, connect, ensure_vector_extension
 from .server.preflight import preflight
+from .server.sessions import watch_concurrent_runs
 from .spec import ExperimentSpec, LoadSpec
 from .workloads.agent_data import AgentDataset, generate_agent_dataset, selectivity_stats
 from .workloads.agent_model import table_name
@@ -87,6 +88,7 @@ class AgentRunner(ResultsRecorder):
                 server_settings=self.server_settings,
                 dataset=self._dataset_info(),
             )
+            watch_concurrent_runs(conn, self.target.dsn, self.results, log=self.reporter.log)
         try:
             self._save()
             self._run(self.results)

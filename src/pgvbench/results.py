@@ -291,6 +291,25 @@ class MergedRun:
 
 
 @dataclasses.dataclass
+class ConcurrentSession:
+    """A pgvbench session of another process seen on the server during this run (in
+    pg_stat_activity by its application_name): its load overlapped this run's timings.
+    Fields the role may not see (another user's session without pg_read_all_stats) are
+    None."""
+
+    pid: int
+    application_name: str
+    user: str | None
+    database: str | None
+    client: str | None  # client address, "local" for a Unix socket
+    backend_start: str | None
+    state: str | None  # as last seen
+    query_start: str | None  # as last seen
+    first_seen: str  # server clock, ISO 8601
+    last_seen: str
+
+
+@dataclasses.dataclass
 class Results:
     run_name: str
     status: RunStatus
@@ -310,6 +329,8 @@ class Results:
     # set by `pgvbench merge`: indexes, runs and load_points then hold every source run's
     # records one after another (samples tagged with .run), for compare to pool
     merged_from: list[MergedRun] = dataclasses.field(default_factory=list)
+    # other pgvbench sessions active on the server during the run (absent before 0.2)
+    concurrent_runs: list[ConcurrentSession] = dataclasses.field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

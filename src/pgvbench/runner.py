@@ -50,6 +50,7 @@ from .results import (
 )
 from .server.connection import Target, connect, ensure_vector_extension
 from .server.preflight import preflight
+from .server.sessions import watch_concurrent_runs
 from .spec import ExperimentSpec, IndexSpec, LoadSpec, SweepConfig
 from .workloads.vector import KnnQuery, check_plan
 
@@ -181,6 +182,7 @@ class ExperimentRunner(ResultsRecorder):
                 server_settings=self.server_settings,
                 dataset=data.info,
             )
+            watch_concurrent_runs(conn, self.target.dsn, self.results, log=self.reporter.log)
         try:
             self._save()
             self._run(self.results, data)

@@ -39,6 +39,7 @@ from ..analysis.scalability import (
     resolve_slo,
 )
 from ..results import (
+    ConcurrentSession,
     DatasetInfo,
     Environment,
     IndexBuild,
@@ -843,7 +844,8 @@ def _validity_section(results: Results) -> list[Block]:
     from .agents import filtered_validity  # imported here: agents.py imports this module
 
     agent_lines, agent_summary = filtered_validity(results)
-    lines = [item for item in [*items, *agent_lines] if item]
+    concurrent_lines, concurrent_summary = _concurrent_validity(results)
+    lines = [item for item in [*concurrent_lines, *items, *agent_lines] if item]
     if not lines:
         if results.runs:
             summary = f"All {len(results.runs)} sweep points are valid; there are no notes."
@@ -858,7 +860,39 @@ def _validity_section(results: Results) -> list[Block]:
     summary = f"Invalid sweep points: {invalid} of {len(results.runs)}." if results.runs else ""
     if results.load_points:
         summary += " " + _load_validity_summary(results.load_points)
-    return [Heading(2, "Validity"), Paragraph(summary + agent_summary), Bullets(lines)]
+    summary = f"{concurrent_summary} {summary}{agent_summary}".strip()
+    return [Heading(2, "Validity"), Paragraph(summary), Bullets(lines)]
+
+
+def _concurrent_validity(results: Results) -> tuple[list[str], str]:
+    """Other pgvbench sessions seen on the server during the run: a sentence saying their
+    timings overlap, and a line per session name (one per other run)."""
+    sessions = results.concurrent_runs
+    if not sessions:
+        return [], ""
+    n = len(sessions)
+    summary = (
+        f"{n} other pgvbench session{'s were' if n != 1 else ' was'} active on the server "
+        "during this run: their timings overlap, so latencies and throughput here may be "
+        "worse than on a server of its own."
+    )
+    by_name: dict[str, list[ConcurrentSession]] = {}
+    for session in sessions:
+        by_name.setdefault(session.application_name, []).append(session)
+    lines = []
+    for name, group in sorted(by_name.items()):
+        pids = ", ".join(str(s.pid) for s in group)
+        where = sorted(
+            {f"{s.user or '?'}@{s.database or '?'} from {s.client or '?'}" for s in group}
+        )
+        first = min(s.first_seen for s in group)
+        last = max(s.last_seen for s in group)
+        lines.append(
+            f"Concurrent pgvbench session {name}: {len(group)} backend"
+            f"{'s' if len(group) != 1 else ''} (pid {pids}; {', '.join(where)}), seen from "
+            f"{first} to {last} (server clock, UTC)"
+        )
+    return lines, summary
 
 
 def _point_validity(point: SweepPoint, results: Results) -> str:
