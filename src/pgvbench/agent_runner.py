@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ._records import ResultsRecorder, describe_failure, now_iso, plain
+from ._records import ResultsRecorder, now_iso, plain
 from .agent_spec import AgentExperiment
 from .db import indexes as ix
 from .engine.operations import MixOperation, Operation
@@ -30,6 +30,7 @@ from .results import (
     LoadPoint,
     Results,
     ServerSettingsInfo,
+    current_writer,
 )
 from .server.connection import Target, connect, ensure_vector_extension
 from .server.preflight import preflight
@@ -81,6 +82,7 @@ class AgentRunner(ResultsRecorder):
             self.results = Results(
                 run_name=self.spec.name,
                 status="running",
+                writer=current_writer(),
                 started_at=now_iso(),
                 finished_at=None,
                 environment=collect_environment(conn, server_kind=target.kind),
@@ -93,9 +95,10 @@ class AgentRunner(ResultsRecorder):
             self._save()
             self._run(self.results)
         except BaseException as exc:
-            status = "partial" if isinstance(exc, KeyboardInterrupt) else "failed"
-            self._finish(status, describe_failure(exc))
-            raise
+            root = self._record_failure(exc)
+            if root is exc:
+                raise
+            raise root from exc
         self._finish("complete", None)
         return self.results
 

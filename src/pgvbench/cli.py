@@ -11,21 +11,27 @@ import argparse
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
+from ._records import ResultsRecorder
 from .compare import cli as compare_cli
-from .config import paths_from_env
-from .errors import PgvbenchError
+from .config import debug_from_env, paths_from_env
+from .errors import PgvbenchError, ServerCrashed, Terminated
 from .progress import Reporter
 from .results import ServerSettingsInfo, load_results
 from .server.connection import Target
 from .server.embedded import EmbeddedServer
-from .server.external import session_settings
+from .server.external import check_dsn, session_settings
+from .server.preflight import refusal_error
+from .server.watchdog import PostmasterWatch
 from .spec import ExperimentSpec, SweepConfig, load_spec
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,8 +39,16 @@ def _parser() -> argparse.ArgumentParser:
         prog="pgvbench",
         description="Benchmark and tune PostgreSQL vector workloads (pgvector): IVFFlat vs "
         "HNSW, their parameters, and the server settings around them.",
-        epilog="Environment: PGVBENCH_CACHE_DIR (ground truth cache), PGVBENCH_DATA_DIR "
-        "(embedded server data directory).",
+        epilog="Environment: PGVBENCH_CACHE_DIR (ground truth cache, lock files), "
+        "PGVBENCH_DATA_DIR (embedded server data directory), PGVBENCH_DEBUG=1 (tracebacks). "
+        "Exit codes: 0 ok; 1 a run failed, the server failed or crashed, or compare found a "
+        "regression; 2 bad usage or input (nothing was changed); 130 Ctrl-C; 143 SIGTERM. "
+        "See docs/errors.md.",
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the Python traceback behind an error (also: PGVBENCH_DEBUG=1)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -56,7 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--fresh",
         action="store_true",
-        help="re-create the embedded server's data directory before the run",
+        help="re-create the embedded server's data directory before the run (only a "
+        "directory pgvbench created, i.e. one holding its .pgvbench-owned marker)",
     )
     run.add_argument(
         "--keep-server",
@@ -64,14 +79,23 @@ def _parser() -> argparse.ArgumentParser:
         help="leave the embedded server running after the run (see `server url`)",
     )
     run.add_argument(
-        "--data-dir", type=Path, help="embedded server data directory (default: per-user cache dir)"
+        "--data-dir",
+        type=Path,
+        help="embedded server data directory (default: per-user cache dir). A path that "
+        "does not exist yet, or one pgvbench created earlier; one run per data directory "
+        "at a time (a second run is refused with exit 2)",
     )
     run.add_argument(
         "--no-report",
         action="store_true",
         help="write results.json only; render later with `pgvbench report`",
     )
-    run.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    run.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress output on stderr (the final summary still goes to stdout)",
+    )
 
     report = sub.add_parser(
         "report",
@@ -109,66 +133,171 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _interrupt_on_sigterm(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+def _terminate_on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated(signum)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    debug = bool(args.debug) or debug_from_env()
     if threading.current_thread() is not threading.main_thread():
-        return _dispatch(args)
+        return _dispatch(args, debug=debug)
     # Ctrl-C and `kill` both end a run the same way: partial results written, servers
     # pgvbench started stopped. (SIGINT may arrive ignored from a non-interactive shell.)
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    signal.signal(signal.SIGTERM, _terminate_on_sigterm)
     try:
-        return _dispatch(args)
+        return _dispatch(args, debug=debug)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+def _dispatch(args: argparse.Namespace, *, debug: bool) -> int:
+    """Run one command; every failure ends in one paragraph on stderr and an exit code."""
     try:
-        if args.command == "run":
-            return _cmd_run(args)
-        if args.command == "report":
-            return _cmd_report(args)
-        if args.command == "compare":
-            return compare_cli.run_compare(args)
-        if args.command == "baseline":
-            return compare_cli.run_baseline(args)
-        if args.command == "merge":
-            return compare_cli.run_merge(args)
-        if args.command == "validate":
-            from .plan import format_plan, validate
-
-            plan = validate(args.spec)  # spec + dataset headers; counts and a time estimate
-            print("\n".join(format_plan(plan)))
-            for warning in plan.warnings:
-                print(f"pgvbench: warning: {warning}", file=sys.stderr)
-            return EXIT_OK
-        return _cmd_server(args)
+        return _command(args)
     except PgvbenchError as exc:
-        print(f"pgvbench: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _fail(str(exc), exc.exit_code, debug=debug)
+    except Terminated:
+        _debug_traceback(debug)
+        print(
+            "pgvbench: terminated (SIGTERM); partial results (if any) were written", file=sys.stderr
+        )
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
+        _debug_traceback(debug)
         print("pgvbench: interrupted; partial results (if any) were written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except psycopg.OperationalError as exc:
+        return _fail(
+            f"the connection to the server failed: {_first_line(exc)}. The server may have "
+            "stopped or restarted, or the network dropped; partial results (if any) were "
+            "written.",
+            EXIT_FAILED,
+            debug=debug,
+        )
+    except psycopg.Error as exc:
+        state = f" (SQLSTATE {exc.sqlstate})" if exc.sqlstate else ""
+        return _fail(
+            f"the server refused a statement{state}: {_first_line(exc)}. Partial results "
+            "(if any) were written.",
+            EXIT_FAILED,
+            debug=debug,
+        )
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return _fail(
+            f"an operating-system error stopped pgvbench{where}: {exc.strerror or exc}. "
+            "Check free disk space and permissions; partial results (if any) were written.",
+            EXIT_FAILED,
+            debug=debug,
+        )
+    except Exception as exc:
+        return _fail(
+            f"internal error ({type(exc).__name__}: {_first_line(exc)}). This is a bug in "
+            "pgvbench; re-run with --debug (or PGVBENCH_DEBUG=1) for the traceback and "
+            "report it.",
+            EXIT_FAILED,
+            debug=debug,
+        )
+
+
+def _command(args: argparse.Namespace) -> int:
+    if args.command == "run":
+        return _cmd_run(args)
+    if args.command == "report":
+        return _cmd_report(args)
+    if args.command == "compare":
+        return compare_cli.run_compare(args)
+    if args.command == "baseline":
+        return compare_cli.run_baseline(args)
+    if args.command == "merge":
+        return compare_cli.run_merge(args)
+    if args.command == "validate":
+        from .plan import format_plan, validate
+
+        plan = validate(args.spec)  # spec + dataset headers; counts and a time estimate
+        print("\n".join(format_plan(plan)))
+        for warning in plan.warnings:
+            print(f"pgvbench: warning: {warning}", file=sys.stderr)
+        return EXIT_OK
+    return _cmd_server(args)
+
+
+def _fail(message: str, code: int, *, debug: bool) -> int:
+    _debug_traceback(debug)
+    print(f"pgvbench: error: {_one_paragraph(message)}", file=sys.stderr)
+    return code
+
+
+def _debug_traceback(debug: bool) -> None:
+    if debug:
+        traceback.print_exc(file=sys.stderr)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _one_paragraph(message: str) -> str:
+    # Log tails and quoted files may hold blank lines: the error stays one paragraph.
+    return "\n".join(line for line in message.strip().splitlines() if line.strip())
+
+
+def _embedded_server(args: argparse.Namespace, reporter: Reporter | None = None) -> EmbeddedServer:
+    paths = paths_from_env()
+    notify = reporter.log if reporter is not None else None
+    return EmbeddedServer(
+        data_dir=args.data_dir or paths.data_dir,
+        lock_dir=paths.cache_dir / "locks",
+        notify=notify,
+    )
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from ._outputs import check_writable_dir
+    from .plan import dataset_shape
+
+    # Every check that needs no work comes first: spec, output directory, the DSN or the
+    # data directory and its lock. A mistake there changes nothing and writes nothing.
+    spec = load_spec(args.spec)
+    dataset_shape(spec)  # dataset file headers: a bad file fails before the server or DSN
+    out_dir = args.out or Path("reports") / spec.name
+    check_writable_dir(out_dir, what="the results", option="--out")
+    reporter = Reporter(enabled=not args.quiet)
+    server: EmbeddedServer | None = None
+    if args.dsn:
+        # agent specs of [[operation]]s alone may only read: a standby is fine for them
+        writes = spec.kind != "agents" or (spec.agents is not None and spec.agents.data is not None)
+        check_dsn(args.dsn, schema=spec.schema, writes=writes)
+    else:
+        server = _embedded_server(args, reporter)
+        server.check_data_dir(fresh=args.fresh)
+        server.run_lock.acquire(purpose="run a benchmark on")
+    try:
+        return _run_with(args, spec, out_dir, reporter, server)
+    finally:
+        if server is not None:
+            server.run_lock.release()
+
+
+def _run_with(
+    args: argparse.Namespace,
+    spec: ExperimentSpec,
+    out_dir: Path,
+    reporter: Reporter,
+    server: EmbeddedServer | None,
+) -> int:
     from .agent_runner import AgentRunner
     from .report.render import render_report
     from .runner import ExperimentRunner
 
-    spec = load_spec(args.spec)
     paths = paths_from_env()
-    out_dir = args.out or Path("reports") / spec.name
-    reporter = Reporter(enabled=not args.quiet)
-    server: EmbeddedServer | None = None
     started = False
+    watch: PostmasterWatch | None = None
     settings_info: ServerSettingsInfo
     runner: ExperimentRunner | AgentRunner
     if spec.kind == "agents":
@@ -182,14 +311,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     with reporter:
         # Bad input (dataset files, k) fails here, before a server starts or a file is written.
         data = runner.prepare()
+        runner.diagnose = refusal_error  # a GRANT missing mid-run: exit 2 naming it
         try:
-            if args.dsn:
+            if server is None:
                 dsn, settings_info = session_settings(args.dsn, spec.server.settings)
                 target = Target(dsn=dsn, kind="external")
             else:
-                server = EmbeddedServer(data_dir=args.data_dir or paths.data_dir)
                 reporter.log(f"embedded server: {server.data_dir}")
-                started = server.ensure_started(fresh=args.fresh)
+                started = server.ensure_started(fresh=args.fresh, owner="run")
+                watch = PostmasterWatch(server).__enter__()
+                runner.diagnose = _crash_diagnosis(server, watch, runner, reporter)
                 applied = server.apply_settings(spec.server.settings, source=str(args.spec))
                 settings_info = ServerSettingsInfo(
                     requested=dict(spec.server.settings),
@@ -220,17 +351,69 @@ def _cmd_run(args: argparse.Namespace) -> int:
             except BaseException as exc:  # report what was measured, then re-raise
                 failed = exc
                 results = runner.results
+        except BaseException as exc:  # a crash before the runner took over (settings)
+            diagnose = runner.diagnose
+            failed = (diagnose(exc) if diagnose is not None else None) or exc
         finally:
-            if server is not None and started and not args.keep_server:
-                server.stop()
+            if watch is not None:
+                watch.stop()
+            if server is not None and started:
+                if args.keep_server:
+                    server.hand_over()
+                else:
+                    server.stop()
     if runner.saved and results is not None:
         if not args.no_report:
             files = render_report(results, out_dir)
-            reporter.log(f"report: {files.md}  {files.html}")
-        reporter.log(f"results: {runner.results_path} ({results.status})")
+            reporter.summary(f"report: {files.md}  {files.html}")
+        reporter.summary(f"results: {runner.results_path} ({results.status})")
     if failed is not None:
         raise failed
     return EXIT_OK
+
+
+def _crash_diagnosis(
+    server: EmbeddedServer, watch: PostmasterWatch, runner: ResultsRecorder, reporter: Reporter
+) -> Callable[[BaseException], BaseException | None]:
+    """Turns the errors a server crash causes (a broken connection, the watch's interrupt,
+    a refused reconnect) into the crash itself, named with the server log's last lines."""
+
+    def diagnose(exc: BaseException) -> BaseException | None:
+        return crash(exc) or refusal_error(exc)
+
+    def crash(exc: BaseException) -> BaseException | None:
+        if isinstance(exc, ServerCrashed):
+            return None
+        crash = watch.crash
+        if crash is None:
+            if isinstance(exc, KeyboardInterrupt) or server.expected_down:
+                return None  # the user's Ctrl-C or SIGTERM, or a restart pgvbench made
+            if server.is_running():
+                return None
+        watch.stop()  # one failure at a time: no late interrupt during the clean-up
+        pid = crash.postmaster_pid if crash is not None else server.postmaster_pid()
+        during = f" during '{reporter.active[-1]}'" if reporter.active else ""
+        tail = server.log_tail(8)
+        killed = (
+            ""
+            if "shutting down" in tail or "terminated by signal" in tail
+            else (
+                " The log has no shutdown message: the postmaster was killed (e.g. SIGKILL or "
+                "the out-of-memory killer)."
+            )
+        )
+        where = (
+            f"; the points measured before were kept in {runner.results_path}"
+            if runner.saved
+            else ""
+        )
+        return ServerCrashed(
+            f"the embedded PostgreSQL server stopped during the run without pgvbench "
+            f"stopping it (postmaster pid {pid}){during}{where}.{killed} Last lines of "
+            f"{server.log_file}:\n{tail}"
+        )
+
+    return diagnose
 
 
 def _configurator(
@@ -282,12 +465,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_server(args: argparse.Namespace) -> int:
-    server = EmbeddedServer(data_dir=args.data_dir or paths_from_env().data_dir)
+    server = _embedded_server(args)
     if args.action == "start":
-        started = server.ensure_started(fresh=args.fresh)
+        server.check_data_dir(fresh=args.fresh)
+        if args.fresh:  # re-creating the directory must not pull it from under a run
+            with server.run_lock.hold(purpose="re-create"):
+                started = server.ensure_started(fresh=True)
+        else:
+            started = server.ensure_started()
         print(f"{'started' if started else 'already running'}: {server.url()}")
     elif args.action == "stop":
-        print("stopped" if server.stop() else "not running")
+        with server.run_lock.hold(purpose="stop"):
+            print("stopped" if server.stop() else "not running")
     elif args.action == "status":
         running = server.is_running()
         print(f"data dir: {server.data_dir}")
@@ -300,7 +489,7 @@ def _cmd_server(args: argparse.Namespace) -> int:
     else:
         if not server.is_running():
             print(
-                "pgvbench: the embedded server is not running; start it with "
+                "pgvbench: error: the embedded server is not running; start it with "
                 "`pgvbench server start`",
                 file=sys.stderr,
             )

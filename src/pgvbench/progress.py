@@ -98,6 +98,7 @@ class Reporter:
         self._t0 = clock()
         self._progress: Progress | None = None
         self._lock = threading.Lock()
+        self.active: list[str] = []
 
     def __enter__(self) -> Reporter:
         self._t0 = self._clock()
@@ -121,6 +122,16 @@ class Reporter:
 
     @contextlib.contextmanager
     def task(self, description: str, total: float | None = None) -> Iterator[Task]:
+        # The steps under way, innermost last: a failure report names where it happened.
+        self.active.append(description)
+        try:
+            with self._task(description, total) as task:
+                yield task
+        finally:
+            self.active.remove(description)
+
+    @contextlib.contextmanager
+    def _task(self, description: str, total: float | None) -> Iterator[Task]:
         if not self.enabled:
             yield Task(description=description, total=total)
             return

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import socket
 import types
 import typing
 from pathlib import Path
@@ -291,6 +293,15 @@ class MergedRun:
 
 
 @dataclasses.dataclass
+class Writer:
+    """The process writing a results file: a file still "running" whose writer is gone
+    was interrupted (the process died) rather than still going."""
+
+    pid: int
+    hostname: str
+
+
+@dataclasses.dataclass
 class ConcurrentSession:
     """A pgvbench session of another process seen on the server during this run (in
     pg_stat_activity by its application_name): its load overlapped this run's timings.
@@ -331,6 +342,7 @@ class Results:
     merged_from: list[MergedRun] = dataclasses.field(default_factory=list)
     # other pgvbench sessions active on the server during the run (absent before 0.2)
     concurrent_runs: list[ConcurrentSession] = dataclasses.field(default_factory=list)
+    writer: Writer | None = None  # absent in files written before 0.2
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -373,6 +385,34 @@ class Results:
             )
         results.schema_version = SCHEMA_VERSION  # upgraded in memory; v1 adds nothing
         return results
+
+
+def current_writer() -> Writer:
+    return Writer(pid=os.getpid(), hostname=socket.gethostname())
+
+
+def describe_status(results: Results) -> str:
+    """The status as a reader should see it: a file left "running" by a dead process
+    reads "interrupted (the process died)"."""
+    if results.status != "running":
+        return results.status
+    writer = results.writer
+    if writer is not None and writer.hostname == socket.gethostname():
+        if writer.pid != os.getpid() and _pid_alive(writer.pid):
+            return f"still running (pid {writer.pid})"
+        if writer.pid == os.getpid():
+            return "running"
+    return "interrupted (the process died)"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 T = TypeVar("T")

@@ -16,7 +16,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from ._records import ResultsRecorder, describe_failure, now_iso, plain, update_in_place
+from ._records import ResultsRecorder, now_iso, plain, update_in_place
 from .datasets import Dataset, GroundTruth, ground_truth, summarize_recall, tie_aware_recall
 from .datasets.files import load_hdf5, load_npy
 from .datasets.synthetic import generate_clustered, generate_uniform
@@ -47,6 +47,7 @@ from .results import (
     StatementStats,
     SweepPoint,
     TuningSection,
+    current_writer,
 )
 from .server.connection import Target, connect, ensure_vector_extension
 from .server.preflight import preflight
@@ -175,6 +176,7 @@ class ExperimentRunner(ResultsRecorder):
             self.results = Results(
                 run_name=self.spec.name,
                 status="running",
+                writer=current_writer(),
                 started_at=now_iso(),
                 finished_at=None,
                 environment=collect_environment(conn, server_kind=self.target.kind),
@@ -187,11 +189,10 @@ class ExperimentRunner(ResultsRecorder):
             self._save()
             self._run(self.results, data)
         except BaseException as exc:
-            self._finish(
-                "partial" if isinstance(exc, KeyboardInterrupt) else "failed",
-                failure=describe_failure(exc),
-            )
-            raise
+            root = self._record_failure(exc)
+            if root is exc:
+                raise
+            raise root from exc
         self._finish("complete")
         return self.results
 

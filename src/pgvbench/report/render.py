@@ -48,6 +48,7 @@ from ..results import (
     LoadPoint,
     Results,
     SweepPoint,
+    describe_status,
 )
 from .plots import (
     EXACT_KIND,
@@ -248,12 +249,13 @@ def build_document(
 
 
 def _title(results: Results) -> str:
-    return f"pgvbench report: {results.run_name} ({results.status})"
+    return f"pgvbench report: {results.run_name} ({describe_status(results)})"
 
 
 def _timing(results: Results) -> str:
-    finished = results.finished_at or "not finished"
-    return f"Started {results.started_at}, finished {finished}."
+    if results.finished_at is None:
+        return f"Started {results.started_at}; {describe_status(results)}."
+    return f"Started {results.started_at}, finished {results.finished_at}."
 
 
 def _status_section(results: Results) -> list[Block]:
@@ -261,7 +263,8 @@ def _status_section(results: Results) -> list[Block]:
         return []
     blocks: list[Block] = [
         Paragraph(
-            f"This run is {results.status}: the numbers below cover only what was measured "
+            f"This run is {describe_status(results)}: the numbers below cover only what was "
+            "measured "
             "before it stopped.",
             lead="Warning.",
             style="warning",
