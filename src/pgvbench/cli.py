@@ -21,7 +21,7 @@ import psycopg
 from ._records import ResultsRecorder
 from .compare import cli as compare_cli
 from .config import debug_from_env, paths_from_env
-from .errors import PgvbenchError, ServerCrashed, Terminated
+from .errors import ConnectError, PgvbenchError, ServerCrashed, Terminated
 from .progress import Reporter
 from .results import ServerSettingsInfo, load_results
 from .server.connection import Target
@@ -186,6 +186,14 @@ def _dispatch(args: argparse.Namespace, *, debug: bool) -> int:
             EXIT_FAILED,
             debug=debug,
         )
+    except MemoryError:
+        return _fail(
+            "pgvbench ran out of memory (the dataset, its ground truth or the results did not "
+            "fit). Lower [dataset] n, dim or queries, or run on a larger machine; partial "
+            "results (if any) were written.",
+            EXIT_FAILED,
+            debug=debug,
+        )
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename else ""
         return _fail(
@@ -247,6 +255,16 @@ def _one_paragraph(message: str) -> str:
     return "\n".join(line for line in message.strip().splitlines() if line.strip())
 
 
+def _check_cache_dir() -> None:
+    from ._outputs import check_writable_dir
+
+    check_writable_dir(
+        paths_from_env().cache_dir,
+        what="pgvbench's cache (ground truth, lock files)",
+        option="PGVBENCH_CACHE_DIR",
+    )
+
+
 def _embedded_server(args: argparse.Namespace, reporter: Reporter | None = None) -> EmbeddedServer:
     paths = paths_from_env()
     notify = reporter.log if reporter is not None else None
@@ -267,9 +285,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     dataset_shape(spec)  # dataset file headers: a bad file fails before the server or DSN
     out_dir = args.out or Path("reports") / spec.name
     check_writable_dir(out_dir, what="the results", option="--out")
+    _check_cache_dir()
     reporter = Reporter(enabled=not args.quiet)
     server: EmbeddedServer | None = None
-    if args.dsn:
+    if args.dsn is not None:
+        if not args.dsn.strip():
+            raise ConnectError(
+                "--dsn is empty; give a libpq URL or key=value string, e.g. "
+                "'postgresql://bench@db.example.com:5432/bench', or leave --dsn out to use "
+                "the embedded server."
+            )
         # agent specs of [[operation]]s alone may only read: a standby is fine for them
         writes = spec.kind != "agents" or (spec.agents is not None and spec.agents.data is not None)
         check_dsn(args.dsn, schema=spec.schema, writes=writes)
@@ -465,6 +490,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_server(args: argparse.Namespace) -> int:
+    if args.action in ("start", "stop"):
+        _check_cache_dir()  # where the lock files go
     server = _embedded_server(args)
     if args.action == "start":
         server.check_data_dir(fresh=args.fresh)

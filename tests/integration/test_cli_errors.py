@@ -415,3 +415,13 @@ def test_server_stop_of_uninitialised_data_dir(
     assert main(["server", "stop", "--data-dir", str(data_dir)]) == 0
     assert capsys.readouterr().out.strip() == "not running"
     assert not data_dir.exists()
+
+
+def test_empty_dsn_is_bad_input_not_the_embedded_server(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, tiny_spec: dict[str, Any]
+) -> None:
+    spec = _tiny_spec_file(tmp_path, tiny_spec)
+    out = tmp_path / "out"
+    err = _fails_cleanly(capsys, ["run", str(spec), "--dsn", " ", "--out", str(out)], out)
+    assert "--dsn is empty" in err
+    assert not (tmp_path / "embedded-data").exists(), "no embedded server was started"

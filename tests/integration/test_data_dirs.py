@@ -219,3 +219,25 @@ def test_initdb_failure_removes_only_what_this_run_created(
         assert _snapshot(users) == before, "only the directories pgvbench made were removed"
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_unusable_paths_are_bad_input_not_crashes(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loop = home / "loop1"
+    loop.symlink_to(home / "loop2")
+    (home / "loop2").symlink_to(loop)
+    err = _refused(capsys, ["server", "start", "--data-dir", str(loop)])
+    assert f"the data directory {loop} cannot be resolved" in err
+
+    blocker = home / "blocker"
+    blocker.write_text("a file where a parent directory should be\n")
+    err = _refused(capsys, ["server", "start", "--data-dir", str(blocker / "sub" / "data")])
+    assert f"cannot create the data directory {blocker / 'sub' / 'data'}" in err
+    assert blocker.read_text() == "a file where a parent directory should be\n"
+
+    monkeypatch.setenv("PGVBENCH_CACHE_DIR", str(blocker / "cache"))
+    err = _refused(capsys, ["server", "start", "--data-dir", str(home / "fine")])
+    assert "cannot write pgvbench's cache (ground truth, lock files)" in err
+    assert "PGVBENCH_CACHE_DIR" in err
+    assert not (home / "fine").exists()

@@ -128,3 +128,15 @@ def test_termination_and_interrupt_codes(
         130,
         "pgvbench: interrupted; partial results (if any) were written",
     )
+
+
+def test_out_of_memory_says_what_to_shrink(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _raising(monkeypatch, MemoryError())
+
+    code, err = _run(capsys)
+
+    assert code == 1
+    assert "pgvbench ran out of memory" in _paragraph(err)
+    assert "[dataset] n" in err

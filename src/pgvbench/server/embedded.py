@@ -127,7 +127,7 @@ class EmbeddedServer:
         lock_dir: Path | None = None,
         notify: Callable[[str], None] | None = None,
     ) -> None:
-        self.data_dir = (data_dir or default_data_dir()).expanduser().resolve()
+        self.data_dir = _resolve(data_dir or default_data_dir())
         self.bin_dir = _bin_dir()
         self.run_as = RUN_AS_USER if os.geteuid() == 0 else None
         self.log_file = self.data_dir / "log" / "server.log"
@@ -380,7 +380,17 @@ class EmbeddedServer:
         # pgvbench creates the directory (and any missing parents) itself, so a failure
         # removes exactly what this call made and nothing that was there before.
         created = _missing_dirs(self.data_dir)
-        self.data_dir.mkdir(parents=True)
+        try:
+            self.data_dir.mkdir(parents=True)
+        except OSError as exc:
+            for parent in created[1:]:
+                with contextlib.suppress(OSError):
+                    parent.rmdir()
+            raise ServerError(
+                f"cannot create the data directory {self.data_dir}: "
+                f"{exc.strerror or exc} ({exc.filename or self.data_dir}). Choose a --data-dir "
+                "(or PGVBENCH_DATA_DIR) in a writable location."
+            ) from None
         try:
             self._grant_access()
             result = self._run(
@@ -533,6 +543,16 @@ def _setting_value(name: str, value: str) -> psycopg.sql.Composable:
     if name == "shared_preload_libraries" and "pg_stat_statements" not in items:
         items.insert(0, "pg_stat_statements")  # pgvbench's own instrumentation stays loaded
     return psycopg.sql.SQL(", ").join(psycopg.sql.Literal(i) for i in items)
+
+
+def _resolve(path: Path) -> Path:
+    try:
+        return path.expanduser().resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop, an unreadable parent
+        raise ServerError(
+            f"the data directory {path} cannot be resolved ({exc}); choose another --data-dir "
+            "(or PGVBENCH_DATA_DIR)."
+        ) from None
 
 
 def _missing_dirs(path: Path) -> list[Path]:
