@@ -102,6 +102,7 @@ def refuse(found: Inspection, *, action: str) -> SafetyError:
             f"as its own), or remove the empty directory first (rmdir {path})."
         )
     listing = ", ".join(found.sample) + (", ..." if found.entries > len(found.sample) else "")
+    entries = f"{found.entries} {'entry' if found.entries == 1 else 'entries'}"
     if found.state is DirState.FOREIGN_PGDATA:
         return SafetyError(
             f"{path} is a PostgreSQL data directory that pgvbench did not create (it has no "
@@ -111,7 +112,7 @@ def refuse(found: Inspection, *, action: str) -> SafetyError:
         )
     return SafetyError(
         f"the data directory {path} already exists and is not a PostgreSQL data directory "
-        f"({found.entries} {'entry' if found.entries == 1 else 'entries'}: {listing}), so pgvbench will not {action} it; "
+        f"({entries}: {listing}), so pgvbench will not {action} it; "
         f"{untouched} Point --data-dir (or PGVBENCH_DATA_DIR) at a path that does not exist "
         "yet: pgvbench creates the directory itself."
     )
