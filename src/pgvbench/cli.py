@@ -11,6 +11,7 @@ import argparse
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -397,6 +398,25 @@ def _run_with(
     return EXIT_OK
 
 
+def _lost_connection(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectError | psycopg.OperationalError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _server_gone(server: EmbeddedServer, watch: PostmasterWatch, patience: float) -> bool:
+    deadline = time.monotonic() + patience
+    while True:
+        if watch.crash is not None or not server.is_running():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
 def _crash_diagnosis(
     server: EmbeddedServer, watch: PostmasterWatch, runner: ResultsRecorder, reporter: Reporter
 ) -> Callable[[BaseException], BaseException | None]:
@@ -409,12 +429,15 @@ def _crash_diagnosis(
     def crash(exc: BaseException) -> BaseException | None:
         if isinstance(exc, ServerCrashed):
             return None
-        crash = watch.crash
-        if crash is None:
+        if watch.crash is None:
             if isinstance(exc, KeyboardInterrupt) or server.expected_down:
                 return None  # the user's Ctrl-C or SIGTERM, or a restart pgvbench made
-            if server.is_running():
+            # A dying postmaster closes its sockets before it is gone from the process
+            # table: a lost connection waits a moment for the verdict, other errors do not.
+            patience = 3.0 if _lost_connection(exc) else 0.0
+            if not _server_gone(server, watch, patience):
                 return None
+        crash = watch.crash
         watch.stop()  # one failure at a time: no late interrupt during the clean-up
         pid = crash.postmaster_pid if crash is not None else server.postmaster_pid()
         during = f" during '{reporter.active[-1]}'" if reporter.active else ""
