@@ -22,7 +22,7 @@ import psycopg
 from ._records import ResultsRecorder
 from .compare import cli as compare_cli
 from .config import debug_from_env, paths_from_env
-from .errors import ConnectError, PgvbenchError, ServerCrashed, Terminated
+from .errors import ConnectError, PgvbenchError, RunFailed, ServerCrashed, Terminated
 from .progress import Reporter
 from .results import ServerSettingsInfo, load_results
 from .server.connection import Target
@@ -33,6 +33,16 @@ from .server.watchdog import PostmasterWatch
 from .spec import ExperimentSpec, SweepConfig, load_spec
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+
+
+def _recall_fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a recall: give a value in (0, 1]")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -108,8 +118,9 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, help="output directory (default: beside the file)")
     report.add_argument(
         "--target-recall",
-        type=float,
-        help="recall the recommendation must reach (default: the spec's, 0.95)",
+        type=_recall_fraction,
+        help="recall the recommendation must reach, above 0 and at most 1 (default: the "
+        "spec's, 0.95)",
     )
 
     validate = sub.add_parser("validate", help="check a spec without running it")
@@ -427,6 +438,8 @@ def _crash_diagnosis(
         return crash(exc) or refusal_error(exc)
 
     def crash(exc: BaseException) -> BaseException | None:
+        if isinstance(exc, PgvbenchError) and not isinstance(exc, ConnectError | RunFailed):
+            return None  # already the diagnosis (a refused setting, a failed restart, ...)
         if isinstance(exc, ServerCrashed):
             return None
         if watch.crash is None:

@@ -425,3 +425,15 @@ def test_empty_dsn_is_bad_input_not_the_embedded_server(
     err = _fails_cleanly(capsys, ["run", str(spec), "--dsn", " ", "--out", str(out)], out)
     assert "--dsn is empty" in err
     assert not (tmp_path / "embedded-data").exists(), "no embedded server was started"
+
+
+@pytest.mark.parametrize("value", ["2", "-1", "0", "high"])
+def test_report_target_recall_outside_0_1_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, value: str
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["report", str(tmp_path / "results.json"), "--target-recall", value])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--target-recall" in err
+    assert "Traceback" not in err

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def server() -> Iterator[EmbeddedServer]:
     root = Path(tempfile.mkdtemp(prefix="pgvbench-srv-"))
-    srv = EmbeddedServer(data_dir=root / "data")
+    srv = EmbeddedServer(data_dir=root / "data", lock_dir=root / "locks")
     try:
         yield srv
     finally:
@@ -74,6 +74,43 @@ def test_invalid_setting_is_a_spec_error_and_leaves_no_trace(server: EmbeddedSer
     with pytest.raises(SpecError, match="no_such_setting"):
         server.apply_settings({"no_such_setting": "1"}, source="x.toml")
     assert _show(server, "work_mem") == "4MB"
+
+
+# Each value passes ALTER SYSTEM; together they stop the postmaster from starting
+# (reserved connections must leave room under max_connections).
+UNSTARTABLE = {"max_connections": "5", "superuser_reserved_connections": "10"}
+
+
+def test_settings_the_server_cannot_start_with_are_taken_back(server: EmbeddedServer) -> None:
+    server.ensure_started()
+    with pytest.raises(SpecError) as info:
+        server.apply_settings(UNSTARTABLE, source="x.toml")
+    message = str(info.value)
+    assert message.startswith("x.toml: the embedded server would not restart with")
+    assert "superuser_reserved_connections" in message  # the server's own FATAL line
+    assert "took the settings back" in message
+    assert server.is_running()
+    assert _show(server, "max_connections") == "200"  # pgvbench's base configuration
+
+
+def test_a_start_that_fails_on_the_last_runs_settings_starts_without_them(
+    server: EmbeddedServer,
+) -> None:
+    server.ensure_started()
+    server.stop()
+    auto_conf = server.data_dir / "postgresql.auto.conf"
+    with open(auto_conf, "a", encoding="utf-8") as fh:  # as a run's ALTER SYSTEM left it
+        fh.writelines(f"{k} = '{v}'\n" for k, v in UNSTARTABLE.items())
+    notices: list[str] = []
+    server.notify = notices.append
+
+    assert server.ensure_started() is True
+
+    assert len(notices) == 1
+    assert "did not start with the settings the last run left" in notices[0]
+    assert "superuser_reserved_connections" in notices[0]
+    assert _show(server, "max_connections") == "200"
+    assert "max_connections" not in auto_conf.read_text()
 
 
 def test_server_cli_commands(server: EmbeddedServer, capsys: pytest.CaptureFixture[str]) -> None:
