@@ -64,7 +64,11 @@ PHASE_SQL = {
 }
 
 
-def start(spec_path: Path, root: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
+def start(
+    spec_path: Path, root: Path, out: Path, *extra: str, dsn: str | None = None
+) -> subprocess.Popen[str]:
+    """pgvbench run in a subprocess: on the embedded server in root/data, or on ``dsn``."""
+    server = ["--dsn", dsn] if dsn is not None else ["--data-dir", str(root / "data")]
     env = {**os.environ, "PGVBENCH_CACHE_DIR": str(root / "cache")}
     env.pop("PGVBENCH_DEBUG", None)
     return subprocess.Popen(
@@ -76,8 +80,7 @@ def start(spec_path: Path, root: Path, out: Path, *extra: str) -> subprocess.Pop
             str(spec_path),
             "--out",
             str(out),
-            "--data-dir",
-            str(root / "data"),
+            *server,
             *extra,
         ],
         env=env,
@@ -110,7 +113,11 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def phase_seen(root: Path, sql: str) -> Callable[[], bool]:
-    server = EmbeddedServer(data_dir=root / "data", lock_dir=root / "locks")
+    return phase_seen_on(EmbeddedServer(data_dir=root / "data", lock_dir=root / "locks"), sql)
+
+
+def phase_seen_on(server: EmbeddedServer, sql: str) -> Callable[[], bool]:
+    """True once ``sql`` (a count over the server's activity views) is non-zero."""
 
     def seen() -> bool:
         if server.postmaster_pid() is None:

@@ -348,7 +348,8 @@ def _run_with(
     with reporter:
         # Bad input (dataset files, k) fails here, before a server starts or a file is written.
         data = runner.prepare()
-        runner.diagnose = refusal_error  # a GRANT missing mid-run: exit 2 naming it
+        # a GRANT missing mid-run: exit 2 naming it; a server gone mid-run: exit 1
+        runner.diagnose = _external_diagnosis(runner)
         try:
             if server is None:
                 dsn, settings_info = session_settings(args.dsn, spec.server.settings)
@@ -428,14 +429,37 @@ def _server_gone(server: EmbeddedServer, watch: PostmasterWatch, patience: float
         time.sleep(0.05)
 
 
+def _external_diagnosis(
+    runner: ResultsRecorder,
+) -> Callable[[BaseException], BaseException | None]:
+    """A privilege refused mid-run names its GRANT (exit 2); a connection lost once the run
+    had begun is a server fault (exit 1), not the 'cannot connect' of a bad DSN (exit 2)."""
+
+    def diagnose(exc: BaseException) -> BaseException | None:
+        refusal = refusal_error(exc)
+        if refusal is not None:
+            return refusal
+        if runner.saved and _lost_connection(exc) and not isinstance(exc, RunFailed):
+            return RunFailed(
+                f"the connection to the server was lost during the run ({_first_line(exc)}); "
+                f"the points measured before were kept in {runner.results_path}. The server "
+                "may have restarted, failed over or been shut down: see its log."
+            )
+        return None
+
+    return diagnose
+
+
 def _crash_diagnosis(
     server: EmbeddedServer, watch: PostmasterWatch, runner: ResultsRecorder, reporter: Reporter
 ) -> Callable[[BaseException], BaseException | None]:
     """Turns the errors a server crash causes (a broken connection, the watch's interrupt,
     a refused reconnect) into the crash itself, named with the server log's last lines."""
 
+    external = _external_diagnosis(runner)
+
     def diagnose(exc: BaseException) -> BaseException | None:
-        return crash(exc) or refusal_error(exc)
+        return crash(exc) or external(exc)
 
     def crash(exc: BaseException) -> BaseException | None:
         if isinstance(exc, PgvbenchError) and not isinstance(exc, ConnectError | RunFailed):

@@ -5,12 +5,14 @@ its own embedded server, as a user would."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from fault_support import (
@@ -19,6 +21,7 @@ from fault_support import (
     cli,
     kill_postmaster_during,
     phase_seen,
+    phase_seen_on,
     start,
     wait_for,
 )
@@ -59,9 +62,12 @@ def test_postmaster_killed_mid_run_fails_fast_with_the_root_cause(
     assert f"postmaster pid {postmaster}" in errors[0]
     assert f"Last lines of {root / 'data' / 'log' / 'server.log'}" in stderr
     assert "\n\n" not in stderr.split("pgvbench: error:")[1], "one paragraph"
+    assert "the connection to the server was lost during the run" in errors[0], stderr
+    assert f"kept in {out / 'results.json'}" in errors[0]
     results = load_results(out / "results.json")
     assert results.status == "failed"
     assert results.failure is not None
+    assert results.failure.startswith("the connection to the server was lost during the run")
     assert results.failure.startswith("the embedded PostgreSQL server stopped during the run")
     assert "cancel" not in results.failure  # not the secondary "couldn't send cancellation"
     if phase == "load test":
@@ -146,3 +152,37 @@ def test_one_run_per_data_dir(root: Path, tmp_path: Path) -> None:
     assert first.returncode == 0, stderr
     assert "results.json (complete)" in stdout
     assert json.loads((tmp_path / "first" / "results.json").read_text())["status"] == "complete"
+
+
+def test_an_external_server_lost_mid_run_is_a_server_fault(root: Path, tmp_path: Path) -> None:
+    """--dsn: no watch (not our server), but a connection lost once the run has begun is
+    exit 1 with the points kept, not the exit 2 'cannot connect' of a mistyped DSN."""
+    spec_path = write_toml(tmp_path / "spec.toml", SPECS["sweep"])
+    out = tmp_path / "out"
+    external = EmbeddedServer(data_dir=root / "ext", lock_dir=root / "locks")
+    external.ensure_started()
+    proc = start(spec_path, root, out, dsn=external.dsn())
+    try:
+        wait_for(lambda: (out / "results.json").exists(), 120, "the run's results file")
+        wait_for(phase_seen_on(external, PHASE_SQL["sweep"]), 120, "the sweep")
+        postmaster = external.postmaster_pid()
+        assert postmaster is not None
+        os.kill(postmaster, signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for child in psutil.process_iter(["cwd"]):  # the dead server's orphaned backends
+            if child.info.get("cwd") == str(external.data_dir):
+                child.kill()
+        external.stop()
+    assert proc.returncode == 1, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("pgvbench: error:")]
+    assert len(errors) == 1, stderr
+    assert "Traceback" not in stderr
+    assert "the connection to the server was lost during the run" in errors[0], stderr
+    assert f"kept in {out / 'results.json'}" in errors[0]
+    results = load_results(out / "results.json")
+    assert results.status == "failed"
+    assert results.failure is not None
+    assert results.failure.startswith("the connection to the server was lost during the run")

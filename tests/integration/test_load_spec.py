@@ -225,6 +225,8 @@ def test_killing_the_server_ends_the_run_quickly_with_failed_results(
             if proc.poll() is None:
                 proc.kill()
     assert proc.returncode == 1, stderr  # the README: 1 = the run failed, results written
+    assert stderr.count("pgvbench: error:") == 1, stderr
+    assert "Traceback" not in stderr
     # The load test had ~58 s left: ending within 30 s (communicate's timeout above) proves
     # the crash was noticed, with a margin a loaded 2-core machine holds. How fast it is
     # noticed (issue 10's 5 s target) is a timing to measure, not to assert in a test.

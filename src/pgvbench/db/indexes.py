@@ -14,6 +14,7 @@ from psycopg import sql
 from ..errors import RunFailed
 from ..metrics import Metric
 from ..results import BuildPhase, IndexBuild
+from ..server.connection import connect
 from ..spec import IndexSpec
 from .schema import relation_bytes
 
@@ -119,7 +120,7 @@ def _poll(
     """Record a timeline of build phases until the build thread finishes."""
     current: str | None = None
     phase_start = started
-    with psycopg.connect(dsn, autocommit=True) as poll_conn:
+    with connect(dsn) as poll_conn:
         while worker.is_alive():
             row = poll_conn.execute(
                 "SELECT phase, coalesce(nullif(blocks_total, 0), tuples_total), "

@@ -23,6 +23,8 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
+from ..server.connection import connect
+
 COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 COPY_TRAILER = b"\xff\xff"
 CHUNK_BYTES = 1 << 20  # ~1 MB CopyData messages; bounded memory whatever the size
@@ -108,7 +110,7 @@ def load_vectors(
     if streams is None:
         streams = min(2, os.cpu_count() or 1) if n >= PARALLEL_MIN_ROWS else 1
     bounds = np.linspace(0, n, streams + 1).astype(np.int64)
-    conns = [psycopg.connect(dsn, autocommit=True) for _ in range(streams)]
+    conns = [connect(dsn) for _ in range(streams)]
     errors: list[BaseException] = []
 
     def work(conn: psycopg.Connection[Any], lo: int, hi: int) -> None:

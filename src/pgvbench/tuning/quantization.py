@@ -37,6 +37,7 @@ from ..engine.providers import DirectProvider
 from ..engine.threaded import LoadShape, run_load
 from ..errors import RunFailed
 from ..metrics import Metric
+from ..server.connection import connect
 from ..spec import _Table
 from ..workloads.vector import check_plan
 
@@ -314,7 +315,7 @@ def measure_quantization(
     points: list[QuantizationPoint] = []
     notes: list[str] = []
     load_vectors = [encode_vector(q) for q in load_queries]
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with connect(dsn) as conn:
         rel = relation.as_string(conn)
         oid = _vector_oid(conn)
         for variant in spec.variants:

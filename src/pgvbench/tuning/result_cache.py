@@ -34,6 +34,7 @@ from ..db.schema import OWNER_MARK
 from ..engine.histogram import LatencyHistogram
 from ..errors import RunFailed, SafetyError
 from ..metrics import Metric
+from ..server.connection import connect
 from ..spec import _Table
 from ..workloads.vector import KnnQuery
 
@@ -580,8 +581,8 @@ def measure_result_caches(
     configs: list[tuple[str, int, float | None]] = [("lru", s, None) for s in spec.lru_sizes]
     configs += [("semantic", spec.semantic_capacity, d) for d in spec.semantic_deltas]
     with (
-        psycopg.connect(dsn, autocommit=True) as conn,
-        psycopg.connect(dsn, autocommit=True) as wconn,
+        connect(dsn) as conn,
+        connect(dsn) as wconn,
     ):
         if spec.writes_per_second > 0:
             _check_owned_table(conn, schema, table)

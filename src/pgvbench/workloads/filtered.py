@@ -51,6 +51,7 @@ from ..engine.providers import DirectProvider
 from ..engine.threaded import LoadShape, run_load
 from ..errors import DatasetError, SafetyError
 from ..metrics import Metric
+from ..server.connection import connect
 from .agent_data import AgentDataset
 from .agent_model import table_name
 from .vector import index_names_in_plan
@@ -677,7 +678,7 @@ def _measure(
     )
     types = [vector_oid, UUID_OID] + ([UUID_OID] if plan.uses_tenant else [])
     params = _params(queries, dataset, plan.uses_tenant)
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with connect(dsn) as conn:
         _settings_sql(conn, plan.settings)
         # Ids first: this also warms the caches before EXPLAIN and the timed loop.
         fetched = _fetch_ids(conn, plan, params, types, f"pgvb_filt_{serial}".encode())
@@ -900,7 +901,7 @@ def compare_filtered(
     tenants_present = np.unique(np.asarray(dataset.memory_tenant, dtype=np.int64))
     serial = 0
 
-    with psycopg.connect(conn_dsn, autocommit=True) as conn:
+    with connect(conn_dsn) as conn:
         present = _table_rows(conn, schema, source)
         if present is None:
             raise DatasetError(
