@@ -643,11 +643,19 @@ def _parse_query(t: _Table) -> QuerySpec:
         recall_queries=t.integer("recall_queries", default=200, minimum=1, maximum=100_000),
         warmup_seconds=t.number("warmup_seconds", default=1.0, minimum=0.0),
         measure_seconds=t.number("measure_seconds", default=3.0, minimum=0.1),
-        target_recall=t.number("target_recall", default=0.95, minimum=0.0, maximum=1.0),
+        target_recall=_target_recall(t),
         statement_timeout_ms=t.integer(
             "statement_timeout_ms", default=30_000, minimum=1, maximum=2_147_483_647
         ),
     )
+
+
+def _target_recall(t: _Table) -> float:
+    value = t.number("target_recall", default=0.95, minimum=0.0, maximum=1.0)
+    if value <= 0.0:
+        # recall 0 is met by any index: every "cheapest point reaching it" would be meaningless
+        t.fail("target_recall", f"= {value} must be in (0, 1], e.g. 0.95")
+    return value
 
 
 def _parse_server(t: _Table) -> ServerSpec:

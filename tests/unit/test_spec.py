@@ -631,3 +631,11 @@ def test_parse_spec_without_a_file_says_so() -> None:
     with pytest.raises(SpecError) as info:
         parse_spec(data)
     assert str(info.value).startswith("<spec>: [dataset] dimm")
+
+
+@pytest.mark.parametrize("value", [0, 0.0])
+def test_target_recall_must_be_above_zero(tmp_path: Path, value: float) -> None:
+    # report --target-recall refuses 0 too: the spec must agree with the CLI
+    message = _error(tmp_path, _spec(query={"target_recall": value}))
+    assert "[query] target_recall = 0.0 must be in (0, 1]" in message
+    assert _load(tmp_path, _spec(query={"target_recall": 1.0})).query.target_recall == 1.0
