@@ -810,7 +810,7 @@ def _parse_index(t: _Table, query: QuerySpec) -> IndexSpec:
         lists = t.integer("lists", default=100, minimum=1, maximum=32768)
         if t.data.get("probes") == SERVER_VALUE:
             return IndexSpec(kind=kind, params={"lists": lists}, sweep_param=None, sweep_values=())
-        probes = t.int_list("probes", default=[1], minimum=1, maximum=32768)
+        probes = t.int_list("probes", default=[1], minimum=1, maximum=32768, server_value=True)
         for p in probes:
             if p > lists:
                 t.fail(
@@ -830,7 +830,7 @@ def _parse_index(t: _Table, query: QuerySpec) -> IndexSpec:
         # queries run at whatever hnsw.ef_search the server/database/role sets: a regression
         # spec then catches a changed default without the spec itself changing
         return IndexSpec(kind=kind, params=params, sweep_param=None, sweep_values=())
-    ef_search = t.int_list("ef_search", default=[40], minimum=1, maximum=1000)
+    ef_search = t.int_list("ef_search", default=[40], minimum=1, maximum=1000, server_value=True)
     return IndexSpec(
         kind=kind,
         params=params,
@@ -916,17 +916,31 @@ class _Table:
         return float(self._bounded(key, value, minimum, maximum))
 
     def int_list(
-        self, key: str, *, default: list[int], minimum: int, maximum: int
+        self,
+        key: str,
+        *,
+        default: list[int],
+        minimum: int,
+        maximum: int,
+        server_value: bool = False,
     ) -> tuple[int, ...]:
+        """``server_value``: the key also accepts "server" (ef_search, probes), so say so."""
         value = self._get(key, default, False)
         if isinstance(value, int) and not isinstance(value, bool):
             value = [value]
+        allowed = (
+            f'an integer {minimum}..{maximum}, a list of them, or "{SERVER_VALUE}" (the '
+            "server's own setting)"
+            if server_value
+            else "an integer or a non-empty list of integers"
+        )
         if not isinstance(value, list) or not value:
-            self.fail(key, f"= {value!r} must be an integer or a non-empty list of integers")
-            # (ef_search and probes also accept "server": the server's own setting)
+            self.fail(key, f"= {value!r} must be {allowed}")
         out: list[int] = []
         for item in value:
             if isinstance(item, bool) or not isinstance(item, int):
+                if server_value:
+                    self.fail(key, f"contains {item!r}; it must be {allowed}")
                 self.fail(key, f"contains {item!r}; every value must be an integer")
             out.append(self._bounded(key, item, minimum, maximum))
         return tuple(sorted(set(out)))

@@ -327,12 +327,12 @@ def test_boolean_is_not_an_integer(tmp_path: Path) -> None:
 
 def test_ef_search_list_with_a_string(tmp_path: Path) -> None:
     message = _error(tmp_path, _hnsw(ef_search=[10, "x"]))
-    assert "[index.hnsw] ef_search contains 'x'; every value must be an integer" in message
+    assert "[index.hnsw] ef_search contains 'x'; it must be an integer 1..1000" in message
 
 
 def test_empty_sweep_list(tmp_path: Path) -> None:
     message = _error(tmp_path, _ivfflat(probes=[]))
-    assert "[index.ivfflat] probes = [] must be an integer or a non-empty list" in message
+    assert "[index.ivfflat] probes = [] must be an integer 1..32768, a list of them" in message
 
 
 def test_number_given_as_string(tmp_path: Path) -> None:
@@ -639,3 +639,25 @@ def test_target_recall_must_be_above_zero(tmp_path: Path, value: float) -> None:
     message = _error(tmp_path, _spec(query={"target_recall": value}))
     assert "[query] target_recall = 0.0 must be in (0, 1]" in message
     assert _load(tmp_path, _spec(query={"target_recall": 1.0})).query.target_recall == 1.0
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            _hnsw(ef_search="fast"),
+            "[index.hnsw] ef_search = 'fast' must be an integer 1..1000, a list of them, "
+            'or "server"',
+        ),
+        (
+            _ivfflat(lists=10, probes="all"),
+            "[index.ivfflat] probes = 'all' must be an integer 1..32768, a list of them, "
+            'or "server"',
+        ),
+    ],
+)
+def test_sweep_key_type_error_lists_server(
+    tmp_path: Path, data: dict[str, Any], expected: str
+) -> None:
+    # "server" is an allowed value: a message that omits it hides the option
+    assert expected in _error(tmp_path, data)
