@@ -21,6 +21,19 @@ from .errors import OutputError
 _PROBE_PREFIX = ".pgvbench-write-test-"
 
 
+def check_not_empty(value: str | None, option: str) -> None:
+    """Raise :class:`OutputError` if an output option was given as an empty (or blank)
+    string. Call it with the raw argument: ``Path("")`` is ``Path(".")``, so once made a
+    Path an unquoted empty variable silently means the working directory."""
+    if value is not None and not value.strip():
+        raise OutputError(
+            f"{option} is empty ({value!r}): give a path, or leave {option} out for the "
+            "default (an empty variable in a script?)"
+            if option.startswith("-")
+            else f"{option} is empty ({value!r}): give a path (an empty variable in a script?)"
+        )
+
+
 def check_writable_dir(path: Path, *, what: str, option: str = "--out") -> None:
     """Raise :class:`OutputError` unless ``path`` is, or can be created as, a directory
     pgvbench can write into. ``what`` names the output ("the report", "results") and
@@ -66,6 +79,15 @@ def _check_dir(directory: Path, *, what: str, hint: str, shown: Path | None = No
     for candidate in (absolute, *absolute.parents):
         found = _stat(candidate, what=what, hint=hint, shown=shown)
         if found is None:
+            # mkdir -p fails with EEXIST on a link to nowhere: say so now, not after the work
+            target = _dangling_target(candidate)
+            if target is not None:
+                where = "it" if candidate == Path(os.path.abspath(shown)) else str(candidate)
+                raise OutputError(
+                    f"cannot write {what} to {shown}: {where} is a symbolic link to {target}, "
+                    "which does not exist. Create that directory, remove the link, or "
+                    f"{hint[0].lower()}{hint[1:]}"
+                )
             continue
         if not stat.S_ISDIR(found.st_mode):
             where = "it" if candidate == Path(os.path.abspath(shown)) else str(candidate)
@@ -94,6 +116,16 @@ def _stat(path: Path, *, what: str, hint: str, shown: Path | None = None) -> os.
         raise OutputError(
             f"cannot write {what} to {shown or path}: cannot look at {path}: {_reason(exc)}. {hint}"
         ) from None
+
+
+def _dangling_target(path: Path) -> str | None:
+    """Where ``path`` points if it is a symbolic link whose target is missing."""
+    try:
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            return os.readlink(path)
+    except OSError:
+        pass
+    return None
 
 
 def _probe(directory: Path, *, failure: str, hint: str) -> None:

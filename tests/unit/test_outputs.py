@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from output_faults import as_unprivileged_user, immutable, readonly_mount, through_a_file
-from pgvbench._outputs import check_writable_dir, check_writable_file
+from pgvbench._outputs import check_not_empty, check_writable_dir, check_writable_file
 from pgvbench.errors import OutputError, PgvbenchError
 
 
@@ -149,3 +149,38 @@ def test_a_device_is_never_replaced(tmp_path: Path) -> None:
         pytest.skip("no /dev/null")
     with pytest.raises(OutputError, match="character device, not a regular file"):
         check_writable_file(Path("/dev/null"), what="the JSON comparison", option="--json")
+
+
+def test_an_empty_option_is_refused_before_it_becomes_the_working_directory() -> None:
+    check_not_empty(None, "--out")  # not given: the default applies
+    check_not_empty("reports/x", "--out")
+    for blank in ("", "  "):
+        with pytest.raises(OutputError) as info:
+            check_not_empty(blank, "--out")
+        message = _one_paragraph(info)
+        assert message.startswith(f"--out is empty ({blank!r}): give a path, or leave --out out")
+    with pytest.raises(OutputError, match=r"^OUT file is empty \(''\): give a path"):
+        check_not_empty("", "OUT file")
+
+
+def test_a_dangling_symlink_is_refused_up_front(tmp_path: Path) -> None:
+    """mkdir -p on a link to nowhere fails with EEXIST: at the end of a run, if unchecked."""
+    link = tmp_path / "danglink"
+    link.symlink_to("/nonexistent/x")
+    with pytest.raises(OutputError) as info:
+        check_writable_dir(link, what="the report")
+    assert _one_paragraph(info) == (
+        f"cannot write the report to {link}: it is a symbolic link to /nonexistent/x, which "
+        "does not exist. Create that directory, remove the link, or choose another directory "
+        "with --out."
+    )
+    with pytest.raises(OutputError, match=f"{link} is a symbolic link to /nonexistent/x"):
+        check_writable_dir(link / "sub", what="the report")
+    with pytest.raises(OutputError, match=r"symbolic link.*choose another file with --json\.$"):
+        check_writable_file(link / "c.json", what="the JSON comparison", option="--json")
+    assert link.is_symlink() and not os.path.exists("/nonexistent/x")
+    # a link to a directory that exists is a fine place to write
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "good").symlink_to(real)
+    check_writable_dir(tmp_path / "good" / "new", what="the report")
