@@ -680,19 +680,89 @@ def _parse_server(t: _Table) -> ServerSpec:
     return ServerSpec(settings=settings, sweep=tuple(sweep))
 
 
+# Settings pgvbench chooses for its embedded server: a spec value would move the server
+# where pgvbench cannot find or reach it (port = 5999 left the data dir unusable).
+_WHERE_IT_LISTENS = "it picks a free port and connects through it"
+_ITS_FILES = "it keeps the server's files in its data directory"
+_ITS_LOGS = "it reads the server log to diagnose failures"
+MANAGED_SETTINGS: Mapping[str, str] = {
+    "port": _WHERE_IT_LISTENS,
+    "listen_addresses": _WHERE_IT_LISTENS,
+    "unix_socket_directories": _WHERE_IT_LISTENS,
+    "unix_socket_permissions": _WHERE_IT_LISTENS,
+    "unix_socket_group": _WHERE_IT_LISTENS,
+    "data_directory": _ITS_FILES,
+    "hba_file": _ITS_FILES,
+    "ident_file": _ITS_FILES,
+    "config_file": _ITS_FILES,
+    "external_pid_file": _ITS_FILES,
+    "logging_collector": _ITS_LOGS,
+    "log_directory": _ITS_LOGS,
+    "log_filename": _ITS_LOGS,
+}
+
+# pgvector 0.8's query-time settings and the values it accepts. Outside them SET fails, or,
+# when the value reaches the server before the library loads (postgresql.conf, a
+# placeholder), pgvector warns and silently keeps its default while results would record
+# the spec's value.
+PGVECTOR_INT_SETTINGS: Mapping[str, tuple[int, int]] = {
+    "hnsw.ef_search": (1, 1000),
+    "hnsw.max_scan_tuples": (1, 2_147_483_647),
+    "ivfflat.probes": (1, 32768),
+    "ivfflat.max_probes": (1, 32768),
+}
+PGVECTOR_ENUM_SETTINGS: Mapping[str, tuple[str, ...]] = {
+    "hnsw.iterative_scan": ("off", "strict_order", "relaxed_order"),
+    "ivfflat.iterative_scan": ("off", "relaxed_order"),
+}
+
+
+def pgvector_setting_problem(name: str, value: object) -> str | None:
+    """Why ``value`` is not valid for pgvector query setting ``name`` (None if it is, or if
+    ``name`` is not one): the text follows "<key> = <value>" in a message."""
+    if name in PGVECTOR_INT_SETTINGS:
+        lo, hi = PGVECTOR_INT_SETTINGS[name]
+        number: int | None = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+            number = int(value)
+        if number is None or not lo <= number <= hi:
+            return (
+                f"is outside pgvector's range for {name}: it must be an integer {lo}..{hi} "
+                "(pgvector would ignore it and use its default)"
+            )
+    elif name in PGVECTOR_ENUM_SETTINGS:
+        allowed = PGVECTOR_ENUM_SETTINGS[name]
+        if not isinstance(value, str) or value.strip().lower() not in allowed:
+            return f"is not a value pgvector accepts for {name}: use one of {', '.join(allowed)}"
+    return None
+
+
 def _settings_table(t: _Table, key: str, raw: Any) -> dict[str, str]:
     if not isinstance(raw, Mapping):
         t.fail(key, 'must be a table of name = value, e.g. shared_buffers = "512MB"')
+    table = _Table(t.where, f"{t.section}.{key}", raw)
     settings: dict[str, str] = {}
     for name, value in raw.items():
         if not re.fullmatch(r"[a-z_][a-z0-9_.]*", name):
             t.fail(f"{key}.{name}", "is not a PostgreSQL setting name")
+        if name in MANAGED_SETTINGS:
+            # with --dsn they are not applied at all, so refusing them always is safe
+            table.fail(
+                name,
+                f"is managed by pgvbench for its embedded server ({MANAGED_SETTINGS[name]}); "
+                "remove it",
+            )
         if isinstance(value, bool):
             settings[name] = "on" if value else "off"
         elif isinstance(value, (int, float, str)):
             settings[name] = str(value)
         else:
             t.fail(f"{key}.{name}", "must be a string, number or boolean")
+        problem = pgvector_setting_problem(name, settings[name])
+        if problem:
+            table.fail(name, f"= {value!r} {problem}")
     return settings
 
 
@@ -731,8 +801,16 @@ def _parse_load(t: _Table, indexes: tuple[IndexSpec, ...], query: QuerySpec) -> 
                 "(none: this build has no query parameter set by the spec)"
             )
             t.fail(f"query_params.{key}", f"does not apply to {label}; allowed: {allowed}")
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 32768:
-            t.fail(f"query_params.{key}", f"= {value!r} must be an integer from 1")
+        problem = pgvector_setting_problem(key, value)
+        if problem:
+            t.fail(f"query_params.{key}", f"= {value!r} {problem}")
+        lists = target.params.get("lists")
+        if key == "ivfflat.probes" and lists is not None and value > lists:
+            t.fail(
+                f"query_params.{key}",
+                f"= {value} exceeds lists = {lists} of {label} (probes = lists is already an "
+                "exhaustive scan)",
+            )
         params[key] = value
     if target.sweep_param and target.sweep_param not in params:
         params[target.sweep_param] = target.sweep_values[len(target.sweep_values) // 2]
@@ -810,7 +888,8 @@ def _parse_index(t: _Table, query: QuerySpec) -> IndexSpec:
         lists = t.integer("lists", default=100, minimum=1, maximum=32768)
         if t.data.get("probes") == SERVER_VALUE:
             return IndexSpec(kind=kind, params={"lists": lists}, sweep_param=None, sweep_values=())
-        probes = t.int_list("probes", default=[1], minimum=1, maximum=32768, server_value=True)
+        lo, hi = PGVECTOR_INT_SETTINGS["ivfflat.probes"]
+        probes = t.int_list("probes", default=[1], minimum=lo, maximum=hi, server_value=True)
         for p in probes:
             if p > lists:
                 t.fail(
@@ -830,7 +909,8 @@ def _parse_index(t: _Table, query: QuerySpec) -> IndexSpec:
         # queries run at whatever hnsw.ef_search the server/database/role sets: a regression
         # spec then catches a changed default without the spec itself changing
         return IndexSpec(kind=kind, params=params, sweep_param=None, sweep_values=())
-    ef_search = t.int_list("ef_search", default=[40], minimum=1, maximum=1000, server_value=True)
+    lo, hi = PGVECTOR_INT_SETTINGS["hnsw.ef_search"]
+    ef_search = t.int_list("ef_search", default=[40], minimum=lo, maximum=hi, server_value=True)
     return IndexSpec(
         kind=kind,
         params=params,

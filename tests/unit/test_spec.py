@@ -661,3 +661,96 @@ def test_sweep_key_type_error_lists_server(
 ) -> None:
     # "server" is an allowed value: a message that omits it hides the option
     assert expected in _error(tmp_path, data)
+
+
+# --------------------------------------------------------------------------- server settings
+
+MANAGED = [
+    "port",
+    "listen_addresses",
+    "unix_socket_directories",
+    "data_directory",
+    "hba_file",
+    "ident_file",
+    "config_file",
+    "external_pid_file",
+    "logging_collector",
+    "log_directory",
+    "log_filename",
+    "unix_socket_permissions",
+    "unix_socket_group",
+]
+
+
+@pytest.mark.parametrize("name", MANAGED)
+def test_managed_server_settings_are_refused(tmp_path: Path, name: str) -> None:
+    # port = 5999 moved the embedded server where pgvbench could not find it again
+    message = _error(tmp_path, _spec(server={"settings": {name: "5999"}}))
+    assert f"[server.settings] {name} is managed by pgvbench for its embedded server" in message
+    assert message.endswith("; remove it")
+
+
+def test_managed_setting_in_a_sweep_entry_is_refused(tmp_path: Path) -> None:
+    data = _spec(server={"sweep": [{"work_mem": "4MB"}, {"port": 5999}]})
+    message = _error(tmp_path, data)
+    assert "[server.sweep #2] port is managed by pgvbench" in message
+    assert "picks a free port" in message
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("hnsw.ef_search", 5000, "must be an integer 1..1000"),
+        ("hnsw.ef_search", 0, "must be an integer 1..1000"),
+        ("hnsw.ef_search", "many", "must be an integer 1..1000"),
+        ("ivfflat.probes", 40000, "must be an integer 1..32768"),
+        ("hnsw.max_scan_tuples", 0, "must be an integer 1..2147483647"),
+        ("ivfflat.max_probes", 0, "must be an integer 1..32768"),
+        ("hnsw.iterative_scan", "on", "use one of off, strict_order, relaxed_order"),
+        ("ivfflat.iterative_scan", "strict_order", "use one of off, relaxed_order"),
+    ],
+)
+def test_pgvector_settings_out_of_range(
+    tmp_path: Path, name: str, value: object, expected: str
+) -> None:
+    # postgresql.conf values pgvector rejects are dropped with a warning at library load:
+    # the run would record the spec's value while pgvector uses its default
+    message = _error(tmp_path, _spec(server={"settings": {name: value}}))
+    assert f"[server.settings] {name} = {value!r} is " in message
+    assert expected in message
+    # (parsed directly: the test TOML writer would nest a dotted key in an inline table)
+    message = _parse_error(tmp_path, _spec(server={"sweep": [{name: value}]}))
+    assert f"[server.sweep #1] {name} = {value!r} is " in message
+
+
+def test_pgvector_settings_in_range_are_kept(tmp_path: Path) -> None:
+    settings = {
+        "hnsw.ef_search": 1000,
+        "ivfflat.probes": "8",
+        "hnsw.iterative_scan": "relaxed_order",
+        "ivfflat.iterative_scan": "off",
+        "hnsw.max_scan_tuples": 20000,
+    }
+    spec = _load(tmp_path, _spec(server={"settings": settings}))
+    assert spec.server.settings["hnsw.ef_search"] == "1000"
+    assert spec.server.settings["hnsw.iterative_scan"] == "relaxed_order"
+
+
+@pytest.mark.parametrize(
+    ("index", "params", "expected"),
+    [
+        ("hnsw(m=8,ef_construction=32)", {"hnsw.ef_search": 5000}, "must be an integer 1..1000"),
+        ("ivfflat(lists=20)", {"ivfflat.probes": 40000}, "must be an integer 1..32768"),
+        ("ivfflat(lists=20)", {"ivfflat.probes": 21}, "exceeds lists = 20 of ivfflat(lists=20)"),
+    ],
+)
+def test_load_query_params_ranges(
+    tmp_path: Path, index: str, params: dict[str, int], expected: str
+) -> None:
+    # hnsw.ef_search = 5000 ran with exit 0 and results claimed 5000 while pgvector used 40
+    message = _error(tmp_path, _spec(load={"index": index, "query_params": params}))
+    key = next(iter(params))
+    assert f"[load] query_params.{key} = {params[key]}" in message
+    assert expected in message
+    spec = _load(tmp_path, _spec(load={"index": index, "query_params": {key: 20}}))
+    assert spec.load is not None and spec.load.query_params[key] == 20
