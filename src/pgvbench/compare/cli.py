@@ -7,14 +7,16 @@ Exit codes: 0 no regression; 1 a regression (or an invalid/failed current run);
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .._outputs import check_writable_dir, check_writable_file
-from ..errors import IncompatibleResults, ResultsError
+from .._outputs import check_not_empty, check_writable_dir, check_writable_file
+from ..errors import IncompatibleResults, OutputError, ResultsError
 from ..results import Results, load_results, write_results
 from .baselines import (
     DEFAULT_DIR,
@@ -86,11 +88,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="compare even if the dataset, spec, PostgreSQL major or pgvector version differ "
         "(the differences are still printed)",
     )
-    compare.add_argument("--markdown", type=Path, metavar="FILE", help="write a PR comment")
-    compare.add_argument("--json", type=Path, metavar="FILE", help="write the comparison as JSON")
+    compare.add_argument("--markdown", metavar="FILE", help="write a PR comment")
+    compare.add_argument("--json", metavar="FILE", help="write the comparison as JSON")
     compare.add_argument(
         "--junit",
-        type=Path,
         metavar="FILE",
         help="write JUnit XML: one test case per run x metric, regressions as failures",
     )
@@ -101,8 +102,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     compare.add_argument(
         "--baselines-dir",
-        type=Path,
-        default=DEFAULT_DIR,
+        default=str(DEFAULT_DIR),
         help=f"where baseline names are looked up (default {DEFAULT_DIR})",
     )
 
@@ -122,9 +122,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "carries the variation between runs, which makes the gate steadier.",
     )
     save.add_argument("name", help="baseline name: letters, digits, '.', '_', '-'")
-    save.add_argument("results", type=Path, nargs="+", help="the results.json (or several) to keep")
+    save.add_argument("results", nargs="+", help="the results.json (or several) to keep")
     save.add_argument("--force", action="store_true", help="replace an existing baseline")
-    save.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"default {DEFAULT_DIR}")
+    save.add_argument("--dir", default=str(DEFAULT_DIR), help=f"default {DEFAULT_DIR}")
     listing = actions.add_parser("list", help="list saved baselines")
     merge = sub.add_parser(
         "merge",
@@ -134,9 +134,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "repeats. `compare` then tests against the variation between runs as well as within "
         "them: use it for both sides on noisy machines.",
     )
-    merge.add_argument("out", type=Path, help="the merged results file to write")
+    merge.add_argument("out", help="the merged results file to write")
     merge.add_argument("results", nargs="+", help="results files or run directories (2 or more)")
-    listing.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"default {DEFAULT_DIR}")
+    listing.add_argument("--dir", default=str(DEFAULT_DIR), help=f"default {DEFAULT_DIR}")
 
 
 def run_compare(args: argparse.Namespace) -> int:
@@ -148,15 +148,24 @@ def run_compare(args: argparse.Namespace) -> int:
         noise_k=args.noise_k,
     )
     # before reading or comparing anything: a CI job should not learn this at the end
-    for option, path, what in (
+    outputs: list[tuple[str, Path]] = []
+    for option, raw, what in (
         ("--markdown", args.markdown, "the Markdown comparison"),
         ("--json", args.json, "the JSON comparison"),
         ("--junit", args.junit, "the JUnit XML"),
     ):
-        if path is not None:
-            check_writable_file(path, what=what, option=option)
-    base_name, base_path = resolve(args.base, args.baselines_dir)
-    current_name, current_path = resolve(args.current, args.baselines_dir)
+        check_not_empty(raw, option)
+        if raw is not None:
+            check_writable_file(Path(raw), what=what, option=option)
+            outputs.append((option, Path(raw)))
+    check_not_empty(args.baselines_dir, "--baselines-dir")
+    baselines_dir = Path(args.baselines_dir)
+    base_name, base_path = resolve(args.base, baselines_dir)
+    current_name, current_path = resolve(args.current, baselines_dir)
+    _refuse_overwrite(
+        [(option, path, option) for option, path in outputs],
+        [(f"BASE {base_name}", base_path), (f"CURRENT {current_name}", current_path)],
+    )
     base, current = load_results(base_path), load_results(current_path)
     comparison = compare_results(
         base, current, options=options, base_name=base_name, current_name=current_name
@@ -171,35 +180,90 @@ def run_compare(args: argparse.Namespace) -> int:
         )
     console = Console(stderr=False, highlight=False, width=max(120, Console().width))
     print_table(comparison, console, only_changes=args.only_changes)
-    write_outputs(comparison, markdown=args.markdown, json_path=args.json, junit=args.junit)
+    paths = dict(outputs)
+    write_outputs(
+        comparison,
+        markdown=paths.get("--markdown"),
+        json_path=paths.get("--json"),
+        junit=paths.get("--junit"),
+    )
     return EXIT_REGRESSION if comparison.verdict == "regression" else EXIT_OK
 
 
 def run_merge(args: argparse.Namespace) -> int:
-    check_writable_file(args.out, what="the merged results", option="OUT file")
-    merged = _merged(args.results)
-    write_results(merged, args.out)
-    print(f"merged {len(merged.merged_from)} runs of {merged.run_name} into {args.out}")
+    check_not_empty(args.out, "OUT file")
+    out = Path(args.out)
+    check_writable_file(out, what="the merged results", option="OUT file")
+    parts = _load(args.results)
+    _refuse_overwrite([("OUT", out, "OUT file")], [(name, path) for name, path, _ in parts])
+    merged = merge_results([(name, results) for name, _, results in parts])
+    write_results(merged, out)
+    print(f"merged {len(merged.merged_from)} runs of {merged.run_name} into {out}")
     return EXIT_OK
 
 
-def _merged(refs: list[str]) -> Results:
+def _load(refs: Sequence[str], directory: Path = DEFAULT_DIR) -> list[tuple[str, Path, Results]]:
     parts = []
     for ref in refs:
-        name, path = resolve(str(ref))
-        parts.append((name, load_results(path)))
-    return merge_results(parts)
+        name, path = resolve(str(ref), directory)
+        parts.append((name, path, load_results(path)))
+    return parts
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one does not exist (yet): the same path all the same?
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _refuse_overwrite(
+    outputs: Sequence[tuple[str, Path, str]], inputs: Sequence[tuple[str, Path]]
+) -> None:
+    """Outputs (label, path, option choosing it) are replaced whole at the end: one that is
+    an input (or another output) would destroy it, so refuse before anything is written."""
+    for i, (label, out, option) in enumerate(outputs):
+        hint = (
+            f"Choose another file with {option}."
+            if option.startswith("-")
+            else f"Choose another {option}."
+        )
+        for name, source in inputs:
+            if _same_file(out, source):
+                shown = name if str(source) in name else f"{name} ({source})"
+                raise OutputError(
+                    f"{label} {out} is the same file as the input {shown}: writing there "
+                    f"would overwrite it. {hint}"
+                )
+        for other, earlier, _ in outputs[:i]:
+            if _same_file(out, earlier):
+                raise OutputError(
+                    f"{label} {out} is the same file as {other} {earlier}: one output would "
+                    f"overwrite the other. {hint}"
+                )
 
 
 def run_baseline(args: argparse.Namespace) -> int:
     if args.baseline_action == "save":
-        check_writable_dir(args.dir, what="the baseline", option="--dir")
-        target = baseline_path(args.name, args.dir)  # also checks the name
+        check_not_empty(args.dir, "--dir")
+        directory = Path(args.dir)
+        check_writable_dir(directory, what="the baseline", option="--dir")
+        target = baseline_path(args.name, directory)  # also checks the name
         check_writable_file(target, what=f"baseline {args.name!r}", option="NAME or --dir")
-        sources = [str(p) for p in args.results]
-        results = _merged(sources) if len(sources) > 1 else load_results(args.results[0])
+        parts = _load(args.results, directory)
+        _refuse_overwrite(
+            [(f"baseline {args.name!r}", target, "NAME or --dir")],
+            [(name, path) for name, path, _ in parts],
+        )
+        results = (
+            merge_results([(name, r) for name, _, r in parts]) if len(parts) > 1 else parts[0][2]
+        )
         saved = save_baseline(
-            args.name, results, source=", ".join(sources), directory=args.dir, force=args.force
+            args.name,
+            results,
+            source=", ".join(name for name, _, _ in parts),
+            directory=directory,
+            force=args.force,
         )
         runs = len(saved.results.merged_from) or 1
         print(
@@ -207,7 +271,8 @@ def run_baseline(args: argparse.Namespace) -> int:
             f"{runs} run{'s' if runs > 1 else ''})"
         )
         return EXIT_OK
-    entries = list_baselines(args.dir)
+    check_not_empty(args.dir, "--dir")
+    entries = list_baselines(Path(args.dir))
     if not entries:
         print(f"no baselines in {args.dir}; save one with `pgvbench baseline save NAME FILE`")
         return EXIT_OK

@@ -1,0 +1,96 @@
+"""compare / merge / baseline save refuse inputs that would be destroyed or counted twice,
+and options that would quietly turn the gate off: exit 2, one paragraph, nothing written."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from compare_support import point, results, write
+from pgvbench.cli import main
+
+STEADY = [0.300, 0.302, 0.298, 0.301, 0.299, 0.303, 0.297]
+
+
+def _refused(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing compared, merged or saved first
+    err = captured.err
+    assert err.startswith("pgvbench: error: "), err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def _two_runs(tmp_path: Path) -> tuple[Path, Path]:
+    a = write(tmp_path / "a.json", results([point(40, STEADY)]))
+    second = results([point(40, STEADY)])
+    second.started_at = "2026-11-28T01:00:00+00:00"
+    return a, write(tmp_path / "b.json", second)
+
+
+@pytest.mark.parametrize("option", ["--json", "--markdown", "--junit"])
+def test_compare_output_over_an_input_is_refused(
+    tmp_path: Path, option: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b = _two_runs(tmp_path)
+    before = b.read_bytes()
+    err = _refused(capsys, ["compare", str(a), str(b), option, str(b)])
+    assert f"{option} {b} is the same file as the input CURRENT {b}" in err
+    assert err.rstrip().endswith(f"Choose another file with {option}.")
+    # through another spelling of the path (a symlink, a run directory) as well
+    (tmp_path / "link.json").symlink_to(b)
+    _refused(capsys, ["compare", str(a), str(tmp_path), option, str(tmp_path / "link.json")])
+    assert b.read_bytes() == before
+
+
+def test_compare_outputs_must_differ(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a, b = _two_runs(tmp_path)
+    out = tmp_path / "c.out"
+    err = _refused(capsys, ["compare", str(a), str(b), "--json", str(out), "--junit", str(out)])
+    assert "one output would overwrite the other" in err and not out.exists()
+
+
+def test_merge_out_over_an_input_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b = _two_runs(tmp_path)
+    before = a.read_bytes()
+    err = _refused(capsys, ["merge", str(a), str(a), str(b)])
+    assert f"OUT {a} is the same file as the input {a}" in err
+    assert err.rstrip().endswith("Choose another OUT file.")
+    assert a.read_bytes() == before
+
+
+def test_baseline_over_an_input_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "baselines"
+    store.mkdir()
+    a, _ = _two_runs(tmp_path)
+    kept = write(store / "main.json", results([point(40, STEADY)]))
+    before = kept.read_bytes()
+    for inputs in ([str(kept)], [str(a), str(kept)]):
+        argv = ["baseline", "save", "main", *inputs, "--dir", str(store), "--force"]
+        err = _refused(capsys, argv)
+        assert f"baseline 'main' {kept} is the same file as the input {kept}" in err
+    assert kept.read_bytes() == before
+
+
+def test_empty_output_options_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """'' would become Path('.'): the working directory, silently."""
+    monkeypatch.chdir(tmp_path)
+    a, b = _two_runs(tmp_path)
+    for option in ("--json", "--markdown", "--junit", "--baselines-dir"):
+        err = _refused(capsys, ["compare", str(a), str(b), option, ""])
+        assert f"pgvbench: error: {option} is empty ('')" in err
+    err = _refused(capsys, ["merge", "", str(a), str(b)])
+    assert "OUT file is empty ('')" in err
+    err = _refused(capsys, ["baseline", "save", "main", str(a), "--dir", ""])
+    assert "--dir is empty ('')" in err
+    _refused(capsys, ["baseline", "list", "--dir", ""])
+    assert sorted(os.listdir(tmp_path)) == ["a.json", "b.json"]
