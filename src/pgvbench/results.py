@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from ._atomic import write_bytes_atomic
-from ._textfile import decode_text
+from ._textfile import decode_text, read_regular_file
 from .errors import ResultsError
 
 SCHEMA_VERSION = 3
@@ -497,7 +497,7 @@ def write_results(results: Results, path: Path) -> None:
 def load_results(path: Path) -> Results:
     """Read a results file; any problem is one ResultsError naming the file."""
     try:
-        raw = path.read_bytes()
+        raw = read_regular_file(path)
     except FileNotFoundError:
         raise ResultsError(f"{path}: no such results file") from None
     except IsADirectoryError:

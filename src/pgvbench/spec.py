@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ._textfile import decode_text
+from ._textfile import decode_text, read_regular_file
 from .errors import DatasetError, SpecError
 from .metrics import Metric
 
@@ -294,7 +294,7 @@ def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
 def load_spec(path: Path) -> ExperimentSpec:
     """Read and validate a TOML spec; raise SpecError naming file, table and key."""
     try:
-        raw = path.read_bytes()
+        raw = read_regular_file(path)
     except FileNotFoundError:
         raise SpecError(f"{path}: spec file not found") from None
     except IsADirectoryError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -355,3 +356,33 @@ def test_results_readers_refuse_bad_files(
     assert not (tmp_path / "report").exists()
     assert not (tmp_path / "baselines").exists()
     assert not (tmp_path / "merged.json").exists()
+
+
+def _not_regular_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    return {
+        "fifo": (fifo, "it is a named pipe (FIFO), not a regular file"),
+        "device": (Path("/dev/null"), "it is a character device, not a regular file"),
+    }
+
+
+@pytest.mark.timeout(120)  # a hang guard: before the fix, reading the FIFO blocked forever
+@pytest.mark.parametrize("case", ["fifo", "device"])
+def test_spec_and_results_must_be_regular_files(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, case: str
+) -> None:
+    bad, expected = _not_regular_files(tmp_path)[case]
+    err = _validate_fails(capsys, bad)
+    assert f"{bad}: cannot read spec file: {expected}" in err
+    err = _fails(capsys, ["report", str(bad), "--out", str(tmp_path / "report")])
+    assert f"{bad}: cannot read results file: {expected}" in err
+    assert not (tmp_path / "report").exists()
+    # these resolve their arguments first (a file, a run folder or a baseline name)
+    commands = [
+        ["compare", str(bad), str(bad)],
+        ["baseline", "save", "main", str(bad), "--dir", str(tmp_path / "baselines")],
+        ["merge", str(tmp_path / "merged.json"), str(bad), str(bad)],
+    ]
+    for argv in commands:
+        assert str(bad) in _fails(capsys, argv)
