@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import socket
 import types
@@ -429,6 +430,40 @@ def _json_type(value: Any) -> str:
     return names.get(type(value), "a number" if isinstance(value, (int, float)) else "a value")
 
 
+# Numbers a measurement cannot produce: refused on load so a hand-edited or corrupted file
+# does not render "nan" or a negative throughput. Every typed float must be finite too.
+_FRACTIONS = {"Recall"}  # every field in [0, 1]
+_NON_NEGATIVE_CLASSES = {"Latency"}  # milliseconds
+_NON_NEGATIVE = {
+    "qps",
+    "operations",
+    "errors",
+    "dropped",
+    "duration_s",
+    "warmup_s",
+    "seconds",
+    "build_seconds",
+    "rows",
+    "rows_per_second",
+    "table_bytes",
+    "index_bytes",
+    "calls",
+    "mean_exec_ms",
+}
+
+
+def _number_problem(cls_name: str, field: str, value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if not math.isfinite(value):
+        return f"= {value} is not a finite number"
+    if cls_name in _FRACTIONS and not 0.0 <= value <= 1.0:
+        return f"= {value} is outside [0, 1]"
+    if (cls_name in _NON_NEGATIVE_CLASSES or field in _NON_NEGATIVE) and value < 0:
+        return f"= {value} is negative"
+    return None
+
+
 def _build(cls: type[T], data: Any) -> T:
     """Build dataclass ``cls`` from plain JSON data, recursively, by type hints."""
     if not isinstance(data, dict):
@@ -444,7 +479,10 @@ def _build(cls: type[T], data: Any) -> T:
                 raise KeyError(f"missing field {cls.__name__}.{field.name}")
             continue
         try:
-            kwargs[field.name] = _convert(hints[field.name], data[field.name])
+            kwargs[field.name] = value = _convert(hints[field.name], data[field.name])
+            problem = _number_problem(cls.__name__, field.name, value)
+            if problem:
+                raise _Malformed(problem)
         except _Malformed as exc:
             if str(exc).startswith("="):  # a scalar: name the field it belongs to
                 raise _Malformed(f"{cls.__name__}.{field.name} {exc}") from None
@@ -511,6 +549,12 @@ def load_results(path: Path) -> Results:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ResultsError(f"{path}: not valid JSON ({exc}); was the run interrupted?") from exc
+    except RecursionError:
+        # json nests one Python frame per [ or {: thousands of them exhaust the stack
+        raise ResultsError(
+            f"{path}: not a pgvbench results file (nested too deeply); check that the path "
+            "names a results.json written by pgvbench run"
+        ) from None
     if not isinstance(data, dict):
         raise ResultsError(f"{path}: expected a JSON object at the top level")
     return Results.from_dict(data, source=str(path))

@@ -360,3 +360,70 @@ def test_wrong_scalar_type_inside_a_record(tmp_path: Path) -> None:
 
 def test_results_path_is_a_directory(tmp_path: Path) -> None:
     assert "it is a directory (pass" in _results_error(tmp_path)
+
+
+@pytest.mark.parametrize("opener", ["[", '{"a": '])
+def test_deeply_nested_json_is_not_a_results_file(tmp_path: Path, opener: str) -> None:
+    # json.loads recursed once per level: report/compare died with "internal error
+    # (RecursionError)"
+    path = tmp_path / "deep.json"
+    path.write_text(opener * 100_000)
+    assert f"{path}: not a pgvbench results file (nested too deeply)" in _results_error(path)
+
+
+def _point(**changes: Any) -> dict[str, Any]:
+    point: dict[str, Any] = {
+        "index": "none",
+        "index_kind": "none",
+        "index_params": {},
+        "query_params": {},
+        "k": 10,
+        "concurrency": 1,
+        "recall": {"mean": 0.9, "p5": 0.8, "min": 0.5},
+        "qps": 100.0,
+        "latency_ms": {"p50": 1, "p95": 2, "p99": 3, "p999": 4, "max": 5, "mean": 1.5},
+        "operations": 1,
+        "errors": 0,
+        "duration_s": 1.0,
+        "warmup_s": 0.0,
+        "valid": True,
+    }
+    point.update(changes)
+    return point
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"qps": float("nan")}, "SweepPoint.qps = nan is not a finite number"),
+        ({"qps": float("inf")}, "SweepPoint.qps = inf is not a finite number"),
+        ({"qps": -5.0}, "SweepPoint.qps = -5.0 is negative"),
+        ({"operations": -1}, "SweepPoint.operations = -1 is negative"),
+        (
+            {"recall": {"mean": 1.5, "p5": 0.8, "min": 0.5}},
+            "Recall.mean = 1.5 is outside [0, 1]",
+        ),
+        (
+            {"recall": {"mean": 0.9, "p5": -0.1, "min": 0.5}},
+            "Recall.p5 = -0.1 is outside [0, 1]",
+        ),
+        (
+            {"latency_ms": {"p50": 1, "p95": 2, "p99": -3, "p999": 4, "max": 5, "mean": 1}},
+            "Latency.p99 = -3 is negative",
+        ),
+        (
+            {"latency_ms": {"p50": 1, "p95": 2, "p99": 3, "p999": 4, "max": 5, "mean": "NaN"}},
+            "Latency.mean = 'NaN' is not a number",
+        ),
+    ],
+)
+def test_impossible_numbers_are_refused(
+    tmp_path: Path, changes: dict[str, Any], expected: str
+) -> None:
+    # they were accepted and rendered as "nan" or a negative throughput in reports
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(_minimal(runs=[_point()])))
+    assert load_results(path).runs[0].qps == 100.0
+    path.write_text(json.dumps(_minimal(runs=[_point(**changes)])))  # json writes NaN
+    message = _results_error(path)
+    assert f"{path}: malformed results file: {expected}" in message
