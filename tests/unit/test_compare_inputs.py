@@ -10,6 +10,7 @@ import pytest
 
 from compare_support import point, results, write
 from pgvbench.cli import main
+from pgvbench.results import Writer
 
 STEADY = [0.300, 0.302, 0.298, 0.301, 0.299, 0.303, 0.297]
 
@@ -94,3 +95,41 @@ def test_empty_output_options_are_refused(
     assert "--dir is empty ('')" in err
     _refused(capsys, ["baseline", "list", "--dir", ""])
     assert sorted(os.listdir(tmp_path)) == ["a.json", "b.json"]
+
+
+def test_one_run_given_twice_is_not_two_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b = _two_runs(tmp_path)
+    store = tmp_path / "baselines"
+    out = tmp_path / "merged.json"
+    for argv in (
+        ["merge", str(out), str(a), str(b), str(a)],
+        ["baseline", "save", "m", str(a), str(a), "--dir", str(store)],
+    ):
+        err = _refused(capsys, argv)
+        assert f"{a} and {a} are the same file ({a}): one run given twice" in err
+    # a copy, or the run's directory beside its file, is the same run all the same
+    copy = tmp_path / "copy.json"
+    copy.write_bytes(a.read_bytes())
+    err = _refused(capsys, ["merge", str(out), str(a), str(copy)])
+    assert f"{copy} and {a} are the same run ('regression' started 2026-11-28T00:00:00" in err
+    assert "Pass each run once" in err
+    (tmp_path / "run").mkdir()
+    os.link(a, tmp_path / "run" / "results.json")
+    err = _refused(
+        capsys, ["baseline", "save", "m", str(a), str(tmp_path / "run"), "--dir", str(store)]
+    )
+    assert "are the same run" in err
+    assert not out.exists() and not store.exists()
+    assert main(["merge", str(out), str(a), str(b)]) == 0  # two runs: fine
+
+
+def test_the_writer_pid_tells_runs_of_the_same_second_apart(tmp_path: Path) -> None:
+    """Two runs of one spec started in the same second by two processes are two runs."""
+    runs = []
+    for pid in (101, 202):
+        res = results([point(40, STEADY)])
+        res.writer = Writer(pid=pid, hostname="ci")
+        runs.append(write(tmp_path / f"{pid}.json", res))
+    assert main(["merge", str(tmp_path / "m.json"), *map(str, runs)]) == 0

@@ -66,7 +66,9 @@ def test_merge_and_multi_run_baseline_from_the_cli(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     a = write(tmp_path / "a.json", results([point(40, RUN_A)]))
-    b = write(tmp_path / "b.json", results([point(40, RUN_B)]))
+    second = results([point(40, RUN_B)])
+    second.started_at = "2026-11-28T01:00:00+00:00"  # another run, not a copy of a
+    b = write(tmp_path / "b.json", second)
     out = tmp_path / "merged.json"
     assert main(["merge", str(out), str(a), str(b)]) == 0
     merged = load_results(out)  # round-trips through the schema

@@ -27,7 +27,7 @@ from .baselines import (
     save_baseline,
 )
 from .core import CompareOptions, compare_results
-from .merge import merge_results
+from .merge import merge_results, refuse_duplicate_runs
 from .output import print_table, write_outputs
 from .runs import RULES
 
@@ -196,6 +196,7 @@ def run_merge(args: argparse.Namespace) -> int:
     check_writable_file(out, what="the merged results", option="OUT file")
     parts = _load(args.results)
     _refuse_overwrite([("OUT", out, "OUT file")], [(name, path) for name, path, _ in parts])
+    refuse_duplicate_runs(parts)
     merged = merge_results([(name, results) for name, _, results in parts])
     write_results(merged, out)
     print(f"merged {len(merged.merged_from)} runs of {merged.run_name} into {out}")
@@ -255,6 +256,7 @@ def run_baseline(args: argparse.Namespace) -> int:
             [(f"baseline {args.name!r}", target, "NAME or --dir")],
             [(name, path) for name, path, _ in parts],
         )
+        refuse_duplicate_runs(parts)
         results = (
             merge_results([(name, r) for name, _, r in parts]) if len(parts) > 1 else parts[0][2]
         )

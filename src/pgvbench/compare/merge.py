@@ -9,11 +9,39 @@ a comparison that between-run variation, so a typical run does not look signific
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 from ..errors import IncompatibleResults
 from ..results import MergedRun, Results
 from .environment import check_environment
+
+
+def refuse_duplicate_runs(parts: Sequence[tuple[str, Path, Results]]) -> None:
+    """One run given twice (the same file, or a copy of it) would pool as two runs with no
+    variation between them, and make the gate trust a spread that was never measured."""
+    paths: dict[str, str] = {}
+    runs: dict[tuple[str, str, int | None], str] = {}
+    for name, path, results in parts:
+        real = os.path.realpath(path)
+        if real in paths:
+            raise IncompatibleResults(
+                f"{name} and {paths[real]} are the same file ({real}): one run given twice "
+                "would count as two runs with no variation between them. Pass each run once."
+            )
+        paths[real] = name
+        pid = results.writer.pid if results.writer else None
+        identity = (results.run_name, results.started_at, pid)
+        if identity in runs:
+            who = f", pid {pid}" if pid is not None else ""
+            raise IncompatibleResults(
+                f"{name} and {runs[identity]} are the same run ({results.run_name!r} started "
+                f"{results.started_at}{who}), copied: it would count twice with no variation "
+                "between the copies. Pass each run once; the runs to pool come from separate "
+                "`pgvbench run`s of the spec."
+            )
+        runs[identity] = name
 
 
 def merge_results(parts: Sequence[tuple[str, Results]]) -> Results:
