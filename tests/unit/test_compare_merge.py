@@ -52,7 +52,12 @@ def test_merge_refuses_incompatible_partial_or_merged_inputs() -> None:
     a = results([point(40, RUN_A)])
     other = variant(a)
     other.environment.pgvector_version = "0.7.4"
-    with pytest.raises(IncompatibleResults, match=r"pgvector version: 0\.8\.6 vs 0\.7\.4"):
+    # the values come in the order of the labels: a's first
+    with pytest.raises(IncompatibleResults, match=r"a vs b: pgvector version: 0\.8\.6 vs 0\.7\.4"):
+        merge_results([("a", a), ("b", other)])
+    assert other.dataset is not None
+    other.dataset.name = "base_fortran"
+    with pytest.raises(IncompatibleResults, match="a vs b: dataset name: 'clustered' vs 'base_f"):
         merge_results([("a", a), ("b", other)])
     partial = results([point(40, RUN_A)], status="partial")
     with pytest.raises(IncompatibleResults, match="b: the run is partial"):

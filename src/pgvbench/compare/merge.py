@@ -57,7 +57,8 @@ def merge_results(parts: Sequence[tuple[str, Results]]) -> Results:
             problems.append(f"{name}: already a merged file; merge the original runs")
     for name, results in parts[1:]:
         env = check_environment(first, results)
-        problems += [f"{name} vs {first_name}: {r}" for r in env.refusals]
+        # the values read first-file-first, like the labels
+        problems += [f"{first_name} vs {name}: {r}" for r in env.refusals]
     if problems:
         listed = "\n".join(f"  - {p}" for p in problems)
         raise IncompatibleResults(f"cannot merge these runs:\n{listed}")
