@@ -411,3 +411,41 @@ def test_hdf5_probe_checks_metadata(tmp_path: Path) -> None:
         with pytest.raises(DatasetError, match=message) as info:
             probe_hdf5(path)
         assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("fmt", ["npy", "fvecs", "hdf5"])
+def test_zero_vectors_are_refused_for_cosine(tmp_path: Path, fmt: str) -> None:
+    # cosine distance to a zero vector is NaN in pgvector: recall would be meaningless
+    base = random_vectors(20, 4)
+    base[[3, 11]] = 0.0
+    queries = random_vectors(5, 4, seed=1)
+    if fmt == "hdf5":
+        path = write_hdf5(tmp_path / "zero.hdf5", "angular", train=base, test=queries)
+        with pytest.raises(DatasetError) as info:
+            load_hdf5(path)
+        where = f"{path}: 'train'"
+        assert load_hdf5(write_hdf5(tmp_path / "l2.hdf5", train=base, test=queries)).n == 20
+    else:
+        path = tmp_path / f"base.{fmt}"
+        if fmt == "npy":
+            np.save(path, base)
+            np.save(tmp_path / "q.npy", queries)
+        else:
+            write_fvecs(path, base)
+            np.save(tmp_path / "q.npy", queries)
+        with pytest.raises(DatasetError) as info:
+            load_npy(path, tmp_path / "q.npy", metric=Metric.COSINE)
+        where = str(path)
+        assert load_npy(path, tmp_path / "q.npy", metric=Metric.L2).n == 20  # l2 is fine
+    message = str(info.value)
+    assert message.startswith(f"{where}: row 3 is a zero vector (2 zero rows in all)")
+    assert "cosine" in message
+
+
+def test_zero_query_vector_is_refused_for_cosine(tmp_path: Path) -> None:
+    queries = random_vectors(5, 4, seed=1)
+    queries[4] = 0.0
+    np.save(tmp_path / "base.npy", random_vectors(20, 4))
+    np.save(tmp_path / "q.npy", queries)
+    with pytest.raises(DatasetError, match=r"q\.npy: row 4 is a zero vector \(1 zero rows"):
+        load_npy(tmp_path / "base.npy", tmp_path / "q.npy", metric=Metric.COSINE)

@@ -91,6 +91,27 @@ def _check_finite(array: np.ndarray, where: str) -> None:
             )
 
 
+def _check_nonzero(array: np.ndarray, where: str, metric: Metric) -> None:
+    """Cosine distance divides by the norm: a zero row has no direction, pgvector returns
+    NaN for it and recall becomes meaningless, so refuse it like a NaN row."""
+    if metric != Metric.COSINE:
+        return
+    step = rows_per_chunk(array.shape[1], 1)
+    first, count = -1, 0
+    for start in range(0, array.shape[0], step):
+        zero = ~array[start : start + step].any(axis=1)
+        n = int(zero.sum())
+        if n and first < 0:
+            first = start + int(np.argmax(zero))
+        count += n
+    if count:
+        raise DatasetError(
+            f"{where}: row {first} is a zero vector ({count:,} zero rows in all); cosine "
+            "distance is undefined for zero vectors (pgvector returns NaN), so remove those "
+            'rows or use metric = "l2" or "ip"'
+        )
+
+
 def _check_dims(base: np.ndarray, queries: np.ndarray, base_where: str, query_where: str) -> None:
     _check_dim_match(base.shape[1], queries.shape[1], base_where, query_where)
 
@@ -256,6 +277,8 @@ def _read_ann_benchmarks(f: h5py.File, path: Path, max_queries: int | None) -> D
     train = _h5_vectors(_h5_dataset(f, "train", path, required=True), path, "train", None)
     test = _h5_vectors(_h5_dataset(f, "test", path, required=True), path, "test", max_queries)
     _check_dims(train, test, "'train'", f"{path}: 'test'")
+    _check_nonzero(train, f"{path}: 'train'", metric)
+    _check_nonzero(test, f"{path}: 'test'", metric)
     nq = test.shape[0]
     neighbors_node = _h5_dataset(f, "neighbors", path, required=False)
     distances_node = _h5_dataset(f, "distances", path, required=False)
@@ -427,6 +450,8 @@ def load_npy(base_path: Path, queries_path: Path, *, metric: Metric) -> Dataset:
     base = _read_vectors(base_path, "base vectors")
     queries = _read_vectors(queries_path, "query vectors")
     _check_dims(base, queries, str(base_path), str(queries_path))
+    _check_nonzero(base, str(base_path), metric)
+    _check_nonzero(queries, str(queries_path), metric)
     kind = base_path.suffix.lower().lstrip(".")
     return Dataset(
         name=base_path.stem,
