@@ -133,3 +133,34 @@ def test_the_writer_pid_tells_runs_of_the_same_second_apart(tmp_path: Path) -> N
         res.writer = Writer(pid=pid, hostname="ci")
         runs.append(write(tmp_path / f"{pid}.json", res))
     assert main(["merge", str(tmp_path / "m.json"), *map(str, runs)]) == 0
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-0.1", "NaN"])
+def test_min_effect_must_be_finite_and_not_negative(
+    tmp_path: Path, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """nan never exceeds and inf is never exceeded: either would turn the gate off."""
+    a, b = _two_runs(tmp_path)
+    err = _refused(capsys, ["compare", str(a), str(b), "--min-effect", f"qps={value}"])
+    assert f"--min-effect 'qps={value}': the minimum effect for qps must be a finite" in err
+    assert "default qps=0.05" in err
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--alpha", "nan"),
+        ("--alpha", "0"),
+        ("--alpha", "1"),
+        ("--alpha", "inf"),
+        ("--noise-k", "nan"),
+        ("--noise-k", "inf"),
+        ("--noise-k", "-1"),
+    ],
+)
+def test_alpha_and_noise_k_are_checked(
+    tmp_path: Path, option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b = _two_runs(tmp_path)
+    err = _refused(capsys, ["compare", str(a), str(b), option, value])
+    assert f"pgvbench: error: {option} {value.lower()} must be" in err

@@ -7,6 +7,7 @@ Exit codes: 0 no regression; 1 a regression (or an invalid/failed current run);
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -140,8 +141,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    if args.noise_k < 0:
-        raise ResultsError(f"--noise-k {args.noise_k:g} must be >= 0")
+    if not (math.isfinite(args.noise_k) and args.noise_k >= 0):
+        # nan compares false with everything: it would silently turn the noise floor off
+        raise ResultsError(
+            f"--noise-k {args.noise_k:g} must be a finite number >= 0 (default 3; 0 turns "
+            "the run-to-run noise floor off)"
+        )
     options = CompareOptions(
         alpha=_alpha(args.alpha),
         min_effects=_min_effects(args.min_effect),
@@ -315,8 +320,11 @@ def run_baseline(args: argparse.Namespace) -> int:
 
 
 def _alpha(value: float) -> float:
-    if not 0.0 < value < 1.0:
-        raise ResultsError(f"--alpha {value:g} must be between 0 and 1 (e.g. 0.01)")
+    if not 0.0 < value < 1.0:  # false for nan too
+        raise ResultsError(
+            f"--alpha {value:g} must be a significance level strictly between 0 and 1 "
+            "(e.g. 0.01, the default)"
+        )
     return value
 
 
@@ -334,7 +342,13 @@ def _min_effects(items: list[str]) -> dict[str, float]:
             value = float(raw)
         except ValueError:
             raise ResultsError(f"--min-effect {item!r}: {raw!r} is not a number") from None
-        if value < 0:
-            raise ResultsError(f"--min-effect {item!r}: the effect must be >= 0")
+        if not (math.isfinite(value) and value >= 0):
+            # nan never exceeds and inf is never exceeded: either turns the gate off
+            rule = RULES[name]
+            raise ResultsError(
+                f"--min-effect {item!r}: the minimum effect for {name} must be a finite "
+                f"number >= 0 ({'an absolute drop' if rule.absolute else 'a fraction'}, "
+                f"default {name}={rule.min_effect:g})"
+            )
         out[name] = value
     return out
