@@ -20,7 +20,10 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+import psutil
+
 from .datasets.files import probe_hdf5, probe_npy
+from .errors import DatasetError, SpecError
 from .spec import ExperimentSpec, IndexSpec, LoadSpec, check_dataset_shape, load_spec
 
 # Calibration (2 cores, PostgreSQL 18, pgvector 0.8): see the module docstring.
@@ -35,6 +38,10 @@ SCAN_VALUES_PER_S = 5e8  # an exact scan reads this many floats per second
 POINT_OVERHEAD_S = 0.3  # EXPLAIN, collectors, results re-saved
 LOAD_POINT_OVERHEAD_S = 0.5  # connections / pool / pgbench start-up
 RESTART_S = 3.0  # an embedded server restart (settings sweeps, cache study)
+
+# A run holds base vectors and queries in memory as float32; ground truth, generation
+# buffers and the copies made while loading roughly triple that.
+MEMORY_FACTOR = 3
 
 LONG_RUN_S = 30 * 60  # warn above this estimate ...
 MANY_BUILDS = 50  # ... or this many index builds
@@ -106,7 +113,16 @@ def dataset_shape(spec: ExperimentSpec) -> DatasetShape | None:
             dim=data.dim,
             queries=0,
         )
+    where = str(spec.source_path) if spec.source_path else "<spec>"
     if ds.source == "synthetic":
+        problem = memory_problem(
+            rows=ds.n,
+            dim=ds.dim,
+            queries=ds.queries,
+            shape_from=f"[dataset] n = {ds.n:,}, dim = {ds.dim:,}, queries = {ds.queries:,}",
+        )
+        if problem:
+            raise SpecError(f"{where}: {problem}; lower n or dim, or run on a larger machine")
         return DatasetShape(
             description=f"synthetic {ds.distribution} {ds.n:,} x {ds.dim} ({ds.metric})",
             rows=ds.n,
@@ -127,12 +143,47 @@ def dataset_shape(spec: ExperimentSpec) -> DatasetShape | None:
         base=header.base,
         queries_path=header.queries_path,
     )
+    problem = memory_problem(
+        rows=header.rows,
+        dim=header.dim,
+        queries=header.queries,
+        shape_from=f"{header.base} holds {header.rows:,} x {header.dim:,} vectors and "
+        f"{header.queries:,} queries",
+    )
+    if problem:
+        raise DatasetError(f"{where}: {problem}; use a subset of the data or a larger machine")
     return DatasetShape(
         description=f"{header.source} {header.rows:,} x {header.dim} ({header.metric})",
         rows=header.rows,
         dim=header.dim,
         queries=header.queries,
     )
+
+
+def memory_estimate(*, rows: int, dim: int, queries: int) -> int:
+    """Bytes a run needs for its dataset: float32 base + queries, x MEMORY_FACTOR."""
+    return (rows + queries) * dim * 4 * MEMORY_FACTOR
+
+
+def memory_problem(*, rows: int, dim: int, queries: int, shape_from: str) -> str | None:
+    """Why this dataset cannot fit in this machine's RAM, or None."""
+    need = memory_estimate(rows=rows, dim=dim, queries=queries)
+    total = int(psutil.virtual_memory().total)
+    if need <= total:
+        return None
+    return (
+        f"the dataset cannot fit in memory ({shape_from}): a run needs about "
+        f"{_bytes(need)} (float32 base vectors and queries, x{MEMORY_FACTOR} for ground truth "
+        f"and copies) but this machine has {_bytes(total)} of RAM"
+    )
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
 
 
 def plan_run(spec: ExperimentSpec, shape: DatasetShape | None) -> RunPlan:

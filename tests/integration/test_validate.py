@@ -386,3 +386,25 @@ def test_spec_and_results_must_be_regular_files(
     ]
     for argv in commands:
         assert str(bad) in _fails(capsys, argv)
+
+
+def test_dataset_too_big_for_ram(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # validate only warned about run time, and run then tried to allocate ~2.4 TB
+    import psutil
+
+    from pgvbench.errors import SpecError
+    from pgvbench.plan import dataset_shape, memory_estimate
+    from pgvbench.spec import load_spec
+
+    dataset = {"source": "synthetic", "n": 100_000_000, "dim": 2000, "queries": 1000}
+    assert memory_estimate(rows=100_000_000, dim=2000, queries=1000) > (
+        psutil.virtual_memory().total
+    )
+    path = write_toml(tmp_path / "huge.toml", _spec(dataset=dataset))
+    err = _validate_fails(capsys, path)
+    assert f"{path}: the dataset cannot fit in memory ([dataset] n = 100,000,000, dim = 2,000" in (
+        err
+    )
+    assert "needs about 2.2 TB" in err and "of RAM; lower n or dim" in err
+    with pytest.raises(SpecError):  # what `pgvbench run` calls before any work
+        dataset_shape(load_spec(path))
