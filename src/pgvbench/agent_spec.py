@@ -133,6 +133,8 @@ def parse_agents(
     if "drift" in data:
         drift = _parse_drift(table(where, "drift", data["drift"]))
     _check_read_only_mix(where, workload, operations)
+    if agents is not None and workload is not None:
+        _check_mix_tables(where, workload, agents)
     if agents is None and (workload is not None or filtered is not None or drift is not None):
         raise_table(
             where,
@@ -174,6 +176,29 @@ def _check_read_only_mix(
                 "writes = true on it, or benchmark it in a separate spec"
             ),
         )
+
+
+# The [agents] count each built-in operation reads or writes through, where the spec lets it
+# be 0 (memories and agents are at least 1): an operation over an empty table measures
+# nothing, yet its numbers would look valid (rag_search over 0 chunks returns no rows fast).
+_OPERATION_NEEDS = {
+    "rag_search": ("chunks", "searches the chunks table"),
+    "task_update": ("tasks", "updates rows of the tasks table"),
+    "message_append": ("tasks", "appends messages to tasks"),
+}
+
+
+def _check_mix_tables(where: str, workload: WorkloadSpec, data: AgentDataSpec) -> None:
+    for name, (count, does) in _OPERATION_NEEDS.items():
+        weight = workload.mix.get(name, 0)
+        if weight > 0 and getattr(data, count) == 0:
+            raise_table(
+                where,
+                "workload",
+                f"mix has {name} = {weight:g}, which {does}, but [agents] {count} = 0: it "
+                f"would run over an empty table; set [agents] {count} above 0 or remove "
+                f"{name} from the mix",
+            )
 
 
 def raise_table(where: str, section: str, message: str) -> None:

@@ -427,3 +427,26 @@ def test_impossible_numbers_are_refused(
     path.write_text(json.dumps(_minimal(runs=[_point(**changes)])))  # json writes NaN
     message = _results_error(path)
     assert f"{path}: malformed results file: {expected}" in message
+
+
+@pytest.mark.parametrize(
+    ("operation", "table"),
+    [("rag_search", "chunks"), ("task_update", "tasks"), ("message_append", "tasks")],
+)
+def test_mix_operation_over_an_empty_table_is_refused(
+    tmp_path: Path, operation: str, table: str
+) -> None:
+    # rag_search with chunks = 0 ran ~280 searches over an empty table, reported as valid
+    data = _with(
+        AGENTS,
+        agents={table: 0},
+        workload={"mix": {"memory_recall": 3, operation: 1}},
+    )
+    message = _spec_error(tmp_path, data)
+    assert f"[workload] mix has {operation} = 1, which " in message
+    assert f"but [agents] {table} = 0: it would run over an empty table" in message
+    # weight 0 (not built) or a non-empty table is fine
+    path = tmp_path / "ok.toml"
+    zero = _with(AGENTS, agents={table: 0}, workload={"mix": {"memory_recall": 1, operation: 0}})
+    load_spec(write_toml(path, zero))
+    load_spec(write_toml(path, _with(AGENTS, workload={"mix": {operation: 1}})))
