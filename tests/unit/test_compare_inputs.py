@@ -164,3 +164,41 @@ def test_alpha_and_noise_k_are_checked(
     a, b = _two_runs(tmp_path)
     err = _refused(capsys, ["compare", str(a), str(b), option, value])
     assert f"pgvbench: error: {option} {value.lower()} must be" in err
+
+
+def test_nothing_compared_is_not_a_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A partial BASE that failed before its first point shares no run with CURRENT: exit 0
+    would pass a gate that judged nothing."""
+    empty = results([], status="partial")
+    empty.indexes = []  # it failed before the build
+    base = write(tmp_path / "partial.json", empty)
+    _, current = _two_runs(tmp_path)
+    js = tmp_path / "c.json"
+    err = _refused(capsys, ["compare", str(base), str(current), "--json", str(js)])
+    assert err.startswith(f"pgvbench: error: nothing to compare: no metric of {current} could")
+    assert f"BASE {base} has no completed point (the run is partial)" in err
+    assert not js.exists()
+    # the other way round a partial CURRENT is invalid in its own right: exit 1 as before
+    assert main(["compare", str(current), str(base)]) == 1
+
+
+def test_runs_that_share_nothing_are_not_a_pass(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    one, other = results([point(40, STEADY)]), results([point(80, STEADY)])
+    one.indexes = other.indexes = []
+    a, b = write(tmp_path / "a.json", one), write(tmp_path / "b.json", other)
+    err = _refused(capsys, ["compare", str(a), str(b)])
+    assert f"BASE {a} has 1 run(s) and CURRENT {b} 1, but none match" in err
+
+
+def test_a_failed_current_with_nothing_in_common_stays_a_regression(tmp_path: Path) -> None:
+    _, base = _two_runs(tmp_path)
+    failed = results([], status="failed")
+    failed.indexes = []
+    current = write(tmp_path / "failed.json", failed)
+    assert main(["compare", str(base), str(current)]) == 1
+    # a partial BASE that shares some runs is still compared: the rest is 'removed'/'added'
+    partial = write(tmp_path / "p.json", results([point(40, STEADY)], status="partial"))
+    wider = write(tmp_path / "w.json", results([point(80, STEADY)]))
+    assert main(["compare", str(partial), str(wider)]) == 0  # the index build matched

@@ -30,7 +30,7 @@ from .baselines import (
 from .core import CompareOptions, compare_results
 from .merge import merge_results, refuse_duplicate_runs
 from .output import print_table, write_outputs
-from .runs import RULES
+from .runs import RULES, runs_of
 
 EXIT_OK, EXIT_REGRESSION = 0, 1
 
@@ -183,6 +183,10 @@ def run_compare(args: argparse.Namespace) -> int:
             "Re-run both with the same spec and versions, or pass --allow-env-diff to "
             "compare anyway."
         )
+    if comparison.matched_runs == 0 and comparison.verdict == "ok":
+        # no metric was judged: exit 0 would pass a gate that never looked (a failed
+        # CURRENT stays exit 1, a regression in its own right)
+        raise ResultsError(_nothing_to_compare(base, current, base_name, current_name))
     console = Console(stderr=False, highlight=False, width=max(120, Console().width))
     print_table(comparison, console, only_changes=args.only_changes)
     paths = dict(outputs)
@@ -317,6 +321,29 @@ def run_baseline(args: argparse.Namespace) -> int:
             table.add_row(name, f"[red]unreadable: {escape(problem)}[/red]", *[""] * 7)
     Console().print(table)
     return EXIT_OK
+
+
+def _nothing_to_compare(base: Results, current: Results, base_name: str, current_name: str) -> str:
+    sides = []
+    counts = []
+    for label, name, results in (("BASE", base_name, base), ("CURRENT", current_name, current)):
+        n = len(runs_of(results))
+        counts.append(n)
+        if n == 0:
+            sides.append(f"{label} {name} has no completed point (the run is {results.status})")
+    if sides:
+        detail = "; ".join(sides)
+    else:
+        detail = (
+            f"BASE {base_name} has {counts[0]} run(s) and CURRENT {current_name} {counts[1]}, "
+            "but none match (same workload, index and parameters, query parameters, "
+            "concurrency, pooling and operation) with a metric on both sides"
+        )
+    return (
+        f"nothing to compare: no metric of {current_name} could be judged against "
+        f"{base_name}: {detail}. Compare two runs of the same spec that each completed at "
+        "least one point (a partial run's completed points are compared)."
+    )
 
 
 def _alpha(value: float) -> float:

@@ -60,6 +60,9 @@ class Comparison:
     rows: tuple[Row, ...]
     notes: tuple[str, ...]  # run-level remarks (threshold fallback, incomplete runs)
     options: CompareOptions
+    # runs found on both sides that yielded at least one judged row: 0 means nothing was
+    # compared, which the CLI refuses rather than pass
+    matched_runs: int = 0
 
     @property
     def regressions(self) -> tuple[Row, ...]:
@@ -104,12 +107,14 @@ def compare_results(
         notes.append(f"the base run is {base.status}: only its completed points are compared")
     base_runs, current_runs = runs_of(base), runs_of(current)
     fallback: set[str] = set()
+    matched = 0
     for key, b in base_runs.items():
         c = current_runs.get(key)
         if c is None:
             rows.append(Row(run=b.label, metric="*", verdict="removed", reason="not in current"))
             continue
         run_rows = _compare_run(b, c, options)
+        matched += bool(run_rows)
         fallback.update(r.metric for r in run_rows if r.method == "threshold")
         rows.extend(run_rows)
     for key, c in current_runs.items():
@@ -136,6 +141,7 @@ def compare_results(
         rows=tuple(rows),
         notes=tuple(notes),
         options=options,
+        matched_runs=matched,
     )
 
 
