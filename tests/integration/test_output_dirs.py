@@ -131,3 +131,23 @@ def test_run_out_is_checked_before_any_work(
     argv = ["run", str(spec_path), "--out", str(out), "--dsn", "host=/nonexistent port=1"]
     _refused(capsys, argv, what="the results", path=out, option="with --out.")
     assert not cache.exists()  # no dataset generated, no ground truth computed
+
+
+def test_a_dangling_symlink_is_refused_before_the_work(
+    tmp_path: Path, results_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """mkdir -p on a link to nowhere fails with EEXIST: once all the work is done, if
+    the check lets it through."""
+    link = tmp_path / "danglink"
+    link.symlink_to("/nonexistent/x")
+    for argv, what, option in (
+        (["report", str(results_file), "--out", str(link)], "the report", "--out"),
+        (
+            ["baseline", "save", "main", str(results_file), "--dir", str(link)],
+            "the baseline",
+            "--dir",
+        ),
+    ):
+        err = _refused(capsys, argv, what=what, path=link, option=f"with {option}.")
+        assert "it is a symbolic link to /nonexistent/x, which does not exist" in err
+    assert link.is_symlink() and not link.exists()
