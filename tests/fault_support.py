@@ -57,9 +57,9 @@ PHASE_SQL = {
     "load": "SELECT count(*) FROM pg_stat_progress_copy WHERE pid <> pg_backend_pid()",
     "build": "SELECT count(*) FROM pg_stat_progress_create_index",
     "sweep": "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-    "AND query ILIKE '%ORDER BY%' AND pid <> pg_backend_pid()",
+    "AND query ILIKE '%ORDER BY embedding%' AND pid <> pg_backend_pid()",
     "load test": "SELECT CASE WHEN count(*) >= 2 THEN 1 ELSE 0 END FROM pg_stat_activity "
-    "WHERE query ILIKE '%ORDER BY%' AND pid <> pg_backend_pid() AND backend_type = "
+    "WHERE query ILIKE '%ORDER BY embedding%' AND pid <> pg_backend_pid() AND backend_type = "
     "'client backend'",
 }
 
@@ -91,12 +91,14 @@ def start(
     )
 
 
-def cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(
+    root: Path, *args: str, data_dir: Path | None = None, cache_dir: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """One pgvbench command to its end, on the test's data dir (where it takes one)."""
-    data_dir = ["--data-dir", str(root / "data")] if args[0] in ("run", "server") else []
+    data = ["--data-dir", str(data_dir or root / "data")] if args[0] in ("run", "server") else []
     return subprocess.run(
-        [sys.executable, "-m", "pgvbench.cli", *args, *data_dir],
-        env={**os.environ, "PGVBENCH_CACHE_DIR": str(root / "cache")},
+        [sys.executable, "-m", "pgvbench.cli", *args, *data],
+        env={**os.environ, "PGVBENCH_CACHE_DIR": str(cache_dir or root / "cache")},
         capture_output=True,
         text=True,
         check=False,

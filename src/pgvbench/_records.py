@@ -39,7 +39,7 @@ def plain(obj: Any) -> Any:
 def describe_failure(exc: BaseException) -> str:
     """The failure line stored in results.json."""
     if isinstance(exc, Terminated):
-        return "terminated (SIGTERM); results hold the points measured before"
+        return f"terminated ({exc.name}); results hold the points measured before"
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted (Ctrl-C); results hold the points measured before"
     if isinstance(exc, PgvbenchError):

@@ -8,6 +8,7 @@ results that cannot be compared); 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import threading
@@ -22,17 +23,32 @@ import psycopg
 from ._records import ResultsRecorder
 from .compare import cli as compare_cli
 from .config import debug_from_env, paths_from_env
-from .errors import ConnectError, PgvbenchError, RunFailed, ServerCrashed, Terminated
+from .errors import (
+    ConnectError,
+    PgvbenchError,
+    RunFailed,
+    SafetyError,
+    ServerCrashed,
+    Terminated,
+)
 from .progress import Reporter
 from .results import ServerSettingsInfo, load_results
 from .server.connection import Target
 from .server.embedded import EmbeddedServer
 from .server.external import check_dsn, session_settings
 from .server.preflight import refusal_error
+from .server.runlock import RunLock
 from .server.watchdog import PostmasterWatch
 from .spec import ExperimentSpec, SweepConfig, load_spec
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _path(text: str) -> Path:
+    # Path("") is Path("."): an empty --out or --data-dir would silently mean "here"
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; name a directory")
+    return Path(text)
 
 
 def _recall_fraction(text: str) -> float:
@@ -77,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
         "one (libpq URL or key=value string); only session-level settings of "
         "[server.settings] are applied there, the server is never restarted",
     )
-    run.add_argument("--out", type=Path, help="output directory (default: reports/<run name>)")
+    run.add_argument("--out", type=_path, help="output directory (default: reports/<run name>)")
     run.add_argument(
         "--fresh",
         action="store_true",
@@ -91,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--data-dir",
-        type=Path,
+        type=_path,
         help="embedded server data directory (default: per-user cache dir). A path that "
         "does not exist yet, or one pgvbench created earlier; one run per data directory "
         "at a time (a second run is refused with exit 2)",
@@ -115,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
         "results file alone (e.g. one produced by CI).",
     )
     report.add_argument("results", type=Path, help="path to a results.json")
-    report.add_argument("--out", type=Path, help="output directory (default: beside the file)")
+    report.add_argument("--out", type=_path, help="output directory (default: beside the file)")
     report.add_argument(
         "--target-recall",
         type=_recall_fraction,
@@ -137,7 +153,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=["start", "stop", "status", "url"],
         help="start: init if needed and start; stop; status; url: print a connection URL",
     )
-    server.add_argument("--data-dir", type=Path, help="data directory (default: per-user cache)")
+    server.add_argument("--data-dir", type=_path, help="data directory (default: per-user cache)")
     server.add_argument(
         "--fresh", action="store_true", help="with start: re-create the data directory"
     )
@@ -156,9 +172,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args, debug=debug)
     # Ctrl-C and `kill` both end a run the same way: partial results written, servers
     # pgvbench started stopped. (SIGINT may arrive ignored from a non-interactive shell.)
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if not debug:  # psycopg's "error ignored terminating ..." would break the paragraph
+        logging.getLogger("psycopg").setLevel(logging.ERROR)
+    ending = (signal.SIGTERM, signal.SIGHUP)  # kill, or the terminal/SSH session closing
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, *ending)}
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _terminate_on_sigterm)
+    for sig in ending:
+        signal.signal(sig, _terminate_on_sigterm)
     try:
         return _dispatch(args, debug=debug)
     finally:
@@ -172,16 +192,26 @@ def _dispatch(args: argparse.Namespace, *, debug: bool) -> int:
         return _command(args)
     except PgvbenchError as exc:
         return _fail(str(exc), exc.exit_code, debug=debug)
-    except Terminated:
+    except Terminated as exc:
         _debug_traceback(debug)
         print(
-            "pgvbench: terminated (SIGTERM); partial results (if any) were written", file=sys.stderr
+            f"pgvbench: terminated ({exc.name}); partial results (if any) were written",
+            file=sys.stderr,
         )
-        return EXIT_TERMINATED
+        return 128 + exc.signum
     except KeyboardInterrupt:
         _debug_traceback(debug)
         print("pgvbench: interrupted; partial results (if any) were written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except psycopg.errors.QueryCanceled as exc:
+        return _fail(
+            f"the server cancelled a statement ({_first_line(exc)}): a statement_timeout set "
+            "on the server, the role, the database, in [server.settings] or in the DSN's "
+            "options is shorter than this step needs; raise it ([query] statement_timeout_ms "
+            "bounds the measured queries only). Partial results (if any) were written.",
+            EXIT_FAILED,
+            debug=debug,
+        )
     except psycopg.OperationalError as exc:
         return _fail(
             f"the connection to the server failed: {_first_line(exc)}. The server may have "
@@ -299,6 +329,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     check_writable_dir(out_dir, what="the results", option="--out")
     _check_cache_dir()
     reporter = Reporter(enabled=not args.quiet)
+    # Two runs writing one output directory would leave one's results under the other's
+    # name: the directory is held for the run like a data directory.
+    out_lock = RunLock(
+        lock_dir=paths_from_env().cache_dir / "locks",
+        data_dir=out_dir.resolve(),
+        using="is writing its results to",
+        kind="out",
+    )
     server: EmbeddedServer | None = None
     if args.dsn is not None:
         if not args.dsn.strip():
@@ -310,15 +348,39 @@ def _cmd_run(args: argparse.Namespace) -> int:
         # agent specs of [[operation]]s alone may only read: a standby is fine for them
         writes = spec.kind != "agents" or (spec.agents is not None and spec.agents.data is not None)
         check_dsn(args.dsn, schema=spec.schema, writes=writes)
+        # every settings table, before any work: a refused value is the spec's mistake
+        for where, settings in _settings_tables(spec):
+            session_settings(args.dsn, settings, source=f"{args.spec}: {where}")
     else:
         server = _embedded_server(args, reporter)
         server.check_data_dir(fresh=args.fresh)
-        server.run_lock.acquire(purpose="run a benchmark on")
+        if _inside(out_dir, server.data_dir):
+            raise SafetyError(
+                f"--out {out_dir} is inside the embedded server's data directory "
+                f"{server.data_dir}, where --fresh would delete the results with the server; "
+                "choose an output directory outside it."
+            )
+    with out_lock.hold(purpose="write into"):
+        if server is None:
+            return _run_with(args, spec, out_dir, reporter, server)
+        with server.run_lock.hold(purpose="run a benchmark on"):
+            return _run_with(args, spec, out_dir, reporter, server)
+
+
+def _settings_tables(spec: ExperimentSpec) -> list[tuple[str, dict[str, str]]]:
+    """[server.settings], then each [[server.sweep]] entry on top of it."""
+    base = dict(spec.server.settings)
+    tables = [("[server.settings]", base)]
+    for i, config in enumerate(spec.server.sweep, start=1):
+        tables.append((f"[[server.sweep]] #{i} ({config.label})", {**base, **config.settings}))
+    return tables
+
+
+def _inside(path: Path, directory: Path) -> bool:
     try:
-        return _run_with(args, spec, out_dir, reporter, server)
-    finally:
-        if server is not None:
-            server.run_lock.release()
+        return path.resolve().is_relative_to(directory.resolve())
+    except (OSError, RuntimeError):
+        return False
 
 
 def _run_with(
@@ -352,14 +414,22 @@ def _run_with(
         runner.diagnose = _external_diagnosis(runner)
         try:
             if server is None:
-                dsn, settings_info = session_settings(args.dsn, spec.server.settings)
+                dsn, settings_info = session_settings(
+                    args.dsn, spec.server.settings, source=f"{args.spec}: [server.settings]"
+                )
                 target = Target(dsn=dsn, kind="external")
             else:
                 reporter.log(f"embedded server: {server.data_dir}")
-                started = server.ensure_started(fresh=args.fresh, owner="run")
-                watch = PostmasterWatch(server).__enter__()
+                # the diagnosis first: the server may die while it is being prepared
+                watch = PostmasterWatch(server)
                 runner.diagnose = _crash_diagnosis(server, watch, runner, reporter)
+                started = server.ensure_started(fresh=args.fresh, owner="run")
+                watch.__enter__()
                 applied = server.apply_settings(spec.server.settings, source=str(args.spec))
+                for where, settings in _settings_tables(spec)[1:]:  # sweep entries, up front
+                    server.check_settings(
+                        settings, base=spec.server.settings, where=f"{args.spec}: {where}"
+                    )
                 settings_info = ServerSettingsInfo(
                     requested=dict(spec.server.settings),
                     in_effect=applied.in_effect,
@@ -413,6 +483,8 @@ def _run_with(
 def _lost_connection(exc: BaseException) -> bool:
     seen: BaseException | None = exc
     while seen is not None:
+        if isinstance(seen, psycopg.errors.QueryCanceled):
+            return False  # a timeout, not a lost server
         if isinstance(seen, ConnectError | psycopg.OperationalError):
             return True
         seen = seen.__cause__ or seen.__context__
@@ -477,6 +549,7 @@ def _crash_diagnosis(
         crash = watch.crash
         watch.stop()  # one failure at a time: no late interrupt during the clean-up
         pid = crash.postmaster_pid if crash is not None else server.postmaster_pid()
+        which = f"postmaster pid {pid}" if pid else "its postmaster is gone"
         during = f" during '{reporter.active[-1]}'" if reporter.active else ""
         tail = server.log_tail(8)
         killed = (
@@ -494,7 +567,7 @@ def _crash_diagnosis(
         )
         return ServerCrashed(
             f"the embedded PostgreSQL server stopped during the run without pgvbench "
-            f"stopping it (postmaster pid {pid}){during}{where}.{killed} Last lines of "
+            f"stopping it ({which}){during}{where}.{killed} Last lines of "
             f"{server.log_file}:\n{tail}"
         )
 
@@ -511,7 +584,9 @@ def _configurator(
         wanted = {**spec.server.settings, **config.settings}
         if server is None:
             assert dsn is not None
-            new_dsn, info = session_settings(dsn, wanted)
+            new_dsn, info = session_settings(
+                dsn, wanted, source=f"{spec.source_path}: [[server.sweep]] ({config.label})"
+            )
             return Target(dsn=new_dsn, kind="external"), {
                 "requested": dict(config.settings),
                 "in_effect": info.in_effect,
@@ -550,6 +625,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_server(args: argparse.Namespace) -> int:
+    if args.fresh and args.action != "start":
+        raise PgvbenchError(f"--fresh goes with `server start` only, not `server {args.action}`.")
     if args.action in ("start", "stop"):
         _check_cache_dir()  # where the lock files go
     server = _embedded_server(args)

@@ -17,7 +17,7 @@ maps the branches to exit codes (see ``exit_code``)::
     └── RunFailed                    a run started but could not finish (exit 1)
         └── ServerCrashed            the server died mid-run (names the crash, log tail)
 
-    Terminated (a KeyboardInterrupt) SIGTERM: recorded as "terminated (SIGTERM)", exit 143
+    Terminated (a KeyboardInterrupt) SIGTERM/SIGHUP: "terminated (SIGTERM)", exit 143 (HUP: 129)
 
 Messages are written for the person at the terminal: what went wrong, where, and
 what to do about it. They never include a password.
@@ -84,8 +84,12 @@ class ServerCrashed(RunFailed):
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM: ends a run the way Ctrl-C does, but is recorded as a termination."""
+    """SIGTERM or SIGHUP: ends a run the way Ctrl-C does, recorded as a termination."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(f"signal {signum}")
         self.signum = signum
+
+    @property
+    def name(self) -> str:
+        return {1: "SIGHUP", 15: "SIGTERM"}.get(self.signum, f"signal {self.signum}")

@@ -437,3 +437,70 @@ def test_report_target_recall_outside_0_1_is_a_usage_error(
     err = capsys.readouterr().err
     assert "--target-recall" in err
     assert "Traceback" not in err
+
+
+def test_dsn_whose_statement_timeout_cancels_the_checks(
+    embedded_server: EmbeddedServer,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    tiny_spec: dict[str, Any],
+) -> None:
+    spec = _tiny_spec_file(tmp_path, tiny_spec)
+    out = tmp_path / "out"
+    dsn = f"{embedded_server.dsn()} options='-c statement_timeout=1'"
+    err = _fails_cleanly(capsys, ["run", str(spec), "--dsn", dsn, "--out", str(out)], out)
+    assert "the server cancelled pgvbench's first checks" in err
+    assert "statement_timeout" in err
+
+
+def test_dsn_setting_with_an_invalid_value_is_the_specs_mistake(
+    embedded_server: EmbeddedServer,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    tiny_spec: dict[str, Any],
+) -> None:
+    tiny_spec["server"] = {"settings": {"work_mem": "lots"}}
+    spec = _tiny_spec_file(tmp_path, tiny_spec)
+    out = tmp_path / "out"
+    argv = ["run", str(spec), "--dsn", embedded_server.dsn(), "--out", str(out)]
+    err = _fails_cleanly(capsys, argv, out)
+    assert "[server.settings] work_mem = 'lots' was refused by PostgreSQL" in err
+
+
+@pytest.mark.parametrize("action", ["stop", "status", "url"])
+def test_fresh_goes_with_server_start_only(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, action: str
+) -> None:
+    err = _fails_cleanly(capsys, ["server", action, "--fresh"], None)
+    assert f"--fresh goes with `server start` only, not `server {action}`" in err
+    assert not (tmp_path / "embedded-data").exists()
+
+
+@pytest.mark.parametrize("option", ["--out", "--data-dir"])
+def test_empty_path_options_are_usage_errors(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, tiny_spec: dict[str, Any], option: str
+) -> None:
+    spec = _tiny_spec_file(tmp_path, tiny_spec)
+    with pytest.raises(SystemExit) as info:
+        main(["run", str(spec), option, ""])
+    assert info.value.code == 2
+    assert f"argument {option}: is empty" in capsys.readouterr().err
+
+
+def test_a_bad_sweep_entry_is_found_before_any_measurement(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, tiny_spec: dict[str, Any]
+) -> None:
+    tiny_spec["server"] = {
+        "settings": {"work_mem": "8MB"},
+        "sweep": [{"label": "fine", "work_mem": "16MB"}, {"label": "bad", "work_mem": "lots"}],
+    }
+    spec = _tiny_spec_file(tmp_path, tiny_spec)
+    out = tmp_path / "out"
+    # progress lines (dataset, ground truth) come first: the check needs the server
+    code = main(["run", str(spec), "--out", str(out)])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("pgvbench: error:")]
+    assert code == 2, err
+    assert len(errors) == 1 and "Traceback" not in err
+    assert "[[server.sweep]] #2 (bad) work_mem = 'lots' was refused by PostgreSQL" in errors[0]
+    assert not out.exists(), "refused before the first configuration was measured"

@@ -228,7 +228,7 @@ def test_unusable_paths_are_bad_input_not_crashes(
     loop.symlink_to(home / "loop2")
     (home / "loop2").symlink_to(loop)
     err = _refused(capsys, ["server", "start", "--data-dir", str(loop)])
-    assert f"the data directory {loop} cannot be resolved" in err
+    assert f"the data directory {loop} cannot be used" in err
 
     blocker = home / "blocker"
     blocker.write_text("a file where a parent directory should be\n")
@@ -241,3 +241,45 @@ def test_unusable_paths_are_bad_input_not_crashes(
     assert "cannot write pgvbench's cache (ground truth, lock files)" in err
     assert "PGVBENCH_CACHE_DIR" in err
     assert not (home / "fine").exists()
+
+
+def test_out_inside_the_data_dir_is_refused(
+    home: Path, tiny_spec: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = home / "data"
+    assert main(["server", "start", "--data-dir", str(data)]) == 0
+    assert main(["server", "stop", "--data-dir", str(data)]) == 0
+    capsys.readouterr()
+    out = data / "reports"
+
+    argv = ["run", str(_spec(home, tiny_spec)), "--data-dir", str(data), "--out", str(out)]
+    err = _refused(capsys, argv)
+
+    assert "is inside the embedded server's data directory" in err
+    assert not out.exists()
+
+
+def test_a_name_too_long_is_bad_input(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    long = home / ("x" * 300) / "data"
+    err = _refused(capsys, ["server", "start", "--data-dir", str(long)])
+    assert "cannot be used (File name too long)" in err
+
+
+def test_a_runs_settings_that_break_the_server_do_not_outlive_it(
+    home: Path, tiny_spec: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """statement_timeout = 1ms cancels the run (exit 1, said plainly); the next run on the
+    same data dir starts from pgvbench's base configuration and completes."""
+    data = home / "data"
+    tiny_spec["server"] = {"settings": {"statement_timeout": "1ms"}}
+    broken = _spec(home, tiny_spec)
+    code = main(["run", str(broken), "--data-dir", str(data), "--out", str(home / "o1")])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "the server cancelled a statement" in err
+    assert "Traceback" not in err
+
+    del tiny_spec["server"]
+    fine = write_toml(home / "fine.toml", tiny_spec)
+    code = main(["run", str(fine), "--data-dir", str(data), "--out", str(home / "o2")])
+    assert code == 0, capsys.readouterr().err

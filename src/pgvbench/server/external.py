@@ -9,6 +9,7 @@ import psycopg
 from psycopg import conninfo as pg_conninfo
 from psycopg import sql
 
+from ..errors import ServerError, SpecError
 from ..results import ServerSettingsInfo
 from .connection import check_vector_extension, connect
 from .preflight import check_writable, preflight
@@ -29,15 +30,26 @@ def check_dsn(dsn: str, *, schema: str | None = None, writes: bool = True) -> No
     2, one paragraph). Writes nothing: CREATE EXTENSION, when needed, is tried in a
     transaction that is rolled back.
     """
-    with connect(dsn) as conn:
-        if writes:
-            check_writable(conn)  # first: a read-only session would refuse the dry run too
-        check_vector_extension(conn)
-        if writes:
-            preflight(conn, schema=schema)
+    try:
+        with connect(dsn) as conn:
+            if writes:
+                check_writable(conn)  # first: a read-only session would refuse the dry run
+            check_vector_extension(conn)
+            if writes:
+                preflight(conn, schema=schema)
+    except psycopg.errors.QueryCanceled as exc:
+        raise ServerError(
+            f"the server cancelled pgvbench's first checks ({exc.diag.message_primary or exc}): "
+            "a statement_timeout (in the DSN's options, PGOPTIONS, or set for the role or "
+            "database) is too short for any work. Remove it, or set it for pgvbench's role "
+            "to several seconds or more; [query] statement_timeout_ms bounds the measured "
+            "queries."
+        ) from None
 
 
-def session_settings(dsn: str, settings: Mapping[str, str]) -> tuple[str, ServerSettingsInfo]:
+def session_settings(
+    dsn: str, settings: Mapping[str, str], *, source: str = "spec: [server.settings]"
+) -> tuple[str, ServerSettingsInfo]:
     """Fold settings a session may change into the DSN's ``options``; report the rest.
 
     libpq sends ``options`` with every new connection, so every connection a run
@@ -66,6 +78,12 @@ def session_settings(dsn: str, settings: Mapping[str, str]) -> tuple[str, Server
                         sql.Identifier(*name.split(".")), sql.Literal(value)
                     )
                 )
+            except psycopg.errors.InvalidParameterValue as exc:
+                # a wrong value is the spec's mistake here as on the embedded server
+                raise SpecError(
+                    f"{source} {name} = {value!r} was refused by "
+                    f"PostgreSQL: {exc.diag.message_primary or exc}"
+                ) from None
             except psycopg.Error as exc:
                 not_applied[name] = f"refused by the server: {exc.diag.message_primary or exc}"
                 continue
