@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -158,7 +159,20 @@ def _parser() -> argparse.ArgumentParser:
         "--fresh", action="store_true", help="with start: re-create the data directory"
     )
     compare_cli.add_parsers(sub)
+    _debug_everywhere(sub)
     return parser
+
+
+def _debug_everywhere(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """--debug after the subcommand too (`pgvbench run x.toml --debug`); SUPPRESS keeps a
+    subcommand from resetting a --debug given before it."""
+    for command in sub.choices.values():
+        command.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _debug_everywhere(action)
 
 
 def _terminate_on_sigterm(signum: int, frame: object) -> None:
@@ -297,6 +311,13 @@ def _one_paragraph(message: str) -> str:
     return "\n".join(line for line in message.strip().splitlines() if line.strip())
 
 
+def _forget_libpq_environment() -> None:
+    """PGSERVICE, PGOPTIONS, PGSSLMODE and friends are meant for a server of the user's;
+    applied to the embedded one (by libpq, in this process and in pgbench) they break it."""
+    for name in [n for n in os.environ if n.startswith("PG") and not n.startswith("PGVBENCH")]:
+        del os.environ[name]
+
+
 def _check_cache_dir() -> None:
     from ._outputs import check_writable_dir
 
@@ -352,6 +373,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         for where, settings in _settings_tables(spec):
             session_settings(args.dsn, settings, source=f"{args.spec}: {where}")
     else:
+        _forget_libpq_environment()
         server = _embedded_server(args, reporter)
         server.check_data_dir(fresh=args.fresh)
         if _inside(out_dir, server.data_dir):
@@ -625,6 +647,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_server(args: argparse.Namespace) -> int:
+    _forget_libpq_environment()
     if args.fresh and args.action != "start":
         raise PgvbenchError(f"--fresh goes with `server start` only, not `server {args.action}`.")
     if args.action in ("start", "stop"):

@@ -283,3 +283,16 @@ def test_a_runs_settings_that_break_the_server_do_not_outlive_it(
     fine = write_toml(home / "fine.toml", tiny_spec)
     code = main(["run", str(fine), "--data-dir", str(data), "--out", str(home / "o2")])
     assert code == 0, capsys.readouterr().err
+
+
+def test_the_users_libpq_environment_does_not_reach_the_embedded_server(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PGSERVICE, PGOPTIONS, PGSSLMODE are for the user's own servers (--dsn)."""
+    monkeypatch.setenv("PGSERVICE", "no-such-service")
+    monkeypatch.setenv("PGOPTIONS", "-c statement_timeout=1")
+    monkeypatch.setenv("PGSSLMODE", "require")
+    data = home / "data"
+
+    assert main(["server", "start", "--data-dir", str(data)]) == 0, capsys.readouterr().err
+    assert main(["server", "stop", "--data-dir", str(data)]) == 0

@@ -140,3 +140,30 @@ def test_out_of_memory_says_what_to_shrink(
     assert code == 1
     assert "pgvbench ran out of memory" in _paragraph(err)
     assert "[dataset] n" in err
+
+
+def test_debug_may_follow_the_subcommand(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "bad.toml"
+    spec.write_text("[experiment\n")
+    code = cli.main(["validate", str(spec), "--debug"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("Traceback (most recent call last):"), err
+    assert "pgvbench: error: " in err
+
+
+@pytest.mark.parametrize("argv", [["compare", "", "x.json"], ["merge", "out.json", "", "y"]])
+def test_an_empty_results_argument_is_not_the_current_directory(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results.json").write_text("{}")  # what "." would have picked up
+    code = cli.main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "is empty" in _paragraph(err)

@@ -69,7 +69,15 @@ def list_baselines(directory: Path = DEFAULT_DIR) -> list[Baseline | tuple[str, 
 
 def resolve(ref: str, directory: Path = DEFAULT_DIR) -> tuple[str, Path]:
     """A results file path, or the name of a saved baseline, to (display name, path)."""
+    if not ref.strip():  # Path("") is ".": an empty argument must not mean "here"
+        raise ResultsError(
+            "a results argument is empty: give a results.json, a run's directory or a baseline name"
+        )
     path = Path(ref)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise ResultsError(
+            f"{ref}: not a regular file (a FIFO, device or socket); give a results.json"
+        )
     if path.is_file():
         return ref, path
     if path.is_dir() and (path / "results.json").is_file():
