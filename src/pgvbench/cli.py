@@ -1,8 +1,10 @@
 """Command line: ``pgvbench run|report|validate|server|compare|baseline|merge``.
 
-Exit codes: 0 success; 1 a run failed or was cut short (partial results written), or
-``compare`` found a regression; 2 bad usage or input (spec, dataset, DSN, results file,
-results that cannot be compared); 130 interrupted.
+Exit codes: 0 success; 1 a run failed, the server failed or crashed (partial results
+written), or ``compare`` found a regression; 2 bad usage or input, nothing changed (spec,
+dataset, DSN, privileges, paths, results files); 130 Ctrl-C; 143 SIGTERM; 129 SIGHUP.
+docs/errors.md lists every failure class. This module parses, runs the checks that need
+no work, and maps errors to one paragraph; the root-cause diagnosis is in diagnosis.py.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import os
 import signal
 import sys
 import threading
-import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,15 +22,13 @@ from typing import Any
 
 import psycopg
 
-from ._records import ResultsRecorder
 from .compare import cli as compare_cli
 from .config import debug_from_env, paths_from_env
+from .diagnosis import crash_diagnosis, external_diagnosis, first_line
 from .errors import (
     ConnectError,
     PgvbenchError,
-    RunFailed,
     SafetyError,
-    ServerCrashed,
     Terminated,
 )
 from .progress import Reporter
@@ -37,7 +36,6 @@ from .results import ServerSettingsInfo, load_results
 from .server.connection import Target
 from .server.embedded import EmbeddedServer
 from .server.external import check_dsn, session_settings
-from .server.preflight import refusal_error
 from .server.runlock import RunLock
 from .server.watchdog import PostmasterWatch
 from .spec import ExperimentSpec, SweepConfig, load_spec
@@ -70,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Environment: PGVBENCH_CACHE_DIR (ground truth cache, lock files), "
         "PGVBENCH_DATA_DIR (embedded server data directory), PGVBENCH_DEBUG=1 (tracebacks). "
         "Exit codes: 0 ok; 1 a run failed, the server failed or crashed, or compare found a "
-        "regression; 2 bad usage or input (nothing was changed); 130 Ctrl-C; 143 SIGTERM. "
+        "regression; 2 bad usage or input (nothing was changed); 130 Ctrl-C; 143 SIGTERM; 129 "
+        "SIGHUP. "
         "See docs/errors.md.",
     )
     parser.add_argument(
@@ -219,7 +218,7 @@ def _dispatch(args: argparse.Namespace, *, debug: bool) -> int:
         return EXIT_INTERRUPTED
     except psycopg.errors.QueryCanceled as exc:
         return _fail(
-            f"the server cancelled a statement ({_first_line(exc)}): a statement_timeout set "
+            f"the server cancelled a statement ({first_line(exc)}): a statement_timeout set "
             "on the server, the role, the database, in [server.settings] or in the DSN's "
             "options is shorter than this step needs; raise it ([query] statement_timeout_ms "
             "bounds the measured queries only). Partial results (if any) were written.",
@@ -228,7 +227,7 @@ def _dispatch(args: argparse.Namespace, *, debug: bool) -> int:
         )
     except psycopg.OperationalError as exc:
         return _fail(
-            f"the connection to the server failed: {_first_line(exc)}. The server may have "
+            f"the connection to the server failed: {first_line(exc)}. The server may have "
             "stopped or restarted, or the network dropped; partial results (if any) were "
             "written.",
             EXIT_FAILED,
@@ -237,7 +236,7 @@ def _dispatch(args: argparse.Namespace, *, debug: bool) -> int:
     except psycopg.Error as exc:
         state = f" (SQLSTATE {exc.sqlstate})" if exc.sqlstate else ""
         return _fail(
-            f"the server refused a statement{state}: {_first_line(exc)}. Partial results "
+            f"the server refused a statement{state}: {first_line(exc)}. Partial results "
             "(if any) were written.",
             EXIT_FAILED,
             debug=debug,
@@ -260,7 +259,7 @@ def _dispatch(args: argparse.Namespace, *, debug: bool) -> int:
         )
     except Exception as exc:
         return _fail(
-            f"internal error ({type(exc).__name__}: {_first_line(exc)}). This is a bug in "
+            f"internal error ({type(exc).__name__}: {first_line(exc)}). This is a bug in "
             "pgvbench; re-run with --debug (or PGVBENCH_DEBUG=1) for the traceback and "
             "report it.",
             EXIT_FAILED,
@@ -299,11 +298,6 @@ def _fail(message: str, code: int, *, debug: bool) -> int:
 def _debug_traceback(debug: bool) -> None:
     if debug:
         traceback.print_exc(file=sys.stderr)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _one_paragraph(message: str) -> str:
@@ -433,7 +427,7 @@ def _run_with(
         # Bad input (dataset files, k) fails here, before a server starts or a file is written.
         data = runner.prepare()
         # a GRANT missing mid-run: exit 2 naming it; a server gone mid-run: exit 1
-        runner.diagnose = _external_diagnosis(runner)
+        runner.diagnose = external_diagnosis(runner)
         try:
             if server is None:
                 dsn, settings_info = session_settings(
@@ -444,7 +438,7 @@ def _run_with(
                 reporter.log(f"embedded server: {server.data_dir}")
                 # the diagnosis first: the server may die while it is being prepared
                 watch = PostmasterWatch(server)
-                runner.diagnose = _crash_diagnosis(server, watch, runner, reporter)
+                runner.diagnose = crash_diagnosis(server, watch, runner, reporter)
                 started = server.ensure_started(fresh=args.fresh, owner="run")
                 watch.__enter__()
                 applied = server.apply_settings(spec.server.settings, source=str(args.spec))
@@ -500,100 +494,6 @@ def _run_with(
     if failed is not None:
         raise failed
     return EXIT_OK
-
-
-def _lost_connection(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, psycopg.errors.QueryCanceled):
-            return False  # a timeout, not a lost server
-        if isinstance(seen, ConnectError | psycopg.OperationalError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def _server_gone(server: EmbeddedServer, watch: PostmasterWatch, patience: float) -> bool:
-    deadline = time.monotonic() + patience
-    while True:
-        if watch.crash is not None or not server.is_running():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-
-
-def _external_diagnosis(
-    runner: ResultsRecorder,
-) -> Callable[[BaseException], BaseException | None]:
-    """A privilege refused mid-run names its GRANT (exit 2); a connection lost once the run
-    had begun is a server fault (exit 1), not the 'cannot connect' of a bad DSN (exit 2)."""
-
-    def diagnose(exc: BaseException) -> BaseException | None:
-        refusal = refusal_error(exc)
-        if refusal is not None:
-            return refusal
-        if runner.saved and _lost_connection(exc) and not isinstance(exc, RunFailed):
-            return RunFailed(
-                f"the connection to the server was lost during the run ({_first_line(exc)}); "
-                f"the points measured before were kept in {runner.results_path}. The server "
-                "may have restarted, failed over or been shut down: see its log."
-            )
-        return None
-
-    return diagnose
-
-
-def _crash_diagnosis(
-    server: EmbeddedServer, watch: PostmasterWatch, runner: ResultsRecorder, reporter: Reporter
-) -> Callable[[BaseException], BaseException | None]:
-    """Turns the errors a server crash causes (a broken connection, the watch's interrupt,
-    a refused reconnect) into the crash itself, named with the server log's last lines."""
-
-    external = _external_diagnosis(runner)
-
-    def diagnose(exc: BaseException) -> BaseException | None:
-        return crash(exc) or external(exc)
-
-    def crash(exc: BaseException) -> BaseException | None:
-        if isinstance(exc, PgvbenchError) and not isinstance(exc, ConnectError | RunFailed):
-            return None  # already the diagnosis (a refused setting, a failed restart, ...)
-        if isinstance(exc, ServerCrashed):
-            return None
-        if watch.crash is None:
-            if isinstance(exc, KeyboardInterrupt) or server.expected_down:
-                return None  # the user's Ctrl-C or SIGTERM, or a restart pgvbench made
-            # A dying postmaster closes its sockets before it is gone from the process
-            # table: a lost connection waits a moment for the verdict, other errors do not.
-            patience = 3.0 if _lost_connection(exc) else 0.0
-            if not _server_gone(server, watch, patience):
-                return None
-        crash = watch.crash
-        watch.stop()  # one failure at a time: no late interrupt during the clean-up
-        pid = crash.postmaster_pid if crash is not None else server.postmaster_pid()
-        which = f"postmaster pid {pid}" if pid else "its postmaster is gone"
-        during = f" during '{reporter.active[-1]}'" if reporter.active else ""
-        tail = server.log_tail(8)
-        killed = (
-            ""
-            if "shutting down" in tail or "terminated by signal" in tail
-            else (
-                " The log has no shutdown message: the postmaster was killed (e.g. SIGKILL or "
-                "the out-of-memory killer)."
-            )
-        )
-        where = (
-            f"; the points measured before were kept in {runner.results_path}"
-            if runner.saved
-            else ""
-        )
-        return ServerCrashed(
-            f"the embedded PostgreSQL server stopped during the run without pgvbench "
-            f"stopping it ({which}){during}{where}.{killed} Last lines of "
-            f"{server.log_file}:\n{tail}"
-        )
-
-    return diagnose
 
 
 def _configurator(

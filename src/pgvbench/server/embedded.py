@@ -248,19 +248,13 @@ class EmbeddedServer:
                 self._reset_auto_conf()
             if _port_in_use(self.port):
                 self._write_conf(_free_port())
-            result = self._pg_ctl(
-                ["start", "-w", "-t", str(START_TIMEOUT_S), "-l", str(self.log_file)],
-                check=False,
-            )
+            result = self._pg_ctl_start()
             if result.returncode != 0 and self._has_auto_settings():
                 # The last run's [server.settings] (ALTER SYSTEM) may be what fails now,
                 # e.g. shared_buffers larger than this machine: start without them.
                 fatal = _fatal_lines(self.log_tail(30))
                 self._reset_auto_conf()
-                result = self._pg_ctl(
-                    ["start", "-w", "-t", str(START_TIMEOUT_S), "-l", str(self.log_file)],
-                    check=False,
-                )
+                result = self._pg_ctl_start()
                 if result.returncode == 0:
                     self.notify(
                         f"the embedded server did not start with the settings the last run "
@@ -372,11 +366,7 @@ class EmbeddedServer:
             conn.execute("ALTER SYSTEM RESET ALL")
             for name, value in settings.items():
                 try:
-                    conn.execute(
-                        psycopg.sql.SQL("ALTER SYSTEM SET {} = {}").format(
-                            psycopg.sql.Identifier(*name.split(".")), _setting_value(name, value)
-                        )
-                    )
+                    _alter_system(conn, name, value)
                 except psycopg.Error as exc:
                     conn.execute("ALTER SYSTEM RESET ALL")
                     conn.execute("SELECT pg_reload_conf()")
@@ -406,12 +396,7 @@ class EmbeddedServer:
             try:
                 for name, value in settings.items():
                     try:
-                        conn.execute(
-                            psycopg.sql.SQL("ALTER SYSTEM SET {} = {}").format(
-                                psycopg.sql.Identifier(*name.split(".")),
-                                _setting_value(name, value),
-                            )
-                        )
+                        _alter_system(conn, name, value)
                     except psycopg.Error as exc:
                         raise SpecError(
                             f"{where} {name} = {value!r} was refused by PostgreSQL: "
@@ -420,11 +405,7 @@ class EmbeddedServer:
             finally:
                 conn.execute("ALTER SYSTEM RESET ALL")
                 for name, value in base.items():
-                    conn.execute(
-                        psycopg.sql.SQL("ALTER SYSTEM SET {} = {}").format(
-                            psycopg.sql.Identifier(*name.split(".")), _setting_value(name, value)
-                        )
-                    )
+                    _alter_system(conn, name, value)
 
     def _undo_failed_settings(self, settings: Mapping[str, str], *, source: str) -> Exception:
         """The server did not come back with these settings: clear them (the file holds
@@ -433,10 +414,7 @@ class EmbeddedServer:
         fatal = _fatal_lines(self.log_tail(30))
         with self._lock():
             self._reset_auto_conf()
-            result = self._pg_ctl(
-                ["start", "-w", "-t", str(START_TIMEOUT_S), "-l", str(self.log_file)],
-                check=False,
-            )
+            result = self._pg_ctl_start()
         names = ", ".join(f"{k} = {v!r}" for k, v in settings.items())
         if result.returncode != 0:
             return ServerError(
@@ -586,6 +564,11 @@ class EmbeddedServer:
         entry = pwd.getpwnam(self.run_as)
         os.chown(path, entry.pw_uid, entry.pw_gid)
 
+    def _pg_ctl_start(self) -> subprocess.CompletedProcess[str]:
+        return self._pg_ctl(
+            ["start", "-w", "-t", str(START_TIMEOUT_S), "-l", str(self.log_file)], check=False
+        )
+
     def _pg_ctl(self, args: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = self._run([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), *args])
         if check and result.returncode != 0:
@@ -639,6 +622,14 @@ LIST_SETTINGS = (
     "search_path",
     "temp_tablespaces",
 )
+
+
+def _alter_system(conn: psycopg.Connection[Any], name: str, value: str) -> None:
+    conn.execute(
+        psycopg.sql.SQL("ALTER SYSTEM SET {} = {}").format(
+            psycopg.sql.Identifier(*name.split(".")), _setting_value(name, value)
+        )
+    )
 
 
 def _setting_value(name: str, value: str) -> psycopg.sql.Composable:
