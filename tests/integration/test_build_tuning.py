@@ -261,7 +261,8 @@ def test_recommendation_from_json_names_memory_and_workers() -> None:
 
 def test_report_section_draws_chart_table_and_advice(tmp_path: Path) -> None:
     from pgvbench.report.build_section import build_tuning_blocks, build_tuning_figures
-    from pgvbench.report.render import Paragraph, Table, to_markdown
+    from pgvbench.report.document import Paragraph, Table
+    from pgvbench.report.markdown import to_markdown
     from pgvbench.results import Environment, HostInfo, Results, TuningSection
 
     env = Environment(

@@ -16,7 +16,8 @@ from pgvbench.report.cache_section import (
     cache_blocks,
     cache_figures,
 )
-from pgvbench.report.render import Heading, Image, Table, to_markdown
+from pgvbench.report.document import Heading, Image, Table
+from pgvbench.report.markdown import to_markdown
 from pgvbench.results import Environment, HostInfo, Results, TimeSlice, TuningSection
 from pgvbench.spec import _Table
 from pgvbench.tuning.cache import (

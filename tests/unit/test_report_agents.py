@@ -17,7 +17,9 @@ from pgvbench.report.agents import (
     agent_blocks,
     render_agent_figures,
 )
-from pgvbench.report.render import Heading, ReportFiles, md_escape, render_report
+from pgvbench.report.document import Heading
+from pgvbench.report.markdown import md_escape
+from pgvbench.report.render import ReportFiles, render_report
 from pgvbench.results import (
     AgentSection,
     Environment,

@@ -24,9 +24,9 @@ from .agent_plots import (
     plot_filtered_p99,
     strategy_order,
 )
+from .document import Block, Bullets, Heading, Image, Paragraph, Table
 from .drift_plots import plot_recall_over_time
 from .plots import format_qps, format_sig
-from .render import Block, Bullets, Heading, Image, Paragraph, Table
 
 _DASH = "—"  # a value that was not measured (as in render.py)
 FILTERED_FIGURE = "filtered_p99.png"

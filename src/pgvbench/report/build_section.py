@@ -25,7 +25,7 @@ from ..tuning.build import BuildTuningStudy, format_size, recommend_build
 from .plots import format_sig
 
 if TYPE_CHECKING:
-    from .render import Block, Image
+    from .document import Block, Image
 
 FIGURE_NAME = "build_tuning.png"
 FIGURE_ALT = "Index build time vs maintenance_work_mem (x: graph did not fit)"
@@ -74,7 +74,7 @@ def _drawable(point: Mapping[str, Any]) -> tuple[float, float, int, bool] | None
 
 def build_tuning_figures(results: Results, out_dir: Path) -> list[Image]:
     """Draw the build-time curve into ``out_dir``; [] when there is no study to draw."""
-    from .render import Image
+    from .document import Image
 
     study = _study(results)
     if study is None:
@@ -149,7 +149,7 @@ def plot_build_tuning(study: Mapping[str, Any], path: Path) -> Path | None:
 
 def build_tuning_blocks(results: Results, images: Sequence[Image] = ()) -> list[Block]:
     """Heading, setup, figure, table, notes and recommendation of the build study."""
-    from .render import Bullets, Heading, KeyValues, Paragraph, Table
+    from .document import Bullets, Heading, KeyValues, Paragraph, Table
 
     study = _study(results)
     if study is None:

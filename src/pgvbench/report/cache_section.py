@@ -22,7 +22,7 @@ from ..results import Results
 from .plots import format_sig
 
 if TYPE_CHECKING:
-    from .render import Block, Image
+    from .document import Block, Image
 
 RESIDENCY_FIGURE = "cache_residency.png"
 RESIDENCY_ALT = "Share of index and heap in shared_buffers before and after each run"
@@ -94,7 +94,7 @@ def cache_blocks(results: Results, images: Sequence[Image] | None = None) -> lis
     ``images`` are the figures drawn by :func:`cache_figures`; when None, a figure is
     referenced whenever the record holds its data.
     """
-    from .render import Bullets, Heading, Image, Paragraph, Table
+    from .document import Bullets, Heading, Image, Paragraph, Table
 
     study = _study(results)
     if study is None:
@@ -216,7 +216,7 @@ def _has_series(rows: Sequence[Mapping[str, Any]]) -> bool:
 
 def cache_figures(results: Results, out_dir: Path) -> list[Image]:
     """Draw the cache figures that have data; the Images name them relative to out_dir."""
-    from .render import Image
+    from .document import Image
 
     study = _study(results)
     if study is None:

@@ -32,7 +32,7 @@ def tuning_blocks(results: Results, images: Sequence[Any]) -> list[Any]:
         return []
     from .build_section import build_tuning_blocks
     from .cache_section import cache_blocks
-    from .render import Bullets, Heading, Paragraph, Table
+    from .document import Bullets, Heading, Paragraph, Table
     from .tuning_sections import quantization_blocks, result_cache_blocks
 
     blocks: list[Any] = []

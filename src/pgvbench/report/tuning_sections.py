@@ -23,7 +23,7 @@ from ..results import Results
 from .plots import format_sig
 
 if TYPE_CHECKING:
-    from .render import Block, Image
+    from .document import Block, Image
 
 RESULT_CACHE_FIGURE = "result_cache.png"
 RESULT_CACHE_ALT = "Result caches: hit rate and recall of served results"
@@ -89,7 +89,7 @@ def _mine(images: Sequence[Image], name: str) -> list[Image]:
 
 def result_cache_blocks(results: Results, images: Sequence[Image] = ()) -> list[Block]:
     """Heading, setup, figure, per-configuration table and advice of the result-cache study."""
-    from .render import Bullets, Heading, KeyValues, Paragraph, Table
+    from .document import Bullets, Heading, KeyValues, Paragraph, Table
 
     study = _section(results, "result_cache")
     if study is None:
@@ -223,7 +223,7 @@ def _variant_rank(point: Mapping[str, Any]) -> tuple[int, float, float]:
 
 def quantization_blocks(results: Results, images: Sequence[Image] = ()) -> list[Block]:
     """Heading, index table, figure, point table and advice of the quantization study."""
-    from .render import Bullets, Heading, KeyValues, Paragraph, Table
+    from .document import Bullets, Heading, KeyValues, Paragraph, Table
 
     study = _section(results, "quantization")
     if study is None:
@@ -332,7 +332,7 @@ def plot_quantization(study: Mapping[str, Any], path: Path) -> Path | None:
 
 def tuning_figures(results: Results, out_dir: Path) -> list[Image]:
     """Draw the result-cache and quantization figures that have data; their Images."""
-    from .render import Image
+    from .document import Image
 
     drawn: list[Image] = []
     cache = _section(results, "result_cache")
