@@ -15,7 +15,7 @@ from pgvbench.report import (
     plot_recall_vs_qps,
     render_report,
 )
-from pgvbench.report.plots import format_qps, format_sig
+from pgvbench.report.fmt import format_qps, format_sig
 from pgvbench.results import (
     BuildPhase,
     DatasetInfo,

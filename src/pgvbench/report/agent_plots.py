@@ -18,7 +18,7 @@ from matplotlib.artist import Artist
 from matplotlib.patches import Patch
 
 from ..results import Results
-from .plots import _PALETTE, _new_figure, _save, _set_y_scale, _tick, _wants_log
+from .figures import PALETTE, new_figure, save_figure, set_y_scale, tick_text, wants_log
 
 _INVALID_HATCH = "///"
 _WINNER_MARK = "★"
@@ -81,12 +81,12 @@ def plot_filtered_p99(results: Results, path: Path) -> Path | None:
     strategies = [s for s in strategy_order(filtered_rows(filtered)) if s in drawn]
     width = 0.8 / len(strategies)
 
-    fig = _new_figure(11, 6)
+    fig = new_figure(11, 6)
     ax = fig.add_subplot()
     handles: list[Artist] = []
     p99s: list[float] = []
     for s_rank, strategy in enumerate(strategies):
-        color = _PALETTE[s_rank % len(_PALETTE)]
+        color = PALETTE[s_rank % len(PALETTE)]
         offset = (s_rank - (len(strategies) - 1) / 2) * width
         bars = [
             _bar(r, buckets.index(str(r.get("bucket"))) + offset, winners)
@@ -98,8 +98,8 @@ def plot_filtered_p99(results: Results, path: Path) -> Path | None:
         p99s += [b.p99 for b in bars]
     handles += _key(rows, winners)
 
-    log = _wants_log(p99s) and min(p99s) > 0
-    _set_y_scale(ax, p99s, log, _tick)
+    log = wants_log(p99s) and min(p99s) > 0
+    set_y_scale(ax, p99s, log, tick_text)
     # headroom for the rotated recall labels above the tallest bar
     ax.set_ylim(top=max(p99s) * (4 if log else 1.4))
     if log:
@@ -111,7 +111,7 @@ def plot_filtered_p99(results: Results, path: Path) -> Path | None:
     ax.grid(True, axis="y", which="major", alpha=0.3)
     fig.suptitle(f"{results.run_name}: filtered top-k per strategy and selectivity")
     fig.legend(handles=handles, loc="outside right upper", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _bar(row: Mapping[str, Any], x: float, winners: Mapping[str, str]) -> _Bar:

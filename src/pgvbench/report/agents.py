@@ -26,7 +26,7 @@ from .agent_plots import (
 )
 from .document import Block, Bullets, Heading, Image, Paragraph, Table
 from .drift_plots import plot_recall_over_time
-from .plots import format_qps, format_sig
+from .fmt import format_qps, format_sig
 
 _DASH = "—"  # a value that was not measured (as in render.py)
 FILTERED_FIGURE = "filtered_p99.png"

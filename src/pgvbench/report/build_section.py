@@ -22,7 +22,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 from .._atomic import write_bytes_atomic
 from ..results import Results
 from ..tuning.build import BuildTuningStudy, format_size, recommend_build
-from .plots import format_sig
+from .fmt import format_sig
 
 if TYPE_CHECKING:
     from .document import Block, Image

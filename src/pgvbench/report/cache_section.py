@@ -19,7 +19,7 @@ from matplotlib.ticker import FuncFormatter
 
 from .._atomic import write_bytes_atomic
 from ..results import Results
-from .plots import format_sig
+from .fmt import format_sig
 
 if TYPE_CHECKING:
     from .document import Block, Image

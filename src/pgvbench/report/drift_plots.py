@@ -16,7 +16,7 @@ from matplotlib.ticker import FuncFormatter
 
 from .._atomic import write_bytes_atomic
 from ..workloads.drift import DriftResult
-from .plots import format_sig
+from .fmt import format_sig
 
 _DPI = 110
 _RECALL = "#4e79a7"

@@ -9,19 +9,16 @@ None when the results hold nothing to draw (e.g. a run that failed early).
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from .._atomic import write_bytes_atomic
 from ..analysis import pareto_front, resolve_target_recall
 from ..analysis.scalability import (
     LoadSeries,
@@ -31,49 +28,20 @@ from ..analysis.scalability import (
     resolve_slo,
 )
 from ..results import Latency, LoadPoint, Results, SweepPoint
-
-_DPI = 110
-# Tableau 10: distinguishable, colour-blind friendlier than the old default.
-_PALETTE = (
-    "#4e79a7",
-    "#f28e2b",
-    "#e15759",
-    "#76b7b2",
-    "#59a14f",
-    "#edc948",
-    "#b07aa1",
-    "#ff9da7",
-    "#9c755f",
-    "#bab0ac",
+from .figures import (
+    INVALID_COLOR,
+    LINESTYLES,
+    PALETTE,
+    TARGET_COLOR,
+    new_figure,
+    save_figure,
+    set_y_scale,
+    tick_text,
+    wants_log,
 )
-_LINESTYLES = ("-", "--", "-.", ":")
-_INVALID_COLOR = "#9a9a9a"
-_TARGET_COLOR = "#c0392b"
+from .fmt import format_sig
+
 EXACT_KIND = "none"
-
-
-# --- formatting and files (shared with render.py) -----------------------------------------
-
-
-def format_sig(value: float, digits: int = 3) -> str:
-    """``value`` to ``digits`` significant digits, thousands-separated when large."""
-    if value == 0 or not math.isfinite(value):
-        return f"{value:g}"
-    rounded = float(f"{value:.{digits}g}")  # round first so 9.996 becomes 10.0, not 10.00
-    if abs(rounded) >= 10 ** (digits - 1):
-        return f"{rounded:,.0f}"
-    decimals = digits - 1 - math.floor(math.log10(abs(rounded)))
-    return f"{rounded:.{decimals}f}"
-
-
-def format_qps(qps: float) -> str:
-    """Whole queries per second with separators; small rates keep 3 digits."""
-    return f"{qps:,.0f}" if qps >= 100 else format_sig(qps)
-
-
-def format_params(params: dict[str, int]) -> str:
-    """``{"hnsw.ef_search": 40}`` -> ``hnsw.ef_search=40`` (sorted, so stable)."""
-    return ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
 
 
 def recall_name(results: Results) -> str:
@@ -107,7 +75,7 @@ def _build_labels(results: Results) -> list[str]:
 
 def _colors(results: Results) -> dict[str, str]:
     """One colour per build, stable across all figures of a run."""
-    return {label: _PALETTE[i % len(_PALETTE)] for i, label in enumerate(_build_labels(results))}
+    return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(_build_labels(results))}
 
 
 def _param_key(point: SweepPoint) -> tuple[int, ...]:
@@ -133,7 +101,7 @@ def _series(results: Results, points: Sequence[SweepPoint]) -> list[_Series]:
                 _Series(
                     label=f"{label} (c={conc})" if split else label,
                     color=colors[label],
-                    linestyle=_LINESTYLES[c_rank % len(_LINESTYLES)],
+                    linestyle=LINESTYLES[c_rank % len(LINESTYLES)],
                     exact=members[0].index_kind == EXACT_KIND,
                     points=sorted(members, key=_param_key),
                 )
@@ -147,29 +115,6 @@ def _param_note(points: Iterable[SweepPoint]) -> str:
 
 
 # --- axes helpers ------------------------------------------------------------------------
-
-
-def _wants_log(values: Iterable[float]) -> bool:
-    """Log scale when the positive values span more than 10x."""
-    positive = [v for v in values if v > 0]
-    return len(positive) > 1 and max(positive) / min(positive) > 10
-
-
-def _tick(value: float, _pos: int | None = None) -> str:
-    """Axis tick text: 5,000 / 200 / 5 / 0.5 (no trailing zeros, no 1e3)."""
-    return f"{value:,.0f}" if value >= 10 else f"{value:.2g}"
-
-
-def _set_y_scale(
-    ax: Axes, values: Sequence[float], log: bool, formatter: Callable[[float, int | None], str]
-) -> None:
-    if log:
-        ax.set_yscale("log")
-        positive = [v for v in values if v > 0]
-        if max(positive) / min(positive) <= 1000:
-            # a few decades only get 1-2 labelled ticks by default; 1-2-5 reads better
-            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.yaxis.set_major_formatter(FuncFormatter(formatter))
 
 
 def _set_recall_xlim(ax: Axes, recalls: Sequence[float], target: float) -> None:
@@ -196,7 +141,7 @@ def _annotate(ax: Axes, point: SweepPoint, x: float, y: float, color: str) -> No
 def _target_line(ax: Axes, target: float, name: str) -> Line2D:
     return ax.axvline(
         target,
-        color=_TARGET_COLOR,
+        color=TARGET_COLOR,
         linestyle=":",
         linewidth=1.3,
         label=f"target {name} ≥ {target:g}",
@@ -206,21 +151,8 @@ def _target_line(ax: Axes, target: float, name: str) -> Line2D:
 def _invalid_handle() -> Line2D:
     return Line2D(
         [], [], marker="o", linestyle="none", markerfacecolor="none",
-        markeredgecolor=_INVALID_COLOR, label="invalid",
+        markeredgecolor=INVALID_COLOR, label="invalid",
     )  # fmt: skip
-
-
-def _new_figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
-    FigureCanvasAgg(fig)  # attach the Agg canvas explicitly; no pyplot backend selection
-    return fig
-
-
-def _save(fig: Figure, path: Path) -> Path:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=_DPI)
-    write_bytes_atomic(path, buf.getvalue())
-    return path
 
 
 def _recall(point: SweepPoint) -> float:
@@ -236,7 +168,7 @@ def plot_recall_vs_qps(
 ) -> Path | None:
     """Throughput against recall per build, with the Pareto front and the target."""
     points = [p for p in results.runs if p.recall is not None]
-    log = _wants_log(p.qps for p in points)
+    log = wants_log(p.qps for p in points)
     if log:  # zero QPS cannot sit on a log axis
         points = [p for p in points if p.qps > 0]
     if not points:
@@ -244,7 +176,7 @@ def plot_recall_vs_qps(
     target = resolve_target_recall(results, target_recall)
     name = recall_name(results)
 
-    fig = _new_figure(11, 6)
+    fig = new_figure(11, 6)
     ax = fig.add_subplot()
     handles = _draw_qps_series(ax, _series(results, [p for p in points if p.valid]))
     handles += _draw_front(ax, pareto_front(points))
@@ -252,14 +184,14 @@ def plot_recall_vs_qps(
     handles.append(_target_line(ax, target, name))
 
     _set_recall_xlim(ax, [_recall(p) for p in points], target)
-    _set_y_scale(ax, [p.qps for p in points], log, _tick)
+    set_y_scale(ax, [p.qps for p in points], log, tick_text)
     ax.set_xlabel(f"{name} (mean over queries)")
     ax.set_ylabel("queries per second" + (" (log scale)" if log else ""))
     ax.set_title(_param_note(points), fontsize=8, loc="left", color="#555555")
     ax.grid(True, which="major", alpha=0.3)
     fig.suptitle(f"{results.run_name}: {name} vs throughput")
     fig.legend(handles=handles, loc="outside right upper", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _draw_qps_series(ax: Axes, series: Sequence[_Series]) -> list[Artist]:
@@ -299,9 +231,9 @@ def _draw_invalid(
         return []
     xs = [_recall(p) for p in points]
     ys = [y_of(p) for p in points]
-    ax.scatter(xs, ys, s=36, facecolors="none", edgecolors=_INVALID_COLOR, zorder=3)
+    ax.scatter(xs, ys, s=36, facecolors="none", edgecolors=INVALID_COLOR, zorder=3)
     for p, x, y in zip(points, xs, ys, strict=True):
-        _annotate(ax, p, x, y, _INVALID_COLOR)
+        _annotate(ax, p, x, y, INVALID_COLOR)
     return [_invalid_handle()]
 
 
@@ -317,7 +249,7 @@ def plot_build_cost(results: Results, path: Path) -> Path | None:
     labels = [b.label for b in builds]
     bar_colors = [colors[b.label] for b in builds]
 
-    fig = _new_figure(11, 1.6 + 0.45 * len(builds))
+    fig = new_figure(11, 1.6 + 0.45 * len(builds))
     ax_time, ax_size = fig.subplots(1, 2, sharey=True)
     _hbars(ax_time, labels, [b.build_seconds for b in builds], bar_colors, " s")
     _hbars(ax_size, labels, [b.index_bytes / 1e6 for b in builds], bar_colors, " MB")
@@ -325,7 +257,7 @@ def plot_build_cost(results: Results, path: Path) -> Path | None:
     ax_size.set_xlabel("index size (MB)")
     ax_time.invert_yaxis()  # first build on top, as in the tables
     fig.suptitle(f"{results.run_name}: index build cost")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _hbars(ax: Axes, labels: list[str], values: list[float], colors: list[str], unit: str) -> None:
@@ -350,9 +282,9 @@ def plot_latency(
     target = resolve_target_recall(results, target_recall)
     name = recall_name(results)
     latencies = [v for p in points for v in (_p50(p), _p99(p))]
-    log = _wants_log(latencies)
+    log = wants_log(latencies)
 
-    fig = _new_figure(11, 6)
+    fig = new_figure(11, 6)
     ax = fig.add_subplot()
     handles = _draw_latency_series(ax, _series(results, [p for p in points if p.valid]))
     invalid = [p for p in points if not p.valid]
@@ -360,19 +292,19 @@ def plot_latency(
     if invalid:  # p99 of invalid points: same hollow grey, triangle like valid p99
         ax.scatter(
             [_recall(p) for p in invalid], [_p99(p) for p in invalid], s=36, marker="^",
-            facecolors="none", edgecolors=_INVALID_COLOR, zorder=3,
+            facecolors="none", edgecolors=INVALID_COLOR, zorder=3,
         )  # fmt: skip
     handles.append(_target_line(ax, target, name))
 
     _set_recall_xlim(ax, [_recall(p) for p in points], target)
-    _set_y_scale(ax, latencies, log, _tick)
+    set_y_scale(ax, latencies, log, tick_text)
     ax.set_xlabel(f"{name} (mean over queries)")
     ax.set_ylabel("latency (ms)" + (" (log scale)" if log else ""))
     ax.set_title(_param_note(points) + "; labels at p50", fontsize=8, loc="left", color="#555")
     ax.grid(True, which="major", alpha=0.3)
     fig.suptitle(f"{results.run_name}: latency vs {name}")
     fig.legend(handles=handles, loc="outside right upper", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _p50(point: SweepPoint) -> float:
@@ -427,7 +359,7 @@ def _load_styles(results: Results) -> list[_LoadStyle]:
         if s.reference:
             styles.append(_LoadStyle(s, _REFERENCE_COLOR))
             continue
-        styles.append(_LoadStyle(s, _PALETTE[rank % len(_PALETTE)]))
+        styles.append(_LoadStyle(s, PALETTE[rank % len(PALETTE)]))
         rank += 1
     return styles
 
@@ -491,7 +423,7 @@ def plot_throughput_vs_clients(results: Results, path: Path) -> Path | None:
     if not styles:
         return None
     points = [p for st in styles for p in st.series.points]
-    fig = _new_figure(11, 6)
+    fig = new_figure(11, 6)
     ax = fig.add_subplot()
     handles: list[Artist] = []
     for st in styles:
@@ -503,7 +435,7 @@ def plot_throughput_vs_clients(results: Results, path: Path) -> Path | None:
         )
     _clients_axis(ax, (p.clients for p in points))
     ax.set_ylim(bottom=0)
-    ax.yaxis.set_major_formatter(FuncFormatter(_tick))
+    ax.yaxis.set_major_formatter(FuncFormatter(tick_text))
     ax.set_ylabel("queries per second")
     ax.set_title(
         "markers: measured; dashed: USL fit (valid python closed-loop points); grey: pgbench",
@@ -512,7 +444,7 @@ def plot_throughput_vs_clients(results: Results, path: Path) -> Path | None:
     ax.grid(True, which="major", alpha=0.3)
     fig.suptitle(f"{results.run_name}: throughput vs clients")
     _legend(fig, handles)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _draw_throughput_series(ax: Axes, st: _LoadStyle) -> Artist:
@@ -576,25 +508,25 @@ def plot_p99_vs_clients(
     if not styles:
         return None
     points = [p for st in styles for p in st.series.points]
-    fig = _new_figure(11, 6)
+    fig = new_figure(11, 6)
     ax = fig.add_subplot()
     handles = [_draw_latency_vs_clients(ax, st) for st in styles]
     handles += _marker_key(points)
     handles.append(Line2D([], [], color="black", linewidth=1.8, label="p99"))
     handles.append(Line2D([], [], color="black", linewidth=0.8, alpha=0.7, label="p50"))
     handles.append(
-        ax.axhline(slo, color=_TARGET_COLOR, linestyle=":", linewidth=1.3,
+        ax.axhline(slo, color=TARGET_COLOR, linestyle=":", linewidth=1.3,
                    label=f"SLO p99 ≤ {format_sig(slo)} ms")
     )  # fmt: skip
     values = [v for p in points for v in (_lat(p).p50, _lat(p).p99)] + [slo]
-    log = _wants_log(values) and min(values) > 0
-    _set_y_scale(ax, values, log, _tick)
+    log = wants_log(values) and min(values) > 0
+    set_y_scale(ax, values, log, tick_text)
     _clients_axis(ax, (p.clients for p in points))
     ax.set_ylabel("latency (ms)" + (" (log scale)" if log else ""))
     ax.grid(True, which="major", alpha=0.3)
     fig.suptitle(f"{results.run_name}: latency vs clients")
     _legend(fig, handles)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _with_latency(series: LoadSeries) -> tuple[LoadPoint, ...]:
@@ -626,7 +558,7 @@ def plot_pool_wait(results: Results, path: Path) -> Path | None:
             drawn.append((st, waits))
     if not drawn:
         return None
-    fig = _new_figure(11, 5)
+    fig = new_figure(11, 5)
     ax = fig.add_subplot()
     handles: list[Artist] = []
     for st, waits in drawn:
@@ -640,7 +572,7 @@ def plot_pool_wait(results: Results, path: Path) -> Path | None:
     handles += _marker_key(points)
     _clients_axis(ax, (p.clients for p in points))
     ax.set_ylim(bottom=0)
-    ax.yaxis.set_major_formatter(FuncFormatter(_tick))
+    ax.yaxis.set_major_formatter(FuncFormatter(tick_text))
     ax.set_ylabel("pool wait per operation (ms, mean)")
     ax.set_title(
         "psycopg_pool get_stats(): requests_wait_ms / operations",
@@ -649,7 +581,7 @@ def plot_pool_wait(results: Results, path: Path) -> Path | None:
     ax.grid(True, which="major", alpha=0.3)
     fig.suptitle(f"{results.run_name}: time spent waiting for a pool connection")
     _legend(fig, handles)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _pool_wait(point: LoadPoint) -> float:
@@ -672,7 +604,7 @@ def plot_load_timeseries(
             picks.append((st, pick))
     if not picks:
         return None
-    fig = _new_figure(11, 7)
+    fig = new_figure(11, 7)
     ax_ops, ax_p99 = fig.subplots(2, 1, sharex=True)
     handles: list[Artist] = []
     for st, point in picks:
@@ -688,15 +620,15 @@ def plot_load_timeseries(
         ax_p99.plot(ts, p99s, color=st.color, linewidth=width)
         handles.append(line)
     handles.append(
-        ax_p99.axhline(slo, color=_TARGET_COLOR, linestyle=":", linewidth=1.3,
+        ax_p99.axhline(slo, color=TARGET_COLOR, linestyle=":", linewidth=1.3,
                        label=f"SLO p99 ≤ {format_sig(slo)} ms")
     )  # fmt: skip
     ax_ops.set_ylabel("operations per second")
     ax_ops.set_ylim(bottom=0)
-    ax_ops.yaxis.set_major_formatter(FuncFormatter(_tick))
+    ax_ops.yaxis.set_major_formatter(FuncFormatter(tick_text))
     p99_values = [s.p99_ms for _, p in picks for s in p.timeseries if s.p99_ms is not None]
-    log = _wants_log([*p99_values, slo])
-    _set_y_scale(ax_p99, [*p99_values, slo], log, _tick)
+    log = wants_log([*p99_values, slo])
+    set_y_scale(ax_p99, [*p99_values, slo], log, tick_text)
     if not log:
         ax_p99.set_ylim(bottom=0)
     ax_p99.set_ylabel("p99 per second (ms)" + (" (log scale)" if log else ""))
@@ -705,4 +637,4 @@ def plot_load_timeseries(
         ax.grid(True, which="major", alpha=0.3)
     fig.suptitle(f"{results.run_name}: per-second load at each series' largest client count")
     _legend(fig, handles)
-    return _save(fig, path)
+    return save_figure(fig, path)

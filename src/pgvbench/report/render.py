@@ -48,13 +48,11 @@ from ..results import (
     describe_status,
 )
 from .document import Block, Bullets, Code, Heading, Image, KeyValues, Paragraph, Table
+from .fmt import format_params, format_qps, format_sig
 from .html import to_html
 from .markdown import to_markdown
 from .plots import (
     EXACT_KIND,
-    format_params,
-    format_qps,
-    format_sig,
     plot_build_cost,
     plot_latency,
     plot_load_timeseries,
