@@ -7,6 +7,7 @@ else created makes pgvbench stop with an error instead.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -175,3 +176,55 @@ def relation_bytes(conn: psycopg.Connection[Any], schema: str, name: str) -> int
         (schema, name),
     ).fetchone()
     return int(row[0]) if row else 0
+
+
+def mark_owned(conn: psycopg.Connection[Any], kind: str, schema: str, name: str) -> None:
+    """Write pgvbench's ownership mark on a relation it just created (``kind``: TABLE or
+    INDEX), so later runs may drop or change it."""
+    if kind not in ("TABLE", "INDEX"):
+        raise ValueError(f"mark_owned: kind must be TABLE or INDEX, not {kind!r}")
+    conn.execute(
+        sql.SQL("COMMENT ON {} {} IS {}").format(
+            sql.SQL(kind), sql.Identifier(schema, name), sql.Literal(OWNER_MARK)
+        )
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class RelationMarks:
+    """Whether a relation and its schema carry pgvbench's mark, and what it is."""
+
+    relkind: str  # pg_class.relkind: r table, i index, p partitioned table, I partitioned index
+    owned: bool  # the relation carries the mark
+    schema_owned: bool  # its schema carries the mark
+
+
+def relation_marks(conn: psycopg.Connection[Any], schema: str, name: str) -> RelationMarks | None:
+    """The marks of ``schema.name``, or None when no such relation exists."""
+    row = conn.execute(
+        "SELECT c.relkind, obj_description(c.oid, 'pg_class'), "
+        "obj_description(n.oid, 'pg_namespace') FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
+        (schema, name),
+    ).fetchone()
+    if row is None:
+        return None
+    return RelationMarks(
+        relkind=str(row[0]), owned=row[1] == OWNER_MARK, schema_owned=row[2] == OWNER_MARK
+    )
+
+
+def drop_owned_index(
+    conn: psycopg.Connection[Any], schema: str, name: str, *, advice: str = ""
+) -> None:
+    """Drop an index pgvbench created; nothing if it is gone; refuse one without the mark.
+    ``advice`` is appended to the refusal (what the user can change instead)."""
+    marks = relation_marks(conn, schema, name)
+    if marks is None:
+        return
+    if not marks.owned or marks.relkind not in ("i", "I"):
+        raise SafetyError(
+            f"{schema}.{name} exists without pgvbench's mark (or is not an index); pgvbench "
+            f"will not drop it.{' ' + advice if advice else ''}"
+        )
+    conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(schema, name)))
