@@ -24,7 +24,7 @@ import dataclasses
 import hashlib
 import uuid
 
-from ..metrics import Metric
+from ...metrics import Metric
 
 MEMORY_KINDS = ("episodic", "semantic", "procedural", "reflection")
 TASK_STATUSES = ("submitted", "working", "input-required", "completed", "failed", "canceled")

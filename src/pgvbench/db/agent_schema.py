@@ -1,4 +1,4 @@
-"""DDL, bulk load and secondary indexes of the agent platform tables (see agent_model).
+"""DDL, bulk load and secondary indexes of the agent platform tables (see datasets/agents/model.py).
 
 Order of a setup: ``create_agent_schema`` (tables, keys, ownership marks),
 ``load_agent_dataset`` (binary COPY), ``create_secondary_indexes`` (after the load, so
@@ -20,7 +20,11 @@ from psycopg.abc import Buffer
 from psycopg.adapt import Dumper
 from psycopg.copy import QueuedLibpqWriter
 
-from ..db.schema import (
+from ..datasets.agents.generator import NEVER_EXPIRES, AgentDataset
+from ..datasets.agents.model import MEMORY_KINDS, MESSAGE_ROLES, TABLES, TASK_STATUSES, table_name
+from ..errors import DatasetError, SafetyError, SpecError
+from ..server.connection import connect, ensure_vector_extension
+from .schema import (
     MAX_PLAIN_DIM,
     OWNER_MARK,
     check_table_replaceable,
@@ -28,10 +32,6 @@ from ..db.schema import (
     ensure_schema,
     table_exists,
 )
-from ..errors import DatasetError, SafetyError, SpecError
-from ..server.connection import connect, ensure_vector_extension
-from .agent_data import NEVER_EXPIRES, AgentDataset
-from .agent_model import MEMORY_KINDS, MESSAGE_ROLES, TABLES, TASK_STATUSES, table_name
 
 ProgressCallback = Callable[[str, int], None]
 

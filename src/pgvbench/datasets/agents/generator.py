@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DatasetError
-from ..metrics import Metric
-from .agent_model import (
+from ...errors import DatasetError
+from ...metrics import Metric
+from .model import (
     MEMORY_KINDS,
     MESSAGE_ROLES,
     TASK_STATUSES,

@@ -1,0 +1,1 @@
+"""The AI-agent platform dataset: data model and seeded generator."""
