@@ -16,6 +16,17 @@ import psycopg
 import pytest
 from psycopg import pq as libpq
 
+from pgvbench.datasets.agents import (
+    MEMORY_KINDS,
+    AgentDataset,
+    AgentDataSpec,
+    generate_agent_dataset,
+)
+from pgvbench.db.agent_schema import (
+    create_agent_schema,
+    create_secondary_indexes,
+    load_agent_dataset,
+)
 from pgvbench.engine.operations import (
     SESSION,
     TRANSACTION_POOLED,
@@ -31,13 +42,6 @@ from pgvbench.metrics import Metric
 from pgvbench.server.connection import connect
 from pgvbench.server.embedded import EmbeddedServer
 from pgvbench.workloads import agent_ops
-from pgvbench.workloads.agent_data import AgentDataset, generate_agent_dataset
-from pgvbench.workloads.agent_model import MEMORY_KINDS, AgentDataSpec
-from pgvbench.workloads.agent_schema import (
-    create_agent_schema,
-    create_secondary_indexes,
-    load_agent_dataset,
-)
 from pgvbench.workloads.custom import compile_custom, parse_operations
 
 pytestmark = pytest.mark.integration

@@ -13,18 +13,24 @@ import pytest
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
-from pgvbench.db.schema import OWNER_MARK, ensure_schema
-from pgvbench.errors import DatasetError, SafetyError
-from pgvbench.server.connection import connect
-from pgvbench.server.embedded import EmbeddedServer
-from pgvbench.workloads.agent_data import AgentDataset, generate_agent_dataset
-from pgvbench.workloads.agent_model import TABLES, AgentDataSpec, table_name, uuid_for
-from pgvbench.workloads.agent_schema import (
+from pgvbench.datasets.agents import (
+    TABLES,
+    AgentDataset,
+    AgentDataSpec,
+    generate_agent_dataset,
+    table_name,
+    uuid_for,
+)
+from pgvbench.db.agent_schema import (
     create_agent_schema,
     create_secondary_indexes,
     expected_rows,
     load_agent_dataset,
 )
+from pgvbench.db.schema import OWNER_MARK, ensure_schema
+from pgvbench.errors import DatasetError, SafetyError
+from pgvbench.server.connection import connect
+from pgvbench.server.embedded import EmbeddedServer
 
 pytestmark = pytest.mark.integration
 

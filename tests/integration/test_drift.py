@@ -11,7 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pgvbench.datasets.agents import AgentDataset, AgentDataSpec, generate_agent_dataset
 from pgvbench.datasets.groundtruth import exact_knn
+from pgvbench.db.agent_schema import (
+    create_agent_schema,
+    create_secondary_indexes,
+    load_agent_dataset,
+)
 from pgvbench.engine.histogram import LatencyHistogram
 from pgvbench.errors import SafetyError
 from pgvbench.metrics import Metric
@@ -19,13 +25,6 @@ from pgvbench.report.drift_plots import plot_recall_over_time
 from pgvbench.results import _build
 from pgvbench.server.connection import connect
 from pgvbench.server.embedded import EmbeddedServer
-from pgvbench.workloads.agent_data import AgentDataset, generate_agent_dataset
-from pgvbench.workloads.agent_model import AgentDataSpec
-from pgvbench.workloads.agent_schema import (
-    create_agent_schema,
-    create_secondary_indexes,
-    load_agent_dataset,
-)
 from pgvbench.workloads.drift import (
     DriftResult,
     LiveMirror,

@@ -12,13 +12,17 @@ import numpy as np
 import psycopg
 import pytest
 
+from pgvbench.datasets.agents import (
+    AgentDataset,
+    AgentDataSpec,
+    generate_agent_dataset,
+    table_name,
+)
+from pgvbench.db.agent_schema import create_agent_schema, load_agent_dataset
 from pgvbench.errors import SafetyError
 from pgvbench.server.connection import connect
 from pgvbench.server.embedded import EmbeddedServer
 from pgvbench.workloads import filtered
-from pgvbench.workloads.agent_data import AgentDataset, generate_agent_dataset
-from pgvbench.workloads.agent_model import AgentDataSpec, table_name
-from pgvbench.workloads.agent_schema import create_agent_schema, load_agent_dataset
 
 pytestmark = pytest.mark.integration
 

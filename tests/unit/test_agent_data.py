@@ -10,9 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pgvbench.errors import DatasetError
-from pgvbench.metrics import Metric
-from pgvbench.workloads.agent_data import (
+from pgvbench.datasets.agents import (
     KB,
     NEVER_EXPIRES,
     AgentDataset,
@@ -21,7 +19,9 @@ from pgvbench.workloads.agent_data import (
     selectivity_stats,
     zipf_counts,
 )
-from pgvbench.workloads.agent_model import MESSAGE_ROLES, TASK_STATUSES, AgentDataSpec
+from pgvbench.datasets.agents.model import MESSAGE_ROLES, TASK_STATUSES, AgentDataSpec
+from pgvbench.errors import DatasetError
+from pgvbench.metrics import Metric
 
 SMALL = AgentDataSpec(
     tenants=4, agents=30, memories=3000, chunks=800, tasks=150, messages_per_task=3, dim=16

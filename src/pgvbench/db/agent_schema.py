@@ -20,7 +20,7 @@ from psycopg.abc import Buffer
 from psycopg.adapt import Dumper
 from psycopg.copy import QueuedLibpqWriter
 
-from ..datasets.agents.generator import NEVER_EXPIRES, AgentDataset
+from ..datasets.agents.dataset import NEVER_EXPIRES, AgentDataset
 from ..datasets.agents.model import MEMORY_KINDS, MESSAGE_ROLES, TABLES, TASK_STATUSES, table_name
 from ..errors import DatasetError, SafetyError, SpecError
 from ..server.connection import connect, ensure_vector_extension

@@ -22,10 +22,10 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 from psycopg import pq as libpq
 
+from ..datasets.agents.dataset import AgentDataset
+from ..datasets.agents.model import MEMORY_KINDS, TASK_STATUSES, table_name
 from ..engine.operations import ConnStyle, MixOperation, Operation, ParamOperation
 from ..metrics import Metric
-from .agent_data import AgentDataset
-from .agent_model import MEMORY_KINDS, TASK_STATUSES, table_name
 
 UUID_OID = 2950
 INT8_OID = 20

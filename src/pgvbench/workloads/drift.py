@@ -33,6 +33,8 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
+from ..datasets.agents.dataset import AgentDataset
+from ..datasets.agents.model import MEMORY_KINDS, TASK_STATUSES, table_name, uuid_for
 from ..datasets.groundtruth import GroundTruth, exact_knn
 from ..datasets.recall import summarize_recall, tie_aware_recall
 from ..db.schema import OWNER_MARK, check_table_replaceable, drop_owned_table
@@ -41,8 +43,6 @@ from ..errors import RunFailed, SafetyError
 from ..metrics import Metric
 from ..results import Latency
 from ..server.connection import connect
-from .agent_data import AgentDataset
-from .agent_model import MEMORY_KINDS, TASK_STATUSES, table_name, uuid_for
 from .vector import index_names_in_plan
 
 PAGE_BYTES = 8192

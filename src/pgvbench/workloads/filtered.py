@@ -43,6 +43,8 @@ import psycopg
 from psycopg import pq as libpq
 from psycopg import sql
 
+from ..datasets.agents.dataset import AgentDataset
+from ..datasets.agents.model import table_name
 from ..datasets.groundtruth import MAX_K, GroundTruth, exact_knn
 from ..datasets.recall import tie_aware_recall
 from ..db.schema import OWNER_MARK, drop_owned_table, relation_bytes
@@ -52,8 +54,6 @@ from ..engine.threaded import LoadShape, run_load
 from ..errors import DatasetError, SafetyError
 from ..metrics import Metric
 from ..server.connection import connect
-from .agent_data import AgentDataset
-from .agent_model import table_name
 from .vector import index_names_in_plan
 
 log = logging.getLogger(__name__)
