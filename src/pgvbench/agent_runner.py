@@ -18,6 +18,10 @@ from psycopg import sql
 
 from ._records import ResultsRecorder, now_iso, plain
 from .agent_spec import AgentExperiment
+from .datasets.agents.dataset import AgentDataset
+from .datasets.agents.generator import generate_agent_dataset
+from .datasets.agents.model import table_name
+from .datasets.agents.stats import selectivity_stats
 from .db import indexes as ix
 from .engine.operations import MixOperation, Operation
 from .environment import collect_environment
@@ -35,9 +39,7 @@ from .results import (
 from .server.connection import Target, connect, ensure_vector_extension
 from .server.preflight import preflight
 from .server.sessions import watch_concurrent_runs
-from .spec import ExperimentSpec, LoadSpec
-from .workloads.agent_data import AgentDataset, generate_agent_dataset, selectivity_stats
-from .workloads.agent_model import table_name
+from .spec.model import ExperimentSpec, LoadSpec
 
 
 class AgentRunner(ResultsRecorder):
@@ -125,7 +127,7 @@ class AgentRunner(ResultsRecorder):
             results.agent.recommendations = self._recommendations(results.agent)
 
     def _load(self, conn: psycopg.Connection[Any], ds: AgentDataset) -> dict[str, dict[str, float]]:
-        from .workloads.agent_schema import (
+        from .db.agent_schema import (
             create_agent_schema,
             create_secondary_indexes,
             load_agent_dataset,
@@ -372,7 +374,7 @@ def align_clock(dataset: AgentDataset, server_now_us: int) -> None:
     compares with its real clock (expiry, recency filters). Shifting every timestamp by
     the same amount keeps the data identical relative to "now".
     """
-    from .workloads.agent_data import NEVER_EXPIRES
+    from .datasets.agents.dataset import NEVER_EXPIRES
 
     delta = server_now_us - dataset.now_us
     for name in _TIME_FIELDS:

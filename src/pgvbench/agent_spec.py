@@ -13,11 +13,11 @@ import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .datasets.agents.model import AgentDataSpec
 from .metrics import Metric
-from .workloads.agent_model import AgentDataSpec
 
 if TYPE_CHECKING:
-    from .spec import _Table
+    from .spec.table import Table as _Table
 
 OPERATIONS = (
     "memory_write",

@@ -38,7 +38,8 @@ from .server.embedded import EmbeddedServer
 from .server.external import check_dsn, session_settings
 from .server.runlock import RunLock
 from .server.watchdog import PostmasterWatch
-from .spec import ExperimentSpec, SweepConfig, load_spec
+from .spec.model import ExperimentSpec, SweepConfig
+from .spec.parse import load_spec
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -279,7 +280,7 @@ def _command(args: argparse.Namespace) -> int:
     if args.command == "merge":
         return compare_cli.run_merge(args)
     if args.command == "validate":
-        from .plan import format_plan, validate
+        from .plan.count import format_plan, validate
 
         plan = validate(args.spec)  # spec + dataset headers; counts and a time estimate
         print("\n".join(format_plan(plan)))
@@ -334,7 +335,7 @@ def _embedded_server(args: argparse.Namespace, reporter: Reporter | None = None)
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from ._outputs import check_writable_dir
-    from .plan import dataset_shape
+    from .plan.shape import dataset_shape
 
     # Every check that needs no work comes first: spec, output directory, the DSN or the
     # data directory and its lock. A mistake there changes nothing and writes nothing.

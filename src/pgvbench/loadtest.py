@@ -44,7 +44,7 @@ from .progress import Reporter, Task
 from .results import LoadPoint, Sample
 from .server.connection import Target
 from .server.pgbouncer import PgBouncer, find_pgbouncer
-from .spec import ExperimentSpec, LoadSpec, PoolingSpec
+from .spec.model import ExperimentSpec, LoadSpec, PoolingSpec
 
 CLIENT_SATURATED_CORES = 0.9  # one Python process: the GIL caps it near one core
 FIDELITY_SUSPECT = 0.8

@@ -12,14 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import psycopg
 from psycopg import sql
 
 from ._records import ResultsRecorder, now_iso, plain, update_in_place
 from .datasets import Dataset, GroundTruth, ground_truth, summarize_recall, tie_aware_recall
-from .datasets.files import load_hdf5, load_npy
-from .datasets.synthetic import generate_clustered, generate_uniform
+from .datasets.prepared import PreparedData, QuerySets, build_dataset, split_queries
 from .db import indexes as ix
 from .db import schema as db_schema
 from .db.load import load_vectors
@@ -29,7 +27,8 @@ from .engine.providers import DirectProvider
 from .engine.threaded import LoadShape, run_load
 from .environment import collect_environment
 from .errors import DatasetError, PgvbenchError, RunFailed
-from .instrument.collectors import collect_during, explain_analyze
+from .instrument.collectors import collect_during
+from .instrument.explain import explain_analyze
 from .instrument.statements import StatementCollector
 from .loadtest import CLIENT_SATURATED_CORES, LoadTester, prepare_query_table
 from .metrics import Metric
@@ -52,80 +51,10 @@ from .results import (
 from .server.connection import Target, connect, ensure_vector_extension
 from .server.preflight import preflight
 from .server.sessions import watch_concurrent_runs
-from .spec import ExperimentSpec, IndexSpec, LoadSpec, SweepConfig
+from .spec.model import ExperimentSpec, IndexSpec, LoadSpec, SweepConfig
 from .workloads.vector import KnnQuery, check_plan
 
 _QUERY_GUCS = {"hnsw": "hnsw.ef_search", "ivfflat": "ivfflat.probes"}
-
-
-def build_dataset(spec: ExperimentSpec) -> Dataset:
-    """The dataset a spec describes: generated, or read from the user's files."""
-    ds = spec.dataset
-    if ds is None:
-        raise DatasetError(f"{spec.name}: a vector experiment needs a [dataset] table")
-    if ds.source == "synthetic":
-        if ds.distribution == "uniform":
-            return generate_uniform(
-                n=ds.n, dim=ds.dim, n_queries=ds.queries, seed=spec.seed, metric=ds.metric
-            )
-        return generate_clustered(
-            n=ds.n,
-            dim=ds.dim,
-            n_queries=ds.queries,
-            clusters=ds.clusters,
-            spread=ds.spread,
-            seed=spec.seed,
-            metric=ds.metric,
-            intrinsic_dim=ds.intrinsic_dim,
-        )
-    from .plan import dataset_shape
-
-    dataset_shape(spec)  # headers checked against the spec (dims, query counts) before reading
-    if ds.source == "hdf5":
-        assert ds.path is not None
-        return load_hdf5(ds.path, max_queries=ds.queries or None)
-    assert ds.base is not None and ds.queries_file is not None
-    return load_npy(ds.base, ds.queries_file, metric=ds.metric)
-
-
-@dataclasses.dataclass(frozen=True)
-class QuerySets:
-    """Recall queries (with ground truth) kept apart from the load stream."""
-
-    recall: Dataset
-    load_stream: np.ndarray
-    note: str | None
-
-
-def split_queries(dataset: Dataset, n_recall: int) -> QuerySets:
-    nq = dataset.n_queries
-    n_recall = min(n_recall, nq)
-    recall = dataclasses.replace(
-        dataset,
-        queries=dataset.queries[:n_recall],
-        neighbors=None if dataset.neighbors is None else dataset.neighbors[:n_recall],
-        distances=None if dataset.distances is None else dataset.distances[:n_recall],
-    )
-    if nq > n_recall:
-        return QuerySets(recall, dataset.queries[n_recall:], None)
-    return QuerySets(
-        recall,
-        dataset.queries,
-        (
-            f"only {nq} queries: the load stream reuses the recall queries "
-            "(give the dataset more queries to keep them apart)"
-        ),
-    )
-
-
-@dataclasses.dataclass(frozen=True)
-class PreparedData:
-    """Everything computed client-side before the server is touched."""
-
-    dataset: Dataset
-    sets: QuerySets
-    truth: GroundTruth
-    info: DatasetInfo
 
 
 class ExperimentRunner(ResultsRecorder):

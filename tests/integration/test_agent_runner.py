@@ -14,7 +14,7 @@ from pgvbench.progress import Reporter
 from pgvbench.results import load_results
 from pgvbench.server.connection import Target, connect
 from pgvbench.server.embedded import EmbeddedServer
-from pgvbench.spec import parse_spec
+from pgvbench.spec.parse import parse_spec
 from support import write_toml
 
 pytestmark = pytest.mark.integration

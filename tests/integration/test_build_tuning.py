@@ -17,7 +17,8 @@ from pgvbench.errors import SpecError
 from pgvbench.metrics import Metric
 from pgvbench.server.connection import connect
 from pgvbench.server.embedded import EmbeddedServer
-from pgvbench.spec import IndexSpec, _Table
+from pgvbench.spec.model import IndexSpec
+from pgvbench.spec.table import Table as _Table
 from pgvbench.tuning.build import (
     BuildTuningSpec,
     BuildTuningStudy,

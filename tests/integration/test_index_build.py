@@ -16,7 +16,7 @@ from pgvbench.errors import RunFailed
 from pgvbench.metrics import Metric
 from pgvbench.server.connection import connect
 from pgvbench.server.embedded import EmbeddedServer
-from pgvbench.spec import IndexSpec
+from pgvbench.spec.model import IndexSpec
 
 pytestmark = pytest.mark.integration
 

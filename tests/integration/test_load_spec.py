@@ -23,7 +23,7 @@ from pgvbench.runner import ExperimentRunner
 from pgvbench.server.connection import Target, connect
 from pgvbench.server.embedded import EmbeddedServer, temporary_server
 from pgvbench.server.pgbouncer import PgBouncer
-from pgvbench.spec import parse_spec
+from pgvbench.spec.parse import parse_spec
 from support import write_toml
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,7 @@ from pgvbench.results import Results
 from pgvbench.runner import ExperimentRunner
 from pgvbench.server.connection import Target
 from pgvbench.server.embedded import EmbeddedServer
-from pgvbench.spec import parse_spec
+from pgvbench.spec.parse import parse_spec
 
 pytestmark = pytest.mark.integration
 REPEATS = 3

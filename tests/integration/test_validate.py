@@ -393,8 +393,8 @@ def test_dataset_too_big_for_ram(capsys: pytest.CaptureFixture[str], tmp_path: P
     import psutil
 
     from pgvbench.errors import SpecError
-    from pgvbench.plan import dataset_shape, memory_estimate
-    from pgvbench.spec import load_spec
+    from pgvbench.plan.shape import dataset_shape, memory_estimate
+    from pgvbench.spec.parse import load_spec
 
     dataset = {"source": "synthetic", "n": 100_000_000, "dim": 2000, "queries": 1000}
     assert memory_estimate(rows=100_000_000, dim=2000, queries=1000) > (

@@ -19,7 +19,7 @@ from pgvbench.report.cache_section import (
 from pgvbench.report.document import Heading, Image, Table
 from pgvbench.report.markdown import to_markdown
 from pgvbench.results import Environment, HostInfo, Results, TimeSlice, TuningSection
-from pgvbench.spec import _Table
+from pgvbench.spec.table import Table as _Table
 from pgvbench.tuning.cache import (
     CacheRow,
     CacheSpec,

@@ -14,7 +14,8 @@ import pytest
 
 from pgvbench.errors import DatasetError, ResultsError, SpecError
 from pgvbench.results import load_results
-from pgvbench.spec import check_dataset_shape, load_spec, parse_spec
+from pgvbench.spec.limits import check_dataset_shape
+from pgvbench.spec.parse import load_spec, parse_spec
 from support import write_toml
 
 VECTOR: dict[str, Any] = {

@@ -7,7 +7,7 @@ import pytest
 
 from pgvbench.errors import SpecError
 from pgvbench.metrics import Metric
-from pgvbench.spec import _Table
+from pgvbench.spec.table import Table as _Table
 from pgvbench.tuning.result_cache import (
     LruCache,
     SemanticCache,

@@ -11,7 +11,8 @@ import pytest
 
 from pgvbench.errors import SpecError
 from pgvbench.metrics import Metric
-from pgvbench.spec import ExperimentSpec, load_spec, parse_spec
+from pgvbench.spec.model import ExperimentSpec
+from pgvbench.spec.parse import load_spec, parse_spec
 from support import write_toml
 
 WORKLOADS = Path(__file__).resolve().parents[2] / "workloads"

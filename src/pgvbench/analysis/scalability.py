@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..results import LoadPoint, Results
-from ..spec import ENGINES, LOAD_MODES, POOLING_STRATEGIES
+from ..spec.model import ENGINES, LOAD_MODES, POOLING_STRATEGIES
 
 DEFAULT_SLO_P99_MS = 50.0  # LoadSpec's default, for results whose spec lacks [load]
 MIN_CLIENT_COUNTS = 3  # three parameters need at least three distinct N

@@ -15,7 +15,7 @@ from ..errors import RunFailed
 from ..metrics import Metric
 from ..results import BuildPhase, IndexBuild
 from ..server.connection import connect
-from ..spec import IndexSpec
+from ..spec.model import IndexSpec
 from .schema import relation_bytes
 
 POLL_INTERVAL_S = 0.2

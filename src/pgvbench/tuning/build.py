@@ -27,10 +27,10 @@ from ..db import indexes as db_indexes
 from ..errors import RunFailed
 from ..metrics import Metric
 from ..results import BuildPhase
-from ..spec import IndexSpec
+from ..spec.model import IndexSpec
 
 if TYPE_CHECKING:
-    from ..spec import _Table
+    from ..spec.table import Table as _Table
 
 DEFAULT_MEMORY = ("64MB", "256MB", "1GB")
 DEFAULT_WORKERS = (0, 1)

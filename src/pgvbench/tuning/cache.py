@@ -33,7 +33,7 @@ from ..errors import ServerError
 from ..results import TimeSlice
 from ..server.connection import Target, connect
 from ..server.embedded import EmbeddedServer
-from ..spec import _Table
+from ..spec.table import Table as _Table
 
 STRATEGIES = ("cold", "warm", "autoprewarm")
 # PostgreSQL's own memory units (case-sensitive, as postgresql.conf takes them).

@@ -38,7 +38,7 @@ from ..engine.threaded import LoadShape, run_load
 from ..errors import RunFailed
 from ..metrics import Metric
 from ..server.connection import connect
-from ..spec import _Table
+from ..spec.table import Table as _Table
 from ..workloads.vector import check_plan
 
 VARIANTS = ("full", "halfvec", "binary")

@@ -35,7 +35,7 @@ from ..engine.histogram import LatencyHistogram
 from ..errors import RunFailed, SafetyError
 from ..metrics import Metric
 from ..server.connection import connect
-from ..spec import _Table
+from ..spec.table import Table as _Table
 from ..workloads.vector import KnnQuery
 
 TruthFn = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]

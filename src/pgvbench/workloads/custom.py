@@ -24,10 +24,10 @@ import numpy as np
 import psycopg
 from psycopg import pq as libpq
 
+from ..datasets.agents.dataset import AgentDataset
 from ..engine.operations import ParamOperation
 from ..errors import SpecError
-from ..spec import _Table
-from .agent_data import AgentDataset
+from ..spec.table import Table as _Table
 from .agent_ops import (
     INT8_OID,
     JSONB_OID,

@@ -1,17 +1,4 @@
-"""What a spec will do, counted, and roughly how long it will take (``pgvbench validate``).
-
-:func:`validate` parses the spec, opens the dataset files' headers (shapes, dims, dtypes,
-metric; no vectors read) and checks them against the spec, then :func:`plan_run` counts
-every index build, sweep point, repeat, load point and study and estimates the run's time.
-
-The estimate is deliberately simple and says so. Measured windows come straight from the
-spec (warm-up + measure seconds, times repeats). Builds use a model calibrated on the
-README's figure, HNSW m=16, ef_construction=64 on 100k x 128 vectors in 18.6 s on 2 cores,
-scaled linearly in rows x dim x m x ef_construction; IVFFlat scales in rows x dim x lists
-and is much cheaper. A real run can differ by a factor of two either way (cores, memory,
-maintenance_work_mem, data); the point is that a spec with hundreds of builds or hours of
-measurement does not surprise anyone.
-"""
+"""Counting a spec's work and printing it (``pgvbench validate``)."""
 
 from __future__ import annotations
 
@@ -20,41 +7,24 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-import psutil
-
-from .datasets.files import probe_hdf5, probe_npy
-from .errors import DatasetError, SpecError
-from .spec import ExperimentSpec, IndexSpec, LoadSpec, check_dataset_shape, load_spec
-
-# Calibration (2 cores, PostgreSQL 18, pgvector 0.8): see the module docstring.
-HNSW_REF_SECONDS = 18.6  # m=16, ef_construction=64, 100,000 x 128
-HNSW_REF_WORK = 100_000 * 128 * 16 * 64
-IVFFLAT_REF_SECONDS = 1.5  # lists=100, 100,000 x 128 (k-means on a sample + assignment)
-IVFFLAT_REF_WORK = 100_000 * 128 * 100
-LOAD_VALUES_PER_S = 2.5e6  # generate + binary COPY + ANALYZE, floats per second
-TRUTH_FLOPS = 2e9  # exact kNN for the recall queries (faiss, blocked)
-INDEX_QUERY_S = 0.002  # one top-k through an index (recall passes, result-cache streams)
-SCAN_VALUES_PER_S = 5e8  # an exact scan reads this many floats per second
-POINT_OVERHEAD_S = 0.3  # EXPLAIN, collectors, results re-saved
-LOAD_POINT_OVERHEAD_S = 0.5  # connections / pool / pgbench start-up
-RESTART_S = 3.0  # an embedded server restart (settings sweeps, cache study)
-
-# A run holds base vectors and queries in memory as float32; ground truth, generation
-# buffers and the copies made while loading roughly triple that.
-MEMORY_FACTOR = 3
-
-LONG_RUN_S = 30 * 60  # warn above this estimate ...
-MANY_BUILDS = 50  # ... or this many index builds
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class DatasetShape:
-    """The dataset as the run will see it: from the spec, or from the files' headers."""
-
-    description: str  # e.g. "synthetic clustered 50,000 x 128 (l2)"
-    rows: int
-    dim: int
-    queries: int
+from ..spec.model import ExperimentSpec, IndexSpec, LoadSpec
+from ..spec.parse import load_spec
+from .models import (
+    INDEX_QUERY_S,
+    LOAD_POINT_OVERHEAD_S,
+    LOAD_VALUES_PER_S,
+    LONG_RUN_S,
+    MANY_BUILDS,
+    POINT_OVERHEAD_S,
+    RESTART_S,
+    SCAN_VALUES_PER_S,
+    TRUTH_FLOPS,
+    build_seconds,
+    hnsw_build_seconds,
+    ivfflat_build_seconds,
+    load_plan,
+)
+from .shape import DatasetShape, dataset_shape
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -85,9 +55,6 @@ class RunPlan:
     warnings: tuple[str, ...]
 
 
-# --------------------------------------------------------------------------- entry points
-
-
 def validate(path: Path) -> RunPlan:
     """Parse a spec, check its dataset files' headers against it, and count its work.
 
@@ -95,95 +62,6 @@ def validate(path: Path) -> RunPlan:
     """
     spec = load_spec(path)
     return plan_run(spec, dataset_shape(spec))
-
-
-def dataset_shape(spec: ExperimentSpec) -> DatasetShape | None:
-    """The dataset's shape; file datasets are opened (headers only) and checked."""
-    ds = spec.dataset
-    if ds is None:
-        data = spec.agents.data if spec.agents is not None else None
-        if data is None:
-            return None
-        return DatasetShape(
-            description=(
-                f"agent platform: {data.memories:,} memories, {data.chunks:,} chunks, "
-                f"{data.tasks:,} tasks, dim {data.dim} ({data.metric})"
-            ),
-            rows=data.memories + data.chunks,
-            dim=data.dim,
-            queries=0,
-        )
-    where = str(spec.source_path) if spec.source_path else "<spec>"
-    if ds.source == "synthetic":
-        problem = memory_problem(
-            rows=ds.n,
-            dim=ds.dim,
-            queries=ds.queries,
-            shape_from=f"[dataset] n = {ds.n:,}, dim = {ds.dim:,}, queries = {ds.queries:,}",
-        )
-        if problem:
-            raise SpecError(f"{where}: {problem}; lower n or dim, or run on a larger machine")
-        return DatasetShape(
-            description=f"synthetic {ds.distribution} {ds.n:,} x {ds.dim} ({ds.metric})",
-            rows=ds.n,
-            dim=ds.dim,
-            queries=ds.queries,
-        )
-    if ds.source == "hdf5":
-        assert ds.path is not None
-        header = probe_hdf5(ds.path, max_queries=ds.queries or None)
-    else:
-        assert ds.base is not None and ds.queries_file is not None
-        header = probe_npy(ds.base, ds.queries_file, metric=ds.metric)
-    check_dataset_shape(
-        spec,
-        rows=header.rows,
-        dim=header.dim,
-        queries=header.queries,
-        base=header.base,
-        queries_path=header.queries_path,
-    )
-    problem = memory_problem(
-        rows=header.rows,
-        dim=header.dim,
-        queries=header.queries,
-        shape_from=f"{header.base} holds {header.rows:,} x {header.dim:,} vectors and "
-        f"{header.queries:,} queries",
-    )
-    if problem:
-        raise DatasetError(f"{where}: {problem}; use a subset of the data or a larger machine")
-    return DatasetShape(
-        description=f"{header.source} {header.rows:,} x {header.dim} ({header.metric})",
-        rows=header.rows,
-        dim=header.dim,
-        queries=header.queries,
-    )
-
-
-def memory_estimate(*, rows: int, dim: int, queries: int) -> int:
-    """Bytes a run needs for its dataset: float32 base + queries, x MEMORY_FACTOR."""
-    return (rows + queries) * dim * 4 * MEMORY_FACTOR
-
-
-def memory_problem(*, rows: int, dim: int, queries: int, shape_from: str) -> str | None:
-    """Why this dataset cannot fit in this machine's RAM, or None."""
-    need = memory_estimate(rows=rows, dim=dim, queries=queries)
-    total = int(psutil.virtual_memory().total)
-    if need <= total:
-        return None
-    return (
-        f"the dataset cannot fit in memory ({shape_from}): a run needs about "
-        f"{_bytes(need)} (float32 base vectors and queries, x{MEMORY_FACTOR} for ground truth "
-        f"and copies) but this machine has {_bytes(total)} of RAM"
-    )
-
-
-def _bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
 
 
 def plan_run(spec: ExperimentSpec, shape: DatasetShape | None) -> RunPlan:
@@ -219,40 +97,6 @@ def format_plan(plan: RunPlan) -> list[str]:
         "100k x 128 vectors = 18.6 s on 2 cores)"
     )
     return lines
-
-
-# --------------------------------------------------------------------------- counting
-
-
-def hnsw_build_seconds(rows: int, dim: int, m: int, ef_construction: int) -> float:
-    """Rough HNSW build time: linear in rows x dim x m x ef_construction."""
-    return HNSW_REF_SECONDS * (rows * dim * m * ef_construction) / HNSW_REF_WORK
-
-
-def ivfflat_build_seconds(rows: int, dim: int, lists: int) -> float:
-    """Rough IVFFlat build time: k-means plus assigning every row to one of ``lists``."""
-    return 0.2 + IVFFLAT_REF_SECONDS * (rows * dim * lists) / IVFFLAT_REF_WORK
-
-
-def build_seconds(index: IndexSpec, rows: int, dim: int) -> float:
-    if index.kind == "hnsw":
-        return hnsw_build_seconds(
-            rows, dim, index.params.get("m", 16), index.params.get("ef_construction", 64)
-        )
-    if index.kind == "ivfflat":
-        return ivfflat_build_seconds(rows, dim, index.params.get("lists", 100))
-    return 0.0
-
-
-def load_plan(load: LoadSpec, *, custom_operations: bool = False) -> int:
-    """Load points of a [load] table: engines x pooling variants x clients (as loadtest)."""
-    points = 0
-    for engine in load.engines:
-        for pooling in load.pooling:
-            if engine == "pgbench" and (pooling.strategy != "direct" or custom_operations):
-                continue  # pgbench runs the kNN reference on dedicated connections only
-            points += len(pooling.variants()) * len(load.clients)
-    return points
 
 
 class _Counter:

@@ -1,0 +1,89 @@
+"""A vector experiment's data, prepared client-side before a server is touched: the
+dataset (generated or read), the recall queries kept apart from the load stream, and the
+exact ground truth."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..errors import DatasetError
+from ..results import DatasetInfo
+from ..spec.model import ExperimentSpec
+from .base import Dataset
+from .files import load_hdf5, load_npy
+from .groundtruth import GroundTruth
+from .synthetic import generate_clustered, generate_uniform
+
+
+def build_dataset(spec: ExperimentSpec) -> Dataset:
+    """The dataset a spec describes: generated, or read from the user's files."""
+    ds = spec.dataset
+    if ds is None:
+        raise DatasetError(f"{spec.name}: a vector experiment needs a [dataset] table")
+    if ds.source == "synthetic":
+        if ds.distribution == "uniform":
+            return generate_uniform(
+                n=ds.n, dim=ds.dim, n_queries=ds.queries, seed=spec.seed, metric=ds.metric
+            )
+        return generate_clustered(
+            n=ds.n,
+            dim=ds.dim,
+            n_queries=ds.queries,
+            clusters=ds.clusters,
+            spread=ds.spread,
+            seed=spec.seed,
+            metric=ds.metric,
+            intrinsic_dim=ds.intrinsic_dim,
+        )
+    from ..plan.shape import dataset_shape
+
+    dataset_shape(spec)  # headers checked against the spec (dims, query counts) before reading
+    if ds.source == "hdf5":
+        assert ds.path is not None
+        return load_hdf5(ds.path, max_queries=ds.queries or None)
+    assert ds.base is not None and ds.queries_file is not None
+    return load_npy(ds.base, ds.queries_file, metric=ds.metric)
+
+
+@dataclasses.dataclass(frozen=True)
+class QuerySets:
+    """Recall queries (with ground truth) kept apart from the load stream."""
+
+    recall: Dataset
+    load_stream: np.ndarray
+    note: str | None
+
+
+def split_queries(dataset: Dataset, n_recall: int) -> QuerySets:
+    nq = dataset.n_queries
+    n_recall = min(n_recall, nq)
+    recall = dataclasses.replace(
+        dataset,
+        queries=dataset.queries[:n_recall],
+        neighbors=None if dataset.neighbors is None else dataset.neighbors[:n_recall],
+        distances=None if dataset.distances is None else dataset.distances[:n_recall],
+    )
+    if nq > n_recall:
+        return QuerySets(recall, dataset.queries[n_recall:], None)
+    return QuerySets(
+        recall,
+        dataset.queries,
+        (
+            f"only {nq} queries: the load stream reuses the recall queries "
+            "(give the dataset more queries to keep them apart)"
+        ),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedData:
+    """Everything computed client-side before the server is touched."""
+
+    dataset: Dataset
+    sets: QuerySets
+    truth: GroundTruth
+    info: DatasetInfo
+
+

@@ -1,0 +1,246 @@
+"""The experiment spec model: immutable, validated records of one TOML spec.
+
+Parsing lives in parse.py (and each study's own spec.py); this module holds only the
+records, the limits they are checked against, and what follows from them (an index
+kind's query-time setting and its default operating point).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..metrics import Metric
+
+INDEX_KINDS = ("none", "ivfflat", "hnsw")
+EXPERIMENT_KINDS = ("vector", "agents")
+DATASET_SOURCES = ("synthetic", "hdf5", "npy")
+DISTRIBUTIONS = ("clustered", "uniform")
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+IDENT_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+MAX_NAME = 40  # experiment names also name report folders: keep them short
+MAX_IDENTIFIER_BYTES = 63  # NAMEDATALEN - 1: PostgreSQL silently truncates longer names
+RESERVED_SCHEMAS = ("information_schema",)  # and every name starting with pg_
+# pgvector 0.8: a vector column holds up to 16,000 dimensions; HNSW and IVFFlat index up
+# to 2,000 of type vector, 4,000 of halfvec and 64,000 of bit
+VECTOR_MAX_DIM = 16_000
+INDEX_MAX_DIM = {"vector": 2_000, "halfvec": 4_000, "bit": 64_000}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DatasetSpec:
+    source: str
+    metric: Metric
+    # synthetic
+    distribution: str = "clustered"
+    n: int = 0
+    dim: int = 0
+    clusters: int = 64
+    spread: float = 0.3
+    intrinsic_dim: int | None = None
+    queries: int = 1000
+    # files
+    path: Path | None = None
+    base: Path | None = None
+    queries_file: Path | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class IndexSpec:
+    kind: str
+    params: Mapping[str, int]  # build parameters (m, ef_construction, lists)
+    sweep_param: str | None  # the query-time GUC swept, e.g. "hnsw.ef_search"
+    sweep_values: tuple[int, ...]
+
+    @property
+    def label(self) -> str:
+        if not self.params:
+            return self.kind
+        inner = ",".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.kind}({inner})"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class QuerySpec:
+    k: int = 10
+    recall_queries: int = 200
+    warmup_seconds: float = 1.0
+    measure_seconds: float = 3.0
+    target_recall: float = 0.95
+    statement_timeout_ms: int = 30_000
+
+
+SERVER_VALUE = "server"  # ef_search / probes: leave the query parameter at the server's value
+POOLING_STRATEGIES = ("direct", "connect_per_op", "psycopg_pool", "pgbouncer")
+LOAD_MODES = ("closed", "open")
+ARRIVALS = ("poisson", "constant")
+ENGINES = ("python", "pgbench")
+QUERY_SOURCES = ("vector", "table")
+POOL_MODES = ("transaction", "session")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PoolingSpec:
+    """One pooling strategy; list-valued sizes expand into several load points."""
+
+    strategy: str
+    # psycopg_pool
+    min_size: int | None = None  # None: equal to max_size (psycopg_pool's default)
+    max_sizes: tuple[int, ...] = ()
+    timeout_s: float = 30.0
+    max_waiting: int = 0
+    # pgbouncer
+    pool_mode: str = "transaction"
+    pool_sizes: tuple[int, ...] = ()
+
+    def variants(self) -> list[dict[str, Any]]:
+        """The parameter set of each load point this strategy contributes."""
+        if self.strategy == "psycopg_pool":
+            return [
+                {
+                    "min_size": self.min_size if self.min_size is not None else size,
+                    "max_size": size,
+                    "timeout_s": self.timeout_s,
+                    "max_waiting": self.max_waiting,
+                }
+                for size in self.max_sizes
+            ]
+        if self.strategy == "pgbouncer":
+            return [{"pool_mode": self.pool_mode, "pool_size": size} for size in self.pool_sizes]
+        return [{}]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LoadSpec:
+    """Concurrency tests run on one index build at fixed query parameters."""
+
+    index: str  # label of an [[index]] build
+    query_params: Mapping[str, int]
+    clients: tuple[int, ...]
+    mode: str = "closed"
+    think_time_ms: float = 0.0
+    rate: float = 0.0  # open loop: target operations per second (all clients together)
+    arrival: str = "poisson"
+    max_inflight: int = 0  # open loop: queued + running cap; 0 means 10 x clients
+    warmup_seconds: float = 1.0
+    duration_seconds: float = 5.0
+    slo_p99_ms: float = 50.0
+    query_source: str = "vector"  # vector: the app sends the vector; table: pgbench's SQL
+    engines: tuple[str, ...] = ("python",)
+    pooling: tuple[PoolingSpec, ...] = (PoolingSpec(strategy="direct"),)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ServerSpec:
+    settings: Mapping[str, str]
+    # [[server.sweep]]: each entry's settings are applied on top of `settings` in turn and
+    # the index builds and sweeps run under each; empty = one pass with `settings`
+    sweep: tuple[SweepConfig, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SweepConfig:
+    label: str
+    settings: Mapping[str, str]
+
+
+STUDY_TABLES = ("build_tuning", "cache", "result_cache", "quantization", "collectors")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Studies:
+    """Tuning studies run after the index sweeps (each None unless its table is present)."""
+
+    build_tuning: Any = None  # tuning.build.BuildTuningSpec
+    cache: Any = None  # tuning.cache.CacheSpec
+    result_cache: Any = None  # tuning.result_cache.ResultCacheSpec
+    quantization: Any = None  # tuning.quantization.QuantizationSpec
+    collectors: bool = True  # [collectors] enabled: server counters around each sweep point
+
+    def to_dict(self) -> dict[str, Any]:
+        def plain(obj: Any) -> Any:
+            if obj is None or not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+                return obj
+            return {
+                k: (list(v) if isinstance(v, tuple) else v)
+                for k, v in dataclasses.asdict(obj).items()
+            }
+
+        return {
+            "build_tuning": plain(self.build_tuning),
+            "cache": plain(self.cache),
+            "result_cache": plain(self.result_cache),
+            "quantization": plain(self.quantization),
+            "collectors": self.collectors,
+        }
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ExperimentSpec:
+    name: str
+    seed: int
+    schema: str
+    dataset: DatasetSpec | None  # None for agent experiments
+    query: QuerySpec
+    server: ServerSpec
+    indexes: tuple[IndexSpec, ...]
+    load: LoadSpec | None = None
+    kind: str = "vector"  # "vector" (kNN over a dataset) | "agents" (agent platform workloads)
+    studies: Studies = dataclasses.field(default_factory=lambda: Studies())
+    agents: Any = None  # agent_spec.AgentExperiment when kind == "agents"
+    source_path: Path | None = None
+    raw: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    repeats: int = 1  # measurements per sweep/load point, interleaved across points
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved spec as plain JSON data, recorded in every result."""
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "repeats": self.repeats,
+            "schema": self.schema,
+            "source_path": str(self.source_path) if self.source_path else None,
+            "kind": self.kind,
+            "dataset": _jsonable(dataclasses.asdict(self.dataset)) if self.dataset else None,
+            "agents": self.agents.to_dict() if self.agents is not None else None,
+            "query": dataclasses.asdict(self.query),
+            "server": {
+                "settings": dict(self.server.settings),
+                "sweep": [
+                    {"label": c.label, "settings": dict(c.settings)} for c in self.server.sweep
+                ],
+            },
+            "indexes": [
+                {
+                    "kind": ix.kind,
+                    "label": ix.label,
+                    "params": dict(ix.params),
+                    "sweep_param": ix.sweep_param,
+                    "sweep_values": list(ix.sweep_values),
+                }
+                for ix in self.indexes
+            ],
+            "load": _load_to_dict(self.load),
+            "studies": self.studies.to_dict(),
+        }
+
+
+def _load_to_dict(load: LoadSpec | None) -> dict[str, Any] | None:
+    if load is None:
+        return None
+    data = dataclasses.asdict(load)
+    data["query_params"] = dict(load.query_params)
+    data["clients"] = list(load.clients)
+    data["engines"] = list(load.engines)
+    data["pooling"] = [
+        {**dataclasses.asdict(p), "max_sizes": list(p.max_sizes), "pool_sizes": list(p.pool_sizes)}
+        for p in load.pooling
+    ]
+    return data
+
+
+def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, (Path, Metric)) else v) for k, v in data.items()}

@@ -1,0 +1,413 @@
+"""Experiment specs: TOML files validated into immutable objects.
+
+One spec file is one experiment. Every table accepts only known keys; a typo or an
+out-of-range value is reported with the file, the table, the key and what is
+allowed, so the user can fix it without reading code.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .._textfile import decode_text, read_regular_file
+from ..errors import SpecError
+from ..metrics import Metric
+from .limits import check_derived_names, check_schema_name, check_spec_numbers
+from .model import (
+    ARRIVALS,
+    DATASET_SOURCES,
+    DISTRIBUTIONS,
+    ENGINES,
+    EXPERIMENT_KINDS,
+    IDENT_RE,
+    INDEX_KINDS,
+    LOAD_MODES,
+    MAX_NAME,
+    NAME_RE,
+    POOL_MODES,
+    POOLING_STRATEGIES,
+    QUERY_SOURCES,
+    SERVER_VALUE,
+    STUDY_TABLES,
+    DatasetSpec,
+    ExperimentSpec,
+    IndexSpec,
+    LoadSpec,
+    PoolingSpec,
+    QuerySpec,
+    Studies,
+)
+from .settings import PGVECTOR_INT_SETTINGS, parse_server, pgvector_setting_problem
+from .table import Table
+
+
+def _parse_studies(data: Mapping[str, Any], where: str, indexes: tuple[IndexSpec, ...]) -> Studies:
+    # imported here: the tuning modules use this module's Table
+    from ..tuning.build import parse_build_tuning
+    from ..tuning.cache import parse_cache
+    from ..tuning.quantization import parse_quantization
+    from ..tuning.result_cache import parse_result_cache
+
+    collectors = True
+    if "collectors" in data:
+        t = Table(where, "collectors", data["collectors"])
+        t.only(["enabled"])
+        enabled = t.data.get("enabled", True)
+        if not isinstance(enabled, bool):
+            t.fail("enabled", f"= {enabled!r} must be true or false")
+        collectors = enabled
+    needs_index = [name for name in ("cache", "result_cache") if name in data]
+    if needs_index and not any(ix.kind != "none" for ix in indexes):
+        raise SpecError(
+            f"{where}: [{needs_index[0]}] measures an index: add an hnsw or ivfflat [[index]]"
+        )
+    return Studies(
+        build_tuning=parse_build_tuning(Table(where, "build_tuning", data["build_tuning"]), indexes)
+        if "build_tuning" in data
+        else None,
+        cache=parse_cache(Table(where, "cache", data["cache"])) if "cache" in data else None,
+        result_cache=parse_result_cache(Table(where, "result_cache", data["result_cache"]))
+        if "result_cache" in data
+        else None,
+        quantization=parse_quantization(Table(where, "quantization", data["quantization"]))
+        if "quantization" in data
+        else None,
+        collectors=collectors,
+    )
+
+
+def load_spec(path: Path) -> ExperimentSpec:
+    """Read and validate a TOML spec; raise SpecError naming file, table and key."""
+    try:
+        raw = read_regular_file(path)
+    except FileNotFoundError:
+        raise SpecError(f"{path}: spec file not found") from None
+    except IsADirectoryError:
+        raise SpecError(f"{path}: cannot read spec file: it is a directory") from None
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read spec file: {exc.strerror or exc}") from None
+    text = decode_text(raw, path, what="a spec file", error=SpecError)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML: {exc}") from exc
+    return parse_spec(data, source=path)
+
+
+def parse_spec(data: Mapping[str, Any], *, source: Path | None = None) -> ExperimentSpec:
+    where = str(source) if source else "<spec>"
+    base_dir = source.parent if source else Path.cwd()
+    exp = Table(where, "experiment", data.get("experiment", {}))
+    exp.only(["name", "seed", "schema", "kind", "repeats"])
+    kind = exp.choice("kind", EXPERIMENT_KINDS, default="vector")
+    common = ["experiment", "query", "server", "index", "load"]
+    if kind == "vector":
+        Table(where, "", data).only([*common, "dataset", *STUDY_TABLES])
+    else:
+        Table(where, "", data).only(
+            [*common, "agents", "workload", "operation", "filtered", "drift"]
+        )
+    name = exp.string("name", required=True)
+    if not NAME_RE.fullmatch(name):
+        length = f"; it has {len(name)}" if IDENT_RE.fullmatch(name) else ""
+        exp.fail(
+            "name",
+            f"= {name!r} must be lowercase letters, digits and _, starting "
+            f"with a letter, at most {MAX_NAME} characters (it names tables and report "
+            f"folders){length}",
+        )
+    check_derived_names(exp, name, kind)
+    seed = exp.integer("seed", default=42, minimum=0)
+    # Each sweep and load point is measured `repeats` times, interleaved across points,
+    # so `pgvbench compare` can test significance instead of trusting one sample.
+    repeats = exp.integer("repeats", default=1, minimum=1, maximum=100)
+    schema = exp.string("schema", default="pgvbench")
+    check_schema_name(exp, schema)
+
+    dataset = None
+    agents = None
+    if kind == "vector":
+        dataset = _parse_dataset(Table(where, "dataset", data.get("dataset")), base_dir)
+    else:
+        from ..agent_spec import parse_agents
+
+        agents = parse_agents(data, where, seed, Table)
+    query = _parse_query(Table(where, "query", data.get("query", {})))
+    server = parse_server(Table(where, "server", data.get("server", {})))
+
+    raw_indexes = data.get("index")
+    if kind == "agents" and raw_indexes is None:
+        raw_indexes = [{"kind": "none"}]  # custom operations only: no vector index to build
+    if not isinstance(raw_indexes, list) or not raw_indexes:
+        raise SpecError(
+            f"{where}: at least one [[index]] table is required, e.g.\n"
+            '  [[index]]\n  kind = "hnsw"\n  m = 16\n  ef_construction = 64\n'
+            "  ef_search = [20, 40, 80]"
+        )
+    indexes = tuple(
+        _parse_index(Table(where, f"index #{i + 1}", raw), query)
+        for i, raw in enumerate(raw_indexes)
+    )
+    labels = [ix.label for ix in indexes]
+    dupes = sorted({lb for lb in labels if labels.count(lb) > 1})
+    if dupes:
+        raise SpecError(f"{where}: [[index]] builds are listed twice: {', '.join(dupes)}")
+    load = None
+    if "load" in data:
+        load = _parse_load(Table(where, "load", data["load"]), indexes, query)
+    studies = _parse_studies(data, where, indexes) if kind == "vector" else Studies()
+    if kind == "agents" and len(indexes) != 1:
+        raise SpecError(
+            f"{where}: an agent experiment builds exactly one [[index]] (on memories and "
+            f"chunks); found {len(indexes)}. Compare index kinds with [filtered] strategies."
+        )
+    if agents is not None and agents.drift is not None and indexes[0].kind != "hnsw":
+        raise SpecError(
+            f"{where}: [drift] measures recall through an HNSW index on memories, but the "
+            f'[[index]] is {indexes[0].label}; set kind = "hnsw" in [[index]]'
+        )
+    spec = ExperimentSpec(
+        studies=studies,
+        kind=kind,
+        agents=agents,
+        load=load,
+        name=name,
+        seed=seed,
+        repeats=repeats,
+        schema=schema,
+        dataset=dataset,
+        query=query,
+        server=server,
+        indexes=indexes,
+        source_path=source,
+        raw=dict(data),
+    )
+    check_spec_numbers(spec)
+    return spec
+
+
+def _parse_dataset(t: Table, base_dir: Path) -> DatasetSpec:
+    source = t.choice("source", DATASET_SOURCES, required=True)
+    common = ["source", "metric"]
+    if source == "synthetic":
+        t.only(
+            [*common, "distribution", "n", "dim", "clusters", "spread", "intrinsic_dim", "queries"]
+        )
+        metric = Metric(t.choice("metric", [m.value for m in Metric], default="l2"))
+        dim = t.integer("dim", required=True, minimum=1, maximum=16000)
+        intrinsic = t.integer("intrinsic_dim", default=0, minimum=0, maximum=dim)
+        return DatasetSpec(
+            source=source,
+            metric=metric,
+            distribution=t.choice("distribution", DISTRIBUTIONS, default="clustered"),
+            n=t.integer("n", required=True, minimum=1, maximum=100_000_000),
+            dim=dim,
+            clusters=t.integer("clusters", default=64, minimum=1),
+            spread=t.number("spread", default=0.3, minimum=1e-6),
+            intrinsic_dim=intrinsic or None,
+            queries=t.integer("queries", default=1000, minimum=1, maximum=1_000_000),
+        )
+    if source == "hdf5":
+        t.only([*common, "path", "queries"])
+        if "metric" in t.data:
+            t.fail("metric", "is read from the HDF5 file's 'distance' attribute; remove it")
+        return DatasetSpec(
+            source=source,
+            metric=Metric.L2,  # replaced by the file's distance attribute on load
+            path=t.path("path", base_dir),
+            queries=t.integer("queries", default=0, minimum=0),
+        )
+    t.only([*common, "base", "queries_file"])
+    return DatasetSpec(
+        source=source,
+        metric=Metric(t.choice("metric", [m.value for m in Metric], required=True)),
+        base=t.path("base", base_dir),
+        queries_file=t.path("queries_file", base_dir),
+    )
+
+
+def _parse_query(t: Table) -> QuerySpec:
+    t.only(
+        [
+            "k",
+            "recall_queries",
+            "warmup_seconds",
+            "measure_seconds",
+            "target_recall",
+            "statement_timeout_ms",
+        ]
+    )
+    return QuerySpec(
+        k=t.integer("k", default=10, minimum=1, maximum=100),
+        recall_queries=t.integer("recall_queries", default=200, minimum=1, maximum=100_000),
+        warmup_seconds=t.number("warmup_seconds", default=1.0, minimum=0.0),
+        measure_seconds=t.number("measure_seconds", default=3.0, minimum=0.1),
+        target_recall=_target_recall(t),
+        statement_timeout_ms=t.integer(
+            "statement_timeout_ms", default=30_000, minimum=1, maximum=2_147_483_647
+        ),
+    )
+
+
+def _target_recall(t: Table) -> float:
+    value = t.number("target_recall", default=0.95, minimum=0.0, maximum=1.0)
+    if value <= 0.0:
+        # recall 0 is met by any index: every "cheapest point reaching it" would be meaningless
+        t.fail("target_recall", f"= {value} must be in (0, 1], e.g. 0.95")
+    return value
+
+
+def _parse_load(t: Table, indexes: tuple[IndexSpec, ...], query: QuerySpec) -> LoadSpec:
+    t.only(
+        [
+            "index",
+            "query_params",
+            "clients",
+            "mode",
+            "think_time_ms",
+            "rate",
+            "arrival",
+            "max_inflight",
+            "warmup_seconds",
+            "duration_seconds",
+            "slo_p99_ms",
+            "query_source",
+            "engines",
+            "pooling",
+        ]
+    )
+    labels = [ix.label for ix in indexes]
+    default_index = next((ix.label for ix in indexes if ix.kind != "none"), labels[0])
+    label = t.string("index", default=default_index)
+    if label not in labels:
+        t.fail("index", f"= {label!r} is not one of the [[index]] builds: {', '.join(labels)}")
+    target = indexes[labels.index(label)]
+    raw_params = t.data.get("query_params", {})
+    if not isinstance(raw_params, Mapping):
+        t.fail("query_params", 'must be a table, e.g. { "hnsw.ef_search" = 40 }')
+    params: dict[str, int] = {}
+    for key, value in raw_params.items():
+        if key != target.sweep_param:
+            allowed = target.sweep_param or (
+                "(none: this build has no query parameter set by the spec)"
+            )
+            t.fail(f"query_params.{key}", f"does not apply to {label}; allowed: {allowed}")
+        problem = pgvector_setting_problem(key, value)
+        if problem:
+            t.fail(f"query_params.{key}", f"= {value!r} {problem}")
+        lists = target.params.get("lists")
+        if key == "ivfflat.probes" and lists is not None and value > lists:
+            t.fail(
+                f"query_params.{key}",
+                f"= {value} exceeds lists = {lists} of {label} (probes = lists is already an "
+                "exhaustive scan)",
+            )
+        params[key] = value
+    if target.sweep_param and target.sweep_param not in params:
+        params[target.sweep_param] = target.sweep_values[len(target.sweep_values) // 2]
+    mode = t.choice("mode", LOAD_MODES, default="closed")
+    rate = t.number("rate", default=0.0, minimum=0.0, maximum=1e6)
+    if mode == "open" and rate <= 0:
+        t.fail("rate", "must be > 0 in open loop (target operations per second)")
+    engines = tuple(dict.fromkeys(t.str_list("engines", default=["python"], allowed=ENGINES)))
+    raw_pooling = t.data.get("pooling", [{"strategy": "direct"}])
+    if not isinstance(raw_pooling, list) or not raw_pooling:
+        t.fail("pooling", "must be one or more [[load.pooling]] tables")
+    pooling = tuple(
+        _parse_pooling(Table(t.where, f"load.pooling #{i + 1}", raw))
+        for i, raw in enumerate(raw_pooling)
+    )
+    return LoadSpec(
+        index=label,
+        query_params=params,
+        clients=t.int_list("clients", default=[1, 2, 4, 8], minimum=1, maximum=1000),
+        mode=mode,
+        think_time_ms=t.number("think_time_ms", default=0.0, minimum=0.0, maximum=60_000.0),
+        rate=rate,
+        arrival=t.choice("arrival", ARRIVALS, default="poisson"),
+        max_inflight=t.integer("max_inflight", default=0, minimum=0, maximum=1_000_000),
+        warmup_seconds=t.number("warmup_seconds", default=1.0, minimum=0.0, maximum=3600.0),
+        duration_seconds=t.number("duration_seconds", default=5.0, minimum=0.5, maximum=86400.0),
+        slo_p99_ms=t.number("slo_p99_ms", default=50.0, minimum=0.001),
+        query_source=t.choice("query_source", QUERY_SOURCES, default="vector"),
+        engines=engines,
+        pooling=pooling,
+    )
+
+
+def _parse_pooling(t: Table) -> PoolingSpec:
+    strategy = t.choice("strategy", POOLING_STRATEGIES, required=True)
+    t.section = f"load.pooling.{strategy}"
+    if strategy == "psycopg_pool":
+        t.only(["strategy", "min_size", "max_size", "timeout", "max_waiting"])
+        sizes = t.int_list("max_size", default=[4], minimum=1, maximum=10_000)
+        min_size = t.integer("min_size", default=-1, minimum=-1, maximum=10_000)
+        if min_size > min(sizes):
+            t.fail("min_size", f"= {min_size} exceeds the smallest max_size {min(sizes)}")
+        return PoolingSpec(
+            strategy=strategy,
+            min_size=None if min_size < 0 else min_size,
+            max_sizes=sizes,
+            timeout_s=t.number("timeout", default=30.0, minimum=0.001, maximum=3600.0),
+            max_waiting=t.integer("max_waiting", default=0, minimum=0, maximum=1_000_000),
+        )
+    if strategy == "pgbouncer":
+        t.only(["strategy", "pool_mode", "pool_size"])
+        return PoolingSpec(
+            strategy=strategy,
+            pool_mode=t.choice("pool_mode", POOL_MODES, default="transaction"),
+            pool_sizes=t.int_list("pool_size", default=[20], minimum=1, maximum=10_000),
+        )
+    t.only(["strategy"])
+    return PoolingSpec(strategy=strategy)
+
+
+_INDEX_KEYS = {
+    "none": [],
+    "ivfflat": ["lists", "probes"],
+    "hnsw": ["m", "ef_construction", "ef_search"],
+}
+
+
+def _parse_index(t: Table, query: QuerySpec) -> IndexSpec:
+    kind = t.choice("kind", INDEX_KINDS, required=True)
+    t.section = f"index.{kind}"
+    t.only(["kind", *_INDEX_KEYS[kind]])
+    if kind == "none":
+        return IndexSpec(kind=kind, params={}, sweep_param=None, sweep_values=())
+    if kind == "ivfflat":
+        lists = t.integer("lists", default=100, minimum=1, maximum=32768)
+        if t.data.get("probes") == SERVER_VALUE:
+            return IndexSpec(kind=kind, params={"lists": lists}, sweep_param=None, sweep_values=())
+        lo, hi = PGVECTOR_INT_SETTINGS["ivfflat.probes"]
+        probes = t.int_list("probes", default=[1], minimum=lo, maximum=hi, server_value=True)
+        for p in probes:
+            if p > lists:
+                t.fail(
+                    "probes",
+                    f"value {p} exceeds lists = {lists} (probes = lists is "
+                    "already an exhaustive scan)",
+                )
+        return IndexSpec(
+            kind=kind, params={"lists": lists}, sweep_param="ivfflat.probes", sweep_values=probes
+        )
+    m = t.integer("m", default=16, minimum=2, maximum=100)
+    efc = t.integer("ef_construction", default=64, minimum=4, maximum=1000)
+    if efc < 2 * m:
+        t.fail("ef_construction", f"= {efc} must be at least 2 * m = {2 * m} (pgvector rule)")
+    params = {"m": m, "ef_construction": efc}
+    if t.data.get("ef_search") == SERVER_VALUE:
+        # queries run at whatever hnsw.ef_search the server/database/role sets: a regression
+        # spec then catches a changed default without the spec itself changing
+        return IndexSpec(kind=kind, params=params, sweep_param=None, sweep_values=())
+    lo, hi = PGVECTOR_INT_SETTINGS["hnsw.ef_search"]
+    ef_search = t.int_list("ef_search", default=[40], minimum=lo, maximum=hi, server_value=True)
+    return IndexSpec(
+        kind=kind,
+        params=params,
+        sweep_param="hnsw.ef_search",
+        sweep_values=ef_search,
+    )
