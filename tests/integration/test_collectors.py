@@ -16,17 +16,12 @@ from pgvbench.engine.operations import SESSION, knn_operation
 from pgvbench.engine.outcome import EngineOutcome
 from pgvbench.engine.providers import DirectProvider
 from pgvbench.engine.threaded import LoadShape, run_load
-from pgvbench.instrument.collectors import (
-    CollectorSet,
-    HostCollector,
-    ResidencyCollector,
-    StatIoCollector,
-    StatioCollector,
-    UserTablesCollector,
-    WaitEventCollector,
-    collect_during,
-    explain_analyze,
-)
+from pgvbench.instrument.collectors import CollectorSet, collect_during
+from pgvbench.instrument.counters import StatIoCollector, StatioCollector, UserTablesCollector
+from pgvbench.instrument.explain import explain_analyze
+from pgvbench.instrument.host import HostCollector
+from pgvbench.instrument.residency import ResidencyCollector
+from pgvbench.instrument.waits import WaitEventCollector
 from pgvbench.server.connection import connect
 from pgvbench.server.embedded import EmbeddedServer
 
