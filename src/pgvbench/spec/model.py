@@ -16,6 +16,8 @@ from typing import Any
 from ..metrics import Metric
 
 INDEX_KINDS = ("none", "ivfflat", "hnsw")
+# each index kind's query-time setting: the parameter sweeps vary
+QUERY_GUCS: Mapping[str, str] = {"hnsw": "hnsw.ef_search", "ivfflat": "ivfflat.probes"}
 EXPERIMENT_KINDS = ("vector", "agents")
 DATASET_SOURCES = ("synthetic", "hdf5", "npy")
 DISTRIBUTIONS = ("clustered", "uniform")
@@ -61,6 +63,20 @@ class IndexSpec:
             return self.kind
         inner = ",".join(f"{k}={v}" for k, v in self.params.items())
         return f"{self.kind}({inner})"
+
+    @property
+    def query_guc(self) -> str | None:
+        """The query-time setting of this index kind (None for an exact scan)."""
+        return QUERY_GUCS.get(self.kind)
+
+    @property
+    def operating_point(self) -> int | None:
+        """The default query-time value when one build is measured at one setting (load
+        tests, cache studies, agent workloads): the middle of the swept values; None when
+        the spec leaves the setting to the server."""
+        if self.sweep_param is None or not self.sweep_values:
+            return None
+        return self.sweep_values[len(self.sweep_values) // 2]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

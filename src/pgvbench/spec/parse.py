@@ -29,6 +29,7 @@ from .model import (
     NAME_RE,
     POOL_MODES,
     POOLING_STRATEGIES,
+    QUERY_GUCS,
     QUERY_SOURCES,
     SERVER_VALUE,
     STUDY_TABLES,
@@ -306,8 +307,9 @@ def _parse_load(t: Table, indexes: tuple[IndexSpec, ...], query: QuerySpec) -> L
                 "exhaustive scan)",
             )
         params[key] = value
-    if target.sweep_param and target.sweep_param not in params:
-        params[target.sweep_param] = target.sweep_values[len(target.sweep_values) // 2]
+    point = target.operating_point
+    if target.sweep_param and target.sweep_param not in params and point is not None:
+        params[target.sweep_param] = point
     mode = t.choice("mode", LOAD_MODES, default="closed")
     rate = t.number("rate", default=0.0, minimum=0.0, maximum=1e6)
     if mode == "open" and rate <= 0:
@@ -382,7 +384,7 @@ def _parse_index(t: Table, query: QuerySpec) -> IndexSpec:
         lists = t.integer("lists", default=100, minimum=1, maximum=32768)
         if t.data.get("probes") == SERVER_VALUE:
             return IndexSpec(kind=kind, params={"lists": lists}, sweep_param=None, sweep_values=())
-        lo, hi = PGVECTOR_INT_SETTINGS["ivfflat.probes"]
+        lo, hi = PGVECTOR_INT_SETTINGS[QUERY_GUCS["ivfflat"]]
         probes = t.int_list("probes", default=[1], minimum=lo, maximum=hi, server_value=True)
         for p in probes:
             if p > lists:
@@ -392,7 +394,10 @@ def _parse_index(t: Table, query: QuerySpec) -> IndexSpec:
                     "already an exhaustive scan)",
                 )
         return IndexSpec(
-            kind=kind, params={"lists": lists}, sweep_param="ivfflat.probes", sweep_values=probes
+            kind=kind,
+            params={"lists": lists},
+            sweep_param=QUERY_GUCS["ivfflat"],
+            sweep_values=probes,
         )
     m = t.integer("m", default=16, minimum=2, maximum=100)
     efc = t.integer("ef_construction", default=64, minimum=4, maximum=1000)
@@ -403,11 +408,11 @@ def _parse_index(t: Table, query: QuerySpec) -> IndexSpec:
         # queries run at whatever hnsw.ef_search the server/database/role sets: a regression
         # spec then catches a changed default without the spec itself changing
         return IndexSpec(kind=kind, params=params, sweep_param=None, sweep_values=())
-    lo, hi = PGVECTOR_INT_SETTINGS["hnsw.ef_search"]
+    lo, hi = PGVECTOR_INT_SETTINGS[QUERY_GUCS["hnsw"]]
     ef_search = t.int_list("ef_search", default=[40], minimum=lo, maximum=hi, server_value=True)
     return IndexSpec(
         kind=kind,
         params=params,
-        sweep_param="hnsw.ef_search",
+        sweep_param=QUERY_GUCS["hnsw"],
         sweep_values=ef_search,
     )
