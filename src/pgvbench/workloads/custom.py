@@ -28,7 +28,7 @@ from ..datasets.agents.dataset import AgentDataset
 from ..engine.operations import ParamOperation
 from ..errors import SpecError
 from ..spec.table import Table as _Table
-from .agent_ops import (
+from .agent_ops.params import (
     INT8_OID,
     JSONB_OID,
     OPERATIONS,
@@ -38,11 +38,8 @@ from .agent_ops import (
     encode_int8,
     encode_vectors,
     param_table_size,
-    unit_vectors,
-    vectors_near_agents,
-    vectors_near_tenants,
-    zipf_choice,
 )
+from .agent_ops.sampling import unit_vectors, vectors_near_agents, vectors_near_tenants, zipf_choice
 
 FLOAT8_OID = 701
 GENERATORS = ("agent_uuid", "tenant_uuid", "uuid_from", "query_vector", "int", "choice", "json")
