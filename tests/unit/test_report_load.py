@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 
 from pgvbench.analysis.scalability import recommend_pool_size, usl
-from pgvbench.report.markdown import md_escape
-from pgvbench.report.plots import (
+from pgvbench.report.load_plots import (
     plot_load_timeseries,
     plot_p99_vs_clients,
     plot_pool_wait,
     plot_throughput_vs_clients,
 )
+from pgvbench.report.markdown import md_escape
 from pgvbench.report.render import ReportFiles, render_report
 from pgvbench.results import (
     Environment,

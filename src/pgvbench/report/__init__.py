@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .plots import plot_build_cost, plot_latency, plot_recall_vs_qps
 from .render import ReportFiles, render_report
+from .sweep_plots import plot_build_cost, plot_latency, plot_recall_vs_qps
 
 __all__ = [
     "ReportFiles",

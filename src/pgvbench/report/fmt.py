@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..results import Latency, Results
 
 DASH = "—"  # shown for a value that was not measured
+EXACT_KIND = "none"  # index kind of the exact scan (no index): named, not drawn as a build
 
 
 def format_sig(value: float, digits: int = 3) -> str:
@@ -27,3 +31,28 @@ def format_qps(qps: float) -> str:
 def format_params(params: Mapping[str, int]) -> str:
     """``{"hnsw.ef_search": 40}`` -> ``hnsw.ef_search=40`` (sorted, so stable)."""
     return ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
+
+
+def format_optional(value: float | None, digits: int = 3) -> str:
+    """``format_sig``, or the dash for a value that was not measured."""
+    return DASH if value is None else format_sig(value, digits)
+
+
+def latency_cells(latency: Latency | None, fields: Sequence[str]) -> list[str]:
+    """Table cells for the named percentiles (``"p50"``, ``"p999"`` ...) of ``latency``."""
+    if latency is None:
+        return [DASH] * len(fields)
+    return [format_sig(float(getattr(latency, f))) for f in fields]
+
+
+def number(value: Any) -> float | None:
+    """A finite float, or None (missing, null, NaN: JSON can hold all three)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def recall_name(results: Results) -> str:
+    """``recall@10`` when every point shares one k, else ``recall@k``."""
+    ks = {p.k for p in results.runs}
+    return f"recall@{ks.pop()}" if len(ks) == 1 else "recall@k"

@@ -48,20 +48,16 @@ from ..results import (
     describe_status,
 )
 from .document import Block, Bullets, Code, Heading, Image, KeyValues, Paragraph, Table
-from .fmt import format_params, format_qps, format_sig
+from .fmt import EXACT_KIND, format_params, format_qps, format_sig, recall_name
 from .html import to_html
-from .markdown import to_markdown
-from .plots import (
-    EXACT_KIND,
-    plot_build_cost,
-    plot_latency,
+from .load_plots import (
     plot_load_timeseries,
     plot_p99_vs_clients,
     plot_pool_wait,
-    plot_recall_vs_qps,
     plot_throughput_vs_clients,
-    recall_name,
 )
+from .markdown import to_markdown
+from .sweep_plots import plot_build_cost, plot_latency, plot_recall_vs_qps
 
 MD_NAME = "report.md"
 HTML_NAME = "report.html"
