@@ -1,0 +1,138 @@
+"""The top of the report: title, timing, run status, the headline recommendation and the
+list of sweep figures."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ...analysis import fastest_at_recall, highest_recall
+from ...results import Results, SweepPoint, describe_status
+from ..document import Block, Code, Heading, Image, Paragraph
+from ..fmt import EXACT_KIND, format_params, format_qps, format_sig, recall_name
+
+
+def title(results: Results) -> str:
+    return f"pgvbench report: {results.run_name} ({describe_status(results)})"
+
+
+def timing(results: Results) -> str:
+    if results.finished_at is None:
+        return f"Started {results.started_at}; {describe_status(results)}."
+    return f"Started {results.started_at}, finished {results.finished_at}."
+
+
+def status_section(results: Results) -> list[Block]:
+    if results.status == "complete":
+        return []
+    blocks: list[Block] = [
+        Paragraph(
+            f"This run is {describe_status(results)}: the numbers below cover only what was "
+            "measured "
+            "before it stopped.",
+            lead="Warning.",
+            style="warning",
+        )
+    ]
+    if results.failure:
+        blocks.append(Code(results.failure))
+    return blocks
+
+
+def headline_section(results: Results, target: float, *, has_agent: bool) -> list[Block]:
+    """The recommendation paragraph that opens the report."""
+    text = headline(results, target, has_agent=has_agent)
+    return [Paragraph(text, lead="Recommendation.", style="recommendation")]
+
+
+def figures_section(
+    images: Sequence[Image], *, has_load: bool = False, has_agent: bool = False
+) -> list[Block]:
+    if not images and has_agent:
+        where = "Concurrency and the agent sections" if has_load else "the agent sections"
+        return [Heading(2, "Figures"), Paragraph(f"No sweep figures; see {where} below.")]
+    if not images and has_load:
+        text = "No sweep figures; the concurrency figures are under Concurrency."
+        return [Heading(2, "Figures"), Paragraph(text)]
+    if not images:
+        return [Heading(2, "Figures"), Paragraph("No figures: the run recorded no measurements.")]
+    return [Heading(2, "Figures"), *images]
+
+
+# --- recommendation ----------------------------------------------------------------------
+
+
+def headline(results: Results, target: float, *, has_agent: bool) -> str:
+    """The sweep's recommendation; an agent run without a sweep points to its own."""
+    if not has_agent or results.runs:
+        return recommendation(results, target)
+    where = "Agent recommendations" if results.agent is not None else "Operations"
+    return f"This run has no vector-search sweep; see {where} below."
+
+
+def recommendation(results: Results, target: float) -> str:
+    """One sentence: the fastest configuration reaching ``target``, with its numbers."""
+    name = recall_name(results)
+    best = fastest_at_recall(results.runs, target)
+    if best is None:
+        return _unreachable(results, name, target)
+    return (
+        f"At {name} ≥ {target:g} the fastest configuration is "
+        f"{describe(best, results)}: {_headline_numbers(best)}{_versus_exact(best, results)}."
+    )
+
+
+def _unreachable(results: Results, name: str, target: float) -> str:
+    best = highest_recall(results.runs)
+    if best is None or best.recall is None:
+        return "No valid sweep point has a recall measurement, so nothing can be recommended."
+    return (
+        f"No configuration reaches {name} ≥ {target:g}; the highest recall reached is "
+        f"{_recall_below(best.recall.mean, target)} by {describe(best, results)} "
+        f"({format_qps(best.qps)} QPS). Extend the sweep (higher ef_search / probes, "
+        "or a bigger index) or lower the target."
+    )
+
+
+def _recall_below(value: float, target: float) -> str:
+    """Enough decimals that a near miss (0.9496 vs 0.95) does not print as a hit."""
+    for decimals in (3, 4, 5, 6):
+        text = f"{value:.{decimals}f}"
+        if float(text) < target:
+            return text
+    return f"{value:.6f}"
+
+
+def describe(point: SweepPoint, results: Results) -> str:
+    """How a reader would name the configuration: build, query params, concurrency."""
+    text = "the exact scan (no index)" if point.index_kind == EXACT_KIND else point.index
+    if point.query_params:
+        text += f" with {format_params(point.query_params)}"
+    if _varies_concurrency(results):
+        text += f" at concurrency {point.concurrency}"
+    return text
+
+
+def _headline_numbers(point: SweepPoint) -> str:
+    assert point.recall is not None  # fastest_at_recall only returns measured points
+    text = f"recall {point.recall.mean:.3f} (p5 {point.recall.p5:.3f}), {format_qps(point.qps)} QPS"
+    if point.latency_ms is not None:
+        text += f", p99 {format_sig(point.latency_ms.p99)} ms"
+    return text
+
+
+def _versus_exact(best: SweepPoint, results: Results) -> str:
+    exact = _exact_baseline(results, best.concurrency)
+    if best.index_kind == EXACT_KIND or exact is None or exact.qps <= 0:
+        return ""
+    return f" — {format_sig(best.qps / exact.qps, 2)}× the exact scan's QPS"
+
+
+def _exact_baseline(results: Results, concurrency: int) -> SweepPoint | None:
+    """The exact-scan point to compare against: same concurrency if there is one."""
+    exact = [p for p in results.runs if p.index_kind == EXACT_KIND and p.valid and p.qps > 0]
+    same = [p for p in exact if p.concurrency == concurrency] or exact
+    return max(same, key=lambda p: p.qps, default=None)
+
+
+def _varies_concurrency(results: Results) -> bool:
+    return len({p.concurrency for p in results.runs}) > 1
