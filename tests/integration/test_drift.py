@@ -21,18 +21,15 @@ from pgvbench.db.agent_schema import (
 from pgvbench.engine.histogram import LatencyHistogram
 from pgvbench.errors import SafetyError
 from pgvbench.metrics import Metric
-from pgvbench.report.drift_plots import plot_recall_over_time
 from pgvbench.results import _build
 from pgvbench.server.connection import connect
 from pgvbench.server.embedded import EmbeddedServer
-from pgvbench.workloads.drift import (
-    DriftResult,
-    LiveMirror,
-    UpdateCostResult,
-    drift_recommendations,
-    measure_drift,
-    measure_update_cost,
-)
+from pgvbench.studies.drift.advice import drift_recommendations
+from pgvbench.studies.drift.churn import measure_drift
+from pgvbench.studies.drift.mirror import LiveMirror
+from pgvbench.studies.drift.plot import plot_recall_over_time
+from pgvbench.studies.drift.records import DriftResult, UpdateCostResult
+from pgvbench.studies.drift.update_cost import measure_update_cost
 from pgvbench.workloads.vector import index_names_in_plan
 
 pytestmark = pytest.mark.integration
