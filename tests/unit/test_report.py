@@ -27,6 +27,8 @@ from pgvbench.results import (
     LoadInfo,
     Recall,
     Results,
+    Sample,
+    StatementStats,
     SweepPoint,
     load_results,
     write_results,
@@ -405,3 +407,59 @@ def test_partial_run_with_only_unmeasured_points_renders(tmp_path: Path) -> None
     md = files.md.read_text(encoding="utf-8")
     assert "This run is partial" in md
     assert "INVALID — no reason recorded" in md
+
+
+# --- buffers per query -------------------------------------------------------------------
+
+
+def _with_statements(point: SweepPoint, hit: float, read: float) -> SweepPoint:
+    """``point`` measured once (repeats = 1) with pg_stat_statements deltas."""
+    stats = StatementStats(
+        calls=point.operations,
+        mean_exec_ms=0.5,
+        shared_blks_hit_per_call=hit,
+        shared_blks_read_per_call=read,
+    )
+    sample = Sample(
+        repeat=0,
+        sequence=0,
+        qps=point.qps,
+        operations=point.operations,
+        errors=point.errors,
+        duration_s=point.duration_s,
+        latency_ms=point.latency_ms,
+        shared_blks_per_query=hit + read,
+    )
+    return dataclasses.replace(point, statements=stats, samples=[sample])
+
+
+def _sweep_table(md: str) -> list[list[str]]:
+    sweep = md.split("\n## Sweep\n", 1)[1].split("\n## ", 1)[0]
+    rows = [ln for ln in sweep.splitlines() if ln.startswith("| ")]
+    return [[cell.strip() for cell in row.strip("|").split(" | ")] for row in rows]
+
+
+def test_sweep_table_shows_blocks_per_query_with_a_single_repeat(tmp_path: Path) -> None:
+    results = make_results()
+    results.runs = [
+        _with_statements(p, 40.0, 2.5) if p.index == HNSW16 else p for p in results.runs
+    ]
+    path = tmp_path / "results.json"
+    write_results(results, path)  # the figure as stored in results.json
+    files = render_report(load_results(path), tmp_path / "report")
+    md = files.md.read_text(encoding="utf-8")
+    header, _rule, *rows = _sweep_table(md)
+    column = header.index("Blocks/query")
+    measured = next(r for r in rows if r[0] == HNSW16 and r[1] == "hnsw.ef_search=40")
+    assert measured[column] == "42.5"
+    exact = next(r for r in rows if r[0] == EXACT)
+    assert exact[column] == "—"  # not measured for this point
+    assert "### Repeats" not in md  # one repeat: no repeats table, the column is still there
+    assert "<th>Blocks/query</th>" in files.html.read_text(encoding="utf-8")
+
+
+def test_sweep_table_without_statements_has_no_blocks_column(tmp_path: Path) -> None:
+    md = render_report(make_results(), tmp_path).md.read_text(encoding="utf-8")
+    header = _sweep_table(md)[0]
+    assert "Blocks/query" not in header
+    assert header[-3:] == ["Valid", "Front", "Notes"]

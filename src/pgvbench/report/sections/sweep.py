@@ -7,7 +7,15 @@ from collections.abc import Sequence
 from ...analysis import pareto_front, point_order_key
 from ...results import IndexBuild, Results, SweepPoint
 from ..document import Block, Heading, Paragraph, Table
-from ..fmt import DASH, EXACT_KIND, format_params, format_qps, format_sig, latency_cells
+from ..fmt import (
+    DASH,
+    EXACT_KIND,
+    format_optional,
+    format_params,
+    format_qps,
+    format_sig,
+    latency_cells,
+)
 
 
 def builds_section(builds: Sequence[IndexBuild]) -> list[Block]:
@@ -33,12 +41,13 @@ def _build_row(build: IndexBuild) -> list[str]:
     ]
 
 
-_SWEEP_HEADER = [
+_MEASURED = [
     "Index", "Query params", "Conc.", "Recall mean", "Recall p5", "Recall min", "QPS",
-    "p50 ms", "p95 ms", "p99 ms", "p99.9 ms", "max ms", "Ops", "Errors", "Valid", "Front",
-    "Notes",
+    "p50 ms", "p95 ms", "p99 ms", "p99.9 ms", "max ms",
 ]  # fmt: skip
-_SWEEP_NUMERIC = frozenset(range(2, 14))
+_BLOCKS = "Blocks/query"
+_COUNTS = ["Ops", "Errors"]
+_VERDICT = ["Valid", "Front", "Notes"]
 
 
 def sweep_section(results: Results) -> list[Block]:
@@ -46,20 +55,38 @@ def sweep_section(results: Results) -> list[Block]:
     if not points:
         return [Heading(2, "Sweep"), Paragraph("No sweep point was measured.")]
     front = {id(p) for p in pareto_front(points)}
+    # the column is there whenever pg_stat_statements measured a point, repeats or not
+    blocks = any(blocks_per_query(p) is not None for p in points)
+    header = [*_MEASURED, *([_BLOCKS] if blocks else []), *_COUNTS, *_VERDICT]
+    intro = (
+        "Front ● marks points on the recall/QPS Pareto front (valid points only). "
+        "Rows marked ⚠ INVALID must not be used; the reason is in Notes and under Validity."
+    )
+    if blocks:
+        intro += " Blocks/query: shared buffers hit + read per query (pg_stat_statements)."
     return [
         Heading(2, "Sweep"),
-        Paragraph(
-            "Front ● marks points on the recall/QPS Pareto front (valid points only). "
-            "Rows marked ⚠ INVALID must not be used; the reason is in Notes and under Validity."
-        ),
+        Paragraph(intro),
         Table(
-            _SWEEP_HEADER,
-            [_sweep_row(p, id(p) in front) for p in points],
+            header,
+            [_sweep_row(p, id(p) in front, blocks) for p in points],
             flagged=[not p.valid for p in points],
-            numeric=_SWEEP_NUMERIC,
+            numeric=frozenset(range(2, len(header) - len(_VERDICT))),
         ),
         *_repeats_blocks(points),
     ]
+
+
+def blocks_per_query(point: SweepPoint) -> float | None:
+    """Shared buffers hit + read per query over all repeats, from pg_stat_statements."""
+    st = point.statements
+    if st is not None:
+        return st.shared_blks_hit_per_call + st.shared_blks_read_per_call
+    per_sample = [s.shared_blks_per_query for s in point.samples]
+    measured = [b for b in per_sample if b is not None]
+    if not measured or len(measured) < len(per_sample):
+        return None
+    return sum(measured) / len(measured)
 
 
 def _repeats_blocks(points: list[SweepPoint]) -> list[Block]:
@@ -116,7 +143,7 @@ def _param_values(point: SweepPoint) -> tuple[int, ...]:
     return tuple(v for _, v in sorted(point.query_params.items()))
 
 
-def _sweep_row(p: SweepPoint, on_front: bool) -> list[str]:
+def _sweep_row(p: SweepPoint, on_front: bool, blocks: bool) -> list[str]:
     recall = (
         [f"{p.recall.mean:.3f}", f"{p.recall.p5:.3f}", f"{p.recall.min:.3f}"]
         if p.recall is not None
@@ -130,6 +157,7 @@ def _sweep_row(p: SweepPoint, on_front: bool) -> list[str]:
         *recall,
         format_qps(p.qps),
         *latency,
+        *([format_optional(blocks_per_query(p))] if blocks else []),
         f"{p.operations:,}",
         f"{p.errors:,}",
         "yes" if p.valid else "⚠ INVALID",
