@@ -51,7 +51,9 @@ import psycopg
 from psycopg import conninfo as pg_conninfo
 
 from ..errors import ServerError
-from .embedded import DATABASE, RUN_AS_USER, SUPERUSER, EmbeddedServer, _ensure_system_user
+from .embedded import DATABASE, SUPERUSER, EmbeddedServer
+from .system import RUN_AS_USER
+from .system import ensure_system_user as _ensure_system_user
 
 PoolMode = Literal["transaction", "session"]
 AuthType = Literal["trust", "plain", "md5", "scram-sha-256"]
