@@ -31,13 +31,13 @@ from pgvbench.results import (
     load_results,
     write_results,
 )
-from pgvbench.workloads.drift import (
+from pgvbench.studies.drift.advice import drift_recommendations
+from pgvbench.studies.drift.records import (
     DriftCheckpoint,
     DriftResult,
     HotStats,
     UpdateCostResult,
     UpdatePhase,
-    drift_recommendations,
 )
 from pgvbench.workloads.filtered import (
     BucketInfo,
