@@ -19,10 +19,9 @@ from pgvbench.server.connection import connect
 from pgvbench.server.embedded import EmbeddedServer
 from pgvbench.spec.model import IndexSpec
 from pgvbench.spec.table import Table as _Table
-from pgvbench.tuning.build import (
+from pgvbench.studies.build import (
     BuildTuningSpec,
     BuildTuningStudy,
-    _study_notes,
     format_size,
     measure_build_tuning,
     memory_worker_cap,
@@ -31,6 +30,7 @@ from pgvbench.tuning.build import (
     parse_size,
     recommend_build,
 )
+from pgvbench.studies.build import study_notes as _study_notes
 
 N, DIM = 10_000, 32
 HNSW = IndexSpec(
@@ -261,10 +261,10 @@ def test_recommendation_from_json_names_memory_and_workers() -> None:
 
 
 def test_report_section_draws_chart_table_and_advice(tmp_path: Path) -> None:
-    from pgvbench.report.build_section import build_tuning_blocks, build_tuning_figures
     from pgvbench.report.document import Paragraph, Table
     from pgvbench.report.markdown import to_markdown
     from pgvbench.results import Environment, HostInfo, Results, TuningSection
+    from pgvbench.studies.build import build_tuning_blocks, build_tuning_figures
 
     env = Environment(
         postgres_version="18", pgvector_version="0.8.1", server_kind="embedded",
