@@ -13,7 +13,7 @@ from pgvbench.db.load import load_vectors
 from pgvbench.metrics import Metric
 from pgvbench.server.connection import connect
 from pgvbench.server.embedded import EmbeddedServer
-from pgvbench.tuning.quantization import (
+from pgvbench.studies.quantization import (
     QuantizationSpec,
     QuantizationStudy,
     measure_quantization,

@@ -1,0 +1,123 @@
+"""What the quantization record says, in words: its notes (capped re-ranks, points off
+plan) and the conclusions (size and build savings, the best point per variant, what
+re-ranking buys), each with the measured figures it rests on. No database here."""
+
+from __future__ import annotations
+
+from ...spec.model import QUERY_GUCS
+from ..base import Recommendation
+from .records import QuantizationPoint, QuantizationStudy
+
+_EF_SEARCH = QUERY_GUCS["hnsw"]
+
+
+def study_notes(study: QuantizationStudy) -> list[str]:
+    """The record's notes: points that re-rank fewer candidates than asked, or that did
+    not use the intended index."""
+    notes: list[str] = []
+    if any(p.capped for p in study.points):
+        notes.append(
+            "some binary points fetch k x overfetch > ef_search candidates; HNSW returns at "
+            "most ef_search rows, so those points re-rank fewer candidates than asked"
+        )
+    if any(not p.plan_ok for p in study.points):
+        notes.append("some points did not use the intended index (see plan_note)")
+    return notes
+
+
+def recommendations(study: QuantizationStudy) -> list[str]:
+    """Plain-language conclusions: size and build savings, and the best point per variant."""
+    return [r.text for r in advice(study)]
+
+
+def _best_points(study: QuantizationStudy) -> dict[str, QuantizationPoint]:
+    """Per variant, the valid point with the highest recall (then QPS)."""
+    best: dict[str, QuantizationPoint] = {}
+    for p in study.points:
+        if not p.plan_ok or p.errors != 0:
+            continue
+        cur = best.get(p.variant)
+        if cur is None or (p.recall_mean, p.qps) > (cur.recall_mean, cur.qps):
+            best[p.variant] = p
+    return best
+
+
+def advice(study: QuantizationStudy) -> list[Recommendation]:
+    """The conclusions of :func:`recommendations` with their evidence."""
+    out: list[Recommendation] = []
+    by_variant = {ix.variant: ix for ix in study.indexes}
+    full = by_variant.get("full")
+    best = _best_points(study)
+    for name in ("halfvec", "binary"):
+        ix = by_variant.get(name)
+        if ix is None or full is None or full.index_bytes == 0:
+            continue
+        out.append(
+            Recommendation(
+                text=f"The {name} index is {ix.index_bytes / full.index_bytes:.0%} of the "
+                f"full-precision index's size ({ix.index_bytes / 1e6:.1f} vs "
+                f"{full.index_bytes / 1e6:.1f} MB) and built in {ix.build_seconds:.2f} s vs "
+                f"{full.build_seconds:.2f} s.",
+                evidence={
+                    "variant": name,
+                    "index_bytes": ix.index_bytes,
+                    "full_index_bytes": full.index_bytes,
+                    "build_seconds": ix.build_seconds,
+                    "full_build_seconds": full.build_seconds,
+                },
+            )
+        )
+    ref = best.get("full")
+    for name, p in sorted(best.items()):
+        if name == "full" or ref is None:
+            continue
+        out.append(
+            Recommendation(
+                text=f"Best {name} point (ef_search {p.ef_search}, overfetch {p.overfetch}): "
+                f"recall {p.recall_mean:.3f} at {p.qps:,.0f} QPS vs full precision "
+                f"{ref.recall_mean:.3f} at {ref.qps:,.0f} QPS.",
+                evidence={
+                    "variant": name,
+                    "ef_search": p.ef_search,
+                    "overfetch": p.overfetch,
+                    "recall_mean": p.recall_mean,
+                    "qps": p.qps,
+                    "full_recall_mean": ref.recall_mean,
+                    "full_qps": ref.qps,
+                },
+            )
+        )
+    rerank = best.get("binary")
+    norerank = best.get("binary_norerank")
+    if rerank and norerank:
+        out.append(
+            Recommendation(
+                text="Re-ranking binary candidates by the full distance lifts recall from "
+                f"{norerank.recall_mean:.3f} to {rerank.recall_mean:.3f}; never serve Hamming "
+                "order alone.",
+                evidence={
+                    "norerank_recall_mean": norerank.recall_mean,
+                    "rerank_recall_mean": rerank.recall_mean,
+                    "overfetch": rerank.overfetch,
+                },
+            )
+        )
+    capped = [p for p in study.points if p.capped]
+    if capped:
+        needed = max(study.k * p.overfetch for p in capped)
+        out.append(
+            Recommendation(
+                text=f"Raise {_EF_SEARCH} to at least k x overfetch for binary re-ranking.",
+                evidence={"capped_points": len(capped), "k": study.k, "candidates": needed},
+                config_change={_EF_SEARCH: str(needed)},
+            )
+        )
+    off_plan = [p for p in study.points if not p.plan_ok]
+    if off_plan:
+        out.append(
+            Recommendation(
+                text="Some queries did not use the quantized index: check the plan notes.",
+                evidence={"points_off_plan": len(off_plan), "points": len(study.points)},
+            )
+        )
+    return out
