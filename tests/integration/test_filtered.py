@@ -22,7 +22,7 @@ from pgvbench.db.agent_schema import create_agent_schema, load_agent_dataset
 from pgvbench.errors import SafetyError
 from pgvbench.server.connection import connect
 from pgvbench.server.embedded import EmbeddedServer
-from pgvbench.workloads import filtered
+from pgvbench.studies import filtered
 
 pytestmark = pytest.mark.integration
 

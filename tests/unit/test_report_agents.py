@@ -39,7 +39,7 @@ from pgvbench.studies.drift.records import (
     UpdateCostResult,
     UpdatePhase,
 )
-from pgvbench.workloads.filtered import (
+from pgvbench.studies.filtered import (
     BucketInfo,
     FilteredComparison,
     FilteredRow,

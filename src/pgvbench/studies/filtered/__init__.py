@@ -1,0 +1,173 @@
+"""Filtered vector search (``[filtered]``): which way to run ``WHERE agent_id = ?`` wins, for
+agents grouped by their share of the memories.
+
+spec.py parses the table; truth.py draws the buckets' queries and their exact filtered
+top-k; strategies.py creates what each strategy needs; measure.py measures one strategy
+on one bucket; compare.py runs them all (notes.py words the notes the record keeps);
+records.py holds the result; ranking.py picks each bucket's winner; advice.py, report.py
+and plots.py turn the record into sentences, the report section and its figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+from ...errors import RunFailed
+from ...plan.models import INDEX_QUERY_S, hnsw_build_seconds, ivfflat_build_seconds
+from ...report.document import Block, Image
+from ...results import AgentSection, Results
+from ...spec.model import ExperimentSpec
+from ...spec.table import Table
+from ..base import DataShape, PlanItem, Recommendation, SpecContext, Study, StudyContext
+from . import report
+from .advice import advice, summary_sentences
+from .compare import compare_filtered
+from .measure import plan_problem
+from .ranking import winners
+from .records import (
+    BucketInfo,
+    FilteredComparison,
+    FilteredResult,
+    FilteredRow,
+    StrategySetup,
+)
+from .spec import DEFAULT_BUCKET_EDGES, STRATEGIES, FilteredSpec, dim_problem, parse
+from .truth import agent_buckets, bucket_labels, filtered_ground_truth, filtered_recall
+
+__all__ = [
+    "DEFAULT_BUCKET_EDGES",
+    "STRATEGIES",
+    "STUDY",
+    "BucketInfo",
+    "FilteredComparison",
+    "FilteredResult",
+    "FilteredRow",
+    "FilteredSearch",
+    "FilteredSpec",
+    "StrategySetup",
+    "agent_buckets",
+    "bucket_labels",
+    "compare_filtered",
+    "filtered_ground_truth",
+    "filtered_recall",
+    "plan_problem",
+    "summary_sentences",
+    "winners",
+]
+
+# tests/integration/test_filtered.py checks the EXPLAIN test under its first name
+_plan_problem = plan_problem
+
+
+class FilteredSearch(Study[FilteredSpec, FilteredResult]):
+    """Every strategy x selectivity bucket on a copy of the generated memories table."""
+
+    name: ClassVar[str] = "filtered"
+    title: ClassVar[str] = "Filtered vector search"
+    applies_to: ClassVar[tuple[str, ...]] = ("agents",)
+    section: ClassVar[str] = "agent"
+    # its ground truth is the data as generated: before the workload writes
+    stage: ClassVar[str] = "before"
+
+    def parse(self, table: Table, ctx: SpecContext) -> FilteredSpec:
+        return parse(table)
+
+    def data_problem(self, spec: FilteredSpec, shape: DataShape) -> str | None:
+        return dim_problem(spec, shape.dim, shape.dim_from)
+
+    def estimate(
+        self, spec: FilteredSpec, experiment: ExperimentSpec, shape: DataShape
+    ) -> list[PlanItem]:
+        data = experiment.agents.data if experiment.agents is not None else None
+        if data is None:
+            return []
+        memories, dim = data.memories, data.dim
+        hnsw = hnsw_build_seconds(memories, dim, 16, 64)
+        builds, seconds = 0, 0.0
+        if any(s.startswith("hnsw_") for s in spec.strategies):
+            builds, seconds = builds + 1, seconds + hnsw
+        if "ivfflat_iterative" in spec.strategies:
+            builds += 1
+            seconds += ivfflat_build_seconds(memories, dim, max(1, memories // 1000))
+        if "partial_hot" in spec.strategies:
+            builds, seconds = builds + 3, seconds + 0.1 * hnsw
+        if "partitioned" in spec.strategies:
+            builds, seconds = builds + data.tenants, seconds + hnsw
+        points = len(spec.strategies) * (len(spec.bucket_edges) + 1)
+        per_point = spec.measure_seconds + spec.queries_per_bucket * INDEX_QUERY_S + 0.2
+        items = [
+            PlanItem(what="filtered-search index builds", count=builds, seconds=seconds,
+                     builds=builds),
+            PlanItem(what="filtered-search points", count=points, seconds=points * per_point,
+                     measurements=points),
+        ]  # fmt: skip
+        return [item for item in items if item.count > 0]
+
+    def progress_label(self, spec: FilteredSpec) -> str:
+        return f"filtered search: {len(spec.strategies)} strategies"
+
+    def run(self, ctx: StudyContext, spec: FilteredSpec) -> FilteredResult:
+        if ctx.agent_data is None:
+            raise RunFailed("filtered search needs the generated agent platform ([agents])")
+        comparison = compare_filtered(
+            ctx.target.dsn,
+            schema=ctx.spec.schema,
+            prefix=ctx.spec.name,
+            dataset=ctx.agent_data,
+            strategies=spec.strategies,
+            k=spec.k,
+            ef_search=spec.ef_search,
+            max_scan_tuples=spec.max_scan_tuples,
+            bucket_edges=spec.bucket_edges,
+            queries_per_bucket=spec.queries_per_bucket,
+            seed=ctx.spec.seed,
+            measure_seconds=spec.measure_seconds,
+        )
+        # the default targets, as every run has ranked them (not [filtered] recall_target)
+        return FilteredResult(
+            comparison=comparison, winners=winners(comparison), run_name=ctx.spec.name
+        )
+
+    def store(self, results: Results, result: FilteredResult) -> None:
+        if results.agent is None:
+            results.agent = AgentSection(selectivity={}, tables={})
+        results.agent.filtered = result.comparison.to_dict()
+        results.agent.filtered_winners = {str(k): str(v) for k, v in result.winners.items()}
+
+    def load(self, results: Results) -> FilteredResult | None:
+        agent = results.agent
+        if agent is None or not isinstance(agent.filtered, dict):
+            return None
+        return FilteredResult(
+            comparison=FilteredComparison.from_dict(agent.filtered),
+            winners=agent.filtered_winners,
+            run_name=results.run_name,
+        )
+
+    def advice(self, result: FilteredResult) -> list[Recommendation]:
+        return advice(result.comparison)
+
+    def figures(self, result: FilteredResult, out_dir: Path) -> list[Image]:
+        from .plots import plot_filtered_p99  # matplotlib: only when drawing
+
+        path = plot_filtered_p99(result, out_dir / report.FILTERED_FIGURE)
+        return [Image(path.name, report.FILTERED_ALT)] if path is not None else []
+
+    def report(
+        self, result: FilteredResult, images: Sequence[Image], results: Results
+    ) -> list[Block]:
+        image = next((i for i in images if i.src == report.FILTERED_FIGURE), None)
+        return report.section(result, image)
+
+    def validity(self, result: FilteredResult) -> list[str]:
+        return report.validity_lines(result.comparison)
+
+    def validity_summary(self, result: FilteredResult) -> str:
+        """The Validity paragraph's sentence on the filtered rows (with a leading space;
+        "" when none was measured). Not in the Study interface yet."""
+        return report.validity_summary(result.comparison)
+
+
+STUDY = FilteredSearch()

@@ -1,0 +1,190 @@
+"""What a filtered-search comparison recommends: the winner of each bucket, the under-fill
+without iterative scan, recall lost to strict_order, and the rows that do not count.
+
+Each sentence comes with the figures it rests on (``Recommendation.evidence``).
+"""
+
+from __future__ import annotations
+
+from ..base import Recommendation
+from .notes import INVALIDATING
+from .ranking import FILL_TARGET, RECALL_TARGET, LatencyKey, latency_of, ranked
+from .records import FilteredComparison, FilteredRow
+
+_STRICT_LOSS = 0.02  # recall strict_order may lose to relaxed_order before it is worth a word
+_INVALID_LISTED = 4
+
+
+def advice(
+    comparison: FilteredComparison,
+    *,
+    recall_target: float = RECALL_TARGET,
+    fill_target: float = FILL_TARGET,
+    latency: LatencyKey = "p99",
+) -> list[Recommendation]:
+    """The winner of each bucket, under-fill, strict_order's recall loss, invalid rows."""
+    out = _bucket_winners(comparison, recall_target, fill_target, latency)
+    out += _under_fill(comparison, fill_target)
+    out += _strict_loss(comparison)
+    out += _hot_scope(comparison)
+    out += _invalid(comparison)
+    return out
+
+
+def summary_sentences(
+    comparison: FilteredComparison,
+    *,
+    recall_target: float = RECALL_TARGET,
+    fill_target: float = FILL_TARGET,
+    latency: LatencyKey = "p99",
+) -> list[str]:
+    """Plain sentences for the report: the winner of each bucket, under-fill, invalid rows."""
+    found = advice(
+        comparison, recall_target=recall_target, fill_target=fill_target, latency=latency
+    )
+    return [r.text for r in found]
+
+
+def _bucket_winners(
+    comparison: FilteredComparison, recall_target: float, fill_target: float, key: LatencyKey
+) -> list[Recommendation]:
+    out: list[Recommendation] = []
+    for info in comparison.buckets:
+        if info.queries == 0:
+            continue
+        best = ranked(comparison, info.label, recall_target, fill_target, key)
+        subject = f"For agents with {info.label} of memories ({info.agents} agents)"
+        evidence: dict[str, float | int | str] = {"bucket": info.label, "agents": info.agents}
+        if not best:
+            rows = [r for r in comparison.rows if r.bucket == info.label and r.valid]
+            top = max(rows, key=lambda r: r.recall_mean or 0.0, default=None)
+            tail = ""
+            if top is not None and top.recall_mean is not None and top.fill_mean is not None:
+                tail = (
+                    f" (best recall {top.recall_mean:.2f}, fill {top.fill_mean:.2f}: "
+                    f"{top.strategy})"
+                )
+                evidence |= {
+                    "best_strategy": top.strategy,
+                    "best_recall_mean": top.recall_mean,
+                    "best_fill_mean": top.fill_mean,
+                }
+            text = (
+                f"{subject}, no strategy reached recall >= {recall_target:.2f} with fill >= "
+                f"{fill_target:.2f}{tail}."
+            )
+            evidence |= {"recall_target": recall_target, "fill_target": fill_target}
+            out.append(Recommendation(text=text, evidence=evidence))
+            continue
+        win = best[0]
+        scope = " (hot agents only)" if win.strategy == "partial_hot" else ""
+        text = (
+            f"{subject}, {win.strategy}{scope} wins: recall {win.recall_mean:.2f}, "
+            f"fill {win.fill_mean:.2f}, {key} {_ms(latency_of(win, key))}"
+        )
+        evidence |= {"strategy": win.strategy, **_figures(win, key)}
+        if len(best) > 1:
+            nxt = best[1]
+            text += f"; next {nxt.strategy} at {_ms(latency_of(nxt, key))}"
+            evidence |= {"next_strategy": nxt.strategy, **_figures(nxt, key, prefix="next_")}
+        out.append(Recommendation(text=text + ".", evidence=evidence))
+    return out
+
+
+def _under_fill(comparison: FilteredComparison, fill_target: float) -> list[Recommendation]:
+    plain = [
+        r
+        for r in comparison.rows
+        if r.strategy == "hnsw_plain" and r.fill_mean is not None and r.fill_mean < fill_target
+    ]
+    if not plain:
+        return []
+    parts = ", ".join(
+        f"{r.bucket}: fill {r.fill_mean:.2f} (min {r.fill_min or 0.0:.2f})" for r in plain
+    )
+    text = (
+        f"Without iterative scan (hnsw_plain, ef_search {comparison.ef_search}) the filter "
+        f"leaves fewer than k rows: {parts}."
+    )
+    evidence: dict[str, float | int | str] = {"ef_search": comparison.ef_search}
+    for r in plain:
+        assert r.fill_mean is not None  # selected above
+        evidence[f"fill_mean[{r.bucket}]"] = r.fill_mean
+        evidence[f"fill_min[{r.bucket}]"] = r.fill_min or 0.0
+    return [Recommendation(text=text, evidence=evidence)]
+
+
+def _strict_loss(comparison: FilteredComparison) -> list[Recommendation]:
+    out: list[Recommendation] = []
+    for info in comparison.buckets:
+        strict = comparison.row("hnsw_strict", info.label)
+        relaxed = comparison.row("hnsw_relaxed", info.label)
+        if (
+            strict is not None
+            and relaxed is not None
+            and strict.recall_mean is not None
+            and relaxed.recall_mean is not None
+            and strict.recall_mean < relaxed.recall_mean - _STRICT_LOSS
+        ):
+            text = (
+                f"For agents with {info.label} of memories strict_order lost recall against "
+                f"relaxed_order: {strict.recall_mean:.2f} vs {relaxed.recall_mean:.2f} "
+                "(it skips candidates nearer than one the filter already dropped)."
+            )
+            evidence: dict[str, float | int | str] = {
+                "bucket": info.label,
+                "strict_recall_mean": strict.recall_mean,
+                "relaxed_recall_mean": relaxed.recall_mean,
+            }
+            out.append(Recommendation(text=text, evidence=evidence))
+    return out
+
+
+def _hot_scope(comparison: FilteredComparison) -> list[Recommendation]:
+    hot = [r for r in comparison.rows if r.strategy == "partial_hot" and r.n_queries > 0]
+    if not hot:
+        return []
+    buckets = ", ".join(r.bucket for r in hot)
+    text = (
+        f"partial_hot was measured on the {len(comparison.hot_agents)} agents with most "
+        f"memories only ({buckets}); other agents have no partial index."
+    )
+    evidence: dict[str, float | int | str] = {
+        "hot_agents": len(comparison.hot_agents),
+        "buckets": buckets,
+    }
+    return [Recommendation(text=text, evidence=evidence)]
+
+
+def _invalid(comparison: FilteredComparison) -> list[Recommendation]:
+    invalid = [r for r in comparison.rows if not r.valid and r.n_queries > 0]
+    if not invalid:
+        return []
+    shown = invalid[:_INVALID_LISTED]
+    listed = "; ".join(f"{r.strategy} {r.bucket}: {_reason(r)}" for r in shown)
+    more = f" (and {len(invalid) - _INVALID_LISTED} more)" if len(invalid) > _INVALID_LISTED else ""
+    evidence = {
+        "invalid_rows": len(invalid),
+        "measured_rows": sum(1 for r in comparison.rows if r.n_queries > 0),
+    }
+    return [Recommendation(text=f"Not counted (invalid): {listed}{more}.", evidence=evidence)]
+
+
+def _figures(row: FilteredRow, key: LatencyKey, prefix: str = "") -> dict[str, float | int | str]:
+    """The measured figures of ``row`` a sentence quotes (those that were measured)."""
+    values = {
+        "recall_mean": row.recall_mean,
+        "fill_mean": row.fill_mean,
+        f"latency_{key}_ms": latency_of(row, key),
+    }
+    return {f"{prefix}{k}": v for k, v in values.items() if v is not None}
+
+
+def _reason(row: FilteredRow) -> str:
+    """The note that made a row invalid (plan check, failure), else its first note."""
+    picked = [n for n in row.notes if any(k in n for k in INVALIDATING)]
+    return (picked or list(row.notes) or ["invalid"])[0]
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3g} ms"

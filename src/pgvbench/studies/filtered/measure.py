@@ -1,0 +1,229 @@
+"""One strategy on one bucket: ids fetched over libpq (recall, fill), plans checked with
+EXPLAIN (ANALYZE, BUFFERS), then a timed closed loop with one client."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import pq as libpq
+
+from ...datasets.agents.dataset import AgentDataset
+from ...db.gucs import set_settings
+from ...engine.operations import SESSION, ParamOperation, encode_vector
+from ...engine.providers import DirectProvider
+from ...engine.threaded import LoadShape, run_load
+from ...server.connection import connect
+from ...workloads.vector import index_names_in_plan
+from . import notes
+from .records import FilteredRow
+from .strategies import Plan
+from .truth import Bucket, FilteredTruth, Queries, filtered_recall
+
+UUID_OID = 2950
+
+
+def measure(
+    dsn: str,
+    plan: Plan,
+    bucket: Bucket,
+    dataset: AgentDataset,
+    *,
+    k: int,
+    vector_oid: int,
+    explain_queries: int,
+    warmup_s: float,
+    measure_s: float,
+    seed: int,
+    serial: int,
+) -> FilteredRow:
+    """The row of ``plan`` on ``bucket``; ``serial`` names its prepared statement."""
+    queries = bucket.hot if plan.hot_only else bucket.queries
+    truth = queries.truth_for(plan.uses_tenant)
+    agents = int(np.unique(queries.agents).size)
+    types = [vector_oid, UUID_OID] + ([UUID_OID] if plan.uses_tenant else [])
+    params = _params(queries, dataset, plan.uses_tenant)
+    with connect(dsn) as conn:
+        set_settings(conn, plan.settings)
+        # Ids first: this also warms the caches before EXPLAIN and the timed loop.
+        fetched = _fetch_ids(conn, plan, params, types, f"pgvb_filt_{serial}".encode())
+        problems: list[str] = []
+        buffers: list[float] = []
+        seen: set[str] = set()
+        for i in range(min(explain_queries, len(queries))):
+            doc = _explain(conn, plan, params[i], types)
+            node = doc["Plan"]
+            # The top node's counts include its children, CTE and InitPlans (not planning).
+            buffers.append(float(node["Shared Hit Blocks"] + node["Shared Read Blocks"]))
+            seen.update(index_names_in_plan(node))
+            expect_idx, expect_rel = plan.expect(int(queries.agents[i]), int(queries.tenants[i]))
+            problem = plan_problem(doc, expect_idx, expect_rel)
+            if problem is not None:
+                problems.append(problem)
+    by_uuid = _uuid_index(dataset, truth)
+    returned = [[by_uuid.get(u, -1) for u in ids] for ids in fetched]
+    recall, fill = filtered_recall(returned, truth, dataset, queries.vectors, k)
+    row_notes: list[str] = []
+    wrong = sum(1 for r in returned for x in r if x < 0)
+    if wrong:
+        row_notes.append(notes.not_memories(wrong))
+    short = int(np.count_nonzero(fill < 1.0))
+    if short:
+        row_notes.append(notes.under_fill(short, len(queries)))
+    if problems:
+        row_notes.append(notes.plan_check_failed(len(problems), len(buffers), problems[0]))
+    op = ParamOperation(
+        name=f"filt_{serial}",
+        sql=plan.sql,
+        types=types,
+        formats=[1] * len(types),
+        params=lambda seq: params[seq % len(params)],
+        settings=plan.settings,
+    )
+    outcome = run_load(
+        op,
+        DirectProvider(dsn, op, SESSION),
+        LoadShape(clients=1, warmup_s=warmup_s, duration_s=measure_s, seed=seed),
+        probe_dsn=dsn,
+    )
+    latency = outcome.latency.summary()
+    if outcome.errors:
+        row_notes.append(
+            notes.timed_failures(outcome.errors, next(iter(outcome.error_messages), ""))
+        )
+    if outcome.aborted:
+        row_notes.append(notes.aborted(outcome.aborted))
+    return FilteredRow(
+        strategy=plan.strategy,
+        bucket=bucket.info.label,
+        scope=notes.hot_scope(agents) if plan.hot_only else notes.ALL_AGENTS,
+        n_queries=len(queries),
+        agents=agents,
+        rows_matching_mean=float(truth.matching.mean()) if len(queries) else 0.0,
+        recall_mean=round(float(np.mean(recall)), 4),
+        recall_p5=round(_percentile(recall, 5), 4),
+        fill_mean=round(float(np.mean(fill)), 4),
+        fill_min=round(float(np.min(fill)), 4),
+        latency_p50_ms=None if latency is None else round(latency.p50, 4),
+        latency_p95_ms=None if latency is None else round(latency.p95, 4),
+        latency_p99_ms=None if latency is None else round(latency.p99, 4),
+        qps=None if latency is None else round(outcome.qps, 1),
+        buffers_per_query=round(float(np.mean(buffers)), 1) if buffers else None,
+        valid=not problems and latency is not None and not outcome.errors and not wrong,
+        plan_indexes=sorted(seen),
+        notes=row_notes,
+    )
+
+
+def empty_row(strategy: str, bucket: Bucket, hot_only: bool, note: str) -> FilteredRow:
+    """The row of a strategy that could not be measured on ``bucket``, and why."""
+    queries = bucket.hot if hot_only else bucket.queries
+    return FilteredRow(
+        strategy=strategy,
+        bucket=bucket.info.label,
+        scope=notes.HOT_ONLY if hot_only else notes.ALL_AGENTS,
+        n_queries=len(queries),
+        agents=int(np.unique(queries.agents).size),
+        rows_matching_mean=0.0,
+        recall_mean=None,
+        recall_p5=None,
+        fill_mean=None,
+        fill_min=None,
+        latency_p50_ms=None,
+        latency_p95_ms=None,
+        latency_p99_ms=None,
+        qps=None,
+        buffers_per_query=None,
+        valid=False,
+        notes=[note],
+    )
+
+
+# --------------------------------------------------------------------------- EXPLAIN
+
+
+def plan_problem(doc: dict[str, Any], indexes: set[str], relations: set[str] | None) -> str | None:
+    """None when the plan uses exactly the intended indexes (and relations)."""
+    node = doc["Plan"]
+    used = set(index_names_in_plan(node))
+    if used != indexes:
+        return notes.plan_uses(used, indexes)
+    if relations is not None:
+        scanned = set(_relations(node))
+        if scanned != relations:
+            return notes.plan_scans(scanned, relations)
+    return None
+
+
+def _relations(node: dict[str, Any]) -> Iterator[str]:
+    if "Relation Name" in node:
+        yield str(node["Relation Name"])
+    for child in node.get("Plans", []):
+        yield from _relations(child)
+
+
+def _explain(
+    conn: psycopg.Connection[Any], plan: Plan, params: Sequence[bytes], types: Sequence[int]
+) -> dict[str, Any]:
+    pgconn = conn.pgconn
+    stmt = b"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + plan.sql.encode()
+    res = pgconn.exec_params(stmt, list(params), list(types), [1] * len(types), 0)
+    if res.status != libpq.ExecStatus.TUPLES_OK:
+        raise psycopg.OperationalError(_result_error(pgconn, res))
+    raw = res.get_value(0, 0) or b"[]"
+    doc: dict[str, Any] = json.loads(raw)[0]
+    return doc
+
+
+# --------------------------------------------------------------------------- libpq
+
+
+def _params(queries: Queries, dataset: AgentDataset, uses_tenant: bool) -> list[list[bytes]]:
+    out: list[list[bytes]] = []
+    for i in range(len(queries)):
+        agent = dataset.id_of("agents", int(queries.agents[i])).bytes
+        params: list[bytes] = [encode_vector(queries.vectors[i]), agent]
+        if uses_tenant:
+            params.append(dataset.id_of("tenants", int(queries.tenants[i])).bytes)
+        out.append(params)
+    return out
+
+
+def _result_error(pgconn: libpq.abc.PGconn, result: libpq.abc.PGresult) -> str:
+    raw = result.error_message or pgconn.error_message
+    return raw.decode("utf-8", "replace").strip().splitlines()[0] if raw else "unknown error"
+
+
+def _fetch_ids(
+    conn: psycopg.Connection[Any],
+    plan: Plan,
+    params: Sequence[Sequence[bytes]],
+    types: Sequence[int],
+    statement: bytes,
+) -> list[list[bytes]]:
+    """The uuids (16 raw bytes) each query returns, in the order returned."""
+    pgconn = conn.pgconn
+    res = pgconn.prepare(statement, plan.sql.encode(), list(types))
+    if res.status != libpq.ExecStatus.COMMAND_OK:
+        raise psycopg.OperationalError(_result_error(pgconn, res))
+    formats = [1] * len(types)
+    out: list[list[bytes]] = []
+    for p in params:
+        res = pgconn.exec_prepared(statement, list(p), formats, 1)
+        if res.status != libpq.ExecStatus.TUPLES_OK:
+            raise psycopg.OperationalError(_result_error(pgconn, res))
+        out.append([bytes(res.get_value(r, 0) or b"") for r in range(res.ntuples)])
+    return out
+
+
+def _uuid_index(dataset: AgentDataset, truth: FilteredTruth) -> dict[bytes, int]:
+    """uuid bytes -> memory row, for the rows any query's filter matches (ids are hashes)."""
+    rows = np.unique(np.concatenate([r for r in truth.rows if r.size] or [np.empty(0, np.int64)]))
+    return {dataset.id_of("memories", int(r)).bytes: int(r) for r in rows}
+
+
+def _percentile(values: np.ndarray, pct: float) -> float:
+    return float(np.percentile(values, pct, method="linear"))
