@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pgvbench.server.pgbouncer import find_pgbouncer
+from pgvbench.server.pgbouncer_setup import find_pgbouncer
 
 MISSING = (
     "pgbouncer is not installed (not on PATH nor in /usr/sbin); "

@@ -43,7 +43,8 @@ from .metrics import Metric
 from .progress import Reporter, Task
 from .results import LoadPoint, Sample
 from .server.connection import Target
-from .server.pgbouncer import PgBouncer, find_pgbouncer
+from .server.pgbouncer import PgBouncer
+from .server.pgbouncer_setup import find_pgbouncer
 from .spec.model import ExperimentSpec, LoadSpec, PoolingSpec
 
 CLIENT_SATURATED_CORES = 0.9  # one Python process: the GIL caps it near one core

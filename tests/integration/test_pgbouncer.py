@@ -21,11 +21,8 @@ from pgbouncer_support import require_pgbouncer
 from pgvbench.errors import ServerError
 from pgvbench.server.connection import connect
 from pgvbench.server.embedded import EmbeddedServer
-from pgvbench.server.pgbouncer import (
-    PgBouncer,
-    pgbouncer_version,
-    supports_prepared_statements,
-)
+from pgvbench.server.pgbouncer import PgBouncer
+from pgvbench.server.pgbouncer_setup import pgbouncer_version, supports_prepared_statements
 
 pytestmark = pytest.mark.integration
 needs_binary = pytest.mark.usefixtures("pgbouncer_binary")

@@ -32,12 +32,8 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
-import re
-import resource
 import shutil
 import signal
-import socket
-import stat
 import subprocess
 import tempfile
 import time
@@ -45,111 +41,34 @@ import weakref
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 import psycopg
 from psycopg import conninfo as pg_conninfo
 
 from ..errors import ServerError
+from . import system
 from .embedded import DATABASE, SUPERUSER, EmbeddedServer
-from .system import RUN_AS_USER
-from .system import ensure_system_user as _ensure_system_user
-
-PoolMode = Literal["transaction", "session"]
-AuthType = Literal["trust", "plain", "md5", "scram-sha-256"]
-
-POOL_MODES: tuple[str, ...] = ("transaction", "session")
-AUTH_TYPES: tuple[str, ...] = ("trust", "plain", "md5", "scram-sha-256")
-SSL_MODES: tuple[str, ...] = (
-    "disable",
-    "allow",
-    "prefer",
-    "require",
-    "verify-ca",
-    "verify-full",
+from .pgbouncer_setup import (
+    AUTH_TYPES,
+    POOL_MODES,
+    SSL_MODES,
+    AuthType,
+    PoolMode,
+    check_choice,
+    check_int,
+    check_token,
+    find_pgbouncer,
+    ini_text,
+    pgbouncer_version,
+    supports_prepared_statements,
+    userlist_quote,
 )
+
 ADMIN_DATABASE = "pgbouncer"  # PgBouncer's admin console (SHOW POOLS, SHOW STATS ...)
 START_TIMEOUT_S = 10.0
 STOP_GRACE_S = 5.0
-PREPARED_STATEMENTS_SINCE = (1, 21, 0)
-_SEARCH_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
 _START_ATTEMPTS = 3  # a free port may be taken between probing it and PgBouncer binding it
-# Names and hosts go into pgbouncer.ini / a libpq conninfo unquoted: keep them to plain tokens.
-_UNSAFE = re.compile(r"[\s'\"\\=#;\[\]\x00-\x1f\x7f]")
-
-
-def find_pgbouncer() -> Path | None:
-    """The ``pgbouncer`` binary on PATH, or in the sbin dirs a non-root PATH often lacks."""
-    found = shutil.which("pgbouncer")
-    if found:
-        return Path(found)
-    for directory in _SEARCH_DIRS:
-        candidate = Path(directory) / "pgbouncer"
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-def pgbouncer_version(binary: Path | str) -> tuple[int, int, int]:
-    """``(major, minor, patch)`` from ``pgbouncer --version``."""
-    try:
-        result = subprocess.run(
-            [str(binary), "--version"],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=10,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ServerError(f"cannot run {binary} --version: {exc}") from None
-    output = (result.stdout + result.stderr).strip()
-    match = re.search(r"pgbouncer\D*?(\d+)\.(\d+)(?:\.(\d+))?", output, re.IGNORECASE)
-    if result.returncode != 0 or match is None:
-        first = output.splitlines()[0] if output else f"exit {result.returncode}"
-        raise ServerError(f"{binary} --version did not report a PgBouncer version: {first}")
-    return int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
-
-
-def supports_prepared_statements(version: tuple[int, int, int]) -> bool:
-    """Protocol-level prepared statements through transaction pooling (>= 1.21)."""
-    return tuple(version) >= PREPARED_STATEMENTS_SINCE
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _check_int(name: str, value: object, *, minimum: int, maximum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
-        raise ValueError(f"{name} must be {bound}, got {value}")
-    return value
-
-
-def _check_token(name: str, value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
-    if _UNSAFE.search(value):
-        raise ValueError(
-            f"{name} {value!r} contains whitespace, quotes or other characters pgvbench "
-            "does not write into pgbouncer.ini"
-        )
-    return value
-
-
-def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
-    return str(value)
-
-
-def _userlist_quote(value: str) -> str:
-    return '"' + value.replace('"', '""') + '"'
 
 
 class PgBouncer:
@@ -188,10 +107,10 @@ class PgBouncer:
         workdir: Path | str | None = None,
         binary: Path | str | None = None,
     ) -> None:
-        self.host = _check_token("host", host)
-        self.upstream_port = _check_int("port", port, minimum=1, maximum=65535)
-        self.user = _check_token("user", user)
-        self.dbname = _check_token("dbname", dbname)
+        self.host = check_token("host", host)
+        self.upstream_port = check_int("port", port, minimum=1, maximum=65535)
+        self.user = check_token("user", user)
+        self.dbname = check_token("dbname", dbname)
         if dbname == ADMIN_DATABASE:
             raise ValueError(f"dbname {dbname!r} is the name of PgBouncer's admin console")
         if password is not None and (not isinstance(password, str) or "\x00" in password):
@@ -199,33 +118,33 @@ class PgBouncer:
         if password is not None and ("\n" in password or "\r" in password):
             raise ValueError("password must not contain line breaks (userlist.txt is by line)")
         self._password = password or None
-        self.pool_mode: PoolMode = _check_choice(  # type: ignore[assignment]
+        self.pool_mode: PoolMode = check_choice(  # type: ignore[assignment]
             "pool_mode", pool_mode, POOL_MODES
         )
-        self.pool_size = _check_int("pool_size", pool_size, minimum=1)
-        self.clients = _check_int("clients", clients, minimum=0)
+        self.pool_size = check_int("pool_size", pool_size, minimum=1)
+        self.clients = check_int("clients", clients, minimum=0)
         if max_client_conn is None:
             max_client_conn = max(1000, 2 * self.clients)
-        self.max_client_conn = _check_int("max_client_conn", max_client_conn, minimum=1)
+        self.max_client_conn = check_int("max_client_conn", max_client_conn, minimum=1)
         if auth_type is None:
             auth_type = "trust" if self._password is None else "scram-sha-256"
-        self.auth_type: AuthType = _check_choice(  # type: ignore[assignment]
+        self.auth_type: AuthType = check_choice(  # type: ignore[assignment]
             "auth_type", auth_type, AUTH_TYPES
         )
         if self.auth_type != "trust" and self._password is None:
             raise ValueError(f"auth_type {auth_type!r} needs a password")
-        self.sslmode = None if sslmode is None else _check_choice("sslmode", sslmode, SSL_MODES)
-        self.sslrootcert = None if sslrootcert is None else _check_token("sslrootcert", sslrootcert)
+        self.sslmode = None if sslmode is None else check_choice("sslmode", sslmode, SSL_MODES)
+        self.sslrootcert = None if sslrootcert is None else check_token("sslrootcert", sslrootcert)
         if self.sslmode in ("verify-ca", "verify-full") and self.sslrootcert is None:
             raise ValueError(f"sslmode {sslmode!r} needs sslrootcert (the CA file)")
-        self.server_lifetime = _check_int("server_lifetime", server_lifetime, minimum=0)
-        self.server_idle_timeout = _check_int("server_idle_timeout", server_idle_timeout, minimum=0)
-        self.max_prepared_statements = _check_int(
+        self.server_lifetime = check_int("server_lifetime", server_lifetime, minimum=0)
+        self.server_idle_timeout = check_int("server_idle_timeout", server_idle_timeout, minimum=0)
+        self.max_prepared_statements = check_int(
             "max_prepared_statements", max_prepared_statements, minimum=0
         )
         self._workdir_parent = None if workdir is None else Path(workdir).expanduser().resolve()
         self._binary = None if binary is None else Path(binary)
-        self.run_as = RUN_AS_USER if os.geteuid() == 0 else None
+        self.run_as = system.run_as_user()
 
         self.version: tuple[int, int, int] | None = None
         self.port: int | None = None
@@ -333,7 +252,7 @@ class PgBouncer:
         try:
             self._write_userlist()
             for attempt in range(_START_ATTEMPTS):
-                self.port = _free_port()
+                self.port = system.free_port()
                 self._write_ini()
                 self._spawn(binary)
                 try:
@@ -433,11 +352,8 @@ class PgBouncer:
         parent.mkdir(parents=True, exist_ok=True)
         self.workdir = Path(tempfile.mkdtemp(prefix="pgvbench-pgbouncer-", dir=parent))
         if self.run_as is not None:
-            _ensure_system_user(self.run_as)
-            for ancestor in self.workdir.parents:
-                mode = ancestor.stat().st_mode
-                if not mode & stat.S_IXOTH:
-                    ancestor.chmod(mode | stat.S_IXOTH)  # traverse only, no listing
+            system.ensure_system_user(self.run_as)
+            system.grant_traverse(self.workdir)
             self._chown(self.workdir)
         self.workdir.chmod(0o700)
 
@@ -446,68 +362,20 @@ class PgBouncer:
         path = self.workdir / "userlist.txt"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write(f"{_userlist_quote(self.user)} {_userlist_quote(self._password or '')}\n")
+            fh.write(f"{userlist_quote(self.user)} {userlist_quote(self._password or '')}\n")
         self._chown(path)
 
     def _write_ini(self) -> None:
         assert self.workdir is not None and self.port is not None and self.version is not None
-        upstream = f"host={self.host} port={self.upstream_port}"
-        lines = [
-            "; Written by pgvbench for one run; removed when PgBouncer is stopped.",
-            "[databases]",
-            f"{self.dbname} = {upstream} dbname={self.dbname}",
-            f"* = {upstream}",  # any other database on the same server, same settings
-            "",
-            "[pgbouncer]",
-            "listen_addr = 127.0.0.1",
-            f"listen_port = {self.port}",
-            "unix_socket_dir =",
-            f"listen_backlog = {max(128, min(self.max_client_conn, 4096))}",
-            f"auth_type = {self.auth_type}",
-            f"auth_file = {self.workdir / 'userlist.txt'}",
-            f"admin_users = {self.user}",
-            f"stats_users = {self.user}",
-            f"pool_mode = {self.pool_mode}",
-            f"default_pool_size = {self.pool_size}",
-            "min_pool_size = 0",
-            "reserve_pool_size = 0",
-            f"max_client_conn = {self.max_client_conn}",
-            # Session settings are not tracked across server connections: in transaction
-            # mode they must be SET LOCAL, so "options" (-c name=value) is refused.
-            "ignore_startup_parameters = extra_float_digits",
-            "server_reset_query = DISCARD ALL",
-            "server_reset_query_always = 0",
-            "server_check_delay = 30",
-            f"server_lifetime = {self.server_lifetime}",
-            f"server_idle_timeout = {self.server_idle_timeout}",
-            "server_connect_timeout = 15",
-            "query_wait_timeout = 120",
-            "stats_period = 1",
-            "log_connections = 0",
-            "log_disconnections = 0",
-            "log_pooler_errors = 1",
-            "syslog = 0",
-        ]
-        if supports_prepared_statements(self.version):
-            lines.append(f"max_prepared_statements = {self.max_prepared_statements}")
-        if self.sslmode is not None:
-            lines.append(f"server_tls_sslmode = {self.sslmode}")
-        if self.sslrootcert is not None:
-            lines.append(f"server_tls_ca_file = {self.sslrootcert}")
         path = self.workdir / "pgbouncer.ini"
-        path.write_text("\n".join(lines) + "\n")
+        path.write_text(ini_text(self, port=self.port, workdir=self.workdir, version=self.version))
         path.chmod(0o600)
         self._chown(path)
 
     def _spawn(self, binary: Path) -> None:
         assert self.workdir is not None and self.log_file is not None
-        _raise_nofile_limit(self.max_client_conn + 2 * self.pool_size + 64)
-        kwargs: dict[str, Any] = {}
-        if self.run_as is not None:
-            entry = pwd.getpwnam(self.run_as)
-            # Drop root's groups too, as embedded.py does for PostgreSQL.
-            kwargs.update(user=entry.pw_uid, group=entry.pw_gid, extra_groups=[])
-            kwargs["env"] = {**os.environ, "HOME": str(self.workdir)}
+        system.raise_nofile_limit(self.max_client_conn + 2 * self.pool_size + 64)
+        kwargs = system.as_user_kwargs(self.run_as, self.workdir)
         with open(self.log_file, "ab") as log:
             self._chown(self.log_file)
             # Foreground (no -d): stderr carries PgBouncer's log into the workdir.
@@ -572,19 +440,10 @@ class PgBouncer:
             ) from None
 
     def log_tail(self, lines: int = 15) -> str:
-        if self.log_file is None:
-            return "(no log file)"
-        try:
-            with open(self.log_file, errors="replace") as fh:
-                return "".join(fh.readlines()[-lines:]).rstrip() or "(empty)"
-        except OSError:
-            return "(no log file)"
+        return system.log_tail(self.log_file, lines)
 
     def _chown(self, path: Path) -> None:
-        if self.run_as is None:
-            return
-        entry = pwd.getpwnam(self.run_as)
-        os.chown(path, entry.pw_uid, entry.pw_gid)
+        system.chown(path, self.run_as)
 
 
 def _plain(value: Any) -> Any:
@@ -611,12 +470,3 @@ def _shutdown(proc: subprocess.Popen[bytes], workdir: Path | None) -> None:
     finally:
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _raise_nofile_limit(needed: int) -> None:
-    """Let PgBouncer (which inherits it) hold max_client_conn sockets, within the hard limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))

@@ -7,8 +7,10 @@ processes, and finds free local ports.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
+import resource
 import socket
 import stat
 import subprocess
@@ -131,3 +133,13 @@ def log_tail(path: Path | None, lines: int = 15) -> str:
             return "".join(fh.readlines()[-lines:]).rstrip() or "(empty)"
     except OSError:
         return "(no log file)"
+
+
+def raise_nofile_limit(needed: int) -> None:
+    """Raise this process's open-file limit (children inherit it) to ``needed``, within the
+    hard limit: PgBouncer holds one socket per client."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
