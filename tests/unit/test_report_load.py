@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from pgvbench.analysis.scalability import recommend_pool_size, usl
+from pgvbench.analysis.pool_advice import recommend_pool_size
+from pgvbench.analysis.usl import usl
 from pgvbench.report.load_plots import (
     plot_load_timeseries,
     plot_p99_vs_clients,

@@ -9,20 +9,18 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pgvbench.analysis.pool_advice import littles_law_check, recommend_pool_size
 from pgvbench.analysis.scalability import (
     DEFAULT_SLO_P99_MS,
-    fit_usl,
     knee,
     littles_law,
-    littles_law_check,
     load_series,
     pool_label,
     pool_wait_ms_per_op,
-    recommend_pool_size,
     resolve_slo,
     series_label,
-    usl,
 )
+from pgvbench.analysis.usl import fit_usl, usl
 from pgvbench.results import Environment, HostInfo, Latency, LoadPoint, Results
 
 CLIENTS = [1, 2, 4, 8, 16, 32, 64]

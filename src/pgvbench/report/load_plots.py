@@ -19,13 +19,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from ..analysis.scalability import (
-    LoadSeries,
-    UslFit,
-    load_series,
-    pool_wait_ms_per_op,
-    resolve_slo,
-)
+from ..analysis.scalability import LoadSeries, load_series, pool_wait_ms_per_op, resolve_slo
+from ..analysis.usl import UslFit
 from ..results import Latency, LoadPoint, Results
 from .figures import (
     PALETTE,
@@ -113,6 +108,27 @@ def _legend(fig: Figure, handles: list[Artist]) -> None:
     fig.legend(handles=handles, loc="outside right upper", fontsize=8)
 
 
+def _finish_from_zero(
+    fig: Figure,
+    ax: Axes,
+    handles: list[Artist],
+    points: Sequence[LoadPoint],
+    *,
+    ylabel: str,
+    note: str,
+    title: str,
+) -> None:
+    """Clients on x, a linear y axis from zero, the grey note above the axes, the legend."""
+    _clients_axis(ax, (p.clients for p in points))
+    ax.set_ylim(bottom=0)
+    ax.yaxis.set_major_formatter(FuncFormatter(tick_text))
+    ax.set_ylabel(ylabel)
+    ax.set_title(note, fontsize=8, loc="left", color="#555555")
+    ax.grid(True, which="major", alpha=0.3)
+    fig.suptitle(title)
+    _legend(fig, handles)
+
+
 def plot_throughput_vs_clients(results: Results, path: Path) -> Path | None:
     """QPS against clients per series, with the fitted USL curve and N* marked."""
     styles = [st for st in _load_styles(results) if st.series.points]
@@ -129,17 +145,12 @@ def plot_throughput_vs_clients(results: Results, path: Path) -> Path | None:
         handles.append(
             Line2D([], [], marker="D", linestyle="none", color="#555555", label="N* (USL peak)")
         )
-    _clients_axis(ax, (p.clients for p in points))
-    ax.set_ylim(bottom=0)
-    ax.yaxis.set_major_formatter(FuncFormatter(tick_text))
-    ax.set_ylabel("queries per second")
-    ax.set_title(
-        "markers: measured; dashed: USL fit (valid python closed-loop points); grey: pgbench",
-        fontsize=8, loc="left", color="#555555",
+    _finish_from_zero(
+        fig, ax, handles, points,
+        ylabel="queries per second",
+        note="markers: measured; dashed: USL fit (valid python closed-loop points); grey: pgbench",
+        title=f"{results.run_name}: throughput vs clients",
     )  # fmt: skip
-    ax.grid(True, which="major", alpha=0.3)
-    fig.suptitle(f"{results.run_name}: throughput vs clients")
-    _legend(fig, handles)
     return save_figure(fig, path)
 
 
@@ -266,17 +277,12 @@ def plot_pool_wait(results: Results, path: Path) -> Path | None:
         handles.append(line)
     points = [p for _, waits in drawn for p, _ in waits]
     handles += _marker_key(points)
-    _clients_axis(ax, (p.clients for p in points))
-    ax.set_ylim(bottom=0)
-    ax.yaxis.set_major_formatter(FuncFormatter(tick_text))
-    ax.set_ylabel("pool wait per operation (ms, mean)")
-    ax.set_title(
-        "psycopg_pool get_stats(): requests_wait_ms / operations",
-        fontsize=8, loc="left", color="#555555",
+    _finish_from_zero(
+        fig, ax, handles, points,
+        ylabel="pool wait per operation (ms, mean)",
+        note="psycopg_pool get_stats(): requests_wait_ms / operations",
+        title=f"{results.run_name}: time spent waiting for a pool connection",
     )  # fmt: skip
-    ax.grid(True, which="major", alpha=0.3)
-    fig.suptitle(f"{results.run_name}: time spent waiting for a pool connection")
-    _legend(fig, handles)
     return save_figure(fig, path)
 
 

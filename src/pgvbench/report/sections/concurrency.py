@@ -5,19 +5,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from ...analysis.pool_advice import littles_law_check, recommend_pool_size
 from ...analysis.scalability import (
-    MIN_CLIENT_COUNTS,
     LoadSeries,
     clients_text,
     knee,
-    littles_law_check,
     load_series,
     point_label,
     pool_params_text,
     pool_wait_ms_per_op,
-    recommend_pool_size,
     resolve_slo,
 )
+from ...analysis.usl import MIN_CLIENT_COUNTS
 from ...results import LoadPoint, Results
 from ..document import Block, Heading, Image, Paragraph, Table
 from ..fmt import DASH, format_optional, format_params, format_qps, format_sig, latency_cells
