@@ -25,6 +25,7 @@ from psycopg import sql
 from ...datasets.agents.dataset import AgentDataset
 from ...db.schema import drop_owned_index, drop_owned_table, mark_owned
 from ...metrics import Metric
+from ...spec.model import QUERY_GUCS
 from . import notes
 
 MAX_IDENTIFIER = 63
@@ -210,7 +211,7 @@ def prepare(
     tf = p.tenant_filter
     plain = query_sql(work, metric, p.k, tenant=tf, form="plain")
     reorder = query_sql(work, metric, p.k, tenant=tf, form="reorder")
-    hnsw_q = {**COMMON_SETTINGS, "hnsw.ef_search": str(p.ef_search)}
+    hnsw_q = {**COMMON_SETTINGS, QUERY_GUCS["hnsw"]: str(p.ef_search)}
     iterative = {"hnsw.max_scan_tuples": str(p.max_scan_tuples)}
     if group == "hnsw":
         # Only the HNSW strategies the caller asked for; they share this one index.
@@ -231,7 +232,7 @@ def prepare(
         _vector_index(setup, names.ivf, names.work, "ivfflat", metric, {"lists": p.lists})
         settings = {
             **COMMON_SETTINGS,
-            "ivfflat.probes": str(p.probes),
+            QUERY_GUCS["ivfflat"]: str(p.probes),
             "ivfflat.iterative_scan": "relaxed_order",
         }
         if p.ivf_max_probes is not None:
