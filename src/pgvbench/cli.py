@@ -16,9 +16,8 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import psycopg
 
@@ -32,13 +31,15 @@ from .errors import (
     Terminated,
 )
 from .progress import Reporter
-from .results import ServerSettingsInfo, load_results
-from .server.connection import Target
+from .report.render import render_report
+from .results import load_results
+from .runner import AgentRunner, Runner, VectorRunner
 from .server.embedded import EmbeddedServer
 from .server.external import check_dsn, session_settings
+from .server.handle import EmbeddedHandle, ExternalHandle, ServerHandle
 from .server.runlock import RunLock
 from .server.watchdog import PostmasterWatch
-from .spec.model import ExperimentSpec, SweepConfig
+from .spec.model import ExperimentSpec
 from .spec.parse import load_spec
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -407,34 +408,27 @@ def _run_with(
     reporter: Reporter,
     server: EmbeddedServer | None,
 ) -> int:
-    from .agent_runner import AgentRunner
-    from .report.render import render_report
-    from .runner import ExperimentRunner
-
     paths = paths_from_env()
     started = False
     watch: PostmasterWatch | None = None
-    settings_info: ServerSettingsInfo
-    runner: ExperimentRunner | AgentRunner
+    runner: Runner
     if spec.kind == "agents":
         runner = AgentRunner(spec, out_dir=out_dir, reporter=reporter)
     else:
-        runner = ExperimentRunner(
+        runner = VectorRunner(
             spec, out_dir=out_dir, cache_dir=paths.groundtruth_dir, reporter=reporter
         )
     failed: BaseException | None = None
     results = None
     with reporter:
         # Bad input (dataset files, k) fails here, before a server starts or a file is written.
-        data = runner.prepare()
+        runner.prepare()
         # a GRANT missing mid-run: exit 2 naming it; a server gone mid-run: exit 1
         runner.diagnose = external_diagnosis(runner)
         try:
+            handle: ServerHandle
             if server is None:
-                dsn, settings_info = session_settings(
-                    args.dsn, spec.server.settings, source=f"{args.spec}: [server.settings]"
-                )
-                target = Target(dsn=dsn, kind="external")
+                handle = ExternalHandle(args.dsn)
             else:
                 reporter.log(f"embedded server: {server.data_dir}")
                 # the diagnosis first: the server may die while it is being prepared
@@ -442,43 +436,15 @@ def _run_with(
                 runner.diagnose = crash_diagnosis(server, watch, runner, reporter)
                 started = server.ensure_started(fresh=args.fresh, owner="run")
                 watch.__enter__()
-                applied = server.apply_settings(spec.server.settings, source=str(args.spec))
-                for where, settings in _settings_tables(spec)[1:]:  # sweep entries, up front
-                    server.check_settings(
-                        settings, base=spec.server.settings, where=f"{args.spec}: {where}"
-                    )
-                settings_info = ServerSettingsInfo(
-                    requested=dict(spec.server.settings),
-                    in_effect=applied.in_effect,
-                    not_applied=applied.not_applied,
-                    restarted=applied.restarted,
-                    method="ALTER SYSTEM",
-                )
-                target = Target(
-                    dsn=server.dsn(),
-                    kind="embedded",
-                    bin_dir=server.bin_dir,
-                    postmaster_pid=server.postmaster_pid(),
-                )
-            for name, why in settings_info.not_applied.items():
-                reporter.log(f"[yellow]setting {name} not applied: {why}[/yellow]")
-            runner.server_settings = settings_info
-            if isinstance(runner, ExperimentRunner):
-                runner.server = server
-            if isinstance(runner, ExperimentRunner) and spec.server.sweep:
-                runner.configure = _configurator(spec, server, args.dsn)
-            try:
-                if isinstance(runner, AgentRunner):
-                    results = runner.run(target)
-                else:
-                    assert data is not None
-                    results = runner.run(target, data)
-            except BaseException as exc:  # report what was measured, then re-raise
-                failed = exc
-                results = runner.results
-        except BaseException as exc:  # a crash before the runner took over (settings)
+                handle = EmbeddedHandle(server)
+            results = runner.run(handle)
+        except BaseException as exc:  # report what was measured, then re-raise
+            results = runner.results
             diagnose = runner.diagnose
-            failed = (diagnose(exc) if diagnose is not None else None) or exc
+            # a crash before the runner recorded anything (server start, settings) is
+            # diagnosed here; once it has, it raised the root cause itself
+            before = results is None and diagnose is not None
+            failed = (diagnose(exc) if diagnose is not None and before else None) or exc
         finally:
             if watch is not None:
                 watch.stop()
@@ -495,44 +461,6 @@ def _run_with(
     if failed is not None:
         raise failed
     return EXIT_OK
-
-
-def _configurator(
-    spec: ExperimentSpec, server: EmbeddedServer | None, dsn: str | None
-) -> Callable[[SweepConfig], tuple[Target, dict[str, Any]]]:
-    """Applies one [[server.sweep]] entry on top of [server.settings], returning the target
-    to use (the embedded server may have restarted) and what became of each setting."""
-
-    def configure(config: SweepConfig) -> tuple[Target, dict[str, Any]]:
-        wanted = {**spec.server.settings, **config.settings}
-        if server is None:
-            assert dsn is not None
-            new_dsn, info = session_settings(
-                dsn, wanted, source=f"{spec.source_path}: [[server.sweep]] ({config.label})"
-            )
-            return Target(dsn=new_dsn, kind="external"), {
-                "requested": dict(config.settings),
-                "in_effect": info.in_effect,
-                "not_applied": info.not_applied,
-                "restarted": False,
-                "method": "session",
-            }
-        applied = server.apply_settings(wanted, source=str(spec.source_path))
-        target = Target(
-            dsn=server.dsn(),
-            kind="embedded",
-            bin_dir=server.bin_dir,
-            postmaster_pid=server.postmaster_pid(),
-        )
-        return target, {
-            "requested": dict(config.settings),
-            "in_effect": applied.in_effect,
-            "not_applied": applied.not_applied,
-            "restarted": applied.restarted,
-            "method": "ALTER SYSTEM",
-        }
-
-    return configure
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

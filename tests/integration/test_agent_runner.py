@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pgvbench.agent_runner import AgentRunner
+from pgvbench.runner.agents import AgentRunner
 from pgvbench.cli import main
 from pgvbench.errors import SpecError
 from pgvbench.progress import Reporter

@@ -87,7 +87,7 @@ def test_merge_and_multi_run_baseline_from_the_cli(
 
 
 def test_report_shows_the_spread_of_repeats(tmp_path: Path) -> None:
-    from pgvbench.report import render_report
+    from pgvbench.report.render import render_report
 
     files = render_report(results([point(40, RUN_A)]), tmp_path / "r")
     text = files.md.read_text()

@@ -5,15 +5,17 @@ exact ground truth."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 
 from ..errors import DatasetError
-from ..results import DatasetInfo
+from ..progress import Reporter
+from ..results import DatasetInfo, GroundTruthInfo
 from ..spec.model import ExperimentSpec
 from .base import Dataset
 from .files import load_hdf5, load_npy
-from .groundtruth import GroundTruth
+from .groundtruth import GroundTruth, ground_truth
 from .synthetic import generate_clustered, generate_uniform
 
 
@@ -87,3 +89,36 @@ class PreparedData:
     info: DatasetInfo
 
 
+def prepare_data(spec: ExperimentSpec, *, cache_dir: Path, reporter: Reporter) -> PreparedData:
+    """Dataset, recall/load query split and exact ground truth: client-side work that
+    needs no server, so bad input fails before one starts."""
+    with reporter.task("generate / read dataset") as task:
+        dataset = build_dataset(spec)
+        task.update(description=f"dataset {dataset.n:,} x {dataset.dim} ({dataset.metric})")
+    if spec.query.k > dataset.n:
+        raise DatasetError(f"[query] k = {spec.query.k} exceeds the dataset's {dataset.n} rows")
+    sets = split_queries(dataset, spec.query.recall_queries)
+    with reporter.task(
+        f"ground truth top-{spec.query.k} for {sets.recall.n_queries:,} queries"
+    ) as task:
+        truth = ground_truth(sets.recall, spec.query.k, cache_dir=cache_dir)
+        task.update(
+            description=f"ground truth ({truth.method}{', cached' if truth.cached else ''})"
+        )
+    info = DatasetInfo(
+        name=dataset.name,
+        source=dataset.source,
+        n=dataset.n,
+        dim=dataset.dim,
+        metric=str(dataset.metric),
+        seed=dataset.seed,
+        n_queries=dataset.n_queries,
+        n_recall_queries=sets.recall.n_queries,
+        ground_truth=GroundTruthInfo(
+            k=spec.query.k,
+            method=truth.method,
+            seconds=round(truth.seconds, 4),
+            cached=truth.cached,
+        ),
+    )
+    return PreparedData(dataset=dataset, sets=sets, truth=truth, info=info)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ..spec.model import ExperimentSpec, IndexSpec, LoadSpec
 from ..spec.parse import load_spec
+from ..studies.base import DataShape, PlanItem, Study
+from ..studies.registry import studies_for, studies_in
 from .models import (
     INDEX_QUERY_S,
     LOAD_POINT_OVERHEAD_S,
@@ -20,20 +22,9 @@ from .models import (
     SCAN_VALUES_PER_S,
     TRUTH_FLOPS,
     build_seconds,
-    hnsw_build_seconds,
-    ivfflat_build_seconds,
     load_plan,
 )
 from .shape import DatasetShape, dataset_shape
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class PlanItem:
-    """One kind of work: how many, and the estimated seconds for all of them."""
-
-    what: str  # e.g. "index builds", "sweep points x 3 repeats"
-    count: int
-    seconds: float
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -170,75 +161,43 @@ class _Counter:
         self._vector_studies()
 
     def _vector_studies(self) -> None:
-        st, spec = self.spec.studies, self.spec
-        measure = spec.query.measure_seconds
-        recall_n = spec.query.recall_queries
-        if st.build_tuning is not None:
-            self.studies.append("build_tuning")
-            wanted = st.build_tuning.index
-            index = next(
-                (
-                    ix
-                    for ix in spec.indexes
-                    if (ix.label == wanted if wanted else ix.kind == "hnsw")
-                ),
-                next((ix for ix in spec.indexes if ix.kind != "none"), None),
-            )
-            combos = st.build_tuning.combinations()
-            one = build_seconds(index, self.rows, self.dim) if index is not None else 0.0
-            # parallel workers shorten a build, less than linearly
-            seconds = sum(one / (1 + 0.7 * workers) for _, workers in combos)
-            self.builds += len(combos)
-            self.add("build tuning builds", len(combos), seconds)
-        if st.quantization is not None:
-            self.studies.append("quantization")
-            qz = st.quantization
-            full = hnsw_build_seconds(self.rows, self.dim, qz.m, qz.ef_construction)
-            cost = {"full": 1.0, "halfvec": 0.7, "binary": 0.3}
-            self.builds += len(qz.variants)
-            self.add(
-                "quantization builds",
-                len(qz.variants),
-                sum(full * cost[v] for v in qz.variants),
-            )
-            runs = sum(len(qz.overfetch) + 1 if v == "binary" else 1 for v in qz.variants)
-            points = runs * len(qz.ef_search)
-            self.measurements += points
-            per_point = measure + recall_n * INDEX_QUERY_S + POINT_OVERHEAD_S
-            self.add("quantization points", points, points * per_point)
-        if st.result_cache is not None or st.cache is not None:
-            index = next((ix for ix in spec.indexes if ix.kind != "none"), None)
-            self.builds += 1
-            self.add(
-                "index build for the cache studies",
-                1,
-                build_seconds(index, self.rows, self.dim) if index else 0.0,
-            )
-        if st.result_cache is not None:
-            self.studies.append("result_cache")
-            rc = st.result_cache
-            configs = len(rc.lru_sizes) + len(rc.semantic_deltas)
-            self.measurements += configs
-            self.add(
-                "result cache configurations",
-                configs,
-                configs * rc.stream_length * INDEX_QUERY_S,
-            )
-        if st.cache is not None:
-            self.studies.append("cache")
-            cache = st.cache
-            sizes = max(1, len(cache.shared_buffers))
-            seconds = 0.0
-            for strategy in cache.strategies:
-                if strategy == "warm":
-                    seconds += cache.measure_seconds + 1.0  # pg_prewarm first
-                else:
-                    seconds += RESTART_S + cache.warmup_series_seconds + cache.measure_seconds
-            points = sizes * len(cache.strategies)
-            self.measurements += points
-            self.add("cache states", points, sizes * (seconds + RESTART_S))
-        if not st.collectors:
+        spec = self.spec
+        shape = self._shape()
+        shared_index_counted = False
+        for study in studies_in(spec.kind, "after"):
+            study_spec = spec.study_specs.get(study.name)
+            if study_spec is None:
+                continue
+            if study.needs_index and not shared_index_counted:
+                shared_index_counted = True  # one build serves every study that needs it
+                index = next((ix for ix in spec.indexes if ix.kind != "none"), None)
+                self.builds += 1
+                self.add(
+                    "index build for the cache studies",
+                    1,
+                    build_seconds(index, self.rows, self.dim) if index else 0.0,
+                )
+            self._study(study, study_spec, shape)
+        if not spec.collectors:
             self.studies.append("collectors off")
+
+    def _study(self, study: Study[Any, Any], study_spec: Any, shape: DataShape) -> None:
+        self.studies.append(study.name)
+        for item in study.estimate(study_spec, self.spec, shape):
+            self.builds += item.builds
+            self.measurements += item.measurements
+            if item.count > 0:
+                self.items.append(item)
+
+    def _shape(self) -> DataShape:
+        return DataShape(
+            rows=self.rows,
+            dim=self.dim,
+            queries=self.shape.queries if self.shape else 0,
+            rows_from="the dataset",
+            dim_from="the dataset",
+            queries_from="the dataset",
+        )
 
     # ------------------------------------------------------------------ agent experiments
 
@@ -249,7 +208,6 @@ class _Counter:
         repeats = spec.repeats
         data = ag.data
         index = spec.indexes[0]
-        memories = data.memories if data else 0
         if data is not None:
             rows = data.memories + data.chunks
             other = data.agents + data.tasks * (1 + data.messages_per_task)
@@ -272,40 +230,12 @@ class _Counter:
             self.measurements += n * repeats
             window = load.warmup_seconds + load.duration_seconds + LOAD_POINT_OVERHEAD_S
             self.add(f"load points x {_n(repeats, 'repeat')}", n, n * repeats * window)
-        if ag.filtered is not None and data is not None:
-            self.studies.append("filtered")
-            f = ag.filtered
-            hnsw = hnsw_build_seconds(memories, data.dim, 16, 64)
-            builds, seconds = 0, 0.0
-            if any(s.startswith("hnsw_") for s in f.strategies):
-                builds, seconds = builds + 1, seconds + hnsw
-            if "ivfflat_iterative" in f.strategies:
-                lists = max(1, memories // 1000)
-                builds += 1
-                seconds += ivfflat_build_seconds(memories, data.dim, lists)
-            if "partial_hot" in f.strategies:
-                builds, seconds = builds + 3, seconds + 0.1 * hnsw
-            if "partitioned" in f.strategies:
-                builds, seconds = builds + data.tenants, seconds + hnsw
-            self.builds += builds
-            self.add("filtered-search index builds", builds, seconds)
-            buckets = len(f.bucket_edges) + 1
-            points = len(f.strategies) * buckets
-            self.measurements += points
-            per_point = f.measure_seconds + f.queries_per_bucket * INDEX_QUERY_S + 0.2
-            self.add("filtered-search points", points, points * per_point)
-        if ag.drift is not None and data is not None:
-            self.studies.append("drift")
-            d = ag.drift
-            rebuild = build_seconds(index, memories, data.dim)
-            self.builds += 1
-            checkpoints = max(1, math.ceil(d.duration_seconds / d.interval_seconds))
-            self.measurements += checkpoints
-            self.add(
-                "drift: update cost and churn",
-                1,
-                d.duration_seconds + 2 * d.update_samples * INDEX_QUERY_S + rebuild,
-            )
+        if data is not None:  # the agent studies measure the generated platform
+            shape = self._shape()
+            for study in studies_for(spec.kind):
+                study_spec = spec.study_specs.get(study.name)
+                if study_spec is not None:
+                    self._study(study, study_spec, shape)
 
     # ------------------------------------------------------------------ result
 

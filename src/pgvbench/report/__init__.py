@@ -1,14 +1,7 @@
-"""Reports of a run: figures (PNG), Markdown and a self-contained HTML page."""
+"""Reports of a run: figures (PNG), Markdown and a self-contained HTML page.
 
-from __future__ import annotations
-
-from .render import ReportFiles, render_report
-from .sweep_plots import plot_build_cost, plot_latency, plot_recall_vs_qps
-
-__all__ = [
-    "ReportFiles",
-    "plot_build_cost",
-    "plot_latency",
-    "plot_recall_vs_qps",
-    "render_report",
-]
+render.py (render_report) assembles the document from the core sections in sections/
+and each study's section (studies/registry.py); document.py is the block model,
+markdown.py and html.py its writers, fmt.py and figures.py the shared formatting.
+Nothing is re-exported here: studies import the block model, and render.py imports them.
+"""

@@ -1,37 +1,8 @@
-"""Experiment specs: the model (model.py), the TOML parser (parse.py), the validating
-table reader every study's parser uses (table.py), server settings (settings.py) and the
-limits a spec is checked against (limits.py).
+"""Experiment specs: the records (model.py), the TOML parser (parse.py: load_spec,
+parse_spec), the validating table reader every study's parser uses (table.py), server
+settings (settings.py), agent tables (agents.py) and the limits a spec is checked against
+(limits.py).
 
-Modules inside pgvbench import from those submodules; the names below are for users
-and tests.
+Nothing is re-exported here: importing any submodule runs this file, and the parser
+imports every study, which imports the model.
 """
-
-from .limits import check_dataset_shape, dataset_problem
-from .model import (
-    DatasetSpec,
-    ExperimentSpec,
-    IndexSpec,
-    LoadSpec,
-    PoolingSpec,
-    QuerySpec,
-    ServerSpec,
-    SweepConfig,
-)
-from .parse import load_spec, parse_spec
-from .table import Table
-
-__all__ = [
-    "DatasetSpec",
-    "ExperimentSpec",
-    "IndexSpec",
-    "LoadSpec",
-    "PoolingSpec",
-    "QuerySpec",
-    "ServerSpec",
-    "SweepConfig",
-    "Table",
-    "check_dataset_shape",
-    "dataset_problem",
-    "load_spec",
-    "parse_spec",
-]

@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import DatasetError, SpecError
+from ..studies.base import DataShape
+from ..studies.registry import study_named
 from .model import (
     IDENT_RE,
     INDEX_MAX_DIM,
@@ -66,12 +68,6 @@ def check_schema_name(exp: Table, schema: str) -> None:
 def check_spec_numbers(spec: ExperimentSpec) -> None:
     """Limits known from the spec alone (synthetic data, agents): fail in validate."""
     where = str(spec.source_path) if spec.source_path else "<spec>"
-    q = spec.studies.quantization
-    if q is not None and q.k > spec.query.k:
-        raise SpecError(
-            f"{where}: [quantization] k = {q.k} exceeds [query] k = {spec.query.k}, the "
-            "depth of the exact ground truth; raise [query] k or lower [quantization] k"
-        )
     ds = spec.dataset
     if ds is not None and ds.source == "synthetic":
         problem = dataset_problem(
@@ -92,8 +88,17 @@ def check_spec_numbers(spec: ExperimentSpec) -> None:
             f"recall_queries to at most {ds.queries} or raise queries"
         )
     if spec.agents is not None and spec.agents.data is not None:
-        dim = spec.agents.data.dim
-        problem = _index_dim_problem(spec, dim, f"[agents] dim = {dim}")
+        data = spec.agents.data
+        dim_from = f"[agents] dim = {data.dim}"
+        shape = DataShape(
+            rows=data.memories,
+            dim=data.dim,
+            queries=0,
+            rows_from=f"[agents] memories = {data.memories}",
+            dim_from=dim_from,
+            queries_from="the agent platform",
+        )
+        problem = _index_dim_problem(spec, data.dim, dim_from) or _study_problem(spec, shape)
         if problem:
             raise SpecError(f"{where}: {problem}")
 
@@ -145,13 +150,25 @@ def dataset_problem(
             f"({queries_from}); lower recall_queries to at most {queries}, or give the "
             "dataset more queries"
         )
-    rc = spec.studies.result_cache
-    if rc is not None and rc.distinct_queries > queries:
-        return (
-            f"[result_cache] distinct_queries = {rc.distinct_queries} exceeds the dataset's "
-            f"{queries} queries ({queries_from}); lower it or give the dataset more queries"
-        )
-    return _index_dim_problem(spec, dim, dim_from)
+    shape = DataShape(
+        rows=rows,
+        dim=dim,
+        queries=queries,
+        rows_from=rows_from,
+        dim_from=dim_from,
+        queries_from=queries_from,
+    )
+    return _index_dim_problem(spec, dim, dim_from) or _study_problem(spec, shape)
+
+
+def _study_problem(spec: ExperimentSpec, shape: DataShape) -> str | None:
+    """The first study that cannot run on this dataset says why."""
+    for entry in spec.studies:
+        if entry.spec is not None:
+            problem = study_named(entry.name).data_problem(entry.spec, shape)
+            if problem:
+                return problem
+    return None
 
 
 def _index_dim_problem(spec: ExperimentSpec, dim: int, dim_from: str) -> str | None:
@@ -178,24 +195,4 @@ def _index_dim_problem(spec: ExperimentSpec, dim: int, dim_from: str) -> str | N
                 else ""
             )
         )
-    q = spec.studies.quantization
-    if q is not None:
-        types = {"full": "vector", "halfvec": "halfvec", "binary": "bit"}
-        for variant in q.variants:
-            vtype = types[variant]
-            if dim > INDEX_MAX_DIM[vtype]:
-                return (
-                    f"[quantization] variants includes {variant!r}, an HNSW index on "
-                    f"{vtype}, which pgvector limits to {INDEX_MAX_DIM[vtype]:,} dimensions "
-                    f"({dim_from}); remove {variant!r} from variants"
-                )
-    filtered = spec.agents.filtered if spec.agents is not None else None
-    if filtered is not None and dim > limit:
-        indexed = [s for s in filtered.strategies if s != "btree_exact"]
-        if indexed:
-            return (
-                f"[filtered] strategies {', '.join(indexed)} build HNSW or IVFFlat indexes, "
-                f"which pgvector limits to {limit:,} dimensions of type vector ({dim_from}); "
-                'keep only "btree_exact" or use at most 2,000 dimensions'
-            )
     return None

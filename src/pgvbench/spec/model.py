@@ -163,35 +163,15 @@ class SweepConfig:
     settings: Mapping[str, str]
 
 
-STUDY_TABLES = ("build_tuning", "cache", "result_cache", "quantization", "collectors")
-
-
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class Studies:
-    """Tuning studies run after the index sweeps (each None unless its table is present)."""
+class StudySpec:
+    """One registered study's table in this spec: its parsed spec (None when the table is
+    absent) and that spec's JSON form, recorded in results.json."""
 
-    build_tuning: Any = None  # tuning.build.BuildTuningSpec
-    cache: Any = None  # tuning.cache.CacheSpec
-    result_cache: Any = None  # tuning.result_cache.ResultCacheSpec
-    quantization: Any = None  # tuning.quantization.QuantizationSpec
-    collectors: bool = True  # [collectors] enabled: server counters around each sweep point
-
-    def to_dict(self) -> dict[str, Any]:
-        def plain(obj: Any) -> Any:
-            if obj is None or not dataclasses.is_dataclass(obj) or isinstance(obj, type):
-                return obj
-            return {
-                k: (list(v) if isinstance(v, tuple) else v)
-                for k, v in dataclasses.asdict(obj).items()
-            }
-
-        return {
-            "build_tuning": plain(self.build_tuning),
-            "cache": plain(self.cache),
-            "result_cache": plain(self.result_cache),
-            "quantization": plain(self.quantization),
-            "collectors": self.collectors,
-        }
+    name: str
+    section: str  # "tuning": recorded under "studies"; "agent": under "agents"
+    spec: Any = None
+    as_dict: Mapping[str, Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -205,8 +185,10 @@ class ExperimentSpec:
     indexes: tuple[IndexSpec, ...]
     load: LoadSpec | None = None
     kind: str = "vector"  # "vector" (kNN over a dataset) | "agents" (agent platform workloads)
-    studies: Studies = dataclasses.field(default_factory=lambda: Studies())
-    agents: Any = None  # agent_spec.AgentExperiment when kind == "agents"
+    # every registered study that applies to this kind, in registry order
+    studies: tuple[StudySpec, ...] = ()
+    collectors: bool = True  # [collectors] enabled: server counters around each sweep point
+    agents: Any = None  # spec.agents.AgentExperiment when kind == "agents"
     source_path: Path | None = None
     raw: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     repeats: int = 1  # measurements per sweep/load point, interleaved across points
@@ -221,7 +203,11 @@ class ExperimentSpec:
             "source_path": str(self.source_path) if self.source_path else None,
             "kind": self.kind,
             "dataset": _jsonable(dataclasses.asdict(self.dataset)) if self.dataset else None,
-            "agents": self.agents.to_dict() if self.agents is not None else None,
+            "agents": (
+                {**self.agents.to_dict(), **self._study_dicts("agent")}
+                if self.agents is not None
+                else None
+            ),
             "query": dataclasses.asdict(self.query),
             "server": {
                 "settings": dict(self.server.settings),
@@ -240,7 +226,19 @@ class ExperimentSpec:
                 for ix in self.indexes
             ],
             "load": _load_to_dict(self.load),
-            "studies": self.studies.to_dict(),
+            "studies": {**self._study_dicts("tuning"), "collectors": self.collectors},
+        }
+
+    @property
+    def study_specs(self) -> Mapping[str, Any]:
+        """The parsed spec of each study the spec has, by study name."""
+        return {st.name: st.spec for st in self.studies if st.spec is not None}
+
+    def _study_dicts(self, section: str) -> dict[str, Any]:
+        return {
+            st.name: dict(st.as_dict) if st.as_dict is not None else None
+            for st in self.studies
+            if st.section == section
         }
 
 

@@ -15,6 +15,9 @@ from typing import Any
 from .._textfile import decode_text, read_regular_file
 from ..errors import SpecError
 from ..metrics import Metric
+from ..studies.base import SpecContext
+from ..studies.registry import studies_for
+from .agents import parse_agents
 from .limits import check_derived_names, check_schema_name, check_spec_numbers
 from .model import (
     ARRIVALS,
@@ -32,52 +35,50 @@ from .model import (
     QUERY_GUCS,
     QUERY_SOURCES,
     SERVER_VALUE,
-    STUDY_TABLES,
     DatasetSpec,
     ExperimentSpec,
     IndexSpec,
     LoadSpec,
     PoolingSpec,
     QuerySpec,
-    Studies,
+    StudySpec,
 )
 from .settings import PGVECTOR_INT_SETTINGS, parse_server, pgvector_setting_problem
 from .table import Table
 
 
-def _parse_studies(data: Mapping[str, Any], where: str, indexes: tuple[IndexSpec, ...]) -> Studies:
-    # imported here: the tuning modules use this module's Table
-    from ..tuning.build import parse_build_tuning
-    from ..tuning.cache import parse_cache
-    from ..tuning.quantization import parse_quantization
-    from ..tuning.result_cache import parse_result_cache
+def _parse_collectors(data: Mapping[str, Any], where: str) -> bool:
+    if "collectors" not in data:
+        return True
+    t = Table(where, "collectors", data["collectors"])
+    t.only(["enabled"])
+    enabled = t.data.get("enabled", True)
+    if not isinstance(enabled, bool):
+        t.fail("enabled", f"= {enabled!r} must be true or false")
+    return bool(enabled)
 
-    collectors = True
-    if "collectors" in data:
-        t = Table(where, "collectors", data["collectors"])
-        t.only(["enabled"])
-        enabled = t.data.get("enabled", True)
-        if not isinstance(enabled, bool):
-            t.fail("enabled", f"= {enabled!r} must be true or false")
-        collectors = enabled
-    needs_index = [name for name in ("cache", "result_cache") if name in data]
-    if needs_index and not any(ix.kind != "none" for ix in indexes):
-        raise SpecError(
-            f"{where}: [{needs_index[0]}] measures an index: add an hnsw or ivfflat [[index]]"
+
+def _parse_studies(data: Mapping[str, Any], ctx: SpecContext) -> tuple[StudySpec, ...]:
+    """Every registered study of this kind: its table parsed by the study, or None."""
+    out: list[StudySpec] = []
+    for study in studies_for(ctx.kind):
+        if study.name not in data:
+            out.append(StudySpec(name=study.name, section=study.section))
+            continue
+        if study.needs_index and not any(ix.kind != "none" for ix in ctx.indexes):
+            raise SpecError(
+                f"{ctx.where}: [{study.name}] measures an index: add an hnsw or ivfflat [[index]]"
+            )
+        parsed = study.parse(Table(ctx.where, study.name, data[study.name]), ctx)
+        out.append(
+            StudySpec(
+                name=study.name,
+                section=study.section,
+                spec=parsed,
+                as_dict=study.spec_to_dict(parsed),
+            )
         )
-    return Studies(
-        build_tuning=parse_build_tuning(Table(where, "build_tuning", data["build_tuning"]), indexes)
-        if "build_tuning" in data
-        else None,
-        cache=parse_cache(Table(where, "cache", data["cache"])) if "cache" in data else None,
-        result_cache=parse_result_cache(Table(where, "result_cache", data["result_cache"]))
-        if "result_cache" in data
-        else None,
-        quantization=parse_quantization(Table(where, "quantization", data["quantization"]))
-        if "quantization" in data
-        else None,
-        collectors=collectors,
-    )
+    return tuple(out)
 
 
 def load_spec(path: Path) -> ExperimentSpec:
@@ -105,12 +106,11 @@ def parse_spec(data: Mapping[str, Any], *, source: Path | None = None) -> Experi
     exp.only(["name", "seed", "schema", "kind", "repeats"])
     kind = exp.choice("kind", EXPERIMENT_KINDS, default="vector")
     common = ["experiment", "query", "server", "index", "load"]
+    study_tables = [study.name for study in studies_for(kind)]
     if kind == "vector":
-        Table(where, "", data).only([*common, "dataset", *STUDY_TABLES])
+        Table(where, "", data).only([*common, "dataset", *study_tables, "collectors"])
     else:
-        Table(where, "", data).only(
-            [*common, "agents", "workload", "operation", "filtered", "drift"]
-        )
+        Table(where, "", data).only([*common, "agents", "workload", "operation", *study_tables])
     name = exp.string("name", required=True)
     if not NAME_RE.fullmatch(name):
         length = f"; it has {len(name)}" if IDENT_RE.fullmatch(name) else ""
@@ -133,9 +133,13 @@ def parse_spec(data: Mapping[str, Any], *, source: Path | None = None) -> Experi
     if kind == "vector":
         dataset = _parse_dataset(Table(where, "dataset", data.get("dataset")), base_dir)
     else:
-        from ..agent_spec import parse_agents
-
-        agents = parse_agents(data, where, seed, Table)
+        agents = parse_agents(
+            data,
+            where,
+            seed,
+            studies=study_tables,
+            present={name for name in study_tables if name in data},
+        )
     query = _parse_query(Table(where, "query", data.get("query", {})))
     server = parse_server(Table(where, "server", data.get("server", {})))
 
@@ -159,19 +163,17 @@ def parse_spec(data: Mapping[str, Any], *, source: Path | None = None) -> Experi
     load = None
     if "load" in data:
         load = _parse_load(Table(where, "load", data["load"]), indexes, query)
-    studies = _parse_studies(data, where, indexes) if kind == "vector" else Studies()
     if kind == "agents" and len(indexes) != 1:
         raise SpecError(
             f"{where}: an agent experiment builds exactly one [[index]] (on memories and "
             f"chunks); found {len(indexes)}. Compare index kinds with [filtered] strategies."
         )
-    if agents is not None and agents.drift is not None and indexes[0].kind != "hnsw":
-        raise SpecError(
-            f"{where}: [drift] measures recall through an HNSW index on memories, but the "
-            f'[[index]] is {indexes[0].label}; set kind = "hnsw" in [[index]]'
-        )
+    studies = _parse_studies(
+        data, SpecContext(where=where, kind=kind, seed=seed, query=query, indexes=indexes)
+    )
     spec = ExperimentSpec(
         studies=studies,
+        collectors=_parse_collectors(data, where) if kind == "vector" else True,
         kind=kind,
         agents=agents,
         load=load,

@@ -18,19 +18,21 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from ..datasets.agents import AgentDataset
-from ..datasets.prepared import PreparedData
-from ..progress import Reporter
 from ..report.document import Block, Image
 from ..results import Results
-from ..server.connection import Target
-from ..server.embedded import EmbeddedServer
 from ..spec.model import ExperimentSpec, IndexSpec, QuerySpec
 from ..spec.table import Table
+
+if TYPE_CHECKING:  # the run-time side: the spec parser imports this module and needs none
+    from ..datasets.agents import AgentDataset
+    from ..datasets.prepared import PreparedData
+    from ..progress import Reporter
+    from ..server.connection import Target
+    from ..server.embedded import EmbeddedServer
 
 S = TypeVar("S")  # the study's parsed spec (a frozen dataclass)
 R = TypeVar("R")  # the study's result record (a frozen dataclass with to_dict/from_dict)
@@ -110,6 +112,9 @@ class StudyContext:
     vectors: VectorData | None = None  # vector experiments
     agent_data: AgentDataset | None = None  # agent experiments with generated data
     index: SharedIndex | None = None  # set for studies with ``needs_index``
+    # store a partial record and rewrite results.json: a study with long parts calls it
+    # after each, so a failure later keeps what was measured (set by the runner)
+    save_partial: Callable[[Any], None] | None = None
 
 
 class Study(abc.ABC, Generic[S, R]):
@@ -149,7 +154,7 @@ class Study(abc.ABC, Generic[S, R]):
         """Measure; return the typed record. Never writes prose."""
 
     def progress_label(self, spec: S) -> str:
-        """The progress line shown while ``run`` works."""
+        """The progress line shown while ``run`` works ("": the study shows its own steps)."""
         return self.title
 
     # -- results --------------------------------------------------------------------------

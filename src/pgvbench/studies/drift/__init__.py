@@ -59,8 +59,7 @@ class DriftStudy(Study[DriftSpec, DriftStudyResult]):
         ]
 
     def progress_label(self, spec: DriftSpec) -> str:
-        # run() shows its two parts as steps of their own, under this one
-        return f"[drift] update cost, then {spec.duration_seconds:g} s of churn"
+        return ""  # run() shows its two parts as steps of their own, as before
 
     def run(self, ctx: StudyContext, spec: DriftSpec) -> DriftStudyResult:
         dataset, agents = ctx.agent_data, ctx.spec.agents
@@ -78,6 +77,8 @@ class DriftStudy(Study[DriftSpec, DriftStudyResult]):
                 updates=spec.update_samples,
                 seed=experiment.seed,
             )
+        if ctx.save_partial is not None:  # kept if the churn part fails
+            ctx.save_partial(DriftStudyResult(update_cost=cost, drift=None))
         with ctx.reporter.task(f"recall drift over {spec.duration_seconds:g} s of churn"):
             drift = measure_drift(
                 ctx.target.dsn,

@@ -16,49 +16,40 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ._records import ResultsRecorder, now_iso, plain
-from .agent_spec import AgentExperiment
-from .datasets.agents.dataset import AgentDataset
-from .datasets.agents.generator import generate_agent_dataset
-from .datasets.agents.model import table_name
-from .datasets.agents.stats import selectivity_stats
-from .db import indexes as ix
-from .engine.operations import MixOperation, Operation
-from .environment import collect_environment
-from .errors import SpecError
-from .loadtest import LoadTester
-from .progress import Reporter
-from .results import (
-    AgentSection,
-    DatasetInfo,
-    LoadPoint,
-    Results,
-    ServerSettingsInfo,
-    current_writer,
-)
-from .server.connection import Target, connect, ensure_vector_extension
-from .server.preflight import preflight
-from .server.sessions import watch_concurrent_runs
-from .spec.model import ExperimentSpec, LoadSpec
+from ..datasets.agents.dataset import NEVER_EXPIRES, AgentDataset
+from ..datasets.agents.generator import generate_agent_dataset
+from ..datasets.agents.model import table_name
+from ..datasets.agents.stats import selectivity_stats
+from ..db import indexes as ix
+from ..db.agent_schema import create_agent_schema, create_secondary_indexes, load_agent_dataset
+from ..engine.operations import MixOperation, Operation
+from ..errors import SpecError
+from ..loadtest import LoadTester
+from ..metrics import Metric
+from ..progress import Reporter
+from ..results import AgentSection, DatasetInfo, LoadPoint, Results
+from ..server.connection import connect, ensure_vector_extension
+from ..server.preflight import preflight
+from ..spec.agents import AgentExperiment
+from ..spec.model import ExperimentSpec, LoadSpec
+from ..studies.base import StudyContext
+from ..workloads.agent_ops import build_agent_mix
+from ..workloads.custom import compile_custom
+from .base import Runner
 
 
-class AgentRunner(ResultsRecorder):
-    """Carries one agent experiment from spec to results.json."""
+class AgentRunner(Runner):
+    """An agent experiment: the generated platform, loaded and indexed, then its studies
+    and operation mix."""
 
     def __init__(self, spec: ExperimentSpec, *, out_dir: Path, reporter: Reporter) -> None:
         if spec.kind != "agents" or not isinstance(spec.agents, AgentExperiment):
             raise SpecError(f"{spec.name}: not an agent experiment")
-        self.spec = spec
+        super().__init__(spec, out_dir=out_dir, reporter=reporter)
         self.agents: AgentExperiment = spec.agents
-        self.out_dir = out_dir
-        self.reporter = reporter
-        self.target = Target(dsn="", kind="unset")
-        self.results: Results | None = None
-        self.saved = False
-        self.server_settings: ServerSettingsInfo | None = None
         self.dataset: AgentDataset | None = None
 
-    def prepare(self) -> None:
+    def _prepare(self) -> None:
         """Generate the platform client-side: bad sizes fail before a server is touched."""
         if self.agents.data is not None:
             with self.reporter.task("generate agent platform") as task:
@@ -69,40 +60,14 @@ class AgentRunner(ResultsRecorder):
                     f"agents, {d.memories:,} memories, {d.chunks:,} chunks"
                 )
 
-    def run(self, target: Target) -> Results:
-        self.target = target
-        if self.dataset is None and self.agents.data is not None:
-            self.prepare()
-        with connect(target.dsn) as conn:
-            if self.dataset is not None:  # it writes the platform; [[operation]]s alone may not
-                preflight(conn, schema=self.spec.schema)  # privileges, read-only: before writes
-            ensure_vector_extension(conn)
-            if self.dataset is not None:
-                row = conn.execute("SELECT (extract(epoch FROM now()) * 1e6)::int8").fetchone()
-                assert row is not None
-                align_clock(self.dataset, int(row[0]))
-            self.results = Results(
-                run_name=self.spec.name,
-                status="running",
-                writer=current_writer(),
-                started_at=now_iso(),
-                finished_at=None,
-                environment=collect_environment(conn, server_kind=target.kind),
-                spec=self.spec.to_dict(),
-                server_settings=self.server_settings,
-                dataset=self._dataset_info(),
-            )
-            watch_concurrent_runs(conn, self.target.dsn, self.results, log=self.reporter.log)
-        try:
-            self._save()
-            self._run(self.results)
-        except BaseException as exc:
-            root = self._record_failure(exc)
-            if root is exc:
-                raise
-            raise root from exc
-        self._finish("complete", None)
-        return self.results
+    def _check_server(self, conn: psycopg.Connection[Any]) -> None:
+        if self.dataset is not None:  # it writes the platform; [[operation]]s alone may not
+            preflight(conn, schema=self.spec.schema)  # privileges, read-only: before writes
+        ensure_vector_extension(conn)
+        if self.dataset is not None:
+            row = conn.execute("SELECT (extract(epoch FROM now()) * 1e6)::int8").fetchone()
+            assert row is not None
+            align_clock(self.dataset, int(row[0]))
 
     # ------------------------------------------------------------------ stages
 
@@ -116,23 +81,31 @@ class AgentRunner(ResultsRecorder):
                 self._save()
                 vector_oid = self._build_indexes(conn, results)
                 self._save()
-        # filtered first: its ground truth is the generated data, before the mix writes
-        if self.agents.filtered is not None and ds is not None:
-            self._filtered(results, ds)
+        # "before" studies first (filtered search: its ground truth is the generated data),
+        # then the mix, which writes, then the "after" studies (drift)
+        self._agent_studies("before")
         if self.agents.workload is not None or self.agents.operations:
             self._workload(results, vector_oid)
-        if self.agents.drift is not None and ds is not None:
-            self._drift(results, ds)
+        self._agent_studies("after")
         if results.agent is not None:
-            results.agent.recommendations = self._recommendations(results.agent)
+            results.agent.recommendations = list(dict.fromkeys(results.agent.recommendations))
+
+    def _agent_studies(self, stage: str) -> None:
+        """The spec's agent studies of this stage; they measure the generated platform."""
+        if self.dataset is None:
+            return
+        assert self.handle is not None
+        ctx = StudyContext(
+            spec=self.spec,
+            target=self.target,
+            server=self.handle.embedded,
+            reporter=self.reporter,
+            agent_data=self.dataset,
+        )
+        for study, study_spec in self._studies(stage):
+            self._run_study(study, study_spec, ctx)
 
     def _load(self, conn: psycopg.Connection[Any], ds: AgentDataset) -> dict[str, dict[str, float]]:
-        from .db.agent_schema import (
-            create_agent_schema,
-            create_secondary_indexes,
-            load_agent_dataset,
-        )
-
         assert self.agents.data is not None
         schema, prefix = self.spec.schema, self.spec.name
         create_agent_schema(conn, schema=schema, prefix=prefix, dim=self.agents.data.dim)
@@ -195,9 +168,6 @@ class AgentRunner(ResultsRecorder):
 
     def _mix(self, vector_oid: int) -> Operation:
         """The built-in operation mix plus the spec's custom operations."""
-        from .workloads.agent_ops import build_agent_mix
-        from .workloads.custom import compile_custom
-
         parts: list[tuple[Operation, float]] = []
         settings = self._query_settings()
         wl = self.agents.workload
@@ -234,12 +204,12 @@ class AgentRunner(ResultsRecorder):
     def _query_settings(self) -> dict[str, str]:
         out = {"statement_timeout": str(self.spec.query.statement_timeout_ms)}
         index = self.spec.indexes[0]
-        if index.sweep_param:
+        guc = index.query_guc
+        if guc is not None and index.sweep_param:
             load = self.spec.load
-            value = (load.query_params.get(index.sweep_param) if load else None) or (
-                index.sweep_values[len(index.sweep_values) // 2]
-            )
-            out[index.sweep_param] = str(value)
+            value = (load.query_params.get(guc) if load else None) or index.operating_point
+            if value is not None:
+                out[guc] = str(value)
         return out
 
     def _workload(self, results: Results, vector_oid: int) -> None:
@@ -267,78 +237,6 @@ class AgentRunner(ResultsRecorder):
             self._save()
 
         tester.run(self.spec.indexes[0].label, on_point)
-
-    def _filtered(self, results: Results, ds: AgentDataset) -> None:
-        from .workloads.filtered import compare_filtered, summary_sentences, winners
-
-        f = self.agents.filtered
-        assert f is not None and results.agent is not None
-        with self.reporter.task(f"filtered search: {len(f.strategies)} strategies"):
-            comparison = compare_filtered(
-                self.target.dsn,
-                schema=self.spec.schema,
-                prefix=self.spec.name,
-                dataset=ds,
-                strategies=f.strategies,
-                k=f.k,
-                ef_search=f.ef_search,
-                max_scan_tuples=f.max_scan_tuples,
-                bucket_edges=f.bucket_edges,
-                queries_per_bucket=f.queries_per_bucket,
-                seed=self.spec.seed,
-                measure_seconds=f.measure_seconds,
-            )
-        results.agent.filtered = plain(comparison)
-        results.agent.filtered_winners = {str(k): str(v) for k, v in winners(comparison).items()}
-        results.agent.recommendations.extend(summary_sentences(comparison))
-        self._save()
-
-    def _drift(self, results: Results, ds: AgentDataset) -> None:
-        from .workloads.drift import measure_drift, measure_update_cost
-
-        d = self.agents.drift
-        assert d is not None and results.agent is not None and self.agents.data is not None
-        k = self.agents.workload.k if self.agents.workload else 10
-        with self.reporter.task(
-            f"update cost with / without the HNSW index ({d.update_samples} updates)"
-        ):
-            cost = measure_update_cost(
-                self.target.dsn,
-                schema=self.spec.schema,
-                prefix=self.spec.name,
-                updates=d.update_samples,
-                seed=self.spec.seed,
-            )
-        results.agent.update_cost = plain(cost)
-        self._save()
-        with self.reporter.task(f"recall drift over {d.duration_seconds:g} s of churn"):
-            drift = measure_drift(
-                self.target.dsn,
-                schema=self.spec.schema,
-                prefix=self.spec.name,
-                dataset=ds,
-                k=k,
-                metric=self.agents.data.metric,
-                ef_search=d.ef_search,
-                duration_s=d.duration_seconds,
-                insert_rate=d.insert_rate,
-                expire_rate=d.expire_rate,
-                interval_s=d.interval_seconds,
-                queries=d.queries,
-                seed=self.spec.seed,
-            )
-        results.agent.drift = plain(drift)
-        self._drift_objects = (drift, cost)
-        self._save()
-
-    def _recommendations(self, section: AgentSection) -> list[str]:
-        out = list(section.recommendations)
-        pair = getattr(self, "_drift_objects", None)
-        if pair is not None:
-            from .workloads.drift import drift_recommendations
-
-            out.extend(drift_recommendations(*pair))
-        return list(dict.fromkeys(out))
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -374,8 +272,6 @@ def align_clock(dataset: AgentDataset, server_now_us: int) -> None:
     compares with its real clock (expiry, recency filters). Shifting every timestamp by
     the same amount keeps the data identical relative to "now".
     """
-    from .datasets.agents.dataset import NEVER_EXPIRES
-
     delta = server_now_us - dataset.now_us
     for name in _TIME_FIELDS:
         setattr(dataset, name, getattr(dataset, name) + delta)
@@ -384,7 +280,5 @@ def align_clock(dataset: AgentDataset, server_now_us: int) -> None:
     dataset.now_us = server_now_us
 
 
-def _default_metric() -> Any:
-    from .metrics import Metric
-
+def _default_metric() -> Metric:
     return Metric.COSINE

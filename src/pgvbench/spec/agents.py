@@ -3,21 +3,20 @@
 [agents]        the generated platform (sizes, skew, documents)    -> AgentDataSpec
 [workload]      the operation mix run through [load]                -> WorkloadSpec
 [[operation]]   user-defined SQL operations with parameter generators (workloads.custom)
-[filtered]      filtered vector search strategies compared          -> FilteredSpec
-[drift]         recall and update cost while memories churn         -> DriftSpec
+Study tables ([filtered], [drift], ...) are parsed by their studies (studies/registry.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence, Set
+from typing import Any
 
-from .datasets.agents.model import AgentDataSpec
-from .metrics import Metric
-
-if TYPE_CHECKING:
-    from .spec.table import Table as _Table
+from ..datasets.agents.model import AgentDataSpec
+from ..errors import SpecError
+from ..metrics import Metric
+from ..workloads.custom import parse_operations
+from .table import Table
 
 OPERATIONS = (
     "memory_write",
@@ -29,15 +28,6 @@ OPERATIONS = (
     "agent_lookup",
 )
 RAG_FILTERS = ("jsonb", "tags", "alternate")
-FILTER_STRATEGIES = (
-    "hnsw_plain",
-    "hnsw_strict",
-    "hnsw_relaxed",
-    "ivfflat_iterative",
-    "btree_exact",
-    "partial_hot",
-    "partitioned",
-)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -52,35 +42,10 @@ class WorkloadSpec:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class FilteredSpec:
-    strategies: tuple[str, ...]
-    k: int = 10
-    ef_search: int = 40
-    max_scan_tuples: int = 20_000
-    bucket_edges: tuple[float, ...] = (0.001, 0.01, 0.05)
-    queries_per_bucket: int = 30
-    recall_target: float = 0.9
-    measure_seconds: float = 1.0
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class DriftSpec:
-    duration_seconds: float = 30.0
-    insert_rate: float = 200.0
-    expire_rate: float = 50.0
-    interval_seconds: float = 5.0
-    queries: int = 50
-    ef_search: int = 40
-    update_samples: int = 500
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
 class AgentExperiment:
     data: AgentDataSpec | None  # None: custom operations against the user's own tables
     workload: WorkloadSpec | None
     operations: tuple[Any, ...]  # workloads.custom.CustomOpSpec
-    filtered: FilteredSpec | None
-    drift: DriftSpec | None
 
     def to_dict(self) -> dict[str, Any]:
         def plain(obj: Any) -> Any:
@@ -104,54 +69,46 @@ class AgentExperiment:
             "data": plain(self.data),
             "workload": plain(self.workload),
             "operations": [plain(op) for op in self.operations],
-            "filtered": plain(self.filtered),
-            "drift": plain(self.drift),
         }
 
 
 def parse_agents(
-    data: Mapping[str, Any], where: str, seed: int, table: type[_Table]
+    data: Mapping[str, Any], where: str, seed: int, *, studies: Sequence[str], present: Set[str]
 ) -> AgentExperiment:
+    """[agents], [workload] and [[operation]]; ``studies`` names the agent studies (their
+    own tables are parsed by the registry), ``present`` those the spec has."""
     agents = None
     if "agents" in data:
-        agents = _parse_data(table(where, "agents", data["agents"]), seed)
+        agents = _parse_data(Table(where, "agents", data["agents"]), seed)
     workload = None
     if "workload" in data:
-        workload = _parse_workload(table(where, "workload", data["workload"]))
+        workload = _parse_workload(Table(where, "workload", data["workload"]))
     operations: tuple[Any, ...] = ()
     if "operation" in data:
-        from .workloads.custom import parse_operations
-
         raw = data["operation"]
         if not isinstance(raw, list):
             raise_table(where, "operation", "must be one or more [[operation]] tables")
         operations = tuple(parse_operations(raw, where))
-    filtered = None
-    if "filtered" in data:
-        filtered = _parse_filtered(table(where, "filtered", data["filtered"]))
-    drift = None
-    if "drift" in data:
-        drift = _parse_drift(table(where, "drift", data["drift"]))
     _check_read_only_mix(where, workload, operations)
     if agents is not None and workload is not None:
         _check_mix_tables(where, workload, agents)
-    if agents is None and (workload is not None or filtered is not None or drift is not None):
+    tables = [f"[{name}]" for name in studies]
+    if agents is None and (workload is not None or present):
+        needing = ["[workload]", *tables]
         raise_table(
             where,
             "agents",
-            "is required for [workload], [filtered] and [drift] "
+            f"is required for {', '.join(needing[:-1])} and {needing[-1]} "
             "(they run on the generated agent platform)",
         )
-    if workload is None and not operations and filtered is None and drift is None:
+    if workload is None and not operations and not present:
         raise_table(
             where,
             "workload",
-            "(or [[operation]], [filtered], [drift]) is required: "
+            f"(or {', '.join(['[[operation]]', *tables])}) is required: "
             "an agent experiment needs something to measure",
         )
-    return AgentExperiment(
-        data=agents, workload=workload, operations=operations, filtered=filtered, drift=drift
-    )
+    return AgentExperiment(data=agents, workload=workload, operations=operations)
 
 
 WRITE_OPERATIONS = ("memory_write", "task_update", "message_append", "memory_expire")
@@ -202,12 +159,10 @@ def _check_mix_tables(where: str, workload: WorkloadSpec, data: AgentDataSpec) -
 
 
 def raise_table(where: str, section: str, message: str) -> None:
-    from .errors import SpecError
-
     raise SpecError(f"{where}: [{section}] {message}")
 
 
-def _parse_data(t: _Table, seed: int) -> AgentDataSpec:
+def _parse_data(t: Table, seed: int) -> AgentDataSpec:
     t.only(
         [
             "tenants",
@@ -264,7 +219,7 @@ def _parse_data(t: _Table, seed: int) -> AgentDataSpec:
     )
 
 
-def _parse_workload(t: _Table) -> WorkloadSpec:
+def _parse_workload(t: Table) -> WorkloadSpec:
     t.only(
         [
             "mix",
@@ -308,77 +263,4 @@ def _parse_workload(t: _Table) -> WorkloadSpec:
         ),
         rag_filter=t.choice("rag_filter", RAG_FILTERS, default="alternate"),
         expire_batch=t.integer("expire_batch", default=100, minimum=1, maximum=1_000_000),
-    )
-
-
-def _parse_filtered(t: _Table) -> FilteredSpec:
-    t.only(
-        [
-            "strategies",
-            "k",
-            "ef_search",
-            "max_scan_tuples",
-            "bucket_edges",
-            "queries_per_bucket",
-            "recall_target",
-            "measure_seconds",
-        ]
-    )
-    strategies = tuple(
-        dict.fromkeys(
-            t.str_list("strategies", default=list(FILTER_STRATEGIES), allowed=FILTER_STRATEGIES)
-        )
-    )
-    edges = t.data.get("bucket_edges", [0.001, 0.01, 0.05])
-    if (
-        not isinstance(edges, list)
-        or not edges
-        or not all(
-            isinstance(e, (int, float)) and not isinstance(e, bool) and 0 < e < 1 for e in edges
-        )
-        or sorted(edges) != edges
-    ):
-        t.fail(
-            "bucket_edges",
-            f"= {edges!r} must be increasing fractions in (0, 1), e.g. "
-            "[0.001, 0.01, 0.05] (share of all memories held by one agent)",
-        )
-    return FilteredSpec(
-        strategies=strategies,
-        k=t.integer("k", default=10, minimum=1, maximum=100),
-        ef_search=t.integer("ef_search", default=40, minimum=1, maximum=1000),
-        max_scan_tuples=t.integer(
-            "max_scan_tuples", default=20_000, minimum=1, maximum=100_000_000
-        ),
-        bucket_edges=tuple(float(e) for e in edges),
-        queries_per_bucket=t.integer("queries_per_bucket", default=30, minimum=1, maximum=10_000),
-        recall_target=t.number("recall_target", default=0.9, minimum=0.0, maximum=1.0),
-        measure_seconds=t.number("measure_seconds", default=1.0, minimum=0.1, maximum=600.0),
-    )
-
-
-def _parse_drift(t: _Table) -> DriftSpec:
-    t.only(
-        [
-            "duration_seconds",
-            "insert_rate",
-            "expire_rate",
-            "interval_seconds",
-            "queries",
-            "ef_search",
-            "update_samples",
-        ]
-    )
-    duration = t.number("duration_seconds", default=30.0, minimum=1.0, maximum=86400.0)
-    interval = t.number("interval_seconds", default=5.0, minimum=0.2, maximum=3600.0)
-    if interval > duration:
-        t.fail("interval_seconds", f"= {interval:g} exceeds duration_seconds = {duration:g}")
-    return DriftSpec(
-        duration_seconds=duration,
-        insert_rate=t.number("insert_rate", default=200.0, minimum=0.0, maximum=1e6),
-        expire_rate=t.number("expire_rate", default=50.0, minimum=0.0, maximum=1e6),
-        interval_seconds=interval,
-        queries=t.integer("queries", default=50, minimum=1, maximum=100_000),
-        ef_search=t.integer("ef_search", default=40, minimum=1, maximum=1000),
-        update_samples=t.integer("update_samples", default=500, minimum=1, maximum=10_000_000),
     )

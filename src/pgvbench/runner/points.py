@@ -1,0 +1,117 @@
+"""One sweep point across its repeats: the fixed facts (plan, recall) measured once, the
+timed windows appended, and the record for results.json merged from them."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import psycopg
+
+from ..engine.operations import Operation
+from ..engine.outcome import EngineOutcome, merge_outcomes
+from ..errors import RunFailed
+from ..loadtest import CLIENT_SATURATED_CORES
+from ..metrics import Metric
+from ..results import Recall, Sample, StatementStats, SweepPoint
+from ..spec.model import IndexSpec
+
+
+@dataclasses.dataclass
+class PointRun:
+    """One sweep point across its repeats: fixed facts first, measurements appended."""
+
+    index_spec: IndexSpec
+    index_label: str
+    index_name: str | None
+    query_params: dict[str, int]
+    k: int
+    label: str
+    notes: list[str]
+    plan_text: str | None
+    plan_problem: str | None
+    recall: Recall
+    operation: Operation
+    metric: Metric
+    outcomes: list[EngineOutcome] = dataclasses.field(default_factory=list)
+    statements: list[StatementStats | None] = dataclasses.field(default_factory=list)
+    samples: list[Sample] = dataclasses.field(default_factory=list)
+    collected: dict[str, Any] | None = None
+    statements_available: bool = True
+    saved: SweepPoint | None = None  # the record in results.runs, updated in place
+
+    def record(self, server_config: str | None) -> SweepPoint:
+        """The point over the repeats so far (histograms merged, counts summed)."""
+        outcome = merge_outcomes(self.outcomes)
+        notes = list(self.notes)
+        if not self.statements_available:
+            notes.append("pg_stat_statements is not available on this server")
+        if outcome.errors:
+            top = "; ".join(f"{m} (x{c})" for m, c in outcome.error_messages.most_common(3))
+            notes.append(f"{outcome.errors} operations failed: {top}")
+        if outcome.aborted:
+            notes.append(f"measurement stopped early: {outcome.aborted}")
+        if len(self.samples) > 1:
+            notes.append(
+                f"{len(self.samples)} repeats, interleaved with the other points; "
+                "latency and QPS merge all repeats"
+            )
+        valid = self.plan_problem is None and outcome.errors == 0 and outcome.aborted is None
+        suspect = (outcome.client_cpu_cores or 0.0) >= CLIENT_SATURATED_CORES
+        if suspect:
+            notes.append(
+                f"load generator used {outcome.client_cpu_cores:.2f} cores: it may be "
+                "the bottleneck"
+            )
+        return SweepPoint(
+            index=self.index_label,
+            index_kind=self.index_spec.kind,
+            index_params=dict(self.index_spec.params),
+            query_params=self.query_params,
+            k=self.k,
+            concurrency=1,
+            recall=self.recall,
+            qps=round(outcome.qps, 2),
+            latency_ms=outcome.latency.summary(),
+            operations=outcome.operations,
+            errors=outcome.errors,
+            duration_s=round(outcome.duration_s, 4),
+            warmup_s=outcome.warmup_s,
+            valid=valid,
+            notes=notes,
+            plan=self.plan_text,
+            statements=_merge_statements(self.statements),
+            histogram=outcome.latency.encode() if outcome.operations else None,
+            client_cpu_cores=outcome.client_cpu_cores,
+            suspect=suspect,
+            server_config=server_config,
+            collectors=self.collected,
+            samples=list(self.samples),
+        )
+
+
+def _merge_statements(stats: list[StatementStats | None]) -> StatementStats | None:
+    """Call-weighted pg_stat_statements deltas over the repeats."""
+    present = [s for s in stats if s is not None]
+    calls = sum(s.calls for s in present)
+    if not present or calls == 0:
+        return None
+    return StatementStats(
+        calls=calls,
+        mean_exec_ms=sum(s.mean_exec_ms * s.calls for s in present) / calls,
+        shared_blks_hit_per_call=sum(s.shared_blks_hit_per_call * s.calls for s in present) / calls,
+        shared_blks_read_per_call=sum(s.shared_blks_read_per_call * s.calls for s in present)
+        / calls,
+    )
+
+
+def column_type_oid(conn: psycopg.Connection[Any], schema: str, table: str, column: str) -> int:
+    """OID of the column's type (pgvector's type OIDs differ per database)."""
+    row = conn.execute(
+        "SELECT atttypid FROM pg_attribute WHERE attrelid = format('%%I.%%I', %s::text, "
+        "%s::text)::regclass AND attname = %s",
+        (schema, table, column),
+    ).fetchone()
+    if row is None:
+        raise RunFailed(f"column {column} not found in {schema}.{table}")
+    return int(row[0])
