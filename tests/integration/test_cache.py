@@ -14,15 +14,9 @@ from pgvbench.db.load import load_vectors
 from pgvbench.engine.operations import Operation, knn_operation
 from pgvbench.server.connection import Target, connect
 from pgvbench.server.embedded import EmbeddedServer, temporary_server
-from pgvbench.tuning.cache import (
-    CacheSpec,
-    apply_cache_config,
-    evict,
-    measure_cache_states,
-    prewarm,
-    recommendations,
-    residency,
-)
+from pgvbench.studies.cache import CacheSpec, measure_cache_states, recommendations
+from pgvbench.studies.cache.buffers import evict, prewarm, residency
+from pgvbench.studies.cache.server_config import apply_cache_config
 
 pytestmark = pytest.mark.integration
 

@@ -10,17 +10,11 @@ from typing import Any
 import pytest
 
 from pgvbench.errors import SpecError
-from pgvbench.report.cache_section import (
-    RESIDENCY_FIGURE,
-    WARMUP_FIGURE,
-    cache_blocks,
-    cache_figures,
-)
 from pgvbench.report.document import Heading, Image, Table
 from pgvbench.report.markdown import to_markdown
 from pgvbench.results import Environment, HostInfo, Results, TimeSlice, TuningSection
 from pgvbench.spec.table import Table as _Table
-from pgvbench.tuning.cache import (
+from pgvbench.studies.cache import (
     CacheRow,
     CacheSpec,
     CacheStudy,
@@ -28,6 +22,12 @@ from pgvbench.tuning.cache import (
     recommendations,
     size_bytes,
     time_to_steady,
+)
+from pgvbench.studies.cache.report import (
+    RESIDENCY_FIGURE,
+    WARMUP_FIGURE,
+    cache_blocks,
+    cache_figures,
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
