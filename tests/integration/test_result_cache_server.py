@@ -16,7 +16,7 @@ from pgvbench.db.load import load_vectors
 from pgvbench.metrics import Metric
 from pgvbench.server.connection import connect
 from pgvbench.server.embedded import EmbeddedServer
-from pgvbench.tuning.result_cache import (
+from pgvbench.studies.result_cache import (
     ResultCacheSpec,
     expected_lru_hit_rate,
     measure_result_caches,

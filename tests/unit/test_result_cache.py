@@ -8,7 +8,7 @@ import pytest
 from pgvbench.errors import SpecError
 from pgvbench.metrics import Metric
 from pgvbench.spec.table import Table as _Table
-from pgvbench.tuning.result_cache import (
+from pgvbench.studies.result_cache import (
     LruCache,
     SemanticCache,
     che_lru_hit_rate,
