@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 
-from .relations import Relation, counter_delta, fresh, resolve
+from .relations import RelationCollector, counter_delta, fresh
 
 _IO_COUNTERS = (
     "reads",
@@ -81,7 +81,7 @@ def _hit_ratio(hit: float, read: float) -> float | None:
     return round(hit / (hit + read), 6) if hit + read > 0 else None
 
 
-class StatioCollector:
+class StatioCollector(RelationCollector):
     """Block reads/hits per table (heap, its indexes) and per index, as deltas."""
 
     name = "statio"
@@ -90,10 +90,7 @@ class StatioCollector:
     def __init__(
         self, conn: psycopg.Connection[Any], *, schema: str, relations: Sequence[str]
     ) -> None:
-        self.conn = conn
-        self.schema = schema
-        self.relations = list(relations)
-        self._rels: list[Relation] = []
+        super().__init__(conn, schema=schema, relations=relations)
         self._before: dict[int, dict[str, float]] | None = None
 
     def _read(self) -> dict[int, dict[str, float]]:
@@ -122,11 +119,8 @@ class StatioCollector:
         return out
 
     def start(self) -> None:
-        self._rels = resolve(self.conn, self.schema, self.relations)
+        self._rels = self._resolve()
         self._before = self._read()
-
-    def sample(self) -> None:
-        return None
 
     def stop(self) -> dict[str, Any]:
         if self._before is None:
@@ -169,7 +163,7 @@ _TABLE_COUNTERS = (
 _TABLE_GAUGES = ("n_live_tup", "n_dead_tup")
 
 
-class UserTablesCollector:
+class UserTablesCollector(RelationCollector):
     """Tuples inserted/updated/deleted (and HOT updates) per table, live/dead tuples."""
 
     name = "user_tables"
@@ -178,10 +172,7 @@ class UserTablesCollector:
     def __init__(
         self, conn: psycopg.Connection[Any], *, schema: str, relations: Sequence[str]
     ) -> None:
-        self.conn = conn
-        self.schema = schema
-        self.relations = list(relations)
-        self._tables: list[Relation] = []
+        super().__init__(conn, schema=schema, relations=relations)
         self._before: dict[int, dict[str, float]] | None = None
 
     def _read(self) -> dict[int, dict[str, float]]:
@@ -190,19 +181,15 @@ class UserTablesCollector:
         out: dict[int, dict[str, float]] = {}
         for row in self.conn.execute(
             f"SELECT relid::int8, {cols} FROM pg_stat_all_tables WHERE relid = ANY(%s::oid[])",
-            ([r.oid for r in self._tables],),
+            ([r.oid for r in self._rels],),
         ):
             names = _TABLE_COUNTERS + _TABLE_GAUGES
             out[int(row[0])] = dict(zip(names, (float(v) for v in row[1:]), strict=True))
         return out
 
     def start(self) -> None:
-        rels = resolve(self.conn, self.schema, self.relations)
-        self._tables = [r for r in rels if r.kind == "table"]
+        self._rels = [r for r in self._resolve() if r.kind == "table"]
         self._before = self._read()
-
-    def sample(self) -> None:
-        return None
 
     def stop(self) -> dict[str, Any]:
         if self._before is None:
@@ -210,7 +197,7 @@ class UserTablesCollector:
         after, before = self._read(), self._before
         self._before = None
         out: dict[str, dict[str, Any]] = {}
-        for rel in self._tables:
+        for rel in self._rels:
             if rel.oid not in after:
                 continue
             now, then = after[rel.oid], before.get(rel.oid, {})

@@ -66,3 +66,22 @@ def fresh(conn: psycopg.Connection[Any]) -> None:
 def counter_delta(after: dict[str, float], before: dict[str, float] | None) -> dict[str, float]:
     before = before or {}
     return {k: v - before.get(k, 0) for k, v in after.items()}
+
+
+class RelationCollector:
+    """Base of the collectors that watch named relations of one schema (and, for a table,
+    its indexes); the names are resolved to oids at ``start()``."""
+
+    def __init__(
+        self, conn: psycopg.Connection[Any], *, schema: str, relations: Sequence[str]
+    ) -> None:
+        self.conn = conn
+        self.schema = schema
+        self.relations = list(relations)
+        self._rels: list[Relation] = []
+
+    def _resolve(self) -> list[Relation]:
+        return resolve(self.conn, self.schema, self.relations)
+
+    def sample(self) -> None:
+        return None

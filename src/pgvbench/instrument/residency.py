@@ -7,10 +7,10 @@ from typing import Any
 
 import psycopg
 
-from .relations import Relation, resolve
+from .relations import RelationCollector
 
 
-class ResidencyCollector:
+class ResidencyCollector(RelationCollector):
     """Share of each relation's main-fork pages sitting in shared_buffers, at start and stop.
 
     Not a delta: two snapshots, so a report can say "cold: 3% of the index cached at the
@@ -23,10 +23,7 @@ class ResidencyCollector:
     def __init__(
         self, conn: psycopg.Connection[Any], *, schema: str, relations: Sequence[str]
     ) -> None:
-        self.conn = conn
-        self.schema = schema
-        self.relations = list(relations)
-        self._rels: list[Relation] = []
+        super().__init__(conn, schema=schema, relations=relations)
         self._start: dict[str, dict[str, Any]] | None = None
 
     def _snapshot(self) -> dict[str, dict[str, Any]]:
@@ -57,11 +54,8 @@ class ResidencyCollector:
         return out
 
     def start(self) -> None:
-        self._rels = resolve(self.conn, self.schema, self.relations)
+        self._rels = self._resolve()
         self._start = self._snapshot()
-
-    def sample(self) -> None:
-        return None
 
     def stop(self) -> dict[str, Any]:
         if self._start is None:

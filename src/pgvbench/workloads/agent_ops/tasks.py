@@ -28,6 +28,17 @@ from .sampling import ids, operation_rng, task_choice
 _NEXT_STATUSES = TASK_STATUSES[1:]  # a task never goes back to "submitted"
 
 
+def _tasks_to_touch(
+    dataset: AgentDataset, operation: str, seed: int, access_zipf: float
+) -> tuple[np.random.Generator, np.ndarray, dict[int, bytes]]:
+    """The operation's stream, its TABLE_SIZE tasks and their uuids."""
+    if dataset.tasks == 0:
+        raise ValueError(f"{operation} needs tasks: the dataset has none")
+    rng = operation_rng(seed, operation)
+    tasks = task_choice(dataset, access_zipf, TABLE_SIZE, rng)
+    return rng, tasks, ids(dataset, "tasks", tasks)
+
+
 def task_update_op(
     dataset: AgentDataset,
     *,
@@ -38,11 +49,7 @@ def task_update_op(
     settings: Mapping[str, str] | None = None,
 ) -> ParamOperation:
     """A2A status transition: set status and append {state, timestamp} to state->history."""
-    if dataset.tasks == 0:
-        raise ValueError("task_update needs tasks: the dataset has none")
-    rng = operation_rng(seed, "task_update")
-    tasks = task_choice(dataset, access_zipf, TABLE_SIZE, rng)
-    task_ids = ids(dataset, "tasks", tasks)
+    rng, tasks, task_ids = _tasks_to_touch(dataset, "task_update", seed, access_zipf)
     statuses = [s.encode() for s in _NEXT_STATUSES]
     next_status = rng.integers(0, len(statuses), size=TABLE_SIZE)
     rows: list[Row] = [
@@ -76,11 +83,7 @@ def message_append_op(
     settings: Mapping[str, str] | None = None,
 ) -> ParamOperation:
     """INSERT an A2A message into a task of a Zipf-chosen agent."""
-    if dataset.tasks == 0:
-        raise ValueError("message_append needs tasks: the dataset has none")
-    rng = operation_rng(seed, "message_append")
-    tasks = task_choice(dataset, access_zipf, TABLE_SIZE, rng)
-    task_ids = ids(dataset, "tasks", tasks)
+    rng, tasks, task_ids = _tasks_to_touch(dataset, "message_append", seed, access_zipf)
     parts = _message_parts(dataset, rng)
     pick = rng.integers(0, len(parts), size=TABLE_SIZE)
     roles = (b"user", b"agent")
