@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from pgvbench.analysis import fastest_at_recall, pareto_front, resolve_target_recall
+from pgvbench.report.fmt import format_qps, format_sig
 from pgvbench.report.render import render_report
 from pgvbench.report.sweep_plots import plot_build_cost, plot_latency, plot_recall_vs_qps
-from pgvbench.report.fmt import format_qps, format_sig
 from pgvbench.results import (
     BuildPhase,
     DatasetInfo,
