@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +174,32 @@ class StudySpec:
     as_dict: Mapping[str, Any] | None = None
 
 
+class Studies:
+    """The study tables of a spec, one entry per registered study of its kind (in registry
+    order); ``studies.cache`` is the parsed [cache] spec, or None when the table is absent."""
+
+    def __init__(self, entries: tuple[StudySpec, ...] = ()) -> None:
+        self.entries = entries
+
+    def __iter__(self) -> Iterator[StudySpec]:
+        return iter(self.entries)
+
+    def __getattr__(self, name: str) -> Any:
+        for entry in self.__dict__.get("entries", ()):
+            if entry.name == name:
+                return entry.spec
+        raise AttributeError(f"no study {name!r} for this kind of experiment")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Studies) and other.entries == self.entries
+
+    def __hash__(self) -> int:
+        return hash(self.entries)
+
+    def __repr__(self) -> str:
+        return f"Studies({self.entries!r})"
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ExperimentSpec:
     name: str
@@ -186,7 +212,7 @@ class ExperimentSpec:
     load: LoadSpec | None = None
     kind: str = "vector"  # "vector" (kNN over a dataset) | "agents" (agent platform workloads)
     # every registered study that applies to this kind, in registry order
-    studies: tuple[StudySpec, ...] = ()
+    studies: Studies = dataclasses.field(default_factory=Studies)
     collectors: bool = True  # [collectors] enabled: server counters around each sweep point
     agents: Any = None  # spec.agents.AgentExperiment when kind == "agents"
     source_path: Path | None = None

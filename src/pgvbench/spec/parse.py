@@ -41,6 +41,7 @@ from .model import (
     LoadSpec,
     PoolingSpec,
     QuerySpec,
+    Studies,
     StudySpec,
 )
 from .settings import PGVECTOR_INT_SETTINGS, parse_server, pgvector_setting_problem
@@ -58,7 +59,7 @@ def _parse_collectors(data: Mapping[str, Any], where: str) -> bool:
     return bool(enabled)
 
 
-def _parse_studies(data: Mapping[str, Any], ctx: SpecContext) -> tuple[StudySpec, ...]:
+def _parse_studies(data: Mapping[str, Any], ctx: SpecContext) -> Studies:
     """Every registered study of this kind: its table parsed by the study, or None."""
     out: list[StudySpec] = []
     for study in studies_for(ctx.kind):
@@ -78,7 +79,7 @@ def _parse_studies(data: Mapping[str, Any], ctx: SpecContext) -> tuple[StudySpec
                 as_dict=study.spec_to_dict(parsed),
             )
         )
-    return tuple(out)
+    return Studies(tuple(out))
 
 
 def load_spec(path: Path) -> ExperimentSpec:
