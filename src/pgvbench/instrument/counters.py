@@ -6,7 +6,6 @@ CollectorSet gives the backends of a phase a moment before the final reading.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -87,11 +86,8 @@ class StatioCollector(RelationCollector):
     name = "statio"
     cumulative = True
 
-    def __init__(
-        self, conn: psycopg.Connection[Any], *, schema: str, relations: Sequence[str]
-    ) -> None:
-        super().__init__(conn, schema=schema, relations=relations)
-        self._before: dict[int, dict[str, float]] | None = None
+    # the first reading, between start() and stop()
+    _before: dict[int, dict[str, float]] | None = None
 
     def _read(self) -> dict[int, dict[str, float]]:
         fresh(self.conn)
@@ -169,11 +165,8 @@ class UserTablesCollector(RelationCollector):
     name = "user_tables"
     cumulative = True
 
-    def __init__(
-        self, conn: psycopg.Connection[Any], *, schema: str, relations: Sequence[str]
-    ) -> None:
-        super().__init__(conn, schema=schema, relations=relations)
-        self._before: dict[int, dict[str, float]] | None = None
+    # the first reading, between start() and stop()
+    _before: dict[int, dict[str, float]] | None = None
 
     def _read(self) -> dict[int, dict[str, float]]:
         fresh(self.conn)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
-
-import psycopg
 
 from .relations import RelationCollector
 
@@ -20,11 +17,8 @@ class ResidencyCollector(RelationCollector):
     name = "residency"
     cumulative = False
 
-    def __init__(
-        self, conn: psycopg.Connection[Any], *, schema: str, relations: Sequence[str]
-    ) -> None:
-        super().__init__(conn, schema=schema, relations=relations)
-        self._start: dict[str, dict[str, Any]] | None = None
+    # the first reading, between start() and stop()
+    _start: dict[str, dict[str, Any]] | None = None
 
     def _snapshot(self) -> dict[str, dict[str, Any]]:
         oids = [r.oid for r in self._rels]
