@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from pgvbench.runner.agents import AgentRunner
 from pgvbench.cli import main
 from pgvbench.errors import SpecError
 from pgvbench.progress import Reporter
 from pgvbench.results import load_results
+from pgvbench.runner.agents import AgentRunner
 from pgvbench.server.connection import Target, connect
 from pgvbench.server.embedded import EmbeddedServer
 from pgvbench.spec.parse import parse_spec

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from pgvbench.report.agent_plots import plot_filtered_p99
-from pgvbench.report.agents import (
+from pgvbench.report.agent_report import (
     DRIFT_FIGURE,
     FILTERED_FIGURE,
     agent_blocks,
+    plot_filtered_p99,
     render_agent_figures,
 )
 from pgvbench.report.document import Heading

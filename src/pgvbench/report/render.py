@@ -6,8 +6,8 @@ same thing. Both are rendered from a :class:`~pgvbench.results.Results` alone,
 deterministically: the same results give byte-identical files.
 
 This module is the entry point only: it draws the figures, assembles the sections
-(sections/ for the core ones, agents.py and tuning.py for the studies) in the report's
-order and writes both files.
+(sections/ for the core ones; each registered study's own, studies/registry.py) in the
+report's order and writes both files.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from .._atomic import write_bytes_atomic
 from ..analysis import resolve_target_recall
 from ..analysis.scalability import resolve_slo
 from ..results import Results
-from .agents import agent_blocks, filtered_validity, render_agent_figures
+from ..studies.registry import REGISTRY
 from .document import Block, Code, Heading, Image, Paragraph
 from .html import to_html
 from .load_plots import (
@@ -34,6 +34,7 @@ from .markdown import to_markdown
 from .sections.agent_platform import agent_platform_section
 from .sections.concurrency import concurrency_section
 from .sections.setup import dataset_section, environment_section, load_section
+from .sections.studies import StudyPart, agent_study_blocks, study_validity, tuning_blocks
 from .sections.summary import (
     figures_section,
     headline_section,
@@ -44,7 +45,6 @@ from .sections.summary import (
 from .sections.sweep import builds_section, sweep_section
 from .sections.validity import validity_section
 from .sweep_plots import plot_build_cost, plot_latency, plot_recall_vs_qps
-from .tuning import tuning_blocks, tuning_figures
 
 MD_NAME = "report.md"
 HTML_NAME = "report.html"
@@ -100,21 +100,19 @@ def render_report(
         if results.load_points
         else []
     )
-    agent_images = render_agent_figures(results, out_dir)
-    tuning_images = tuning_figures(results, out_dir)
+    studies = _study_parts(results, out_dir)
     blocks = build_document(
         results,
         target,
         [Image(p.name, alt) for p, alt in figures],
         load_images=[Image(p.name, alt) for p, alt in load_figures],
-        agent_images=agent_images,
-        tuning_images=tuning_images,
+        studies=studies,
     )
     md_path, html_path = out_dir / MD_NAME, out_dir / HTML_NAME
     write_bytes_atomic(md_path, to_markdown(blocks).encode("utf-8"))
     write_bytes_atomic(html_path, to_html(blocks, title(results), out_dir).encode("utf-8"))
     images = [p for p, _ in figures] + [p for p, _ in load_figures]
-    images += [out_dir / image.src for image in [*agent_images, *tuning_images]]
+    images += [out_dir / image.src for part in studies for image in part.images]
     return ReportFiles(md=md_path, html=html_path, images=images)
 
 
@@ -132,20 +130,29 @@ def _render_figures(
     return drawn
 
 
+def _study_parts(results: Results, out_dir: Path) -> list[StudyPart]:
+    """Each registered study with a record in ``results``, its figures drawn."""
+    parts = []
+    for study in REGISTRY:
+        result = study.load(results)
+        if result is not None:
+            parts.append(StudyPart(study, result, study.figures(result, out_dir)))
+    return parts
+
+
 def build_document(
     results: Results,
     target: float,
     images: Sequence[Image],
     *,
     load_images: Sequence[Image] = (),
-    agent_images: Sequence[Image] = (),
-    tuning_images: Sequence[Image] = (),
+    studies: Sequence[StudyPart] = (),
 ) -> list[Block]:
     """The whole report, section by section."""
     platform = agent_platform_section(results)
-    agent = [*platform, *_agent_study_blocks(results, agent_images, platform)]
-    tuning = tuning_blocks(results, tuning_images)
-    study_lines, study_summary = filtered_validity(results)
+    agent = [*platform, *(agent_study_blocks(results, studies) if platform else [])]
+    tuning = tuning_blocks(results, studies)
+    study_lines, study_summary = study_validity(studies)
     return [
         Heading(1, title(results)),
         Paragraph(timing(results)),
@@ -164,15 +171,3 @@ def build_document(
         Heading(2, "Workload spec"),
         Code(json.dumps(results.spec, indent=2, sort_keys=True)),
     ]
-
-
-def _agent_study_blocks(
-    results: Results, images: Sequence[Image], platform: Sequence[Block]
-) -> list[Block]:
-    """The agent studies' sections (filtered search, churn, recommendations).
-
-    agents.py still writes Agent platform and Operations first; sections/agent_platform.py
-    now writes those, so they are skipped here. Goes when the study registry replaces
-    agents.py.
-    """
-    return agent_blocks(results, images)[len(platform) :]

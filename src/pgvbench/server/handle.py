@@ -37,7 +37,9 @@ class ServerHandle(abc.ABC):
         (the spec file) and ``table`` (e.g. "[server.settings]") name them in errors."""
 
     def check(self, settings: Mapping[str, str], *, base: Mapping[str, str], where: str) -> None:
-        """Refuse settings the server would reject, before any work (embedded only)."""
+        """Refuse settings the server would reject, before any work (embedded only; an
+        external server's are checked by the caller, session settings being per DSN)."""
+        return None
 
 
 class EmbeddedHandle(ServerHandle):

@@ -186,6 +186,10 @@ class Study(abc.ABC, Generic[S, R]):
         """Lines for the report's validity section (measurements that may be invalid)."""
         return []
 
+    def validity_summary(self, result: R) -> str:
+        """A sentence for the validity section's summary, with a leading space ("": none)."""
+        return ""
+
 
 def _plain(obj: Any) -> dict[str, Any]:
     """A frozen spec dataclass as JSON data: tuples -> lists, mappings -> dicts, enums and

@@ -1,1 +1,0 @@
-"""Tuning studies: build settings, cache states, result caches, quantization."""
