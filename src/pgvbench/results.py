@@ -253,8 +253,9 @@ class ServerSettingsInfo:
 class AgentSection:
     """Agent experiments: the generated platform and what was measured on it.
 
-    ``filtered``, ``drift`` and ``update_cost`` hold the JSON form of the corresponding
-    analysis records (workloads.filtered / workloads.drift); see docs/results.md.
+    ``filtered``, ``drift`` and ``update_cost`` hold the JSON form of the agent studies'
+    records (studies/filtered, studies/drift: each study stores and reads back its own, see
+    Study.store/load); see docs/results.md.
     """
 
     selectivity: dict[str, dict[str, float]]
@@ -268,7 +269,8 @@ class AgentSection:
 
 @dataclasses.dataclass
 class TuningSection:
-    """Server-tuning studies of a run (JSON forms of the tuning.* records).
+    """Server-tuning studies of a run (JSON forms of the records of studies/build, cache,
+    result_cache and quantization; each study stores and reads back its own).
 
     ``settings_sweep`` lists each server configuration the run measured under (label,
     requested, in_effect, not_applied, restarted); sweep points and builds name theirs

@@ -52,6 +52,38 @@ def number(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def format_count(value: Any) -> str:
+    """A row count: 12,345 (non-integers keep 3 significant digits); the dash if missing."""
+    x = number(value)
+    if x is None:
+        return DASH
+    return f"{x:,.0f}" if x.is_integer() else format_sig(x)
+
+
+def format_number(value: Any, digits: int = 3) -> str:
+    """``format_sig`` of a value read from JSON; the dash if missing or not finite."""
+    x = number(value)
+    return DASH if x is None else format_sig(x, digits)
+
+
+def format_fixed(value: Any, decimals: int = 3) -> str:
+    """A fixed number of decimals (recall 0.953); the dash if missing."""
+    x = number(value)
+    return DASH if x is None else f"{x:.{decimals}f}"
+
+
+def format_percent(value: Any) -> str:
+    """A ratio as a percentage, 2 significant digits so tiny shares do not print as 0%."""
+    x = number(value)
+    return DASH if x is None else format_sig(100 * x, 2) + "%"
+
+
+def format_share(part: Any, total: Any) -> str:
+    """``part`` as a percentage of ``total``."""
+    p, t = number(part), number(total)
+    return DASH if p is None or t is None or t <= 0 else format_percent(p / t)
+
+
 def recall_name(results: Results) -> str:
     """``recall@10`` when every point shares one k, else ``recall@k``."""
     ks = {p.k for p in results.runs}

@@ -35,7 +35,7 @@ from ..spec.model import ExperimentSpec, LoadSpec
 from ..studies.base import StudyContext
 from ..workloads.agent_ops import build_agent_mix
 from ..workloads.custom import compile_custom
-from .base import Runner
+from .base import Runner, build_progress
 
 
 class AgentRunner(Runner):
@@ -140,14 +140,6 @@ class AgentRunner(Runner):
             if kind == "chunks" and self.agents.data.chunks == 0:
                 continue
             with self.reporter.task(f"build {index_spec.label} on {kind}", total=100) as task:
-
-                def show(p: ix.BuildProgress, kind: str = kind) -> None:
-                    frac = p.fraction
-                    task.update(
-                        description=f"build {index_spec.label} on {kind}: {p.phase}",
-                        completed=100 * frac if frac is not None else None,
-                    )
-
                 _, build = ix.build_index(
                     self.target.dsn,
                     conn,
@@ -155,7 +147,7 @@ class AgentRunner(Runner):
                     table=table,
                     spec=index_spec,
                     metric=self.agents.data.metric,
-                    on_progress=show,
+                    on_progress=build_progress(task, f"{index_spec.label} on {kind}"),
                 )
             results.indexes.append(dataclasses.replace(build, label=f"{build.label} [{kind}]"))
             conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(schema, table)))

@@ -10,15 +10,16 @@ from __future__ import annotations
 import abc
 import contextlib
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from .._records import ResultsRecorder, now_iso
+from ..db.indexes import BuildProgress
 from ..environment import collect_environment
-from ..progress import Reporter
+from ..progress import Reporter, Task
 from ..results import DatasetInfo, Results, ServerSettingsInfo, current_writer
 from ..server.connection import Target, connect
 from ..server.handle import ServerHandle, as_handle
@@ -173,3 +174,16 @@ class Runner(ResultsRecorder, abc.ABC):
             assert results.tuning is not None
             results.tuning.recommendations.extend(texts)
         self._save()
+
+
+def build_progress(task: Task, label: str) -> Callable[[BuildProgress], None]:
+    """Show an index build's phase and share done on ``task`` (both runners build)."""
+
+    def show(p: BuildProgress) -> None:
+        frac = p.fraction
+        task.update(
+            description=f"build {label}: {p.phase}",
+            completed=100 * frac if frac is not None else None,
+        )
+
+    return show

@@ -44,7 +44,7 @@ from ..server.preflight import preflight
 from ..spec.model import ExperimentSpec, IndexSpec, LoadSpec, SweepConfig
 from ..studies.base import SharedIndex, Study, StudyContext, VectorData
 from ..workloads.vector import KnnQuery, check_plan
-from .base import Runner
+from .base import Runner, build_progress
 from .points import PointRun, column_type_oid
 
 
@@ -165,14 +165,6 @@ class VectorRunner(Runner):
             )
         else:
             with self.reporter.task(f"build {self._label(index_spec)}", total=100) as task:
-
-                def show(p: ix.BuildProgress) -> None:
-                    frac = p.fraction
-                    task.update(
-                        description=f"build {self._label(index_spec)}: {p.phase}",
-                        completed=100 * frac if frac is not None else None,
-                    )
-
                 name, build = ix.build_index(
                     self.target.dsn,
                     conn,
@@ -180,7 +172,7 @@ class VectorRunner(Runner):
                     table=self.table,
                     spec=index_spec,
                     metric=dataset.metric,
-                    on_progress=show,
+                    on_progress=build_progress(task, self._label(index_spec)),
                 )
                 task.update(
                     description=f"built {self._label(index_spec)}: {build.build_seconds:.1f} s, "

@@ -15,19 +15,9 @@ from typing import Any
 from ..datasets.agents.model import AgentDataSpec
 from ..errors import SpecError
 from ..metrics import Metric
+from ..workloads.agent_ops.params import OPERATIONS, RAG_FILTERS
 from ..workloads.custom import parse_operations
 from .table import Table
-
-OPERATIONS = (
-    "memory_write",
-    "memory_recall",
-    "rag_search",
-    "task_update",
-    "message_append",
-    "memory_expire",
-    "agent_lookup",
-)
-RAG_FILTERS = ("jsonb", "tags", "alternate")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

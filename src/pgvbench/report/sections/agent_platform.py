@@ -13,8 +13,20 @@ from typing import Any
 
 from ...analysis.scalability import load_series
 from ...results import AgentSection, LoadPoint, OperationStats, Results
+from .. import fmt
 from ..document import Block, Heading, Paragraph, Table
-from ..fmt import DASH, format_qps, format_sig, latency_cells, number
+from ..fmt import (
+    DASH,
+    format_qps,
+    format_sig,
+    latency_cells,
+    number,
+)
+
+# the shared formatters under the short names this module's tables use
+_count = fmt.format_count
+_sig = fmt.format_number
+_share = fmt.format_share
 
 
 def agent_platform_section(results: Results) -> list[Block]:
@@ -31,31 +43,6 @@ def agent_platform_section(results: Results) -> list[Block]:
 
 
 # --- small formatting helpers ------------------------------------------------------------
-
-
-def _count(value: Any) -> str:
-    """A row count: 12,345 (non-integers keep 3 significant digits)."""
-    x = number(value)
-    if x is None:
-        return DASH
-    return f"{x:,.0f}" if x.is_integer() else format_sig(x)
-
-
-def _sig(value: Any, digits: int = 3) -> str:
-    x = number(value)
-    return DASH if x is None else format_sig(x, digits)
-
-
-def _pct(value: Any) -> str:
-    """A ratio as a percentage, 2 significant digits so tiny shares do not print as 0%."""
-    x = number(value)
-    return DASH if x is None else format_sig(100 * x, 2) + "%"
-
-
-def _share(part: Any, total: Any) -> str:
-    """``part`` as a percentage of ``total``."""
-    p, t = number(part), number(total)
-    return DASH if p is None or t is None or t <= 0 else _pct(p / t)
 
 
 # --- agent platform ----------------------------------------------------------------------

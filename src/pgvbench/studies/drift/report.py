@@ -9,13 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ...report import fmt
 from ...report.document import Block, Bullets, Heading, Image, Paragraph, Table
-from ...report.fmt import DASH, format_sig, number
+from ...report.fmt import (
+    DASH,
+    format_sig,
+    number,
+)
 from ...results import Latency
 from .records import DriftResult, DriftStudyResult, UpdateCostResult, UpdatePhase
 
 DRIFT_FIGURE = "recall_over_time.png"
 DRIFT_ALT = "Recall while memories are inserted and expired"
+
+# the shared formatters under the short names this module's tables use
+_count = fmt.format_count
+_fixed = fmt.format_fixed
+_sig = fmt.format_number
+_pct = fmt.format_percent
+_share = fmt.format_share
 
 
 def churn_section(result: DriftStudyResult, images: Sequence[Image]) -> list[Block]:
@@ -33,36 +45,6 @@ def churn_section(result: DriftStudyResult, images: Sequence[Image]) -> list[Blo
 
 
 # --- small formatting helpers ------------------------------------------------------------
-
-
-def _count(value: float | None) -> str:
-    """A row count: 12,345 (non-integers keep 3 significant digits)."""
-    x = number(value)
-    if x is None:
-        return DASH
-    return f"{x:,.0f}" if x.is_integer() else format_sig(x)
-
-
-def _sig(value: float | None, digits: int = 3) -> str:
-    x = number(value)
-    return DASH if x is None else format_sig(x, digits)
-
-
-def _fixed(value: float | None, decimals: int = 3) -> str:
-    x = number(value)
-    return DASH if x is None else f"{x:.{decimals}f}"
-
-
-def _pct(value: float | None) -> str:
-    """A ratio as a percentage, 2 significant digits so tiny shares do not print as 0%."""
-    x = number(value)
-    return DASH if x is None else format_sig(100 * x, 2) + "%"
-
-
-def _share(part: float | None, total: float | None) -> str:
-    """``part`` as a percentage of ``total``."""
-    p, t = number(part), number(total)
-    return DASH if p is None or t is None or t <= 0 else _pct(p / t)
 
 
 def _latency(latency: Latency | None, fields: Sequence[str]) -> list[str]:

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from ...report import fmt
 from ...report.document import Block, Bullets, Heading, Image, Paragraph, Table
-from ...report.fmt import DASH, format_qps, format_sig
+from ...report.fmt import (
+    DASH,
+    format_qps,
+    format_sig,
+)
 from .records import BucketInfo, FilteredComparison, FilteredResult, FilteredRow
 
 FILTERED_FIGURE = "filtered_p99.png"
 FILTERED_ALT = "Filtered top-k: p99 per selectivity bucket and strategy"
+
+# the shared formatters under the short names this module's tables use
+_count = fmt.format_count
+_fixed = fmt.format_fixed
+_sig = fmt.format_number
 
 
 def section(result: FilteredResult, image: Image | None) -> list[Block]:
@@ -99,7 +109,13 @@ def _buckets_table(c: FilteredComparison) -> list[Block]:
     if not c.buckets:
         return []
     rows = [
-        [b.label, _count(b.agents), _count(b.memories), _count(b.queries), _count(b.hot_queries)]
+        [
+            b.label,
+            _count(b.agents),
+            _count(b.memories),
+            _count(b.queries),
+            _count(b.hot_queries),
+        ]
         for b in c.buckets
     ]
     header = ["Bucket (share of memories)", "Agents", "Memories", "Queries", "Hot-agent queries"]
@@ -211,19 +227,3 @@ def _setups_table(c: FilteredComparison) -> list[Block]:
 
 
 # --- numbers -------------------------------------------------------------------------------
-
-
-def _count(value: float | None) -> str:
-    """A row count: 12,345 (non-integers keep 3 significant digits)."""
-    if value is None:
-        return DASH
-    x = float(value)
-    return f"{x:,.0f}" if x.is_integer() else format_sig(x)
-
-
-def _sig(value: float | None) -> str:
-    return DASH if value is None else format_sig(float(value))
-
-
-def _fixed(value: float | None, decimals: int = 3) -> str:
-    return DASH if value is None else f"{value:.{decimals}f}"
