@@ -31,9 +31,7 @@ from .errors import (
     Terminated,
 )
 from .progress import Reporter
-from .report.render import render_report
 from .results import load_results
-from .runner import AgentRunner, Runner, VectorRunner
 from .server.embedded import EmbeddedServer
 from .server.external import check_dsn, session_settings
 from .server.handle import EmbeddedHandle, ExternalHandle, ServerHandle
@@ -408,6 +406,14 @@ def _run_with(
     reporter: Reporter,
     server: EmbeddedServer | None,
 ) -> int:
+    # imported here: the runners and the report pull in numpy, faiss and matplotlib, which
+    # `pgvbench validate`, `server` and `--help` do not need (and signals during start-up)
+
+    # imported here: the runners and the report pull in numpy, faiss and matplotlib, which
+    # `pgvbench validate`, `server` and `--help` do not need
+    from .report.render import render_report
+    from .runner import AgentRunner, Runner, VectorRunner
+
     paths = paths_from_env()
     started = False
     watch: PostmasterWatch | None = None
@@ -465,11 +471,12 @@ def _run_with(
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from ._outputs import check_writable_dir
-    from .report.render import render_report
 
     results = load_results(args.results)
     out_dir = args.out or args.results.parent
     check_writable_dir(out_dir, what="the report", option="--out")
+    from .report.render import render_report  # matplotlib: only when a report is written
+
     files = render_report(results, out_dir, target_recall=args.target_recall)
     print(f"wrote {files.md} and {files.html}")
     return EXIT_OK

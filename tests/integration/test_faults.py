@@ -152,7 +152,10 @@ def test_after_sigkill_the_next_run_restarts_the_left_server(root: Path, tmp_pat
 
 
 def test_one_run_per_data_dir(root: Path, tmp_path: Path) -> None:
-    spec_path = write_toml(tmp_path / "spec.toml", SPECS["sweep"])
+    # the first run must outlast four more pgvbench starts (~2 s each on a busy machine):
+    # 4 sweep points x 5 s instead of x 1.5 s
+    slow = {**SPECS["sweep"], "query": {**SPECS["sweep"]["query"], "measure_seconds": 5.0}}
+    spec_path = write_toml(tmp_path / "spec.toml", slow)
     first = start(spec_path, root, tmp_path / "first")
     try:
         wait_for(phase_seen(root, PHASE_SQL["sweep"]), 120, "the first run's sweep")

@@ -11,11 +11,11 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator
+if TYPE_CHECKING:  # matplotlib loads on the first figure drawn, not with the report code
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 from .._atomic import write_bytes_atomic
 
@@ -40,6 +40,9 @@ TARGET_COLOR = "#c0392b"
 
 def new_figure(width: float, height: float) -> Figure:
     """A figure of ``width`` x ``height`` inches on its own Agg canvas."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)  # attach the Agg canvas explicitly; no pyplot backend selection
     return fig
@@ -68,6 +71,8 @@ def set_y_scale(
     ax: Axes, values: Sequence[float], log: bool, formatter: Callable[[float, int | None], str]
 ) -> None:
     """Log scale (1-2-5 ticks over a few decades) or linear; ticks printed by ``formatter``."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
     if log:
         ax.set_yscale("log")
         positive = [v for v in values if v > 0]

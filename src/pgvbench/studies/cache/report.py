@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from matplotlib.ticker import FuncFormatter
-
 from ...report.document import Block, Bullets, Heading, Image, Paragraph, Table
 from ...report.figures import LINESTYLES, PALETTE, new_figure, save_figure
 from ...report.fmt import DASH, format_sig
@@ -225,6 +223,8 @@ def _plot_warmup(study: CacheStudy, path: Path) -> None:
         if row.time_to_warm_s is not None and row.strategy != "warm":
             ax.axvline(row.time_to_warm_s, color=color, linestyle=":", linewidth=1)
     ax.set_yscale("log")
+    from matplotlib.ticker import FuncFormatter  # drawing only: keep report imports light
+
     plain = FuncFormatter(lambda v, _pos: format_sig(v, 2))  # not 10^0-style labels
     ax.yaxis.set_major_formatter(plain)
     ax.yaxis.set_minor_formatter(plain)
