@@ -16,7 +16,7 @@ from .._textfile import decode_text, read_regular_file
 from ..errors import SpecError
 from ..metrics import Metric
 from ..studies.base import SpecContext
-from ..studies.registry import studies_for
+from ..studies.registry import REGISTRY, studies_for
 from .agents import parse_agents
 from .limits import check_derived_names, check_schema_name, check_spec_numbers
 from .model import (
@@ -60,10 +60,11 @@ def _parse_collectors(data: Mapping[str, Any], where: str) -> bool:
 
 
 def _parse_studies(data: Mapping[str, Any], ctx: SpecContext) -> Studies:
-    """Every registered study of this kind: its table parsed by the study, or None."""
+    """Every registered study: its table parsed by the study, or None (always None for a
+    study of another experiment kind: the key check refused its table)."""
     out: list[StudySpec] = []
-    for study in studies_for(ctx.kind):
-        if study.name not in data:
+    for study in REGISTRY:
+        if study.name not in data or ctx.kind not in study.applies_to:
             out.append(StudySpec(name=study.name, section=study.section))
             continue
         if study.needs_index and not any(ix.kind != "none" for ix in ctx.indexes):
