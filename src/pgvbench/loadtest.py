@@ -17,6 +17,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
+from . import point_notes
 from ._records import update_in_place
 from .db.load import load_vectors
 from .db.schema import check_table_replaceable, create_vector_table
@@ -314,7 +315,7 @@ class LoadTester:
             bouncer.start()
             try:
                 style = TRANSACTION_POOLED if mode == "transaction" else ConnStyle(prepared=False)
-                notes.append(f"through PgBouncer {mode} mode: {style.label}")
+                notes.append(point_notes.through_pgbouncer(mode, style.label))
                 yield DirectProvider(bouncer.dsn(), op, style), bouncer
             finally:
                 bouncer.stop()
@@ -349,7 +350,7 @@ class LoadTester:
                 workdir=Path(workdir),
             )
         if run.tps_reported is not None:
-            notes.append(f"pgbench's own tps (warm-up included): {run.tps_reported:,.1f}")
+            notes.append(point_notes.pgbench_tps(run.tps_reported))
         return run.outcome
 
     def _record(
@@ -368,10 +369,9 @@ class LoadTester:
         valid = outcome.aborted is None
         suspect = False
         if outcome.aborted:
-            notes.append(f"stopped early: {outcome.aborted}")
+            notes.append(point_notes.stopped_early(outcome.aborted, sweep=False))
         if outcome.errors:
-            top = "; ".join(f"{m} (x{c})" for m, c in outcome.error_messages.most_common(3))
-            notes.append(f"{outcome.errors} operations failed: {top}")
+            notes.append(point_notes.operations_failed(outcome.errors, outcome.error_messages))
         if (
             engine == "python"
             and outcome.client_cpu_cores is not None
@@ -379,16 +379,12 @@ class LoadTester:
         ):
             suspect = True
             notes.append(
-                f"load generator used {outcome.client_cpu_cores:.2f} cores: it may "
-                "be the bottleneck (one Python process is capped near one core)"
+                point_notes.client_saturated(outcome.client_cpu_cores, python_engine_cap=True)
             )
         if self.load.mode == "open":
             achieved = outcome.qps
             if achieved < 0.95 * self.load.rate:
-                notes.append(
-                    f"achieved {achieved:,.1f} ops/s of the {self.load.rate:,.1f} "
-                    "target: the system did not keep up"
-                )
+                notes.append(point_notes.rate_not_reached(achieved, self.load.rate))
         return LoadPoint(
             engine=engine,
             index=index_label,
@@ -476,16 +472,10 @@ def _set_fidelity(points: list[LoadPoint], load: LoadSpec) -> None:
             continue
         point.fidelity = round(point.qps / ref.qps, 3)
         if load.query_source != "table":
-            point.notes.append(
-                "fidelity compares the vector-parameter SQL with pgbench's "
-                'table-lookup SQL; set query_source = "table" for like with like'
-            )
+            point.notes.append(point_notes.fidelity_different_sql())
         elif point.fidelity < FIDELITY_SUSPECT:
             point.suspect = True
-            point.notes.append(
-                f"fidelity {point.fidelity:.2f} < {FIDELITY_SUSPECT}: the Python "
-                "engine reached less throughput than pgbench on the same SQL"
-            )
+            point.notes.append(point_notes.fidelity_low(point.fidelity, FIDELITY_SUSPECT))
 
 
 def _point_label(engine: str, strategy: str, variant: dict[str, Any], clients: int) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 
+from .. import point_notes
 from ..engine.operations import Operation
 from ..engine.outcome import EngineOutcome, merge_outcomes
 from ..errors import RunFailed
@@ -45,23 +46,18 @@ class PointRun:
         outcome = merge_outcomes(self.outcomes)
         notes = list(self.notes)
         if not self.statements_available:
-            notes.append("pg_stat_statements is not available on this server")
+            notes.append(point_notes.no_statements())
         if outcome.errors:
-            top = "; ".join(f"{m} (x{c})" for m, c in outcome.error_messages.most_common(3))
-            notes.append(f"{outcome.errors} operations failed: {top}")
+            notes.append(point_notes.operations_failed(outcome.errors, outcome.error_messages))
         if outcome.aborted:
-            notes.append(f"measurement stopped early: {outcome.aborted}")
+            notes.append(point_notes.stopped_early(outcome.aborted, sweep=True))
         if len(self.samples) > 1:
-            notes.append(
-                f"{len(self.samples)} repeats, interleaved with the other points; "
-                "latency and QPS merge all repeats"
-            )
+            notes.append(point_notes.repeats_merged(len(self.samples)))
         valid = self.plan_problem is None and outcome.errors == 0 and outcome.aborted is None
         suspect = (outcome.client_cpu_cores or 0.0) >= CLIENT_SATURATED_CORES
-        if suspect:
+        if suspect and outcome.client_cpu_cores is not None:
             notes.append(
-                f"load generator used {outcome.client_cpu_cores:.2f} cores: it may be "
-                "the bottleneck"
+                point_notes.client_saturated(outcome.client_cpu_cores, python_engine_cap=False)
             )
         return SweepPoint(
             index=self.index_label,

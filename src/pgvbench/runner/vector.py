@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from .. import point_notes
 from .._records import update_in_place
 from ..datasets import Dataset, GroundTruth, summarize_recall, tie_aware_recall
 from ..datasets.prepared import PreparedData, QuerySets, prepare_data
@@ -346,16 +347,13 @@ class VectorRunner(Runner):
         with connect(self.target.dsn) as conn:
             knn = self._knn(conn, dataset.metric, query_params)
             if index_spec.kind == "hnsw" and value is not None and value < q.k:
-                notes.append(f"hnsw.ef_search = {value} < k = {q.k}: at most {value} rows return")
+                notes.append(point_notes.ef_search_below_k(value, q.k))
             plan, plan_text = knn.explain(sets.recall.queries[0])
             guc = index_spec.query_guc
             if not query_params and guc is not None:
                 # after EXPLAIN: pgvector's library is loaded, so its settings exist
                 in_effect = conn.execute("SELECT current_setting(%s, true)", (guc,)).fetchone()
-                notes.append(
-                    f"{guc} = {in_effect[0] if in_effect else '?'} (the server's setting: the "
-                    "spec leaves it to the server)"
-                )
+                notes.append(point_notes.server_setting(guc, in_effect[0] if in_effect else None))
             problem = check_plan(plan, index_name)
             if problem:
                 notes.append(problem)
