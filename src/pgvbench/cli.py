@@ -38,7 +38,6 @@ from .server.handle import EmbeddedHandle, ExternalHandle, ServerHandle
 from .server.runlock import RunLock
 from .server.watchdog import PostmasterWatch
 from .spec.model import ExperimentSpec
-from .spec.parse import load_spec
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -338,6 +337,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     # Every check that needs no work comes first: spec, output directory, the DSN or the
     # data directory and its lock. A mistake there changes nothing and writes nothing.
+    from .spec.parse import load_spec  # every study's parser: only for commands with a spec
+
     spec = load_spec(args.spec)
     dataset_shape(spec)  # dataset file headers: a bad file fails before the server or DSN
     out_dir = args.out or Path("reports") / spec.name
