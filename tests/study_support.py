@@ -28,14 +28,22 @@ def tiny_spec_data(name: str) -> dict[str, Any]:
     return data
 
 
-def results_for(cores: int = 2) -> Results:
+def results_for(
+    cores: int = 2, *, run_name: str = "r", spec: dict[str, Any] | None = None
+) -> Results:
+    """An empty results file (environment filled in) for a study to store its record in."""
     env = Environment(
         postgres_version="18", pgvector_version="0.8.1", server_kind="embedded",
         non_default_settings={}, host=HostInfo(cpu_model="x", cores=cores, ram_bytes=1, os="linux"),
         pgvbench_version="0", git_commit=None, python_version="3.11",
     )  # fmt: skip
     return Results(
-        run_name="r", status="complete", started_at="", finished_at=None, environment=env, spec={}
+        run_name=run_name,
+        status="complete",
+        started_at="",
+        finished_at=None,
+        environment=env,
+        spec=spec or {},
     )
 
 

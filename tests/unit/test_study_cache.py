@@ -15,11 +15,12 @@ from pgvbench.db import schema as db_schema
 from pgvbench.db.load import load_vectors
 from pgvbench.engine.operations import Operation, knn_operation
 from pgvbench.report.document import Heading
-from pgvbench.results import Environment, HostInfo, Results
+from pgvbench.results import Results
 from pgvbench.server.connection import Target, connect
 from pgvbench.server.embedded import EmbeddedServer
 from pgvbench.studies.cache import STUDY, CacheSpec, CacheStudy, measure_cache_states
 from pgvbench.studies.cache.records import CacheRow
+from study_support import results_for
 
 pytestmark = pytest.mark.integration
 
@@ -76,23 +77,7 @@ def measured(embedded_server: EmbeddedServer) -> Iterator[CacheStudy]:
 
 
 def _results() -> Results:
-    return Results(
-        run_name="cache-study",
-        status="complete",
-        started_at="2025-03-01T10:00:00+00:00",
-        finished_at="2025-03-01T10:30:00+00:00",
-        environment=Environment(
-            postgres_version="18.6",
-            pgvector_version="0.8.6",
-            server_kind="embedded",
-            non_default_settings={},
-            host=HostInfo(cpu_model="x", cores=2, ram_bytes=8 * 2**30, os="Linux"),
-            pgvbench_version="0.1.0",
-            git_commit=None,
-            python_version="3.11.9",
-        ),
-        spec={},
-    )
+    return results_for(run_name="cache-study")
 
 
 def test_record_round_trips_through_its_json_form(measured: CacheStudy) -> None:

@@ -20,8 +20,6 @@ from pgvbench.errors import SpecError
 from pgvbench.progress import Reporter
 from pgvbench.report.document import Heading, Image, Table
 from pgvbench.results import (
-    Environment,
-    HostInfo,
     Results,
     load_results,
     write_results,
@@ -36,6 +34,7 @@ from pgvbench.studies.drift import STUDY, DriftStudyResult
 from pgvbench.studies.drift.advice import drift_recommendations
 from pgvbench.studies.drift.report import DRIFT_FIGURE
 from pgvbench.studies.drift.spec import DriftSpec
+from study_support import results_for
 
 pytestmark = pytest.mark.integration
 
@@ -116,22 +115,8 @@ def measured(
 
 
 def _results(spec: ExperimentSpec) -> Results:
-    return Results(
-        run_name=spec.name,
-        status="complete",
-        started_at="2025-03-01T10:00:00+00:00",
-        finished_at="2025-03-01T10:01:00+00:00",
-        environment=Environment(
-            postgres_version="18.1",
-            pgvector_version="0.8.1",
-            server_kind="embedded",
-            non_default_settings={},
-            host=HostInfo(cpu_model="cpu", cores=2, ram_bytes=2**30, os="Linux"),
-            pgvbench_version="0.1.0",
-            git_commit=None,
-            python_version="3.11.9",
-        ),
-        spec={"experiment": {"name": spec.name, "kind": "agents"}},
+    return results_for(
+        run_name=spec.name, spec={"experiment": {"name": spec.name, "kind": "agents"}}
     )
 
 

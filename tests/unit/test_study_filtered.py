@@ -15,7 +15,7 @@ from pgvbench.datasets.agents import AgentDataset, generate_agent_dataset
 from pgvbench.db.agent_schema import create_agent_schema, load_agent_dataset
 from pgvbench.progress import Reporter
 from pgvbench.report.document import Bullets, Heading, Image, Table
-from pgvbench.results import Environment, HostInfo, Results, load_results, write_results
+from pgvbench.results import Results, load_results, write_results
 from pgvbench.server.connection import Target, connect
 from pgvbench.server.embedded import EmbeddedServer
 from pgvbench.spec.model import ExperimentSpec
@@ -30,6 +30,7 @@ from pgvbench.studies.filtered import (
     winners,
 )
 from pgvbench.studies.filtered.report import FILTERED_ALT, FILTERED_FIGURE
+from study_support import results_for
 
 pytestmark = pytest.mark.integration
 
@@ -91,22 +92,8 @@ def measured(embedded_server: EmbeddedServer) -> Iterator[tuple[ExperimentSpec, 
 
 
 def _results(spec: ExperimentSpec) -> Results:
-    return Results(
-        run_name=spec.name,
-        status="complete",
-        started_at="2025-03-01T10:00:00+00:00",
-        finished_at="2025-03-01T10:01:00+00:00",
-        environment=Environment(
-            postgres_version="18.1",
-            pgvector_version="0.8.1",
-            server_kind="embedded",
-            non_default_settings={},
-            host=HostInfo(cpu_model="cpu", cores=2, ram_bytes=2**30, os="Linux"),
-            pgvbench_version="0.1.0",
-            git_commit=None,
-            python_version="3.11.9",
-        ),
-        spec={"experiment": {"name": spec.name, "kind": "agents"}},
+    return results_for(
+        run_name=spec.name, spec={"experiment": {"name": spec.name, "kind": "agents"}}
     )
 
 
