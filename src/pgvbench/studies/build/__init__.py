@@ -100,7 +100,8 @@ class BuildTuning(Study[BuildTuningSpec, BuildTuningStudy]):
         ]
 
     def progress_label(self, spec: BuildTuningSpec) -> str:
-        return f"build tuning: {len(spec.combinations())} builds of {spec.index}"
+        of = f" of {spec.index}" if spec.index else ""  # "": the first hnsw build
+        return f"build tuning: {len(spec.combinations())} builds{of}"
 
     def run(self, ctx: StudyContext, spec: BuildTuningSpec) -> BuildTuningStudy:
         vectors = ctx.vectors
