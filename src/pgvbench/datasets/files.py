@@ -63,16 +63,23 @@ def _first_bytes(path: Path, n: int) -> bytes:
         raise DatasetError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
 
 
+def _check_shape(node: Any, where: str, *, what: str) -> tuple[int, int]:
+    """Rows and dim of a 2-D float matrix (a numpy array or an HDF5 dataset, read from its
+    metadata); ``what`` names it in the message ("array", "dataset")."""
+    if node.ndim != 2:
+        raise DatasetError(f"{where}: expected a 2-D {what} (rows x dim), got shape {node.shape}")
+    if node.dtype.kind != "f":
+        raise DatasetError(
+            f"{where}: expected float vectors, got dtype {node.dtype}; convert the data to float32"
+        )
+    if node.shape[0] == 0 or node.shape[1] == 0:
+        raise DatasetError(f"{where}: array is empty (shape {node.shape})")
+    return int(node.shape[0]), int(node.shape[1])
+
+
 def _check_vectors(array: np.ndarray, where: str) -> np.ndarray:
     """Validate a 2-D float matrix and return it as float32 C-contiguous."""
-    if array.ndim != 2:
-        raise DatasetError(f"{where}: expected a 2-D array (rows x dim), got shape {array.shape}")
-    if array.dtype.kind != "f":
-        raise DatasetError(
-            f"{where}: expected float vectors, got dtype {array.dtype}; convert the data to float32"
-        )
-    if array.shape[0] == 0 or array.shape[1] == 0:
-        raise DatasetError(f"{where}: array is empty (shape {array.shape})")
+    _check_shape(array, where, what="array")
     out = np.ascontiguousarray(array, dtype=np.float32)
     _check_finite(out, where)
     return out
@@ -158,16 +165,7 @@ def _h5_metric(f: h5py.File, path: Path) -> Metric:
 
 def _h5_shape(node: Any, path: Path, key: str) -> tuple[int, int]:
     """Rows and dim of a vectors dataset, from its metadata."""
-    where = f"{path}: {key!r}"
-    if node.ndim != 2:
-        raise DatasetError(f"{where}: expected a 2-D dataset (rows x dim), got shape {node.shape}")
-    if node.dtype.kind != "f":
-        raise DatasetError(
-            f"{where}: expected float vectors, got dtype {node.dtype}; convert the data to float32"
-        )
-    if node.shape[0] == 0 or node.shape[1] == 0:
-        raise DatasetError(f"{where}: array is empty (shape {node.shape})")
-    return int(node.shape[0]), int(node.shape[1])
+    return _check_shape(node, f"{path}: {key!r}", what="dataset")
 
 
 def _h5_vectors(node: Any, path: Path, key: str, rows: int | None) -> np.ndarray:
