@@ -22,6 +22,7 @@ from psycopg.copy import QueuedLibpqWriter
 
 from ..datasets.agents.dataset import NEVER_EXPIRES, AgentDataset
 from ..datasets.agents.model import MEMORY_KINDS, MESSAGE_ROLES, TABLES, TASK_STATUSES, table_name
+from ..engine.operations import PG_EPOCH_US
 from ..errors import DatasetError, SafetyError, SpecError
 from ..server.connection import connect, ensure_vector_extension
 from .schema import (
@@ -213,7 +214,6 @@ def create_secondary_indexes(
 
 # --------------------------------------------------------------------------- load
 
-_PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in Unix microseconds: timestamptz's zero
 _INT64 = struct.Struct(">q")
 
 
@@ -234,7 +234,7 @@ class _EpochMicrosBinaryDumper(Dumper):
     oid = postgres.types["timestamptz"].oid
 
     def dump(self, obj: Any) -> Buffer | None:
-        return _INT64.pack(int(obj) - _PG_EPOCH_US)
+        return _INT64.pack(int(obj) - PG_EPOCH_US)
 
 
 _Row = tuple[Any, ...]

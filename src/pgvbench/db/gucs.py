@@ -20,3 +20,9 @@ def set_settings(
     only: what a transaction-mode pooler needs)."""
     for name, value in settings.items():
         conn.execute("SELECT set_config(%s, %s, %s)", (name, str(value), local))
+
+
+def current_setting(conn: psycopg.Connection[Any], name: str) -> str:
+    """The value of ``name`` in force on this session ("" if the server returns none)."""
+    row = conn.execute("SELECT current_setting(%s)", (name,)).fetchone()
+    return "" if row is None else str(row[0])

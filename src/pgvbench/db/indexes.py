@@ -16,6 +16,7 @@ from ..metrics import Metric
 from ..results import BuildPhase, IndexBuild
 from ..server.connection import connect
 from ..spec.model import IndexSpec
+from .gucs import current_setting
 from .schema import relation_bytes
 
 POLL_INTERVAL_S = 0.2
@@ -63,7 +64,7 @@ def build_index(
         sql.SQL(metric.opclass()),
         with_params,
     )
-    settings = {s: _current_setting(conn, s) for s in BUILD_SETTINGS}
+    settings = {s: current_setting(conn, s) for s in BUILD_SETTINGS}
     notices: list[str] = []
 
     def on_notice(diag: psycopg.errors.Diagnostic) -> None:
@@ -144,11 +145,6 @@ def _poll(
         phases.append(
             BuildPhase(phase=current, seconds=round(time.perf_counter() - phase_start, 3))
         )
-
-
-def _current_setting(conn: psycopg.Connection[Any], name: str) -> str:
-    row = conn.execute("SELECT current_setting(%s)", (name,)).fetchone()
-    return "" if row is None else str(row[0])
 
 
 def drop_index(conn: psycopg.Connection[Any], schema: str, name: str) -> None:

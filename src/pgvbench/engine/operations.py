@@ -174,6 +174,10 @@ def encode_vector(vector: np.ndarray) -> bytes:
     return struct.pack(">HH", vector.shape[0], 0) + vector.astype(">f4").tobytes()
 
 
+# timestamptz's zero, 2000-01-01, in Unix microseconds: its binary form counts from here
+PG_EPOCH_US = 946_684_800_000_000
+
+
 def encode_int4(value: int) -> bytes:
     return struct.pack(">i", value)
 

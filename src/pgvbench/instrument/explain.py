@@ -9,10 +9,11 @@ from typing import Any
 import psycopg
 
 
-def _walk(node: dict[str, Any]) -> Iterable[dict[str, Any]]:
+def walk_plan(node: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    """Every node of an EXPLAIN (FORMAT JSON) plan, depth first."""
     yield node
     for child in node.get("Plans", []):
-        yield from _walk(child)
+        yield from walk_plan(child)
 
 
 def explain_analyze(
@@ -36,7 +37,7 @@ def explain_analyze(
         doc = json.loads(doc)
     top = doc[0]
     plan: dict[str, Any] = top["Plan"]
-    nodes = list(_walk(plan))
+    nodes = list(walk_plan(plan))
     planning = top.get("Planning", {})
     indexes = [str(n["Index Name"]) for n in nodes if "Index Name" in n]
     return {

@@ -10,6 +10,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
+from ..instrument.explain import walk_plan
 from ..metrics import Metric
 
 
@@ -57,12 +58,7 @@ class KnnQuery:
 
 def index_names_in_plan(plan: dict[str, Any]) -> list[str]:
     """Every index a plan scans, depth first."""
-    names: list[str] = []
-    if "Index Name" in plan:
-        names.append(str(plan["Index Name"]))
-    for child in plan.get("Plans", []):
-        names.extend(index_names_in_plan(child))
-    return names
+    return [str(node["Index Name"]) for node in walk_plan(plan) if "Index Name" in node]
 
 
 def check_plan(plan: dict[str, Any], intended_index: str | None) -> str | None:

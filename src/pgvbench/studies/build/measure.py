@@ -23,7 +23,7 @@ import psycopg
 from psycopg import sql
 
 from ...db import indexes as db_indexes
-from ...db.gucs import set_settings
+from ...db.gucs import current_setting, set_settings
 from ...errors import RunFailed
 from ...metrics import Metric
 from ...spec.model import IndexSpec
@@ -81,8 +81,8 @@ def measure(
             f"build tuning of {index_spec.label}: index {schema}.{name} already exists; "
             "measure build settings before building the run's index (or drop it first)"
         )
-    original = {s: _setting(conn, s) for s in _TUNED}
-    limits = {s: _setting(conn, s) for s in LIMIT_SETTINGS}
+    original = {s: current_setting(conn, s) for s in _TUNED}
+    limits = {s: current_setting(conn, s) for s in LIMIT_SETTINGS}
     row = conn.execute(
         sql.SQL("SELECT count(embedding) FROM {}").format(sql.Identifier(schema, table))
     ).fetchone()
@@ -195,8 +195,3 @@ class _WorkerWatcher:
                     self._stop.wait(_WORKER_POLL_S)
         except psycopg.Error:
             self._max = None  # unknown rather than wrong
-
-
-def _setting(conn: psycopg.Connection[Any], name: str) -> str:
-    row = conn.execute("SELECT current_setting(%s)", (name,)).fetchone()
-    return "" if row is None else str(row[0])

@@ -11,7 +11,7 @@ import numpy as np
 from psycopg import pq as libpq
 
 from ...datasets.agents.model import table_name
-from ...engine.operations import ConnStyle, ParamOperation
+from ...engine.operations import PG_EPOCH_US, ConnStyle, ParamOperation
 
 UUID_OID = 2950
 INT8_OID = 20
@@ -38,7 +38,6 @@ RAG_FILTERS = ("jsonb", "tags", "alternate")
 TABLE_SIZE = 1 << 16
 TABLE_BUDGET_BYTES = 32 << 20  # cap per operation: large vectors get fewer distinct rows
 DOC_POOL = 1024  # distinct JSON documents / contents an insert cycles through
-_PG_EPOCH_US = 946_684_800 * 1_000_000  # 2000-01-01 in Unix microseconds
 
 Row = list[bytes | None]
 
@@ -56,7 +55,7 @@ def encode_float4(value: float) -> bytes:
 
 def encode_timestamptz(epoch_us: int) -> bytes:
     """Binary timestamptz: int8 microseconds since 2000-01-01 UTC."""
-    return struct.pack(">q", epoch_us - _PG_EPOCH_US)
+    return struct.pack(">q", epoch_us - PG_EPOCH_US)
 
 
 def encode_text_array(values: Sequence[str]) -> bytes:
