@@ -36,12 +36,7 @@ def agent_blocks(results: Results, images: Sequence[Image]) -> list[Block]:
 def render_agent_figures(results: Results, out_dir: Path) -> list[Image]:
     """Draw the agent studies' figures that have data into ``out_dir``."""
     return [
-        image
-        for study in REGISTRY
-        if study.section == "agent"
-        for result in [study.load(results)]
-        if result is not None
-        for image in study.figures(result, out_dir)
+        image for part in _parts(results, ()) for image in part.study.figures(part.result, out_dir)
     ]
 
 

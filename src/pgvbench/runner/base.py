@@ -19,6 +19,7 @@ import psycopg
 from .._records import ResultsRecorder, now_iso
 from ..db.indexes import BuildProgress
 from ..environment import collect_environment
+from ..errors import RunFailed
 from ..progress import Reporter, Task
 from ..results import DatasetInfo, Results, ServerSettingsInfo, current_writer
 from ..server.connection import Target, connect
@@ -120,8 +121,6 @@ class Runner(ResultsRecorder, abc.ABC):
     def _configure(self, config: SweepConfig) -> dict[str, Any]:
         """Apply one [[server.sweep]] entry on top of [server.settings]; return what became
         of each of its settings (recorded in results.tuning.settings_sweep)."""
-        from ..errors import RunFailed
-
         assert self.handle is not None
         if not self.handle.configurable:
             raise RunFailed("[[server.sweep]] needs a server to configure; none was given")
