@@ -7,8 +7,10 @@ silence. The CLI installs its own handlers once it runs.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+from typing import NoReturn
 
 from .errors import Terminated
 
@@ -24,12 +26,20 @@ def main() -> int:
     try:
         from .cli import main as cli_main
     except Terminated as exc:
-        print(f"pgvbench: terminated ({exc.name}) while starting", file=sys.stderr)
-        return 128 + exc.signum
+        _exit_while_starting(f"terminated ({exc.name})", 128 + exc.signum)
     except KeyboardInterrupt:
-        print("pgvbench: interrupted while starting", file=sys.stderr)
-        return 130
+        _exit_while_starting("interrupted", 130)
     return cli_main()
+
+
+def _exit_while_starting(what: str, code: int) -> NoReturn:
+    """Leave at once: nothing has started, and the interpreter's own teardown after an
+    import broken by a signal sometimes ends the process by SIGINT instead of ``code``
+    (seen with ``python -m``: exit status -2 in about half the tries)."""
+    print(f"pgvbench: {what} while starting", file=sys.stderr)
+    sys.stderr.flush()
+    sys.stdout.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":  # python -m pgvbench._entry, as the console script runs it
