@@ -177,6 +177,20 @@ def margin_clause(margin: Margin) -> str:
     return f"margin {difference_text(margin)} against noise {noise_text(margin)}"
 
 
+def ahead_clause(loser: str, margin: Margin, *, measure: str = "") -> str:
+    """``ahead of direct by +23% QPS (noise ±4.0% over 3 repeats)``: the winner's margin.
+
+    Without a measured spread the lead is named as what it is, one measurement each.
+    """
+    what = f"{difference_text(margin)}{f' {measure}' if measure else ''}"
+    if margin.noise is None:
+        return (
+            f"ahead of {loser} by {what} in one measurement each (no spread measured: "
+            "repeat to confirm)"
+        )
+    return f"ahead of {loser} by {what} (noise {noise_text(margin)})"
+
+
 def within_noise(first: str, second: str, margin: Margin) -> str:
     """The sentence that replaces a winner when the difference does not clear the noise."""
     if margin.noise is None:

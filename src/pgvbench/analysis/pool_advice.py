@@ -10,6 +10,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
+from ..advice_margin import Margin, ahead_clause, from_samples, within_noise
 from ..report.fmt import format_qps, format_sig
 from ..results import LoadPoint, Results
 from ..spec.model import POOLING_STRATEGIES
@@ -102,16 +103,64 @@ def recommend_pool_size(results: Results, slo_p99_ms: float) -> str:
         return _nothing_meets_slo(valid, series, slo_p99_ms) + _invalid_tail(python) + "."
     best = knees[0]
     best_series = series_of(best, series)
-    clauses = [
-        f"Use {_configuration(best, results.environment.host.cores)}: it sustained "
+    cores = results.environment.host.cores
+    sustained = (
         f"{format_qps(best.qps)} QPS at {clients_text(best.clients)} "
-        f"with p99 {format_sig(p99(best))} ms ≤ SLO {format_sig(slo_p99_ms)} ms",
+        f"with p99 {format_sig(p99(best))} ms ≤ SLO {format_sig(slo_p99_ms)} ms"
+    )
+    runner_up = knees[1] if len(knees) > 1 else None
+    margin = qps_margin(runner_up, best) if runner_up is not None else None
+    if runner_up is not None and margin is not None and margin.noise is not None:
+        if not margin.decisive:
+            lead = (
+                within_noise(best.strategy, runner_up.strategy, margin)
+                + f": {_configuration(best, cores)} sustained {sustained}"
+            )
+        else:
+            lead = f"Use {_configuration(best, cores)}: it sustained {sustained}, " + ahead_clause(
+                runner_up.strategy, margin, measure="QPS"
+            )
+    else:
+        lead = f"Use {_configuration(best, cores)}: it sustained {sustained}"
+        if runner_up is not None and margin is not None:
+            lead += ", " + ahead_clause(runner_up.strategy, margin, measure="QPS")
+    clauses = [
+        lead,
         _usl_clause(best_series),
         _pool_wait_clause(best_series, slo_p99_ms),
         _others_clause(knees[1:], valid, best.strategy),
         _suspect_clause(best),
     ]
     return "; ".join(c for c in clauses if c) + _invalid_tail(python) + "."
+
+
+def qps_margin(reference: LoadPoint, point: LoadPoint) -> Margin | None:
+    """``point``'s throughput over ``reference``'s against the noise of both.
+
+    The noise is the spread over repeats when both points were measured more than once,
+    else over their one-second windows (full seconds only); None when a point has neither
+    measured throughput nor windows.
+    """
+    a, b = _repeat_qps(reference), _repeat_qps(point)
+    basis = "repeats"
+    if len(a) < 2 or len(b) < 2:
+        a, b = _window_qps(reference), _window_qps(point)
+        basis = "one-second windows"
+    if len(a) < 2 or len(b) < 2:
+        a, b, basis = [reference.qps], [point.qps], "windows"
+    if not any(x > 0 for x in a) or not b:
+        return None
+    return from_samples(a, b, basis=basis)
+
+
+def _repeat_qps(point: LoadPoint) -> list[float]:
+    return [s.qps for s in point.samples if s.operations > 0]
+
+
+def _window_qps(point: LoadPoint) -> list[float]:
+    """Operations per full second of the measured window (a last partial second is left out)."""
+    full = math.floor(point.duration_s)
+    return [float(s.ops) for s in point.timeseries if s.t < full]
 
 
 def _strategy_knees(valid: Sequence[LoadPoint], slo: float) -> list[LoadPoint]:
