@@ -19,6 +19,8 @@ from psycopg import sql
 
 from . import point_notes
 from ._records import update_in_place
+from .analysis.interleave import rounds_for, schedule
+from .analysis.paired import paired_ratio
 from .db.load import load_vectors
 from .db.schema import check_table_replaceable, create_vector_table
 from .engine.operations import (
@@ -48,6 +50,8 @@ from .server.pgbouncer import PgBouncer
 from .server.pgbouncer_setup import find_pgbouncer
 from .spec.model import ExperimentSpec, LoadSpec, PoolingSpec
 
+# warm-up of an arm's later windows: its connections are new but the caches are warm
+WINDOW_WARMUP_S = 0.3
 CLIENT_SATURATED_CORES = 0.9  # one Python process: the GIL caps it near one core
 FIDELITY_SUSPECT = 0.8
 
@@ -60,6 +64,7 @@ class _Measured:
     pool_stats: dict[str, int] | None
     notes: list[str]
     sample: Sample | None = None
+    sequence: int = 0  # which window of this load test it was (the run order)
 
 
 # psycopg_pool's get_stats() mixes gauges (a level now) with counters (since the last pop)
@@ -122,7 +127,8 @@ class LoadTester:
         workload: str | None = None,
     ) -> None:
         self.operation_factory = operation_factory  # agent mixes; None: the kNN query
-        self._points_run = 0
+        self._points_run = 0  # windows measured so far (seeds each window's query order)
+        self._sequence = 0  # merged repeats recorded so far (Sample.sequence)
         self.workload = workload
         self.spec = spec
         self.load = load
@@ -170,51 +176,108 @@ class LoadTester:
         return points
 
     def run(self, index_label: str, on_point: Callable[[LoadPoint], None]) -> list[LoadPoint]:
-        """Measure every point of the plan ``repeats`` times, interleaved (A B A B).
+        """Measure every point of the plan, the points of one client count interleaved.
 
-        ``on_point`` gets each point after every repeat; a point keeps its identity across
-        repeats (updated in place) so callers can append it once and re-save.
+        At each client count the arms (engine x strategy x pool variant) alternate in
+        short windows, in a random order drawn per round (RMIT): a busy neighbour then
+        hits every arm alike, and a ratio between two arms (fidelity, strategy A vs B) is
+        computed from paired windows. Each arm's windows add up to ``duration_seconds``.
+        ``repeats`` run the whole schedule again. ``on_point`` gets each point after every
+        client count of every repeat; a point keeps its identity (updated in place) so
+        callers can append it once and re-save.
         """
         plan = self._available(self.plan())
         repeats = self.spec.repeats
+        rounds, _ = self.windows()
         measured: list[list[_Measured]] = [[] for _ in plan]
-        # one operation per point, reused by its repeats: building the kNN one encodes
+        window_qps: list[list[float]] = [[] for _ in plan]
+        window_seq: list[list[int]] = [[] for _ in plan]
+        # one operation per point, reused by its windows: building the kNN one encodes
         # every query vector (stateless between runs, so sharing it is safe)
         ops = [self.operation() if engine != "pgbench" else None for engine, *_ in plan]
         points: list[LoadPoint | None] = [None] * len(plan)
-        with self.reporter.task(f"load test {index_label}", total=len(plan) * repeats) as task:
+        groups: dict[int, list[int]] = {}
+        for i, (_, _, _, clients) in enumerate(plan):
+            groups.setdefault(clients, []).append(i)
+        total = len(plan) * repeats * rounds
+        with self.reporter.task(f"load test {index_label}", total=total) as task:
             for repeat in range(repeats):
-                for i, (engine, pooling, variant, clients) in enumerate(plan):
-                    label = _point_label(engine, pooling.strategy, variant, clients)
-                    if repeats > 1:
-                        label += f" (repeat {repeat + 1}/{repeats})"
-                    task.update(description=f"load {label}")
-                    one = self._measure(engine, ops[i], pooling, variant, clients, task, label)
-                    one.sample = sample_of(
-                        one.outcome, repeat=repeat, sequence=self._points_run - 1
-                    )
-                    measured[i].append(one)
-                    point = self._record(
-                        index_label, engine, pooling.strategy, variant, clients, measured[i]
-                    )
-                    existing = points[i]
-                    if existing is None:
-                        points[i] = point
-                    else:
-                        update_in_place(existing, point)
-                        point = existing
-                    on_point(point)
-                    task.advance()
-                    if one.outcome.aborted and "server unreachable" in one.outcome.aborted:
+                for members in groups.values():
+                    windows, lost = self._rounds(plan, ops, members, repeat, task)
+                    for i in members:
+                        window_qps[i].extend(_window_qps(windows[i]))
+                        window_seq[i].extend(w.sequence for w in windows[i])
+                    for i in members:
+                        if not windows[i]:
+                            continue
+                        one = _merge_windows(windows[i])
+                        one.sample = sample_of(one.outcome, repeat=repeat, sequence=self._sequence)
+                        self._sequence += 1
+                        measured[i].append(one)
+                        engine, pooling, variant, n = plan[i]
+                        point = self._record(
+                            index_label, engine, pooling.strategy, variant, n, measured[i]
+                        )
+                        point.window_qps = list(window_qps[i])
+                        point.window_sequence = list(window_seq[i])
+                        existing = points[i]
+                        if existing is None:
+                            points[i] = point
+                        else:
+                            update_in_place(existing, point)
+                    done = [p for p in (points[i] for i in members) if p is not None]
+                    _set_fidelity(done, self.load)
+                    for point in done:
+                        on_point(point)
+                    if lost:
                         raise RunFailed(
-                            f"{label}: the server became unreachable during the load "
+                            f"{lost}: the server became unreachable during the load "
                             "test; partial results were written"
                         )
-        done = [p for p in points if p is not None]
-        _set_fidelity(done, self.load)
-        for point in done:
-            on_point(point)  # fidelity is known only now: save again
-        return done
+        return [p for p in points if p is not None]
+
+    def _rounds(
+        self,
+        plan: list[tuple[str, PoolingSpec, dict[str, Any], int]],
+        ops: list[Operation | None],
+        members: list[int],
+        repeat: int,
+        task: Task,
+    ) -> tuple[dict[int, list[_Measured]], str | None]:
+        """One client count's arms, interleaved: per round each arm once, in random order.
+
+        Returns each arm's windows and, when the server became unreachable, the label of
+        the window that found out (the rounds stop there).
+        """
+        rounds, window = self.windows()
+        clients = plan[members[0]][3]
+        seed = self.spec.seed * 7919 + self.spec.repeats * repeat + clients
+        windows: dict[int, list[_Measured]] = {i: [] for i in members}
+        for r, order in enumerate(schedule(members, rounds, seed=seed)):
+            for i in order:
+                engine, pooling, variant, n = plan[i]
+                label = _point_label(engine, pooling.strategy, variant, n)
+                where = f"round {r + 1}/{rounds}"
+                if self.spec.repeats > 1:
+                    where += f", repeat {repeat + 1}/{self.spec.repeats}"
+                task.update(description=f"load {label} ({where})")
+                warmup = self.load.warmup_seconds
+                if r > 0:  # the arm ran a moment ago: caches are warm
+                    warmup = min(warmup, WINDOW_WARMUP_S)
+                one = self._measure(
+                    engine, ops[i], pooling, variant, n, task, label, warmup, window
+                )
+                windows[i].append(one)
+                task.advance()
+                aborted = one.outcome.aborted
+                if aborted and "server unreachable" in aborted:
+                    return windows, label
+        return windows, None
+
+    def windows(self) -> tuple[int, float]:
+        """(rounds, seconds per window): each arm's windows add up to duration_seconds."""
+        rounds = rounds_for(self.load.duration_seconds, self.load.window_seconds)
+        return rounds, self.load.duration_seconds / rounds
 
     def _available(
         self, plan: list[tuple[str, PoolingSpec, dict[str, Any], int]]
@@ -239,12 +302,14 @@ class LoadTester:
         clients: int,
         task: Task,
         label: str,
+        warmup_s: float,
+        duration_s: float,
     ) -> _Measured:
         shape = LoadShape(
             clients=clients,
             mode=self.load.mode,
-            warmup_s=self.load.warmup_seconds,
-            duration_s=self.load.duration_seconds,
+            warmup_s=warmup_s,
+            duration_s=duration_s,
             think_time_ms=self.load.think_time_ms,
             rate=self.load.rate,
             arrival=self.load.arrival,
@@ -260,7 +325,7 @@ class LoadTester:
             task.update(description=f"load {label}: {elapsed}s, {ops:,} ops")
 
         if engine == "pgbench":
-            outcome = self._pgbench(clients, notes)
+            outcome = self._pgbench(clients, notes, warmup_s, duration_s)
         else:
             assert op is not None  # built for every python-engine point
             with self._provider(op, pooling, variant, clients, notes) as (provider, bouncer):
@@ -277,7 +342,9 @@ class LoadTester:
                 except ServerUnreachable as exc:
                     outcome = _failed_outcome(shape, f"server unreachable: {exc}")
                 pool_stats = provider.stats() or _bouncer_delta(stats_before, bouncer)
-        return _Measured(outcome=outcome, pool_stats=pool_stats, notes=notes)
+        return _Measured(
+            outcome=outcome, pool_stats=pool_stats, notes=notes, sequence=self._points_run - 1
+        )
 
     @contextlib.contextmanager
     def _provider(
@@ -320,7 +387,9 @@ class LoadTester:
             finally:
                 bouncer.stop()
 
-    def _pgbench(self, clients: int, notes: list[str]) -> EngineOutcome:
+    def _pgbench(
+        self, clients: int, notes: list[str], warmup_s: float, duration_s: float
+    ) -> EngineOutcome:
         binary = find_pgbench(self.target.bin_dir)
         if binary is None:
             raise RunFailed(
@@ -342,12 +411,13 @@ class LoadTester:
                 script=script,
                 clients=clients,
                 threads=None,
-                warmup_s=self.load.warmup_seconds,
-                duration_s=self.load.duration_seconds,
+                warmup_s=warmup_s,
+                duration_s=duration_s,
                 rate=self.load.rate if self.load.mode == "open" else None,
                 session_settings=settings,
                 statement_timeout_ms=self.spec.query.statement_timeout_ms,
                 workdir=Path(workdir),
+                server_cpu=self.server_cpu,  # host load: the foreign share needs it
             )
         if run.tps_reported is not None:
             notes.append(point_notes.pgbench_tps(run.tps_reported))
@@ -458,7 +528,8 @@ def _failed_outcome(shape: LoadShape, reason: str) -> EngineOutcome:
 
 
 def _set_fidelity(points: list[LoadPoint], load: LoadSpec) -> None:
-    """python QPS / pgbench QPS for the same clients (and SQL when query_source = table)."""
+    """python QPS / pgbench QPS for the same clients (and SQL when query_source = table),
+    from the paired windows of one client count's rounds."""
     reference = {
         (p.clients, p.mode, p.target_rate): p
         for p in points
@@ -470,12 +541,33 @@ def _set_fidelity(points: list[LoadPoint], load: LoadSpec) -> None:
         ref = reference.get((point.clients, point.mode, point.target_rate))
         if ref is None:
             continue
-        point.fidelity = round(point.qps / ref.qps, 3)
+        try:
+            paired = paired_ratio(ref.window_qps, point.window_qps)
+        except ValueError:  # no round with both windows measured
+            continue
+        point.fidelity = round(paired.ratio, 3)
+        point.fidelity_interval = paired.to_dict()
         if load.query_source != "table":
             point.notes.append(point_notes.fidelity_different_sql())
         elif point.fidelity < FIDELITY_SUSPECT:
             point.suspect = True
-            point.notes.append(point_notes.fidelity_low(point.fidelity, FIDELITY_SUSPECT))
+            point.notes.append(
+                point_notes.fidelity_low(point.fidelity, FIDELITY_SUSPECT, paired.spread)
+            )
+
+
+def _window_qps(windows: list[_Measured]) -> list[float]:
+    """Each window's QPS; 0 for a window that stopped early (it pairs with nothing)."""
+    return [round(w.outcome.qps, 2) if w.outcome.aborted is None else 0.0 for w in windows]
+
+
+def _merge_windows(windows: list[_Measured]) -> _Measured:
+    """One arm's windows of one repeat as one measurement (histograms merged)."""
+    return _Measured(
+        outcome=merge_outcomes([w.outcome for w in windows]),
+        pool_stats=_sum_stats([w.pool_stats for w in windows]),
+        notes=list(dict.fromkeys(n for w in windows for n in w.notes)),
+    )
 
 
 def _point_label(engine: str, strategy: str, variant: dict[str, Any], clients: int) -> str:

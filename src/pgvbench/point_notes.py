@@ -67,8 +67,11 @@ def fidelity_different_sql() -> str:
     )
 
 
-def fidelity_low(fidelity: float, threshold: float) -> str:
+def fidelity_low(
+    fidelity: float, threshold: float, spread: tuple[float, float] | None = None
+) -> str:
+    rounds = f" (single rounds {spread[0]:.2f}-{spread[1]:.2f})" if spread else ""
     return (
-        f"fidelity {fidelity:.2f} < {threshold}: the Python engine reached less throughput "
-        "than pgbench on the same SQL"
+        f"fidelity {fidelity:.2f}{rounds} < {threshold}: the Python engine reached less "
+        "throughput than pgbench on the same SQL, measured in alternating windows"
     )

@@ -228,6 +228,8 @@ class LoadPoint:
     client_cpu_cores: float | None = None  # CPU seconds of the load generator / wall second
     server_cpu_cores: float | None = None  # same for the server's processes (embedded only)
     fidelity: float | None = None  # python QPS / pgbench QPS at the same SQL and clients
+    # analysis.paired.PairedRatio.to_dict() of that figure over the interleaved rounds
+    fidelity_interval: dict[str, Any] | None = None
     timeseries: list[TimeSlice] = dataclasses.field(default_factory=list)
     valid: bool = True
     suspect: bool = False  # measurement may be limited by the client, not the server
@@ -236,6 +238,10 @@ class LoadPoint:
     operations_detail: dict[str, OperationStats] = dataclasses.field(default_factory=dict)
     workload: str | None = None  # the operation mix's name (agent workloads), None for kNN
     samples: list[Sample] = dataclasses.field(default_factory=list)  # one per repeat
+    # QPS of each interleaved window, in round order (repeats one after another): the
+    # points of one client count ran the same rounds, so window i of two points is a pair
+    window_qps: list[float] = dataclasses.field(default_factory=list)
+    window_sequence: list[int] = dataclasses.field(default_factory=list)  # run order of each
 
 
 @dataclasses.dataclass

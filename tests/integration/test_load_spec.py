@@ -93,6 +93,22 @@ def test_strategies_and_pgbench_reference(
         assert p.histogram is not None
     direct = [p for p in points if p.engine == "python" and p.strategy == "direct"]
     assert all(p.fidelity is not None and p.fidelity > 0 for p in direct)
+    # the arms of one client count alternate: 1.0 s split into 3 windows each, every
+    # round holds one window of every arm, and fidelity pairs python with pgbench per round
+    for clients in (1, 3):
+        arms = [p for p in points if p.clients == clients]
+        assert len(arms) == 5
+        for p in arms:
+            assert len(p.window_qps) == len(p.window_sequence) == 3
+        ordered = sorted((s, i) for i, p in enumerate(arms) for s in p.window_sequence)
+        rounds = [sorted(i for _, i in ordered[r * 5 : (r + 1) * 5]) for r in range(3)]
+        assert rounds == [list(range(5))] * 3
+        (python,) = [p for p in arms if p.engine == "python" and p.strategy == "direct"]
+        (pgbench,) = [p for p in arms if p.engine == "pgbench"]
+        assert python.fidelity_interval is not None
+        assert python.fidelity_interval["rounds"] == 3
+        per_round = [a / b for a, b in zip(python.window_qps, pgbench.window_qps, strict=True)]
+        assert python.fidelity_interval["per_round"] == pytest.approx(per_round, rel=1e-4)
     assert all(p.server_cpu_cores is not None and p.server_cpu_cores > 0 for p in direct)
     pools = [p for p in points if p.strategy == "psycopg_pool"]
     assert all(p.pool_stats and p.pool_stats["requests_num"] >= p.operations for p in pools)

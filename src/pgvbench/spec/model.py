@@ -143,6 +143,9 @@ class LoadSpec:
     max_inflight: int = 0  # open loop: queued + running cap; 0 means 10 x clients
     warmup_seconds: float = 1.0
     duration_seconds: float = 5.0
+    # the arms at one client count (engines, strategies, pool sizes) alternate in windows
+    # of about this length, in random order per round, so a ratio between them is paired
+    window_seconds: float = 1.0
     slo_p99_ms: float = 50.0
     query_source: str = "vector"  # vector: the app sends the vector; table: pgbench's SQL
     engines: tuple[str, ...] = ("python",)
