@@ -129,6 +129,26 @@ class StatementStats:
 
 
 @dataclasses.dataclass
+class HostLoad:
+    """What the host was doing around one measured window (instrument/host.py).
+
+    Cores are CPU-seconds per wall second over the window; ``foreign_cores`` is the
+    host's busy cores minus this benchmark's client and server (None when the server's
+    CPU is unknown, e.g. an external server); ``steal_cores`` is None where the kernel
+    does not report steal time. Load averages are the 1-minute figure at each edge.
+    """
+
+    loadavg_start: float
+    loadavg_end: float
+    busy_cores: float
+    steal_cores: float | None = None
+    foreign_cores: float | None = None
+    client_cores: float | None = None
+    server_cores: float | None = None
+    cpu_count: int | None = None
+
+
+@dataclasses.dataclass
 class Sample:
     """One repeat's measurement of a point; the point's own fields merge all repeats.
 
@@ -146,6 +166,7 @@ class Sample:
     shared_blks_per_query: float | None = None  # hit + read, from pg_stat_statements
     operations_detail: dict[str, OperationStats] = dataclasses.field(default_factory=dict)
     run: int = 0  # which source run, in a file made by `pgvbench merge` (index in merged_from)
+    host: HostLoad | None = None  # host load around this window (absent in older files)
 
 
 @dataclasses.dataclass

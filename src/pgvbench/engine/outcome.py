@@ -7,7 +7,8 @@ import dataclasses
 
 import numpy as np
 
-from ..results import OperationStats, Sample, TimeSlice
+from ..instrument.host import merge_host_loads
+from ..results import HostLoad, OperationStats, Sample, TimeSlice
 from .histogram import LatencyHistogram
 
 
@@ -47,6 +48,7 @@ class EngineOutcome:
     server_cpu_cores: float | None = None
     aborted: str | None = None  # why the engine stopped early (e.g. server unreachable)
     per_kind: dict[str, KindStats] = dataclasses.field(default_factory=dict)
+    host: HostLoad | None = None  # what the host was doing around the window
 
     @property
     def qps(self) -> float:
@@ -138,6 +140,7 @@ def merge_outcomes(outcomes: list[EngineOutcome]) -> EngineOutcome:
         ),
         aborted=next((o.aborted for o in outcomes if o.aborted), None),
         per_kind=per_kind,
+        host=merge_host_loads([o.host for o in outcomes], durations),
     )
 
 
@@ -161,6 +164,7 @@ def sample_of(
             round(shared_blks_per_query, 3) if shared_blks_per_query is not None else None
         ),
         operations_detail=operation_details(outcome),
+        host=outcome.host,
     )
 
 

@@ -36,6 +36,8 @@ import psycopg
 from psycopg import conninfo as pg_conninfo
 
 from ..errors import RunFailed
+from ..instrument.cpu import ServerCpuProbe
+from ..instrument.host import host_load, read_cpu
 from .histogram import LatencyHistogram
 from .outcome import EngineOutcome, per_second_series
 
@@ -121,11 +123,14 @@ def run_pgbench(
     workdir: Path,
     prepared: bool = True,
     random_seed: int | None = None,
+    server_cpu: ServerCpuProbe | None = None,
 ) -> PgbenchRun:
     """Run ``script`` under pgbench (closed loop, or open loop at ``rate`` tx/s).
 
     ``random_seed`` fixes pgbench's random numbers (``random()`` in the script and the
     open-loop Poisson schedule), making runs repeatable; None lets pgbench pick one.
+    ``server_cpu`` (the embedded server) adds the server's CPU; the host load is read
+    around the whole pgbench run (its log, not our clock, marks the window inside it).
     """
     if clients < 1 or duration_s <= 0 or warmup_s < 0 or (rate is not None and rate <= 0):
         raise ValueError("clients >= 1, duration_s > 0, warmup_s >= 0 and rate > 0 required")
@@ -146,7 +151,13 @@ def run_pgbench(
         target,
     ]  # fmt: skip
     env = _child_env(password, _pgoptions(options, settings))
+    host0, server0 = read_cpu(), _seconds(server_cpu)
     pid, rc, stdout, stderr, cpu_cores = _execute(command, env, run_s + TIMEOUT_GRACE_S, password)
+    host1, server1 = read_cpu(), _seconds(server_cpu)
+    wall = host1.at - host0.at
+    server_cores = (
+        (server1 - server0) / wall if server0 is not None and server1 is not None else None
+    )
     if rc != 0 and rc != 2:  # 2 = the run went but clients aborted; partial results follow
         raise RunFailed(
             f"pgbench exited with status {rc}: {_tail(stderr, STDERR_TAIL_LINES) or '(no output)'}"
@@ -154,6 +165,8 @@ def run_pgbench(
     log = _read_logs(workdir, pid, open_loop=rate is not None)
     outcome = _outcome(log, warmup_s=warmup_s, duration_s=duration_s, open_loop=rate is not None)
     outcome.client_cpu_cores = cpu_cores
+    outcome.server_cpu_cores = server_cores
+    outcome.host = host_load(host0, host1, client_cores=cpu_cores, server_cores=server_cores)
     if rc == 2:
         _add_aborts(outcome, stderr)
     tps = _TPS_RE.search(stdout)
@@ -166,6 +179,10 @@ def run_pgbench(
 
 
 # ---------------------------------------------------------------------- the child process
+
+
+def _seconds(probe: ServerCpuProbe | None) -> float | None:
+    return probe.seconds() if probe is not None else None
 
 
 def _split_conninfo(conninfo: str) -> tuple[str, str | None, str | None]:

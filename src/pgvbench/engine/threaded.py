@@ -29,6 +29,8 @@ import numpy as np
 import psycopg
 
 from ..instrument.cpu import ServerCpuProbe, client_cpu_seconds
+from ..instrument.host import CpuReading, host_load, read_cpu
+from ..results import HostLoad
 from .histogram import LatencyHistogram
 from .operations import Operation
 from .outcome import EngineOutcome, KindStats, per_second_series
@@ -270,10 +272,11 @@ def _watch(
     server_cpu: ServerCpuProbe | None,
     logs: list[_ClientLog],
     on_second: Callable[[int, int], None] | None,
-) -> tuple[float | None, float | None]:
+) -> tuple[float | None, float | None, HostLoad | None]:
     """Sample CPU at the window's edges, report progress, abort if the server is gone."""
     client_cpu = [0.0, 0.0]
     server = [0.0, 0.0]
+    host: list[CpuReading | None] = [None, None]
     have_server = server_cpu is not None
     edges = [run.measure_start, run.measure_end]
     edge = 0
@@ -283,6 +286,7 @@ def _watch(
         now = _clock()
         while edge < 2 and now >= edges[edge]:
             client_cpu[edge] = client_cpu_seconds()
+            host[edge] = read_cpu()
             if server_cpu is not None:
                 reading = server_cpu.seconds()
                 have_server = have_server and reading is not None
@@ -301,10 +305,16 @@ def _watch(
         next_edge = edges[edge] if edge < 2 else now + int(WATCHDOG_INTERVAL_S * 1e9)
         time.sleep(max(0.001, min(WATCHDOG_INTERVAL_S, (next_edge - now) / 1e9)))
     if edge < 2:
-        return None, None
+        return None, None, None
     window = run.shape.duration_s
     client = (client_cpu[1] - client_cpu[0]) / window
-    return client, ((server[1] - server[0]) / window if have_server else None)
+    server_cores = (server[1] - server[0]) / window if have_server else None
+    assert host[0] is not None and host[1] is not None
+    return (
+        client,
+        server_cores,
+        host_load(host[0], host[1], client_cores=client, server_cores=server_cores),
+    )
 
 
 def _drained(run: _Run) -> bool:
@@ -328,7 +338,7 @@ def _describe(exc: BaseException) -> str:
 def _summarise(
     run: _Run,
     logs: list[_ClientLog],
-    cpu: tuple[float | None, float | None],
+    cpu: tuple[float | None, float | None, HostLoad | None],
     names: tuple[str, ...],
 ) -> EngineOutcome:
     ms, me = run.measure_start, run.measure_end
@@ -405,4 +415,5 @@ def _summarise(
         server_cpu_cores=cpu[1],
         per_kind=per_kind,
         aborted=run.abort_reason,
+        host=cpu[2],
     )

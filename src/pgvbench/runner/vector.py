@@ -27,6 +27,7 @@ from ..engine.threaded import LoadShape, run_load
 from ..errors import PgvbenchError, RunFailed
 from ..instrument.collectors import collect_during
 from ..instrument.explain import explain_analyze
+from ..instrument.host import server_probe
 from ..instrument.statements import StatementCollector
 from ..loadtest import LoadTester, prepare_query_table
 from ..metrics import Metric
@@ -427,6 +428,7 @@ class VectorRunner(Runner):
                 DirectProvider(self.target.dsn, op, SESSION),
                 LoadShape(clients=1, warmup_s=q.warmup_seconds, duration_s=q.measure_seconds),
                 probe_dsn=self.target.dsn,
+                server_cpu=server_probe(self.target.postmaster_pid),  # for the host load
             )
 
         with connect(self.target.dsn) as conn:
