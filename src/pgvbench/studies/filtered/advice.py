@@ -6,6 +6,17 @@ Each sentence comes with the figures it rests on (``Recommendation.evidence``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from ...advice_margin import (
+    Margin,
+    difference_text,
+    from_recall,
+    from_samples,
+    from_single,
+    noise_text,
+    within_noise,
+)
 from ..base import Recommendation
 from .notes import INVALIDATING
 from .ranking import FILL_TARGET, RECALL_TARGET, LatencyKey, latency_of, ranked
@@ -78,17 +89,49 @@ def _bucket_winners(
             continue
         win = best[0]
         scope = " (hot agents only)" if win.strategy == "partial_hot" else ""
-        text = (
-            f"{subject}, {win.strategy}{scope} wins: recall {win.recall_mean:.2f}, "
-            f"fill {win.fill_mean:.2f}, {key} {_ms(latency_of(win, key))}"
+        figures = (
+            f"recall {win.recall_mean:.2f}, fill {win.fill_mean:.2f}, "
+            f"{key} {_ms(latency_of(win, key))}"
         )
+        text = f"{subject}, {win.strategy}{scope} wins: {figures}"
         evidence |= {"strategy": win.strategy, **_figures(win, key)}
         if len(best) > 1:
             nxt = best[1]
-            text += f"; next {nxt.strategy} at {_ms(latency_of(nxt, key))}"
+            margin = latency_margin(win, nxt, key)
             evidence |= {"next_strategy": nxt.strategy, **_figures(nxt, key, prefix="next_")}
+            evidence |= margin.evidence()
+            if margin.noise is not None and not margin.decisive:
+                text = (
+                    f"{subject}, "
+                    + within_noise(f"{win.strategy}{scope}", nxt.strategy, margin)
+                    + f" ({win.strategy}: {figures}; {nxt.strategy}: {key} "
+                    f"{_ms(latency_of(nxt, key))})"
+                )
+            else:
+                text += f"; next {nxt.strategy} at {_ms(latency_of(nxt, key))}, {_slower(margin)}"
         out.append(Recommendation(text=text + ".", evidence=evidence))
     return out
+
+
+def latency_margin(win: FilteredRow, nxt: FilteredRow, key: LatencyKey) -> Margin:
+    """How much slower ``nxt`` is than ``win`` at ``key``, against the spread of the timed
+    loop's windows (a single figure each in files written before windows were recorded)."""
+    a, b = _windows(win, key), _windows(nxt, key)
+    if len(a) >= 2 and len(b) >= 2:
+        return from_samples(a, b, basis="windows")
+    return from_single(latency_of(win, key) or 0.0, latency_of(nxt, key) or 0.0)
+
+
+def _windows(row: FilteredRow, key: LatencyKey) -> list[float]:
+    values: Sequence[float | None] = getattr(row, f"window_{key}_ms")
+    return [v for v in values if v is not None and v > 0]
+
+
+def _slower(margin: Margin) -> str:
+    """``+15% slower (noise ±4.0% over 4 windows)``."""
+    if margin.noise is None:
+        return f"{difference_text(margin)} in one window each (no spread measured)"
+    return f"{difference_text(margin)} slower (noise {noise_text(margin)})"
 
 
 def _under_fill(comparison: FilteredComparison, fill_target: float) -> list[Recommendation]:
@@ -126,16 +169,31 @@ def _strict_loss(comparison: FilteredComparison) -> list[Recommendation]:
             and relaxed.recall_mean is not None
             and strict.recall_mean < relaxed.recall_mean - _STRICT_LOSS
         ):
-            text = (
-                f"For agents with {info.label} of memories strict_order lost recall against "
-                f"relaxed_order: {strict.recall_mean:.2f} vs {relaxed.recall_mean:.2f} "
-                "(it skips candidates nearer than one the filter already dropped)."
-            )
             evidence: dict[str, float | int | str] = {
                 "bucket": info.label,
                 "strict_recall_mean": strict.recall_mean,
                 "relaxed_recall_mean": relaxed.recall_mean,
             }
+            subject = f"For agents with {info.label} of memories"
+            paired = len(strict.recall_per_query) == len(relaxed.recall_per_query) > 1
+            bound = ""
+            if paired:
+                margin = from_recall(relaxed.recall_per_query, strict.recall_per_query)
+                evidence |= margin.evidence()
+                if not margin.decisive:
+                    text = (
+                        f"{subject}, "
+                        + within_noise("strict_order", "relaxed_order", margin)
+                        + f" (recall {strict.recall_mean:.2f} vs {relaxed.recall_mean:.2f})."
+                    )
+                    out.append(Recommendation(text=text, evidence=evidence))
+                    continue
+                bound = f", {difference_text(margin)} (noise {noise_text(margin)})"
+            text = (
+                f"{subject} strict_order lost recall against "
+                f"relaxed_order: {strict.recall_mean:.2f} vs {relaxed.recall_mean:.2f}{bound} "
+                "(it skips candidates nearer than one the filter already dropped)."
+            )
             out.append(Recommendation(text=text, evidence=evidence))
     return out
 

@@ -11,9 +11,11 @@ import numpy as np
 import psycopg
 from psycopg import pq as libpq
 
+from ...analysis.interleave import rounds_for
 from ...datasets.agents.dataset import AgentDataset
 from ...db.gucs import set_settings
 from ...engine.operations import SESSION, ParamOperation, encode_vector
+from ...engine.outcome import EngineOutcome, merge_outcomes
 from ...engine.providers import DirectProvider
 from ...engine.threaded import LoadShape, run_load
 from ...server.connection import connect
@@ -24,6 +26,9 @@ from .strategies import Plan
 from .truth import Bucket, FilteredTruth, Queries, filtered_recall
 
 UUID_OID = 2950
+# The timed loop runs in windows of about this length (at least 3): the spread of their
+# latency is the noise a bucket's winner must beat. Same total time as one long window.
+WINDOW_SECONDS = 0.25
 
 
 def measure(
@@ -83,12 +88,8 @@ def measure(
         params=lambda seq: params[seq % len(params)],
         settings=plan.settings,
     )
-    outcome = run_load(
-        op,
-        DirectProvider(dsn, op, SESSION),
-        LoadShape(clients=1, warmup_s=warmup_s, duration_s=measure_s, seed=seed),
-        probe_dsn=dsn,
-    )
+    windows = _timed_windows(op, dsn, warmup_s=warmup_s, measure_s=measure_s, seed=seed)
+    outcome = merge_outcomes(windows)
     latency = outcome.latency.summary()
     if outcome.errors:
         row_notes.append(
@@ -115,7 +116,38 @@ def measure(
         valid=not problems and latency is not None and not outcome.errors and not wrong,
         plan_indexes=sorted(seen),
         notes=row_notes,
+        recall_per_query=tuple(round(float(x), 4) for x in recall),
+        window_p50_ms=tuple(_window_latency(w, 50) for w in windows),
+        window_p95_ms=tuple(_window_latency(w, 95) for w in windows),
+        window_p99_ms=tuple(_window_latency(w, 99) for w in windows),
+        window_qps=tuple(round(w.qps, 1) for w in windows),
     )
+
+
+def _timed_windows(
+    op: ParamOperation, dsn: str, *, warmup_s: float, measure_s: float, seed: int
+) -> list[EngineOutcome]:
+    """The timed loop as consecutive short windows (warm-up before the first only)."""
+    count = rounds_for(measure_s, WINDOW_SECONDS)
+    out: list[EngineOutcome] = []
+    for i in range(count):
+        shape = LoadShape(
+            clients=1,
+            warmup_s=warmup_s if i == 0 else 0.0,
+            duration_s=measure_s / count,
+            seed=seed + i,
+            first_seq=sum(w.operations for w in out),
+        )
+        window = run_load(op, DirectProvider(dsn, op, SESSION), shape, probe_dsn=dsn)
+        out.append(window)
+        if window.aborted:
+            break
+    return out
+
+
+def _window_latency(window: EngineOutcome, pct: float) -> float | None:
+    """A window's latency percentile in ms (None when it completed no operation)."""
+    return round(window.latency.percentile_ms(pct), 4) if window.latency.count else None
 
 
 def empty_row(strategy: str, bucket: Bucket, hot_only: bool, note: str) -> FilteredRow:

@@ -100,9 +100,25 @@ class FilteredRow:
     valid: bool
     plan_indexes: Sequence[str] = ()  # seen by EXPLAIN
     notes: Sequence[str] = ()
+    # Added with the margins of issue 12 (empty in older files): recall of each query in
+    # query order, and the timed loop's consecutive short windows (their spread is the noise).
+    recall_per_query: Sequence[float] = ()
+    window_p50_ms: Sequence[float | None] = ()  # None: the window completed no query
+    window_p95_ms: Sequence[float | None] = ()
+    window_p99_ms: Sequence[float | None] = ()
+    window_qps: Sequence[float] = ()
 
     def __post_init__(self) -> None:
-        _freeze(self, "plan_indexes", "notes")
+        _freeze(
+            self,
+            "plan_indexes",
+            "notes",
+            "recall_per_query",
+            "window_p50_ms",
+            "window_p95_ms",
+            "window_p99_ms",
+            "window_qps",
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FilteredRow:
@@ -125,7 +141,25 @@ class FilteredRow:
             valid=bool(data.get("valid", True)),  # a row that does not say was not flagged
             plan_indexes=strings(data, "plan_indexes"),
             notes=strings(data, "notes"),
+            recall_per_query=_numbers(data.get("recall_per_query")),
+            window_p50_ms=_numbers(data.get("window_p50_ms"), missing=True),
+            window_p95_ms=_numbers(data.get("window_p95_ms"), missing=True),
+            window_p99_ms=_numbers(data.get("window_p99_ms"), missing=True),
+            window_qps=_numbers(data.get("window_qps")),
         )
+
+
+def _numbers(raw: Any, *, missing: bool = False) -> list[Any]:
+    """A list of numbers from JSON; ``missing`` keeps nulls as None (else they are dropped)."""
+    if not isinstance(raw, list):
+        return []
+    out: list[Any] = []
+    for v in raw:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            out.append(float(v))
+        elif v is None and missing:
+            out.append(None)
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
