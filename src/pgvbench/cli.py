@@ -1,4 +1,4 @@
-"""Command line: ``pgvbench run|report|validate|server|compare|baseline|merge``.
+"""Command line: ``pgvbench run|report|validate|server|compare|baseline|merge|ab``.
 
 Exit codes: 0 success; 1 a run failed, the server failed or crashed (partial results
 written), or ``compare`` found a regression; 2 bad usage or input, nothing changed (spec,
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psycopg
 
+from .ab import cli as ab_cli
 from .compare import cli as compare_cli
 from .config import debug_from_env, paths_from_env
 from .diagnosis import crash_diagnosis, external_diagnosis, first_line
@@ -157,6 +158,7 @@ def _parser() -> argparse.ArgumentParser:
         "--fresh", action="store_true", help="with start: re-create the data directory"
     )
     compare_cli.add_parsers(sub)
+    ab_cli.add_parser(sub)
     _debug_everywhere(sub)
     return parser
 
@@ -277,6 +279,8 @@ def _command(args: argparse.Namespace) -> int:
         return compare_cli.run_baseline(args)
     if args.command == "merge":
         return compare_cli.run_merge(args)
+    if args.command == "ab":
+        return ab_cli.run_ab(args)
     if args.command == "validate":
         from .plan.count import format_plan, validate
 

@@ -221,6 +221,7 @@ class ExperimentSpec:
     source_path: Path | None = None
     raw: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     repeats: int = 1  # measurements per sweep/load point, interleaved across points
+    ab: Any = None  # ab.spec.AbSpec: the optional [ab] table (pgvbench ab only)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved spec as plain JSON data, recorded in every result."""

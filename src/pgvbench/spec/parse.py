@@ -7,12 +7,14 @@ allowed, so the user can fix it without reading code.
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from .._textfile import decode_text, read_regular_file
+from ..ab.spec import parse_ab
 from ..errors import SpecError
 from ..metrics import Metric
 from ..studies.base import SpecContext
@@ -110,7 +112,7 @@ def parse_spec(data: Mapping[str, Any], *, source: Path | None = None) -> Experi
     common = ["experiment", "query", "server", "index", "load"]
     study_tables = [study.name for study in studies_for(kind)]
     if kind == "vector":
-        Table(where, "", data).only([*common, "dataset", *study_tables, "collectors"])
+        Table(where, "", data).only([*common, "dataset", *study_tables, "collectors", "ab"])
     else:
         Table(where, "", data).only([*common, "agents", "workload", "operation", *study_tables])
     name = exp.string("name", required=True)
@@ -191,6 +193,8 @@ def parse_spec(data: Mapping[str, Any], *, source: Path | None = None) -> Experi
         raw=dict(data),
     )
     check_spec_numbers(spec)
+    if "ab" in data:  # pgvbench ab's own table; `run` ignores it
+        spec = dataclasses.replace(spec, ab=parse_ab(Table(where, "ab", data["ab"])))
     return spec
 
 
