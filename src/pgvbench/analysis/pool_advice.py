@@ -27,8 +27,9 @@ from .scalability import (
     pool_wait_ms_per_op,
     rank,
     series_of,
+    sketch_text,
 )
-from .usl import MIN_CLIENT_COUNTS
+from .usl import EVIDENCE_CLIENT_COUNTS, MIN_CLIENT_COUNTS
 
 LITTLE_TOLERANCE = 0.2  # |L / expected - 1| above this gets a note
 # A pool wait this large a share of mean latency is what makes the tail, not the server.
@@ -208,6 +209,11 @@ def _usl_clause(series: LoadSeries) -> str:
         return (
             f"only {counts} client count{'s' if counts != 1 else ''} measured, too few to "
             f"fit the USL (needs {MIN_CLIENT_COUNTS})"
+        )
+    if not fit.evidence:  # a curve through every point: no peak or R² to quote
+        return (
+            f"the USL curve is a {sketch_text(fit)}, not evidence of where throughput peaks "
+            f"(needs {EVIDENCE_CLIENT_COUNTS} client counts)"
         )
     quality = f"R² {fit.r_squared:.2f}" + ("" if fit.r_squared >= _GOOD_FIT_R2 else ", a poor fit")
     measured = max(p.clients for p in series.valid_points)

@@ -21,7 +21,7 @@ from typing import Any
 from ..report.fmt import format_sig
 from ..results import LoadPoint, Results
 from ..spec.model import ENGINES, LOAD_MODES, POOLING_STRATEGIES
-from .usl import UslFit, fit_usl
+from .usl import USL_PARAMETERS, UslFit, fit_usl
 
 DEFAULT_SLO_P99_MS = 50.0  # LoadSpec's default, for results whose spec lacks [load]
 REFERENCE_ENGINE = "pgbench"
@@ -62,6 +62,18 @@ class LoadSeries:
     @property
     def valid_points(self) -> list[LoadPoint]:
         return [p for p in self.points if p.valid]
+
+    @property
+    def evidence_fit(self) -> UslFit | None:
+        """The fit when it is evidence (residual degrees of freedom, see usl.py); None for
+        a sketch, which text and advice must not rest on."""
+        return self.fit if self.fit is not None and self.fit.evidence else None
+
+
+def sketch_text(fit: UslFit) -> str:
+    """How the report names a fit that is not evidence: ``sketch: 3 points for 3 parameters``."""
+    n = fit.client_counts
+    return f"sketch: {n} point{'s' if n != 1 else ''} for {USL_PARAMETERS} parameters"
 
 
 def load_series(points: Sequence[LoadPoint]) -> list[LoadSeries]:

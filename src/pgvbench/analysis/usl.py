@@ -15,7 +15,13 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-MIN_CLIENT_COUNTS = 3  # three parameters need at least three distinct N
+USL_PARAMETERS = 3  # gamma, alpha, beta
+MIN_CLIENT_COUNTS = USL_PARAMETERS  # three parameters need at least three distinct N
+# A curve with as many points as parameters passes through every one of them: its R² is
+# 1 by construction and says nothing. Two residual degrees of freedom (points beyond the
+# parameters) are the fewest that let a misfit show, so only then is a fit evidence.
+MIN_RESIDUAL_DOF = 2
+EVIDENCE_CLIENT_COUNTS = USL_PARAMETERS + MIN_RESIDUAL_DOF
 # Several starting points: the USL surface has flat valleys where one start can stall.
 _STARTS = ((0.01, 1e-4), (0.1, 1e-3), (0.3, 1e-2), (0.01, 1e-1))
 # alpha or beta whose effect at the largest measured N is below this are taken as 0.
@@ -35,6 +41,18 @@ class UslFit:
     n_star: float  # clients at peak throughput; inf when beta == 0
     peak_qps: float  # X(N*), or the ceiling gamma/alpha when beta == 0 (inf if alpha == 0 too)
     points: int  # measurements the fit used
+    client_counts: int  # distinct client counts among them
+
+    @property
+    def residual_dof(self) -> int:
+        """Distinct client counts beyond the three parameters."""
+        return self.client_counts - USL_PARAMETERS
+
+    @property
+    def evidence(self) -> bool:
+        """Enough points that the fit could have missed them (see MIN_RESIDUAL_DOF);
+        otherwise the curve is a sketch through the measurements, and its R² means nothing."""
+        return self.residual_dof >= MIN_RESIDUAL_DOF
 
     def predict(self, clients: float) -> float:
         return usl(clients, self.gamma, self.alpha, self.beta)
@@ -85,6 +103,7 @@ def fit_usl(clients: Sequence[float], throughput: Sequence[float]) -> UslFit | N
         n_star=n_star,
         peak_qps=_peak(gamma, alpha, beta, n_star),
         points=len(pairs),
+        client_counts=len({n for n, _ in pairs}),
     )
 
 

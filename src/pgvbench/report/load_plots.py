@@ -19,7 +19,13 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from ..analysis.scalability import LoadSeries, load_series, pool_wait_ms_per_op, resolve_slo
+from ..analysis.scalability import (
+    LoadSeries,
+    load_series,
+    pool_wait_ms_per_op,
+    resolve_slo,
+    sketch_text,
+)
 from ..analysis.usl import UslFit
 from ..results import Latency, LoadPoint, Results
 from .figures import (
@@ -141,14 +147,15 @@ def plot_throughput_vs_clients(results: Results, path: Path) -> Path | None:
     for st in styles:
         handles.append(_draw_throughput_series(ax, st))
     handles += _marker_key(points)
-    if any(st.series.fit is not None for st in styles):
+    if any(st.series.evidence_fit is not None for st in styles):
         handles.append(
             Line2D([], [], marker="D", linestyle="none", color="#555555", label="N* (USL peak)")
         )
     _finish_from_zero(
         fig, ax, handles, points,
         ylabel="queries per second",
-        note="markers: measured; dashed: USL fit (valid python closed-loop points); grey: pgbench",
+        note="markers: measured; dashed: USL fit (valid python closed-loop points); dotted: a "
+        "sketch (too few points for the fit to be evidence); grey: pgbench",
         title=f"{results.run_name}: throughput vs clients",
     )  # fmt: skip
     return save_figure(fig, path)
@@ -171,18 +178,27 @@ def _draw_throughput_series(ax: Axes, st: _LoadStyle) -> Artist:
             linewidth=1, alpha=0.5, zorder=3,
         )  # fmt: skip
         return Line2D([], [], color=color, marker="o", linewidth=1, label=s.label)
+    if not s.fit.evidence:  # a curve through every point: drawn dotted, no R², no N*
+        _draw_usl_curve(ax, s.fit, [p.clients for p in valid], color, sketch=True)
+        label = f"{s.label} ({sketch_text(s.fit)})"
+        return Line2D([], [], color=color, marker="o", linestyle=":", label=label)
     _draw_usl_curve(ax, s.fit, [p.clients for p in valid], color)
     label = f"{s.label} (USL R² {s.fit.r_squared:.2f})"
     return Line2D([], [], color=color, marker="o", linestyle="--", label=label)
 
 
-def _draw_usl_curve(ax: Axes, fit: UslFit, clients: Sequence[int], color: str) -> None:
+def _draw_usl_curve(
+    ax: Axes, fit: UslFit, clients: Sequence[int], color: str, *, sketch: bool = False
+) -> None:
     lo, hi = float(min(clients)), float(max(clients))
-    peak_shown = math.isfinite(fit.n_star) and lo <= fit.n_star <= 2 * hi
+    peak_shown = not sketch and math.isfinite(fit.n_star) and lo <= fit.n_star <= 2 * hi
     if peak_shown:  # extend the curve a little past N* so the turn is visible
         hi = max(hi, fit.n_star * 1.15)
     xs = [lo * (hi / lo) ** (i / 199) for i in range(200)]
-    ax.plot(xs, [fit.predict(x) for x in xs], color=color, linestyle="--", linewidth=1.4)
+    ys = [fit.predict(x) for x in xs]
+    ax.plot(
+        xs, ys, color=color, linestyle=":" if sketch else "--", linewidth=1.0 if sketch else 1.4
+    )
     if peak_shown:
         ax.plot(
             [fit.n_star], [fit.peak_qps], marker="D", markersize=7, color=color,

@@ -15,8 +15,9 @@ from ...analysis.scalability import (
     pool_params_text,
     pool_wait_ms_per_op,
     resolve_slo,
+    sketch_text,
 )
-from ...analysis.usl import MIN_CLIENT_COUNTS
+from ...analysis.usl import EVIDENCE_CLIENT_COUNTS, MIN_CLIENT_COUNTS, USL_PARAMETERS
 from ...results import LoadPoint, Results
 from ..document import Block, Heading, Image, Paragraph, Table
 from ..fmt import DASH, format_optional, format_params, format_qps, format_sig, latency_cells
@@ -174,7 +175,11 @@ def _usl_table(series: Sequence[LoadSeries]) -> list[Block]:
     intro = (
         "X(N) = γN / (1 + α(N−1) + βN(N−1)) fitted to the valid points of each python "
         "closed-loop series: α is contention, β coherency cost; throughput peaks at "
-        "N* = √((1−α)/β). pgbench and open-loop series are not fitted."
+        "N* = √((1−α)/β). pgbench and open-loop series are not fitted. A fit is evidence "
+        f"only with at least {EVIDENCE_CLIENT_COUNTS} client counts, two more than its "
+        f"{USL_PARAMETERS} parameters: with fewer the curve passes through every point "
+        "(R² 1 by construction), so it is shown as a sketch, without R², and no advice "
+        "rests on it."
     )
     blocks: list[Block] = [Heading(3, "Universal Scalability Law"), Paragraph(intro)]
     if not fitted:
@@ -201,6 +206,8 @@ def _usl_row(s: LoadSeries) -> list[str]:
         n_star = format_sig(fit.n_star)
         note = "peak beyond the measured clients" if fit.n_star > measured else ""
     peak = "∞" if math.isinf(fit.peak_qps) else format_qps(fit.peak_qps)
+    if not fit.evidence:
+        note = "; ".join(n for n in (f"{sketch_text(fit)}: not evidence", note) if n)
     return [
         s.label,
         str(fit.points),
@@ -209,7 +216,7 @@ def _usl_row(s: LoadSeries) -> list[str]:
         format_sig(fit.beta),
         n_star,
         peak + (" (ceiling)" if math.isinf(fit.n_star) and fit.alpha > 0 else ""),
-        f"{fit.r_squared:.3f}",
+        f"{fit.r_squared:.3f}" if fit.evidence else DASH,
         note,
     ]
 
