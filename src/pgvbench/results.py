@@ -266,6 +266,22 @@ class LoadPoint:
 
 
 @dataclasses.dataclass
+class VersusExact:
+    """One build's best point at the recall target and the exact scan, interleaved.
+
+    ``ratio`` is analysis.paired.PairedRatio.to_dict() of index QPS / exact-scan QPS over
+    the paired rounds; the QPS lists hold each round's window (0: nothing measured).
+    """
+
+    index: str  # IndexBuild.label
+    query_params: dict[str, int]
+    ratio: dict[str, Any]
+    index_qps: list[float]
+    exact_qps: list[float]
+    concurrency: int = 1
+
+
+@dataclasses.dataclass
 class ServerSettingsInfo:
     """The spec's [server.settings] and what became of them."""
 
@@ -367,6 +383,7 @@ class Results:
     load_points: list[LoadPoint] = dataclasses.field(default_factory=list)
     agent: AgentSection | None = None
     tuning: TuningSection | None = None
+    versus_exact: list[VersusExact] = dataclasses.field(default_factory=list)
     # set by `pgvbench merge`: indexes, runs and load_points then hold every source run's
     # records one after another (samples tagged with .run), for compare to pool
     merged_from: list[MergedRun] = dataclasses.field(default_factory=list)

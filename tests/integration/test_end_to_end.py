@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -226,3 +227,36 @@ def test_cli_progress_in_a_log_is_plain_whole_lines(
     assert any(len(line) > 100 for line in steps), steps
     assert f"results: {out / 'results.json'} (complete)" in captured.out
     assert "results:" not in err
+
+
+def test_best_point_is_measured_against_the_exact_scan_interleaved(
+    tiny_results: Results,
+) -> None:
+    """Each build's best point at the target alternates with the exact scan per round."""
+    from pgvbench.analysis import fastest_at_recall, resolve_target_recall
+    from pgvbench.analysis.paired import PairedRatio
+    from pgvbench.report.sections.summary import recommendation
+
+    target = resolve_target_recall(tiny_results)
+    builds = {b.label for b in tiny_results.indexes if b.kind != "none"}
+    expected = {
+        label
+        for label in builds
+        if fastest_at_recall([p for p in tiny_results.runs if p.index == label], target)
+    }
+    assert expected, "the tiny spec should reach its target with some build"
+    assert {v.index for v in tiny_results.versus_exact} == expected
+    for record in tiny_results.versus_exact:
+        ratio = PairedRatio.from_dict(record.ratio)
+        assert ratio.rounds == len(record.index_qps) == len(record.exact_qps) >= 3
+        per_round = [i / e for i, e in zip(record.index_qps, record.exact_qps, strict=True)]
+        assert ratio.per_round == pytest.approx(per_round, rel=1e-4)
+        best = fastest_at_recall([p for p in tiny_results.runs if p.index == record.index], target)
+        assert best is not None and record.query_params == best.query_params
+    # the exact scan wins outright on this tiny table; among the index points, the best
+    # one's sentence quotes the interleaved ratio
+    indexed = dataclasses.replace(
+        tiny_results, runs=[p for p in tiny_results.runs if p.index_kind != "none"]
+    )
+    sentence = recommendation(indexed, target)
+    assert "the exact scan's QPS" in sentence and "interleaved rounds" in sentence

@@ -48,6 +48,7 @@ from ..studies.base import SharedIndex, Study, StudyContext, VectorData
 from ..workloads.vector import KnnQuery, check_plan
 from .base import Runner, build_progress
 from .points import PointRun, column_type_oid
+from .versus_exact import versus_exact_for_build
 
 
 class VectorRunner(Runner):
@@ -212,12 +213,34 @@ class VectorRunner(Runner):
                                 f"{point.label}: the connection to the server was lost "
                                 f"({point.outcomes[-1].aborted})"
                             )
+            if name is not None:
+                self._versus_exact(dataset, sets, results, self._label(index_spec))
             load = self.spec.load
             if load is not None and load.index == index_spec.label:
                 self._load_test(load, dataset, sets, results, self._label(index_spec))
         finally:
             if name is not None:
                 self._drop_index_quietly(conn, name)
+
+    def _versus_exact(
+        self, dataset: Dataset, sets: QuerySets, results: Results, label: str
+    ) -> None:
+        with self.reporter.task(f"{label}: best point vs the exact scan, interleaved"):
+            record = versus_exact_for_build(
+                self.spec,
+                results,
+                index_label=label,
+                dsn=self.target.dsn,
+                table=self.table,
+                items_ident=self._items_ident,
+                vector_oid=self._vector_oid,
+                metric=dataset.metric,
+                sets=sets,
+                seed=self.spec.seed + len(results.versus_exact),
+            )
+        if record is not None:
+            results.versus_exact.append(record)
+            self._save()
 
     def _load_test(
         self, load: LoadSpec, dataset: Dataset, sets: QuerySets, results: Results, label: str

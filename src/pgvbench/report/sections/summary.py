@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ...analysis import fastest_at_recall, highest_recall
+from ...analysis.paired import PairedRatio
 from ...results import Results, SweepPoint, describe_status
 from ..document import Block, Code, Heading, Image, Paragraph
 from ..fmt import EXACT_KIND, format_params, format_qps, format_sig, recall_name
@@ -121,10 +122,34 @@ def _headline_numbers(point: SweepPoint) -> str:
 
 
 def _versus_exact(best: SweepPoint, results: Results) -> str:
-    exact = _exact_baseline(results, best.concurrency)
-    if best.index_kind == EXACT_KIND or exact is None or exact.qps <= 0:
+    if best.index_kind == EXACT_KIND:
         return ""
-    return f" — {format_sig(best.qps / exact.qps, 2)}× the exact scan's QPS"
+    paired = next(
+        (
+            v
+            for v in results.versus_exact
+            if v.index == best.index
+            and v.query_params == best.query_params
+            and v.concurrency == best.concurrency
+        ),
+        None,
+    )
+    if paired is not None:
+        ratio = PairedRatio.from_dict(paired.ratio)
+        if ratio.low is not None and ratio.high is not None:
+            margin = f"{format_sig(ratio.low, 2)}-{format_sig(ratio.high, 2)}"
+            how = f"{round(ratio.level * 100)}% interval {margin}"
+        else:
+            how = "no spread between rounds"
+        return (
+            f" — {format_sig(ratio.ratio, 2)}× the exact scan's QPS ({how}; "
+            f"{ratio.rounds} interleaved rounds)"
+        )
+    exact = _exact_baseline(results, best.concurrency)
+    if exact is None or exact.qps <= 0:
+        return ""
+    # measured minutes apart: the machine may have changed in between, say so
+    return f" — {format_sig(best.qps / exact.qps, 2)}× the exact scan's QPS (not interleaved)"
 
 
 def _exact_baseline(results: Results, concurrency: int) -> SweepPoint | None:
