@@ -136,13 +136,40 @@ def from_recall(
     )
 
 
-def from_single(a: float, b: float, *, basis: str = "windows") -> Margin:
-    """One measurement per arm: the difference alone, no noise to weigh it against."""
+def from_single(
+    a: float,
+    b: float,
+    *,
+    basis: str = "windows",
+    noise: float | None = None,
+    n: int = 1,
+) -> Margin:
+    """One measurement per arm: B relative to A.
+
+    ``noise`` (relative) is the spread of the same kind of measurement observed elsewhere
+    in the run, e.g. how far two one-second p99s of a steady window drift apart
+    (:func:`relative_range`), over ``n`` of ``basis``; without it there is nothing to weigh
+    the difference against and the margin is never decisive.
+    """
     if a == 0.0:
         raise ValueError("arm A is 0: no relative difference")
+    difference = b / a - 1.0
     return Margin(
-        difference=b / a - 1.0, noise=None, decisive=False, scale="relative", basis=basis, n=1
+        difference=difference,
+        noise=noise,
+        decisive=noise is not None and abs(difference) > noise,
+        scale="relative",
+        basis=basis,
+        n=n,
     )
+
+
+def relative_range(values: Sequence[float]) -> float | None:
+    """(max - min) / mean of ``values``: how far two of them drift apart (None: < 2 values)."""
+    kept = [float(v) for v in values if math.isfinite(v)]
+    if len(kept) < 2 or float(np.mean(kept)) == 0.0:
+        return None
+    return float(np.ptp(kept)) / abs(float(np.mean(kept)))
 
 
 # --------------------------------------------------------------------------- wording

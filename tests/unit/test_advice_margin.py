@@ -12,6 +12,7 @@ from pgvbench.advice_margin import (
     from_single,
     margin_clause,
     noise_text,
+    relative_range,
     within_noise,
 )
 from pgvbench.analysis.paired import paired_ratio
@@ -89,3 +90,13 @@ def test_bad_input() -> None:
         from_samples([], [1.0])
     with pytest.raises(ValueError):
         from_samples([0.0, 0.0], [1.0, 1.0])
+
+
+def test_single_measurements_against_a_measured_spread() -> None:
+    steady = [2.0, 2.2, 1.8, 2.0]  # one-second p99s of a steady window
+    spread = relative_range(steady)
+    assert spread == pytest.approx(0.2)
+    clear = from_single(2.0, 3.0, basis="seconds of the warm run", noise=spread, n=len(steady))
+    assert clear.decisive and noise_text(clear) == "±20% over 4 seconds of the warm run"
+    assert not from_single(2.0, 2.3, noise=spread).decisive
+    assert relative_range([1.0]) is None

@@ -135,8 +135,10 @@ def test_recommendations_state_sizes_and_prewarm_evidence() -> None:
     recs = _study().recommendations
     assert recs[0].startswith("index + heap = 44.2 MB (26.8 MB index + 17.4 MB heap)")
     assert "shared_buffers = 16 MB" in recs[0] and "do not fit" in recs[0]
-    assert any(r.startswith("Prewarm after restarts") and "(50.0x)" in r for r in recs)
-    assert any(r.startswith("autoprewarm shortens") for r in recs)
+    assert any(r.startswith("Prewarm after restarts") and "(50.0x; " in r for r in recs)
+    # 28 vs 60 ms in single seconds, while the warm run's seconds drift apart by 165%
+    within = "autoprewarm and a plain cold start are within the noise"
+    assert any(r.startswith(within) for r in recs)
     assert "at least 64 MB" in recs[-1]
 
 

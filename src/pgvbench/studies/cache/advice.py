@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from ...advice_margin import Margin, difference_text, from_single, noise_text, relative_range
 from ..base import Recommendation
 from .records import STEADY_SECONDS, CacheRow, CacheStudy
 
@@ -56,10 +57,11 @@ def advice(study: CacheStudy) -> list[Recommendation]:
     for sb in sb_values:
         by = {r.strategy: r for r in study.rows if r.shared_buffers_mb == sb}
         where = f" at shared_buffers {sb:g} MB" if len(sb_values) > 1 else ""
-        prewarm = _prewarm(study, by.get("cold"), by.get("warm"), sb, where)
+        noise = second_to_second(by.get("warm"))
+        prewarm = _prewarm(study, by.get("cold"), by.get("warm"), sb, where, noise)
         if prewarm is not None:
             out.append(prewarm)
-        auto = _autoprewarm(by.get("autoprewarm"), by.get("cold"), sb, where)
+        auto = _autoprewarm(by.get("autoprewarm"), by.get("cold"), sb, where, noise)
         if auto is not None:
             out.append(auto)
     suggest = 1 << max(0, math.ceil(data_mb * 1.25) - 1).bit_length()  # power of two, +25%
@@ -86,12 +88,42 @@ def advice(study: CacheStudy) -> list[Recommendation]:
     return out
 
 
+def second_to_second(warm: CacheRow | None) -> tuple[float, int] | None:
+    """How far two one-second p99s of the warm run drift apart ((max - min) / mean) and
+    over how many seconds: the noise a single second (the cold start's first) must beat."""
+    if warm is None:
+        return None
+    values = [s.p99_ms for s in warm.series if s.p99_ms is not None and s.ops > 0]
+    spread = relative_range(values)
+    return None if spread is None else (spread, len(values))
+
+
+def _margin(a: float, b: float, noise: tuple[float, int] | None) -> Margin:
+    basis = "seconds of the warm run"
+    if noise is None:
+        return from_single(a, b, basis=basis)
+    return from_single(a, b, basis=basis, noise=noise[0], n=noise[1])
+
+
+def _noise_clause(margin: Margin) -> str:
+    if margin.noise is None:
+        return "; no second-to-second spread measured"
+    verdict = "beyond" if margin.decisive else "within"
+    return f"; {difference_text(margin)}, {verdict} the noise of {noise_text(margin)}"
+
+
 def _prewarm(
-    study: CacheStudy, cold: CacheRow | None, warm: CacheRow | None, sb: float, where: str
+    study: CacheStudy,
+    cold: CacheRow | None,
+    warm: CacheRow | None,
+    sb: float,
+    where: str,
+    noise: tuple[float, int] | None,
 ) -> Recommendation | None:
     if not (cold and warm and cold.first_second_p99_ms and warm.p99_ms):
         return None
     ratio = cold.first_second_p99_ms / warm.p99_ms
+    margin = _margin(warm.p99_ms, cold.first_second_p99_ms, noise)
     slow = cold.time_to_warm_s is None or cold.time_to_warm_s >= STEADY_SECONDS
     ttw = (
         f"{cold.time_to_warm_s:g} s"
@@ -100,12 +132,20 @@ def _prewarm(
     )
     evidence = (
         f"first-second p99 from cold {_fmt(cold.first_second_p99_ms)} vs warm p99 "
-        f"{_fmt(warm.p99_ms)} ({ratio:.1f}x); steady state {ttw}{where}"
+        f"{_fmt(warm.p99_ms)} ({ratio:.1f}x{_noise_clause(margin)}); steady state {ttw}{where}"
     )
-    if ratio >= 2 or slow:
+    # A large first-second penalty counts when it clears the warm run's own second-to-
+    # second spread (old files without a series: as before, on the ratio alone).
+    large = ratio >= 2 and (margin.decisive or margin.noise is None)
+    if large or slow:
         text = (
             "Prewarm after restarts and failovers (pg_prewarm the index and heap, or "
             "preload pg_prewarm with pg_prewarm.autoprewarm = on)"
+        )
+    elif ratio >= 2:
+        text = (
+            "The cold start and the warm run are within the noise of this run; pick on "
+            "other grounds or measure longer (warmup_series_seconds)"
         )
     else:
         text = "Prewarming is optional: the cold penalty is small and short"
@@ -117,25 +157,36 @@ def _prewarm(
             "warm_p99_ms": warm.p99_ms,
             "cold_to_warm_ratio": round(ratio, 2),
             "cold_time_to_warm_s": _figure(cold.time_to_warm_s),
+            **margin.evidence(),
         },
     )
 
 
 def _autoprewarm(
-    auto: CacheRow | None, cold: CacheRow | None, sb: float, where: str
+    auto: CacheRow | None,
+    cold: CacheRow | None,
+    sb: float,
+    where: str,
+    noise: tuple[float, int] | None,
 ) -> Recommendation | None:
     if not (auto and cold and auto.first_second_p99_ms and cold.first_second_p99_ms):
         return None
     ratio = auto.first_second_p99_ms / cold.first_second_p99_ms
-    # within +-20% is run-to-run noise on a busy host, not an effect
-    effect = (
-        "shortens" if ratio < 0.8 else "lengthens" if ratio > 1.2 else "made no clear difference to"
-    )
+    margin = _margin(cold.first_second_p99_ms, auto.first_second_p99_ms, noise)
+    # no warm series (an older file): within +-20% counts as run-to-run noise, as before
+    clear = abs(ratio - 1.0) > 0.2 if margin.noise is None else margin.decisive
+    if not clear:
+        head = (
+            f"autoprewarm and a plain cold start{where} are within the noise of this run; "
+            "pick on other grounds or measure longer"
+        )
+    else:
+        head = f"autoprewarm{where} {'shortens' if ratio < 1 else 'lengthens'} the cold start"
     return Recommendation(
-        text=f"autoprewarm{where} {effect} the cold start: first-second p99 "
+        text=f"{head}: first-second p99 "
         f"{_fmt(auto.first_second_p99_ms)} vs {_fmt(cold.first_second_p99_ms)} from "
-        f"plain cold; steady after {_fmt(auto.time_to_warm_s, ' s')} vs "
-        f"{_fmt(cold.time_to_warm_s, ' s')}.",
+        f"plain cold{_noise_clause(margin)}; steady after {_fmt(auto.time_to_warm_s, ' s')} "
+        f"vs {_fmt(cold.time_to_warm_s, ' s')}.",
         evidence={
             "shared_buffers_mb": sb,
             "autoprewarm_first_second_p99_ms": auto.first_second_p99_ms,
@@ -143,6 +194,7 @@ def _autoprewarm(
             "autoprewarm_to_cold_ratio": round(ratio, 2),
             "autoprewarm_time_to_warm_s": _figure(auto.time_to_warm_s),
             "cold_time_to_warm_s": _figure(cold.time_to_warm_s),
+            **margin.evidence(),
         },
     )
 
