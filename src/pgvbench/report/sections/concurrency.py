@@ -105,7 +105,9 @@ def _load_points_table(series: Sequence[LoadSeries]) -> list[Block]:
         Paragraph(
             "Latency is measured by the client (open loop: from the intended start, so queueing "
             "counts). Pool wait is psycopg_pool's requests_wait_ms / operations. Fidelity is "
-            "python QPS / pgbench QPS at the same SQL and clients. ⚠ suspect: the load "
+            "python QPS / pgbench QPS at the same SQL and clients, the two engines alternating in "
+            "short windows (the arms of one client count run in random order each round); "
+            "in brackets its 95% interval over those rounds. ⚠ suspect: the load "
             "generator may be the limit; ⚠ INVALID rows must not be used."
         ),
         Table(
@@ -132,7 +134,7 @@ def _load_row(p: LoadPoint, open_loop: bool) -> list[str]:
         DASH if wait is None else format_sig(wait),
         format_optional(p.client_cpu_cores, 2),
         format_optional(p.server_cpu_cores, 2),
-        DASH if p.fidelity is None else f"{p.fidelity:.2f}",
+        _fidelity_cell(p),
     ]
     if open_loop:
         row += [
@@ -141,6 +143,17 @@ def _load_row(p: LoadPoint, open_loop: bool) -> list[str]:
             format_optional(p.schedule_lag_ms, 3),
         ]
     return [*row, _validity_word(p), _load_notes(p)]
+
+
+def _fidelity_cell(p: LoadPoint) -> str:
+    """The interleaved figure and its interval over the paired rounds, when recorded."""
+    if p.fidelity is None:
+        return DASH
+    interval = p.fidelity_interval or {}
+    low, high = interval.get("low"), interval.get("high")
+    if low is None or high is None:
+        return f"{p.fidelity:.2f}"
+    return f"{p.fidelity:.2f} ({low:.2f}-{high:.2f})"
 
 
 def _mode_text(p: LoadPoint) -> str:
