@@ -6,10 +6,9 @@ after that build's recall sweep, and turns each engine outcome into a LoadPoint.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,29 +23,22 @@ from .analysis.paired import paired_ratio
 from .db.load import load_vectors
 from .db.schema import check_table_replaceable, create_vector_table
 from .engine.operations import (
-    SESSION,
-    TRANSACTION_POOLED,
-    ConnStyle,
     Operation,
     knn_operation,
 )
 from .engine.outcome import EngineOutcome, merge_outcomes, operation_details, sample_of
 from .engine.pgbench import find_pgbench, knn_script, run_pgbench
 from .engine.providers import (
-    ConnectionProvider,
-    ConnectPerOpProvider,
-    DirectProvider,
-    PsycopgPoolProvider,
     ServerUnreachable,
 )
 from .engine.threaded import LoadShape, run_load
 from .errors import RunFailed
 from .instrument.cpu import ServerCpuProbe
+from .load_strategies import bouncer_delta, bouncer_stats, open_provider, sum_pool_stats
 from .metrics import Metric
 from .progress import Reporter, Task
 from .results import LoadPoint, Sample
 from .server.connection import Target
-from .server.pgbouncer import PgBouncer
 from .server.pgbouncer_setup import find_pgbouncer
 from .spec.model import ExperimentSpec, LoadSpec, PoolingSpec
 
@@ -65,24 +57,6 @@ class _Measured:
     notes: list[str]
     sample: Sample | None = None
     sequence: int = 0  # which window of this load test it was (the run order)
-
-
-# psycopg_pool's get_stats() mixes gauges (a level now) with counters (since the last pop)
-_POOL_GAUGES = frozenset(
-    {"pool_min", "pool_max", "pool_size", "pool_available", "requests_waiting"}
-)
-
-
-def _sum_stats(stats: list[dict[str, int] | None]) -> dict[str, int] | None:
-    """Pool counters summed over repeats; gauges keep the last repeat's level."""
-    present = [s for s in stats if s is not None]
-    if not present:
-        return None
-    total: dict[str, int] = {}
-    for s in present:
-        for key, value in s.items():
-            total[key] = value if key in _POOL_GAUGES else total.get(key, 0) + value
-    return total
 
 
 @dataclasses.dataclass(frozen=True)
@@ -328,8 +302,11 @@ class LoadTester:
             outcome = self._pgbench(clients, notes, warmup_s, duration_s)
         else:
             assert op is not None  # built for every python-engine point
-            with self._provider(op, pooling, variant, clients, notes) as (provider, bouncer):
-                stats_before = _bouncer_stats(bouncer)
+            with open_provider(self.target.dsn, op, pooling, variant, clients, notes) as (
+                provider,
+                bouncer,
+            ):
+                stats_before = bouncer_stats(bouncer)
                 try:
                     outcome = run_load(
                         op,
@@ -341,51 +318,10 @@ class LoadTester:
                     )
                 except ServerUnreachable as exc:
                     outcome = _failed_outcome(shape, f"server unreachable: {exc}")
-                pool_stats = provider.stats() or _bouncer_delta(stats_before, bouncer)
+                pool_stats = provider.stats() or bouncer_delta(stats_before, bouncer)
         return _Measured(
             outcome=outcome, pool_stats=pool_stats, notes=notes, sequence=self._points_run - 1
         )
-
-    @contextlib.contextmanager
-    def _provider(
-        self,
-        op: Operation,
-        pooling: PoolingSpec,
-        variant: dict[str, Any],
-        clients: int,
-        notes: list[str],
-    ) -> Iterator[tuple[ConnectionProvider, PgBouncer | None]]:
-        """The connection provider of one strategy, with PgBouncer started if needed."""
-        dsn = self.target.dsn
-        if pooling.strategy == "direct":
-            yield DirectProvider(dsn, op, SESSION), None
-        elif pooling.strategy == "connect_per_op":
-            yield ConnectPerOpProvider(dsn, op, ConnStyle(prepared=False)), None
-        elif pooling.strategy == "psycopg_pool":
-            yield (
-                PsycopgPoolProvider(
-                    dsn,
-                    op,
-                    SESSION,
-                    min_size=variant["min_size"],
-                    max_size=variant["max_size"],
-                    timeout_s=variant["timeout_s"],
-                    max_waiting=variant["max_waiting"],
-                ),
-                None,
-            )
-        else:
-            mode = variant["pool_mode"]
-            bouncer = PgBouncer.from_dsn(
-                dsn, pool_mode=mode, pool_size=variant["pool_size"], clients=clients
-            )
-            bouncer.start()
-            try:
-                style = TRANSACTION_POOLED if mode == "transaction" else ConnStyle(prepared=False)
-                notes.append(point_notes.through_pgbouncer(mode, style.label))
-                yield DirectProvider(bouncer.dsn(), op, style), bouncer
-            finally:
-                bouncer.stop()
 
     def _pgbench(
         self, clients: int, notes: list[str], warmup_s: float, duration_s: float
@@ -435,7 +371,7 @@ class LoadTester:
         """The point over all repeats so far: merged histograms, summed counts, samples."""
         outcome = merge_outcomes([m.outcome for m in measured])
         notes = list(dict.fromkeys(n for m in measured for n in m.notes))  # once each
-        pool_stats = _sum_stats([m.pool_stats for m in measured])
+        pool_stats = sum_pool_stats([m.pool_stats for m in measured])
         valid = outcome.aborted is None
         suspect = False
         if outcome.aborted:
@@ -491,29 +427,6 @@ class LoadTester:
         )
 
 
-def _bouncer_stats(bouncer: PgBouncer | None) -> dict[str, int] | None:
-    if bouncer is None:
-        return None
-    for row in bouncer.show_stats():
-        if row.get("database") == bouncer.dbname:
-            return {k: int(v) for k, v in row.items() if isinstance(v, int)}
-    return None
-
-
-def _bouncer_delta(
-    before: dict[str, int] | None, bouncer: PgBouncer | None
-) -> dict[str, int] | None:
-    after = _bouncer_stats(bouncer)
-    if before is None or after is None:
-        return None
-    return {
-        "transactions": after.get("total_xact_count", 0) - before.get("total_xact_count", 0),
-        # time clients waited for a server connection, as psycopg_pool's requests_wait_ms
-        "requests_wait_ms": (after.get("total_wait_time", 0) - before.get("total_wait_time", 0))
-        // 1000,
-    }
-
-
 def _failed_outcome(shape: LoadShape, reason: str) -> EngineOutcome:
     from .engine.histogram import LatencyHistogram
 
@@ -565,7 +478,7 @@ def _merge_windows(windows: list[_Measured]) -> _Measured:
     """One arm's windows of one repeat as one measurement (histograms merged)."""
     return _Measured(
         outcome=merge_outcomes([w.outcome for w in windows]),
-        pool_stats=_sum_stats([w.pool_stats for w in windows]),
+        pool_stats=sum_pool_stats([w.pool_stats for w in windows]),
         notes=list(dict.fromkeys(n for w in windows for n in w.notes)),
     )
 
