@@ -218,6 +218,15 @@ def ahead_clause(loser: str, margin: Margin, *, measure: str = "") -> str:
     return f"ahead of {loser} by {what} (noise {noise_text(margin)})"
 
 
+def versus(margin: Margin, what: str = "") -> str:
+    """``QPS +20%, beyond the noise of ±5.0% over 4 windows``: a difference and its verdict."""
+    head = f"{what} {difference_text(margin)}" if what else difference_text(margin)
+    if margin.noise is None:
+        return f"{head} in one measurement each, no spread measured"
+    verdict = "beyond" if margin.decisive else "within"
+    return f"{head}, {verdict} the noise of {noise_text(margin)}"
+
+
 def within_noise(first: str, second: str, margin: Margin) -> str:
     """The sentence that replaces a winner when the difference does not clear the noise."""
     if margin.noise is None:

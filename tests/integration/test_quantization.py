@@ -93,6 +93,18 @@ def test_rerank_recall_at_least_norerank(measured: Measured) -> None:
         assert by[("full", ef, 1)].recall_mean > 0.9
 
 
+def test_points_record_their_windows_and_per_query_recall(measured: Measured) -> None:
+    for p in measured.study.points:
+        assert len(p.window_qps) >= 3  # 0.3 s timed as at least 3 windows
+        assert all(q > 0 for q in p.window_qps)
+        assert len(p.recall_per_query) == measured.dataset.n_queries
+        assert sum(p.recall_per_query) / len(p.recall_per_query) == pytest.approx(
+            p.recall_mean, abs=1e-3
+        )
+    text = " ".join(recommendations(measured.study))
+    assert "noise of" in text  # every comparison states its margin
+
+
 def test_halfvec_index_smaller_than_full(measured: Measured) -> None:
     sizes = {ix.variant: ix.index_bytes for ix in measured.study.indexes}
     assert 0 < sizes["halfvec"] < sizes["full"]

@@ -7,10 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 from pgvbench.results import TimeSlice
+from pgvbench.studies.build.advice import recommend_build
+from pgvbench.studies.build.records import BuildTuningPoint, BuildTuningStudy
 from pgvbench.studies.cache.advice import advice as cache_advice
 from pgvbench.studies.cache.records import CacheRow, CacheStudy
 from pgvbench.studies.filtered.advice import advice as filtered_advice
 from pgvbench.studies.filtered.records import BucketInfo, FilteredComparison, FilteredRow
+from pgvbench.studies.quantization.advice import advice as quant_advice
+from pgvbench.studies.quantization.records import QuantizationPoint, QuantizationStudy
 
 # ------------------------------------------------------------------ filtered strategies
 
@@ -131,3 +135,101 @@ def test_cache_autoprewarm_within_noise_says_so() -> None:
         "grounds or measure longer: first-second p99 6 ms vs 10 ms from plain cold; -40%, "
         "within the noise of ±84% over 4 seconds of the warm run"
     )
+
+
+# ------------------------------------------------------------------ quantization
+
+
+def _qpoint(variant: str, qps: tuple[float, ...], recall: list[float]) -> QuantizationPoint:
+    return QuantizationPoint(
+        variant=variant, ef_search=40, overfetch=4 if variant == "binary" else 1,
+        recall_mean=sum(recall) / len(recall), recall_p5=min(recall), recall_min=min(recall),
+        qps=sum(qps) / len(qps), p50_ms=1.0, p99_ms=2.0, errors=0, index="ix",
+        index_bytes=1000, build_seconds=1.0, plan_ok=True, plan_note=None, capped=False,
+        recall_per_query=tuple(recall), window_qps=qps,
+    )  # fmt: skip
+
+
+def _quant(*points: QuantizationPoint) -> QuantizationStudy:
+    return QuantizationStudy(
+        table="s.items", metric="l2", dim=8, rows=1000, k=10, m=16, ef_construction=64,
+        indexes=(), points=points,
+    )  # fmt: skip
+
+
+FULL_RECALL = [1.0, 0.9, 1.0, 0.9] * 10
+
+
+def test_quantization_clear_lift_and_speedup_state_their_margins() -> None:
+    texts = [
+        r.text
+        for r in quant_advice(
+            _quant(
+                _qpoint("full", (1000, 1010, 990), FULL_RECALL),
+                _qpoint("binary", (2000, 2020, 1980), [x - 0.05 for x in FULL_RECALL]),
+                _qpoint("binary_norerank", (3000, 3000, 3000), [x - 0.5 for x in FULL_RECALL]),
+            )
+        )
+    ]
+    best = next(t for t in texts if t.startswith("Best binary point"))
+    assert (
+        "(QPS +100%, beyond the noise of ±3.0% over 3 windows; recall -0.050, beyond the noise "
+        "of ±0.000 over 40 queries)."
+    ) in best
+    rerank = next(t for t in texts if t.startswith("Re-ranking"))
+    assert rerank.startswith(
+        "Re-ranking binary candidates by the full distance lifts recall from 0.450 to 0.900 "
+        "(+0.450, beyond the noise of ±0.000 over 40 queries); never serve Hamming order alone."
+    )
+
+
+def test_quantization_within_noise_says_so() -> None:
+    mixed = [x + (0.1 if i % 2 else -0.1) for i, x in enumerate(FULL_RECALL)]
+    texts = [
+        r.text
+        for r in quant_advice(
+            _quant(
+                _qpoint("full", (1000, 1200, 800), FULL_RECALL),
+                _qpoint("binary", (1050, 850, 1150), mixed),
+                _qpoint("binary_norerank", (3000, 3000, 3000), FULL_RECALL),
+            )
+        )
+    ]
+    best = next(t for t in texts if t.startswith("Best binary point"))
+    assert "QPS +1.7%, within the noise of ±35% over 3 windows" in best
+    rerank = next(t for t in texts if "Hamming order alone" in t)
+    assert rerank.startswith(
+        "Re-ranking binary candidates and Hamming order alone are within the noise of this run"
+    )
+
+
+# ------------------------------------------------------------------ build tuning
+
+
+def _build_study(serial_s: float, parallel_s: float) -> BuildTuningStudy:
+    def pt(workers: int, seconds: float) -> BuildTuningPoint:
+        return BuildTuningPoint(
+            maintenance_work_mem="512MB", maintenance_work_mem_bytes=512 * 1024**2,
+            workers=workers, workers_launched=workers, build_seconds=seconds,
+            index_bytes=1, graph_fits=True, fits_after_tuples=None,
+        )  # fmt: skip
+
+    return BuildTuningStudy.from_dict(
+        {
+            "index": "hnsw(m=16)", "kind": "hnsw", "params": {}, "metric": "l2",
+            "table": "s.items", "rows": 10_000, "limits": {}, "restored": {},
+            "points": [pt(0, serial_s).to_dict(), pt(1, parallel_s).to_dict()],
+        }
+    )  # fmt: skip
+
+
+def test_build_workers_advice_states_one_build_each() -> None:
+    workers = recommend_build(_build_study(12.0, 8.0), rows=10_000, cores=2)[1]
+    assert workers.startswith(
+        "Use max_parallel_maintenance_workers = 1 (8.0 s vs 12 s single-process at 512MB on 2 "
+        "cores, -33% build time in one build each: no build-to-build spread measured, "
+        "rebuild to confirm)"
+    )
+    close = recommend_build(_build_study(10.0, 9.8), rows=10_000, cores=2)[1]
+    assert close.startswith("Use max_parallel_maintenance_workers = 0 (10 s vs 9.8 s 1 parallel")
+    assert "+2.0% build time in one build each" in close

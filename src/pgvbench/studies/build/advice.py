@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from ...advice_margin import difference_text, from_single
 from ..base import Recommendation
 from .records import BuildTuningPoint, BuildTuningStudy
 from .sizes import PARTICIPANT_MIN_BYTES, format_size, memory_worker_cap
@@ -280,10 +281,14 @@ def _workers_advice(
         ref = serial
     else:
         ref = min(others, key=lambda p: p.seconds)
+    # One build per setting: there is no build-to-build spread to weigh the difference
+    # against, so the sentence says so (the 5% tie rule above stands in for the noise).
+    margin = from_single(ref.seconds, best.seconds, basis="builds")
     text = (
         f"Use max_parallel_maintenance_workers = {best.workers} "
         f"({_secs(best.seconds)} vs {_secs(ref.seconds)} {_workers_text(ref.workers)} "
-        f"at {memory} on {cores} cores"
+        f"at {memory} on {cores} cores, {difference_text(margin)} build time in one build "
+        "each: no build-to-build spread measured, rebuild to confirm"
     )
     if best.workers_launched is not None and best.workers_launched < best.workers:
         text += f"; only {best.workers_launched} workers actually ran"
@@ -314,6 +319,7 @@ def _workers_advice(
         "reference_workers": ref.workers,
         "reference_seconds": ref.seconds,
         "cores": cores,
+        **margin.evidence(),
     }
     if best.workers_launched is not None:
         evidence["workers_launched"] = best.workers_launched

@@ -4,6 +4,7 @@ re-ranking buys), each with the measured figures it rests on. No database here."
 
 from __future__ import annotations
 
+from ...advice_margin import Margin, from_recall, from_samples, from_single, versus, within_noise
 from ...spec.model import QUERY_GUCS
 from ..base import Recommendation
 from .records import QuantizationPoint, QuantizationStudy
@@ -42,6 +43,19 @@ def _best_points(study: QuantizationStudy) -> dict[str, QuantizationPoint]:
     return best
 
 
+def qps_margin(ref: QuantizationPoint, point: QuantizationPoint) -> Margin | None:
+    """``point``'s QPS over ``ref``'s against the spread of their timed windows."""
+    if len(ref.window_qps) >= 2 and len(point.window_qps) >= 2:
+        return from_samples(ref.window_qps, point.window_qps, basis="windows")
+    return from_single(ref.qps, point.qps) if ref.qps > 0 else None
+
+
+def recall_margin(ref: QuantizationPoint, point: QuantizationPoint) -> Margin | None:
+    """``point``'s recall minus ``ref``'s over the same queries (None in older files)."""
+    a, b = ref.recall_per_query, point.recall_per_query
+    return from_recall(a, b) if len(a) == len(b) >= 2 else None
+
+
 def advice(study: QuantizationStudy) -> list[Recommendation]:
     """The conclusions of :func:`recommendations` with their evidence."""
     out: list[Recommendation] = []
@@ -71,37 +85,56 @@ def advice(study: QuantizationStudy) -> list[Recommendation]:
     for name, p in sorted(best.items()):
         if name == "full" or ref is None:
             continue
+        evidence: dict[str, float | int | str] = {
+            "variant": name,
+            "ef_search": p.ef_search,
+            "overfetch": p.overfetch,
+            "recall_mean": p.recall_mean,
+            "qps": p.qps,
+            "full_recall_mean": ref.recall_mean,
+            "full_qps": ref.qps,
+        }
+        speed = qps_margin(ref, p)
+        margins = [versus(speed, "QPS")] if speed is not None else []
+        if speed is not None:
+            evidence |= speed.evidence("qps_margin_")
+        quality = recall_margin(ref, p)
+        if quality is not None:
+            margins.append(versus(quality, "recall"))
+            evidence |= quality.evidence("recall_margin_")
+        tail = f" ({'; '.join(margins)})" if margins else ""
         out.append(
             Recommendation(
                 text=f"Best {name} point (ef_search {p.ef_search}, overfetch {p.overfetch}): "
                 f"recall {p.recall_mean:.3f} at {p.qps:,.0f} QPS vs full precision "
-                f"{ref.recall_mean:.3f} at {ref.qps:,.0f} QPS.",
-                evidence={
-                    "variant": name,
-                    "ef_search": p.ef_search,
-                    "overfetch": p.overfetch,
-                    "recall_mean": p.recall_mean,
-                    "qps": p.qps,
-                    "full_recall_mean": ref.recall_mean,
-                    "full_qps": ref.qps,
-                },
+                f"{ref.recall_mean:.3f} at {ref.qps:,.0f} QPS{tail}.",
+                evidence=evidence,
             )
         )
     rerank = best.get("binary")
     norerank = best.get("binary_norerank")
     if rerank and norerank:
-        out.append(
-            Recommendation(
-                text="Re-ranking binary candidates by the full distance lifts recall from "
-                f"{norerank.recall_mean:.3f} to {rerank.recall_mean:.3f}; never serve Hamming "
-                "order alone.",
-                evidence={
-                    "norerank_recall_mean": norerank.recall_mean,
-                    "rerank_recall_mean": rerank.recall_mean,
-                    "overfetch": rerank.overfetch,
-                },
+        lift = recall_margin(norerank, rerank)
+        figures: dict[str, float | int | str] = {
+            "norerank_recall_mean": norerank.recall_mean,
+            "rerank_recall_mean": rerank.recall_mean,
+            "overfetch": rerank.overfetch,
+        }
+        if lift is not None:
+            figures |= lift.evidence()
+        if lift is not None and not lift.decisive:
+            text = (
+                within_noise("Re-ranking binary candidates", "Hamming order alone", lift)
+                + f" (recall {rerank.recall_mean:.3f} vs {norerank.recall_mean:.3f})."
             )
-        )
+        else:
+            bound = f" ({versus(lift)})" if lift is not None else ""
+            text = (
+                "Re-ranking binary candidates by the full distance lifts recall from "
+                f"{norerank.recall_mean:.3f} to {rerank.recall_mean:.3f}{bound}; never serve "
+                "Hamming order alone."
+            )
+        out.append(Recommendation(text=text, evidence=figures))
     capped = [p for p in study.points if p.capped]
     if capped:
         needed = max(study.k * p.overfetch for p in capped)

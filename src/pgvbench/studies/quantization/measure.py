@@ -18,12 +18,14 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
+from ...analysis.interleave import rounds_for
 from ...datasets.base import Dataset
 from ...datasets.groundtruth import GroundTruth
 from ...datasets.recall import summarize_recall, tie_aware_recall
 from ...db.gucs import set_settings
 from ...db.schema import relation_bytes
 from ...engine.operations import SESSION, ParamOperation, encode_vector
+from ...engine.outcome import EngineOutcome, merge_outcomes
 from ...engine.providers import DirectProvider
 from ...engine.threaded import LoadShape, run_load
 from ...errors import RunFailed
@@ -37,6 +39,7 @@ from .sql import index_expression, query_sql
 
 HALFVEC_MAX_DIM = INDEX_MAX_DIM["halfvec"]
 WARMUP_S = 0.2
+WINDOW_S = 0.25  # the timed loop's window length (at least 3 windows per point)
 _EF_SEARCH = QUERY_GUCS["hnsw"]  # every variant is an HNSW index
 
 
@@ -137,7 +140,9 @@ def _recall_and_plan(
 
 def _throughput(
     dsn: str, stmt: str, vectors: Sequence[bytes], oid: int, ef: int, seconds: float
-) -> tuple[float, float | None, float | None, int]:
+) -> tuple[float, float | None, float | None, int, tuple[float, ...]]:
+    """Single-client QPS, p50, p99, errors and each window's QPS: the timed loop runs as
+    consecutive short windows (same total time) whose spread is the noise of the QPS."""
     op = ParamOperation(
         name="quant",
         sql=stmt,
@@ -146,18 +151,27 @@ def _throughput(
         params=lambda seq: [vectors[seq % len(vectors)]],
         settings={_EF_SEARCH: str(ef)},
     )
-    outcome = run_load(
-        op,
-        DirectProvider(dsn, op, SESSION),
-        LoadShape(clients=1, warmup_s=min(WARMUP_S, seconds), duration_s=seconds),
-        probe_dsn=dsn,
-    )
+    count = rounds_for(seconds, WINDOW_S)
+    windows: list[EngineOutcome] = []
+    for i in range(count):
+        shape = LoadShape(
+            clients=1,
+            warmup_s=min(WARMUP_S, seconds) if i == 0 else 0.0,
+            duration_s=seconds / count,
+            first_seq=sum(w.operations for w in windows),
+        )
+        window = run_load(op, DirectProvider(dsn, op, SESSION), shape, probe_dsn=dsn)
+        windows.append(window)
+        if window.aborted:
+            break
+    outcome = merge_outcomes(windows)
     lat = outcome.latency.summary()
     return (
         outcome.qps,
         lat.p50 if lat else None,
         lat.p99 if lat else None,
         outcome.errors,
+        tuple(round(w.qps, 1) for w in windows),
     )
 
 
@@ -215,7 +229,7 @@ def measure(
                         recall, note = _recall_and_plan(
                             conn, stmt, recall_queries, truth, dataset, k, metric, name, oid
                         )
-                        qps, p50, p99, errors = _throughput(
+                        qps, p50, p99, errors, window_qps = _throughput(
                             dsn, stmt, load_vectors, oid, ef, measure_seconds
                         )
                         mean, p5, low = summarize_recall(recall)
@@ -237,6 +251,8 @@ def measure(
                                 plan_ok=note is None,
                                 plan_note=note,
                                 capped=label == "binary" and k * over > ef,
+                                recall_per_query=tuple(round(float(x), 4) for x in recall),
+                                window_qps=window_qps,
                             )
                         )
             finally:

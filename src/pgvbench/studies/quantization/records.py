@@ -67,9 +67,16 @@ class QuantizationPoint:
     plan_ok: bool
     plan_note: str | None  # what the plan used instead of the index (check_plan)
     capped: bool  # k x overfetch > ef_search: HNSW returns at most ef_search candidates
+    # Added with the margins of issue 12 (empty in older files): each recall query's recall
+    # (the same queries at every point, so points pair up) and each timed window's QPS.
+    recall_per_query: tuple[float, ...] = ()
+    window_qps: tuple[float, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        out = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        out["recall_per_query"] = list(self.recall_per_query)
+        out["window_qps"] = list(self.window_qps)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> QuantizationPoint:
@@ -90,7 +97,16 @@ class QuantizationPoint:
             plan_ok=f.flag(data, "plan_ok"),
             plan_note=f.opt_text(data, "plan_note"),
             capped=f.flag(data, "capped"),
+            recall_per_query=tuple(_numbers(data, "recall_per_query")),
+            window_qps=tuple(_numbers(data, "window_qps")),
         )
+
+
+def _numbers(data: Mapping[str, Any], key: str) -> list[float]:
+    raw = data.get(key)
+    if not isinstance(raw, list):
+        return []
+    return [float(v) for v in raw if isinstance(v, (int, float)) and not isinstance(v, bool)]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
