@@ -17,12 +17,19 @@ and all):
 
 A summary is printed and written to ``OUT/summary.json``; finished runs are reused when
 the script is re-run with the same --out (so an interrupted measurement resumes).
+
+``--ab`` measures ``pgvbench ab`` instead (issue 12): 20 comparisons A vs A and 20 A vs B,
+alternating, on one embedded server; B costs ~10% QPS through a CPU-only [ab] sql wrapper
+calibrated first (see docs/ci.md)::
+
+    python bench/gate_quality.py --ab --out /tmp/pgvbench-gate-ab
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -51,7 +58,15 @@ def main() -> int:
     parser.add_argument(
         "--analyze-only", action="store_true", help="judge the runs already in --out, run none"
     )
+    parser.add_argument("--ab", action="store_true", help="measure `pgvbench ab` (gate_ab.py)")
+    parser.add_argument("--rounds", type=int, default=20, help="--ab: rounds per comparison")
+    parser.add_argument("--window", type=float, default=1.2, help="--ab: seconds per window")
+    parser.add_argument(
+        "--repeat", type=int, default=0, help="--ab: the md5 repeat count of B (0: calibrate)"
+    )
     args = parser.parse_args()
+    if args.ab:
+        return _ab_bench(args)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     pgvbench = str(Path(sys.executable).with_name("pgvbench"))
@@ -312,6 +327,182 @@ def _print(summary: dict[str, Any], args: argparse.Namespace) -> None:
             print(f"    A/A: {'; '.join(failing)}")
         for rows in r["recall_drop_not_flagged"]:
             print(f"    recall drop not flagged: {'; '.join(rows)}")
+
+
+# ---------------------------------------------------------------- pgvbench ab (issue 12)
+
+AB_SPEC = """[experiment]
+name = "gate_ab"
+seed = 42
+
+[dataset]
+source = "synthetic"
+n = 10000
+dim = 64
+clusters = 32
+queries = 1200
+
+[query]
+k = 10
+recall_queries = 100
+
+[[index]]
+kind = "hnsw"
+m = 16
+ef_construction = 64
+ef_search = 40
+
+[ab]
+label = "{label}"
+{sql}"""
+# CPU only: md5 over a repeated string per returned row; the index does the same work
+WRAPPER = "SELECT id, length(md5(repeat(id::text, {n}))) FROM ({{knn}}) AS q"
+TARGET_RATIO = 0.90
+
+
+def _ab_spec(out: Path, label: str, repeat: int | None) -> Path:
+    sql = "" if repeat is None else f'sql = "{WRAPPER.format(n=repeat)}"\n'
+    path = out / f"{label}.toml"
+    path.write_text(AB_SPEC.format(label=label, sql=sql))
+    return path
+
+
+def _ab_run(
+    pgvbench: str,
+    server: EmbeddedServer,
+    a: Path,
+    b: Path,
+    out: Path,
+    *,
+    rounds: int,
+    window: float,
+    seed: int,
+) -> dict[str, Any]:
+    if not (out / "ab.json").is_file():
+        t0 = time.monotonic()
+        proc = subprocess.run(
+            [
+                pgvbench,
+                "ab",
+                str(a),
+                str(b),
+                "--data-dir",
+                str(server.data_dir),
+                "--output",
+                str(out),
+                "--rounds",
+                str(rounds),
+                "--window",
+                str(window),
+                "--seed",
+                str(seed),
+                "-q",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode not in (0, 1):
+            raise SystemExit(f"ab {a.name} {b.name}: exit {proc.returncode}\n{proc.stderr}")
+        (out / "exit").write_text(f"{proc.returncode} {time.monotonic() - t0:.1f}\n")
+    code, seconds = (out / "exit").read_text().split()
+    data = json.loads((out / "ab.json").read_text())
+    metrics = {m["metric"]: m for m in data["metrics"]}
+    return {
+        "exit": int(code),
+        "wall_s": float(seconds),
+        "measured_s": data["measured_s"],
+        "rounds_s": data["wall_s"],
+        "flagged": [m for m, v in metrics.items() if v["verdict"] == "regression"],
+        "qps_change": metrics["qps"]["change"],
+        "qps_interval": [metrics["qps"]["low"], metrics["qps"]["high"]],
+        "p50_change": metrics["p50"]["change"],
+    }
+
+
+def _calibrate(pgvbench: str, server: EmbeddedServer, out: Path, base: Path) -> dict[str, Any]:
+    """The repeat count whose wrapper costs 10% QPS, measured interleaved against the base:
+    the extra time per query grows linearly with the repeat count, so two points fit it."""
+    points = []
+    for n in (20, 120):
+        r = _ab_run(
+            pgvbench,
+            server,
+            base,
+            _ab_spec(out, f"cal{n}", n),
+            out / f"cal{n}",
+            rounds=20,
+            window=1.0,
+            seed=n,
+        )
+        points.append((n, 1.0 / (1.0 + r["qps_change"]) - 1.0))  # extra time / base time
+    (n1, e1), (n2, e2) = points
+    slope = (e2 - e1) / (n2 - n1)
+    want = 1.0 / TARGET_RATIO - 1.0
+    repeat = max(1, round(n1 + (want - e1) / slope)) if slope > 0 else 60
+    return {
+        "points": [{"repeat": n, "extra_time": round(e, 4)} for n, e in points],
+        "repeat": repeat,
+    }
+
+
+def _ab_bench(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    pgvbench = str(Path(sys.executable).with_name("pgvbench"))
+    started = time.monotonic()
+    server = EmbeddedServer(data_dir=out / "pgdata")
+    server.ensure_started()
+    try:
+        base = _ab_spec(out, "base", None)
+        again = _ab_spec(out, "base-again", None)
+        calibration = (
+            {"repeat": args.repeat} if args.repeat else _calibrate(pgvbench, server, out, base)
+        )
+        print(f"calibration: {calibration}", flush=True)
+        slow = _ab_spec(out, "cpu-cost", calibration["repeat"])
+        kinds: dict[str, list[dict[str, Any]]] = {"aa": [], "ab": []}
+        for i in range(1, args.comparisons + 1):
+            for kind, b in (("aa", again), ("ab", slow)):
+                r = _ab_run(
+                    pgvbench,
+                    server,
+                    base,
+                    b,
+                    out / f"{kind}{i:02d}",
+                    rounds=args.rounds,
+                    window=args.window,
+                    seed=1000 + i,
+                )
+                kinds[kind].append(r)
+                print(
+                    f"[{i}/{args.comparisons}] {kind}: exit {r['exit']} qps "
+                    f"{r['qps_change']:+.1%} flagged {r['flagged']} ({r['wall_s']:.0f} s)",
+                    flush=True,
+                )
+    finally:
+        server.stop()
+    n = args.comparisons
+    aa, ab = kinds["aa"], kinds["ab"]
+    summary = {
+        "rounds": args.rounds,
+        "window_s": args.window,
+        "calibration": calibration,
+        "wrapper": WRAPPER.format(n=calibration["repeat"]),
+        "detections": [sum(r["exit"] == 1 for r in ab), n],
+        "false_alarms": [sum(r["exit"] == 1 for r in aa), n],
+        "aa_flagged": [r["flagged"] for r in aa if r["flagged"]],
+        "ab_missed": [r for r in ab if r["exit"] != 1],
+        "ab_qps_change_median": statistics.median(r["qps_change"] for r in ab),
+        "ab_qps_change_range": [min(r["qps_change"] for r in ab), max(r["qps_change"] for r in ab)],
+        "aa_qps_change_range": [min(r["qps_change"] for r in aa), max(r["qps_change"] for r in aa)],
+        "measured_s_median": statistics.median(r["measured_s"] for r in aa + ab),
+        "wall_s_median": statistics.median(r["wall_s"] for r in aa + ab),
+        "wall_minutes": round((time.monotonic() - started) / 60, 1),
+        "load_average_end": list(os.getloadavg()),
+    }
+    (out / "summary_ab.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in summary.items() if k != "ab_missed"}, indent=2))
+    return 0
 
 
 if __name__ == "__main__":
