@@ -136,6 +136,19 @@ def from_recall(
     )
 
 
+def from_tolerance(difference: float, tolerance: float, *, basis: str) -> Margin:
+    """An absolute difference (recall) against a spread measured outside this run, e.g.
+    what separates two HNSW graphs of the same rows; ``basis`` says where it comes from."""
+    return Margin(
+        difference=difference,
+        noise=tolerance,
+        decisive=abs(difference) >= tolerance,
+        scale="absolute",
+        basis=basis,
+        n=0,
+    )
+
+
 def from_single(
     a: float,
     b: float,
@@ -195,6 +208,8 @@ def noise_text(margin: Margin) -> str:
         if margin.scale == "relative"
         else f"±{margin.noise:.3f}"
     )
+    if margin.n == 0:  # a spread measured elsewhere: the basis says where
+        return f"{band}, {margin.basis}"
     units = margin.basis if margin.n != 1 else margin.basis.rstrip("s")
     return f"{band} over {margin.n} {units}"
 

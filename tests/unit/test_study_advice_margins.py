@@ -11,6 +11,8 @@ from pgvbench.studies.build.advice import recommend_build
 from pgvbench.studies.build.records import BuildTuningPoint, BuildTuningStudy
 from pgvbench.studies.cache.advice import advice as cache_advice
 from pgvbench.studies.cache.records import CacheRow, CacheStudy
+from pgvbench.studies.drift.advice import drift_advice
+from pgvbench.studies.drift.records import DriftCheckpoint, DriftResult
 from pgvbench.studies.filtered.advice import advice as filtered_advice
 from pgvbench.studies.filtered.records import BucketInfo, FilteredComparison, FilteredRow
 from pgvbench.studies.quantization.advice import advice as quant_advice
@@ -233,3 +235,44 @@ def test_build_workers_advice_states_one_build_each() -> None:
     close = recommend_build(_build_study(10.0, 9.8), rows=10_000, cores=2)[1]
     assert close.startswith("Use max_parallel_maintenance_workers = 0 (10 s vs 9.8 s 1 parallel")
     assert "+2.0% build time in one build each" in close
+
+
+# ------------------------------------------------------------------ drift
+
+
+def _checkpoint(label: str, recall: float) -> DriftCheckpoint:
+    return DriftCheckpoint(
+        t=0.0, label=label, live_rows=1000, db_rows=1000, dead_tuples=50, n_live_tup=1000,
+        n_tup_upd=0, n_tup_hot_upd=0, recall_mean=recall, recall_p5=recall - 0.1,
+        recall_min=recall - 0.2, recall_frozen_gt=None, returned_mean=10.0, gt_new_share=0.1,
+        returned_new_share=0.1, inserted=100, deleted=100, updated=0, churn=0.2,
+        query_p50_ms=1.0, query_p99_ms=2.0, vacuum_count=0, autovacuum_count=0,
+    )  # fmt: skip
+
+
+def _drift(start: float, end: float) -> DriftResult:
+    return DriftResult(
+        table="s.m", index="ix", k=10, metric="cosine", ef_search=40, duration_s=10.0,
+        interval_s=5.0, insert_rate=10.0, expire_rate=10.0, update_rate=0.0,
+        achieved_insert_rate=10.0, achieved_expire_rate=10.0, queries=50, initial_rows=1000,
+        autovacuum=True, vacuum_at_s=None, vacuum_seconds=None,
+        checkpoints=[_checkpoint("start", start), _checkpoint("end", end)], hot={},
+        write_batch_ms=None, wall_seconds=10.0,
+    )  # fmt: skip
+
+
+def test_drift_recall_fall_beyond_the_graph_spread_says_so() -> None:
+    text = drift_advice(_drift(0.95, 0.90))[0].text
+    assert text.startswith(
+        "Recall@10 fell from 0.950 to 0.900 (-0.050, beyond the noise of ±0.020, what "
+        "separates two HNSW graphs of the same rows; p5 0.800)"
+    )
+
+
+def test_drift_small_change_is_within_the_noise() -> None:
+    rec = drift_advice(_drift(0.95, 0.94))[0]
+    assert rec.text.startswith(
+        "Recall@10 held (0.950 -> 0.940, -0.010, within the noise of ±0.020, what separates "
+        "two HNSW graphs of the same rows;"
+    )
+    assert rec.evidence["margin_decisive"] == "no"

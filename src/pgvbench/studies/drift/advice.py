@@ -3,12 +3,20 @@ on. No database access."""
 
 from __future__ import annotations
 
+from ...advice_margin import Margin, from_single, from_tolerance, versus
 from ..base import Recommendation
 from .records import DriftResult, DriftStudyResult, UpdateCostResult
 
 # Recall changes below this are within what separates two HNSW graphs of the same rows
 # (measured: +-0.02 on 200 queries, 50k x 128, VACUUM vs REINDEX of the same table).
 SHORT_RECALL_TOLERANCE = 0.02
+_GRAPHS = "what separates two HNSW graphs of the same rows"
+
+
+def recall_change(before: float, after: float) -> Margin:
+    """A recall change against the graph-to-graph spread (the checkpoints keep no per-query
+    recall to bound it over queries)."""
+    return from_tolerance(after - before, SHORT_RECALL_TOLERANCE, basis=_GRAPHS)
 
 
 def advice(result: DriftStudyResult) -> list[Recommendation]:
@@ -70,6 +78,10 @@ def update_advice(cost: UpdateCostResult) -> list[Recommendation]:
             f"(p99 {_fmt(b.p99)}) without ({ratio:.1f}x; {_pct(with_index.hot_ratio)} HOT"
             f"{moved})"
         )
+        # One timed phase each: no spread to weigh the ratio against, and the text says so.
+        margin = from_single(b.p50, a.p50, basis="phases")
+        evidence |= margin.evidence()
+        head += f"; p50 {versus(margin)}"
         if ratio >= 1.5 or (cost.moved_p50_ratio or 0.0) >= 1.5:
             text = (
                 f"{head}: a non-HOT update re-inserts the row into the HNSW graph (pgvector "
@@ -144,17 +156,19 @@ def drift_advice(drift: DriftResult) -> list[Recommendation]:
         "churn": last.churn,
         "dead_tuples": last.dead_tuples,
     }
+    margin = recall_change(first.recall_mean, last.recall_mean)
+    evidence |= margin.evidence()
     if change <= -SHORT_RECALL_TOLERANCE:
         text = (
             f"Recall@{drift.k} fell from {first.recall_mean:.3f} to {last.recall_mean:.3f} "
-            f"(p5 {last.recall_p5:.3f}) after {writes}; dead tuples "
+            f"({versus(margin)}; p5 {last.recall_p5:.3f}) after {writes}; dead tuples "
             f"{last.dead_tuples:,} (ef_search {drift.ef_search})."
         )
     else:
         text = (
             f"Recall@{drift.k} held ({first.recall_mean:.3f} -> {last.recall_mean:.3f}, "
-            f"p5 {first.recall_p5:.3f} -> {last.recall_p5:.3f}) through {writes} "
-            f"(dead tuples {last.dead_tuples:,}, ef_search {drift.ef_search})."
+            f"{versus(margin)}; p5 {first.recall_p5:.3f} -> {last.recall_p5:.3f}) through "
+            f"{writes} (dead tuples {last.dead_tuples:,}, ef_search {drift.ef_search})."
         )
     out.append(Recommendation(text=text, evidence=evidence))
     if last.returned_mean < drift.k:
@@ -207,8 +221,9 @@ def _vacuum_advice(drift: DriftResult) -> list[Recommendation]:
         f"({after.live_rows:,} live rows); recall {before.recall_mean:.3f} -> "
         f"{after.recall_mean:.3f} (p5 {before.recall_p5:.3f} -> {after.recall_p5:.3f})"
     )
-    if abs(after.recall_mean - before.recall_mean) < SHORT_RECALL_TOLERANCE:
-        sentence += ", a change within what separates two HNSW graphs of the same rows"
+    margin = recall_change(before.recall_mean, after.recall_mean)
+    if not margin.decisive:
+        sentence += f", a change within {_GRAPHS} (±{SHORT_RECALL_TOLERANCE:.2f})"
     if drift.vacuum_seconds >= 1.0:
         sentence += (
             ". HNSW vacuum repairs the graph around every removed element; pgvector's "
@@ -222,5 +237,6 @@ def _vacuum_advice(drift: DriftResult) -> list[Recommendation]:
         "recall_after": after.recall_mean,
         "recall_p5_before": before.recall_p5,
         "recall_p5_after": after.recall_p5,
+        **margin.evidence(),
     }
     return [Recommendation(text=sentence + ".", evidence=evidence)]
