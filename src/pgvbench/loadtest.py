@@ -227,7 +227,9 @@ class LoadTester:
         clients = plan[members[0]][3]
         seed = self.spec.seed * 7919 + self.spec.repeats * repeat + clients
         windows: dict[int, list[_Measured]] = {i: [] for i in members}
-        for r, order in enumerate(schedule(members, rounds, seed=seed)):
+        for r, order in enumerate(
+            schedule(members, rounds, seed=seed, pairs=_pairs(plan, members))
+        ):
             for i in order:
                 engine, pooling, variant, n = plan[i]
                 label = _point_label(engine, pooling.strategy, variant, n)
@@ -467,6 +469,16 @@ def _set_fidelity(points: list[LoadPoint], load: LoadSpec) -> None:
             point.notes.append(
                 point_notes.fidelity_low(point.fidelity, FIDELITY_SUSPECT, paired.spread)
             )
+
+
+def _pairs(
+    plan: list[tuple[str, PoolingSpec, dict[str, Any], int]], members: list[int]
+) -> list[tuple[int, int]]:
+    """The engines compared as a ratio (fidelity): python and pgbench on dedicated
+    connections at one client count; they run back to back in every round."""
+    python = [i for i in members if plan[i][0] == "python" and plan[i][1].strategy == "direct"]
+    pgbench = [i for i in members if plan[i][0] == "pgbench"]
+    return [(python[0], pgbench[0])] if len(python) == 1 and len(pgbench) == 1 else []
 
 
 def _window_qps(windows: list[_Measured]) -> list[float]:

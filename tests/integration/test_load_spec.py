@@ -107,6 +107,9 @@ def test_strategies_and_pgbench_reference(
         (pgbench,) = [p for p in arms if p.engine == "pgbench"]
         assert python.fidelity_interval is not None
         assert python.fidelity_interval["rounds"] == 3
+        # the two engines of the ratio run back to back in every round
+        for a, b in zip(python.window_sequence, pgbench.window_sequence, strict=True):
+            assert abs(a - b) == 1
         per_round = [a / b for a, b in zip(python.window_qps, pgbench.window_qps, strict=True)]
         assert python.fidelity_interval["per_round"] == pytest.approx(per_round, rel=1e-4)
     assert all(p.server_cpu_cores is not None and p.server_cpu_cores > 0 for p in direct)

@@ -40,6 +40,23 @@ def test_schedule_is_randomized_not_alternating() -> None:
     assert rounds != schedule(["a", "b"], 200, seed=12)
 
 
+def test_schedule_keeps_a_pair_back_to_back_in_random_order() -> None:
+    arms = ["python", "pool4", "pool8", "pgbench", "bouncer"]
+    rounds = schedule(arms, 200, seed=9, pairs=[("python", "pgbench")])
+    firsts: collections.Counter[bool] = collections.Counter()
+    positions: collections.Counter[int] = collections.Counter()
+    for order in rounds:
+        assert sorted(order) == sorted(arms)
+        i, j = order.index("python"), order.index("pgbench")
+        assert abs(i - j) == 1  # adjacent windows: the same machine as near as can be
+        firsts[i < j] += 1
+        positions[min(i, j)] += 1
+    assert 79 <= firsts[True] <= 121  # python first in about half the rounds
+    assert set(positions) == {0, 1, 2, 3}  # the pair moves around the round
+    with pytest.raises(ValueError, match="pairs"):
+        schedule(arms, 3, seed=1, pairs=[("python", "nope")])
+
+
 def test_schedule_is_repeatable_with_its_seed() -> None:
     assert schedule(["a", "b", "c"], 10, seed=5) == schedule(["a", "b", "c"], 10, seed=5)
 

@@ -15,17 +15,36 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def schedule(arms: Sequence[T], rounds: int, *, seed: int) -> list[list[T]]:
-    """``rounds`` rounds, each a random permutation of ``arms`` (balanced: once each)."""
+def schedule(
+    arms: Sequence[T], rounds: int, *, seed: int, pairs: Sequence[tuple[T, T]] = ()
+) -> list[list[T]]:
+    """``rounds`` rounds, each a random permutation of ``arms`` (balanced: once each).
+
+    Each of ``pairs`` (two arms whose ratio is reported) runs back to back within every
+    round, in a random order, at a random place among the others: with many arms a round
+    lasts long enough for the machine to change between its first and last window, and
+    a ratio is only as good as its two windows' shared conditions.
+    """
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, got {rounds}")
     if not arms:
         raise ValueError("no arms to schedule")
+    paired = [arm for pair in pairs for arm in pair]
+    if len(set(paired)) != len(paired) or any(arm not in arms for arm in paired):
+        raise ValueError("pairs must be distinct arms of the schedule, each in one pair only")
     rng = random.Random(seed)
     out: list[list[T]] = []
     for _ in range(rounds):
-        order = list(arms)
-        rng.shuffle(order)
+        # blocks: each pair is one block, every other arm its own; shuffle the blocks,
+        # then each pair's inner order
+        blocks: list[list[T]] = [list(pair) for pair in pairs]
+        blocks += [[arm] for arm in arms if arm not in paired]
+        rng.shuffle(blocks)
+        order: list[T] = []
+        for block in blocks:
+            if len(block) == 2 and rng.random() < 0.5:
+                block.reverse()
+            order.extend(block)
         out.append(order)
     return out
 
