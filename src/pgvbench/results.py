@@ -21,6 +21,7 @@ from typing import Any, Literal, TypeVar
 from ._atomic import write_bytes_atomic
 from ._textfile import decode_text, read_regular_file
 from .errors import ResultsError
+from .recall_rule import STRICT, RecallRule
 
 SCHEMA_VERSION = 3
 # Versions this code reads. v1 files (no load tests) load with empty load_points; v1/v2
@@ -390,6 +391,8 @@ class Results:
     # other pgvbench sessions active on the server during the run (absent before 0.2)
     concurrent_runs: list[ConcurrentSession] = dataclasses.field(default_factory=list)
     writer: Writer | None = None  # absent in files written before 0.2
+    # when a returned neighbour counted as a hit; files before it was recorded used STRICT
+    recall_rule: RecallRule = STRICT
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

@@ -5,9 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pgvbench.datasets import Dataset, GroundTruth, ground_truth, summarize_recall, tie_aware_recall
+from pgvbench.datasets import (
+    Dataset,
+    GroundTruth,
+    ground_truth,
+    pair_distances,
+    summarize_recall,
+    tie_aware_recall,
+)
 from pgvbench.errors import DatasetError
 from pgvbench.metrics import Metric
+from pgvbench.recall_rule import ANN_BENCHMARKS, DEFAULT_RULE, STRICT, RecallRule, rule_from_spec
+
+EXACT_TIES = RecallRule(epsilon=0.0)
 
 # One query at the origin. Base distances: id0 1, id1 2, ids 2/3/4 tied at 3, id5 4,
 # id6 5. With k=4 the true set is {0, 1} plus any two of {2, 3, 4}.
@@ -64,16 +74,83 @@ def test_smaller_k_than_ground_truth(tied: tuple[Dataset, GroundTruth]) -> None:
     assert recall([[0, 2]], tied, k=2) == 0.5
 
 
-def test_eps_is_relative() -> None:
-    base = np.array([[1, 0], [2, 0], [1000, 0], [1000.001, 0], [1000.5, 0]], np.float32)
+def test_strict_rule_is_relative() -> None:
+    base = np.array([[1, 0], [2, 0], [1000, 0], [1000.005, 0], [1000.5, 0]], np.float32)
     ds = Dataset("eps", "test", Metric.L2, base, np.zeros((1, 2), np.float32))
     gt = ground_truth(ds, 3, cache_dir=None)
     assert gt.ids.tolist() == [[0, 1, 2]]
-    # 1000.001 is within 1e-5 x 1000 of the k-th distance; 1000.5 is not.
-    assert tie_aware_recall([[0, 1, 3]], gt, ds.queries, ds.base, 3, ds.metric)[0] == 1.0
+    # 1000.005 is within 1e-5 x 1000 of the k-th distance; 1000.5 is not.
+    strict = tie_aware_recall([[0, 1, 3]], gt, ds.queries, ds.base, 3, ds.metric, rule=STRICT)
+    assert strict[0] == 1.0
+    far = tie_aware_recall([[0, 1, 4]], gt, ds.queries, ds.base, 3, ds.metric, rule=STRICT)
+    assert far[0] == 2 / 3
+    # the default (1e-3 absolute, as ann-benchmarks) does not grow with the distance
+    assert tie_aware_recall([[0, 1, 3]], gt, ds.queries, ds.base, 3, ds.metric)[0] == 2 / 3
+    exact = tie_aware_recall([[0, 1, 3]], gt, ds.queries, ds.base, 3, ds.metric, rule=EXACT_TIES)
+    assert exact[0] == 2 / 3
+
+
+def test_default_rule_is_ann_benchmarks_absolute_epsilon() -> None:
+    """Near ties at small distances (embeddings): 3.0005 is a hit within 1e-3 of d_k = 3 but
+    a miss under the strict rule (1e-5 x 3); 3.002 misses under both."""
+    base = np.array([[1, 0], [2, 0], [3, 0], [3.0005, 0], [3.002, 0]], np.float32)
+    ds = Dataset("near", "test", Metric.L2, base, np.zeros((1, 2), np.float32))
+    gt = ground_truth(ds, 3, cache_dir=None)
+    assert DEFAULT_RULE == ANN_BENCHMARKS
+    near = tie_aware_recall([[0, 1, 3]], gt, ds.queries, ds.base, 3, ds.metric)
+    assert near[0] == 1.0
     assert tie_aware_recall([[0, 1, 4]], gt, ds.queries, ds.base, 3, ds.metric)[0] == 2 / 3
-    strict = tie_aware_recall([[0, 1, 3]], gt, ds.queries, ds.base, 3, ds.metric, eps=0.0)
+    strict = tie_aware_recall([[0, 1, 3]], gt, ds.queries, ds.base, 3, ds.metric, rule=STRICT)
     assert strict[0] == 2 / 3
+
+
+def _ann_benchmarks_recall(true_d: np.ndarray, run_d: np.ndarray, k: int, eps: float) -> float:
+    """ann-benchmarks' get_recall_values with knn_threshold, for one query: a returned
+    neighbour counts when its distance <= the k-th true distance + epsilon."""
+    threshold = np.sort(true_d)[k - 1] + eps
+    return float(np.sum(run_d[:k] <= threshold)) / k
+
+
+@pytest.mark.parametrize("metric", [Metric.L2, Metric.COSINE])
+def test_default_rule_matches_ann_benchmarks_on_near_ties(metric: Metric) -> None:
+    # many near ties: every base point lies within ~3e-3 in distance of every query
+    rng = np.random.default_rng(11)
+    directions = rng.standard_normal((400, 16))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    if metric is Metric.L2:  # a thin shell around queries near the origin
+        base = (directions * (1 + rng.uniform(0, 3e-3, (400, 1)))).astype(np.float32)
+        queries = (rng.standard_normal((30, 16)) * 1e-4).astype(np.float32)
+    else:  # a thin cone around the x axis: cosine similarity 0.990 .. 0.993
+        axis = np.zeros(16)
+        axis[0] = 1.0
+        side = directions - np.outer(directions @ axis, axis)
+        side /= np.linalg.norm(side, axis=1, keepdims=True)
+        cos = rng.uniform(0.990, 0.993, (400, 1))
+        base = (cos * axis + np.sqrt(1 - cos**2) * side).astype(np.float32)
+        queries = (axis + rng.standard_normal((30, 16)) * 1e-5).astype(np.float32)
+    ds = Dataset("shell", "test", metric, base, queries)
+    k = 10
+    gt = ground_truth(ds, k, cache_dir=None)
+    returned = np.stack([rng.choice(400, k, replace=False) for _ in range(30)])
+    ours = tie_aware_recall(returned, gt, ds.queries, ds.base, k, metric)
+    strict = tie_aware_recall(returned, gt, ds.queries, ds.base, k, metric, rule=STRICT)
+    for i in range(30):
+        all_d = pair_distances(base, queries, np.full(400, i), np.arange(400), metric)
+        theirs = _ann_benchmarks_recall(all_d, all_d[returned[i]], k, 1e-3)
+        assert ours[i] == pytest.approx(theirs)
+    assert ours.mean() > strict.mean()  # the tolerance matters on near ties
+
+
+def test_rule_spellings() -> None:
+    assert rule_from_spec("strict") == STRICT
+    assert rule_from_spec(1e-3) == ANN_BENCHMARKS
+    assert rule_from_spec(0) == EXACT_TIES
+    assert STRICT.spec_value == "strict" and ANN_BENCHMARKS.spec_value == 1e-3
+    assert "ann-benchmarks" in ANN_BENCHMARKS.describe()
+    assert "strict" in STRICT.describe()
+    assert RecallRule.from_dict(STRICT.to_dict()) == STRICT
+    assert STRICT.limit(1000.0) == pytest.approx(1000.01)
+    assert ANN_BENCHMARKS.limit(1000.0) == pytest.approx(1000.001)
 
 
 @pytest.mark.parametrize("metric", list(Metric))
@@ -122,7 +199,9 @@ def test_a_tied_point_counts_even_with_eps_zero(tied: tuple[Dataset, GroundTruth
     ds, gt = tied
 
     def exact(returned: list[list[int]]) -> list[float]:
-        return tie_aware_recall(returned, gt, ds.queries, ds.base, 4, ds.metric, eps=0.0).tolist()
+        return tie_aware_recall(
+            returned, gt, ds.queries, ds.base, 4, ds.metric, rule=EXACT_TIES
+        ).tolist()
 
     assert exact([[0, 1, 4, 3]]) == [1.0]
     assert exact([[4, 2, 3, 0]]) == [1.0]
@@ -137,7 +216,7 @@ def test_exact_ties_count_with_eps_zero_for_other_metrics(metric: Metric) -> Non
     ds = Dataset("ties", "test", metric, base, query)
     gt = ground_truth(ds, 2, cache_dir=None)
     assert gt.ids.tolist() == [[0, 1]]
-    hits = tie_aware_recall([[0, 2]], gt, ds.queries, ds.base, 2, metric, eps=0.0)
+    hits = tie_aware_recall([[0, 2]], gt, ds.queries, ds.base, 2, metric, rule=EXACT_TIES)
     assert hits.tolist() == [1.0]
-    misses = tie_aware_recall([[0, 3]], gt, ds.queries, ds.base, 2, metric, eps=0.0)
+    misses = tie_aware_recall([[0, 3]], gt, ds.queries, ds.base, 2, metric, rule=EXACT_TIES)
     assert misses.tolist() == [0.5]

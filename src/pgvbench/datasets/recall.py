@@ -10,6 +10,7 @@ from pgvbench.datasets.base import coerce_metric
 from pgvbench.datasets.groundtruth import GroundTruth, check_k, pair_distances
 from pgvbench.errors import DatasetError
 from pgvbench.metrics import Metric
+from pgvbench.recall_rule import DEFAULT_RULE, RecallRule
 
 
 def _pad_results(returned_ids: Sequence[Sequence[int]] | np.ndarray, nq: int, k: int) -> np.ndarray:
@@ -43,17 +44,23 @@ def _drop_duplicates(ids: np.ndarray) -> np.ndarray:
 
 
 def _kth_limits(
-    gt: GroundTruth, queries: np.ndarray, base: np.ndarray, k: int, metric: Metric, eps: float
+    gt: GroundTruth,
+    queries: np.ndarray,
+    base: np.ndarray,
+    k: int,
+    metric: Metric,
+    rule: RecallRule,
 ) -> np.ndarray:
-    """Per query, the largest distance that still counts as a hit.
+    """Per query, the largest distance that still counts as a hit (see RecallRule).
 
     The k-th distance is recomputed in float64 (not read from gt's float32) so
-    that a point tied with it compares equal even with ``eps=0``.
+    that a point tied with it compares equal even with an epsilon of 0.
     """
     far = np.argmax(gt.distances[:, :k], axis=1)
     kth_ids = gt.ids[np.arange(gt.ids.shape[0]), far]
     kth = pair_distances(base, queries, np.arange(kth_ids.size), kth_ids, metric)
-    limits: np.ndarray = kth + eps * np.maximum(1.0, np.abs(kth))
+    scale = np.maximum(1.0, np.abs(kth)) if rule.relative else 1.0
+    limits: np.ndarray = kth + rule.epsilon * scale
     return limits
 
 
@@ -65,12 +72,13 @@ def tie_aware_recall(
     k: int,
     metric: Metric,
     *,
-    eps: float = 1e-5,
+    rule: RecallRule = DEFAULT_RULE,
 ) -> np.ndarray:
     """Per-query recall@k in [0, 1] (float64, one value per query).
 
     A returned id is a hit if its true distance to the query is at most the k-th
-    true distance plus ``eps x max(1, |d_k|)``, so any of several points tied at the
+    true distance plus the rule's tolerance (default: 1e-3 absolute, as ann-benchmarks;
+    ``recall_rule.STRICT``: 1e-5 x max(1, |d_k|)), so any of several points tied at the
     k-th distance counts. Only the first k returned ids are considered; repeats
     count once; ids outside [0, n) count 0; fewer than k results simply count less.
     """
@@ -90,7 +98,7 @@ def tie_aware_recall(
     check = valid & ~member
     if check.any():
         qi, col = np.nonzero(check)
-        limit = _kth_limits(gt, queries, base, k, metric, eps)
+        limit = _kth_limits(gt, queries, base, k, metric, rule)
         dist = pair_distances(base, queries, qi, ids[qi, col], metric)
         hits[qi, col] = dist <= limit[qi]
     recall: np.ndarray = hits.sum(axis=1) / k
@@ -99,8 +107,13 @@ def tie_aware_recall(
 
 def summarize_recall(per_query: np.ndarray | Sequence[float]) -> tuple[float, float, float]:
     """(mean, 5th percentile, minimum) of per-query recall."""
+    values = _values(per_query)
+    p5 = float(np.percentile(values, 5, method="linear"))
+    return float(values.mean()), p5, float(values.min())
+
+
+def _values(per_query: np.ndarray | Sequence[float]) -> np.ndarray:
     values = np.asarray(per_query, dtype=np.float64).reshape(-1)
     if values.size == 0:
         raise DatasetError("recall: no per-query values to summarise (were any queries run?)")
-    p5 = float(np.percentile(values, 5, method="linear"))
-    return float(values.mean()), p5, float(values.min())
+    return values

@@ -159,7 +159,7 @@ def build_document(
         *status_section(results),
         *headline_section(results, target, has_agent=bool(agent)),
         *figures_section(images, has_load=bool(results.load_points), has_agent=bool(agent)),
-        *dataset_section(results.dataset),
+        *dataset_section(results.dataset, recall_rule=results.recall_rule),
         *load_section(results.load),
         *environment_section(results.environment),
         *builds_section(results.indexes),

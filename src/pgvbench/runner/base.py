@@ -70,6 +70,7 @@ class Runner(ResultsRecorder, abc.ABC):
                 spec=self.spec.to_dict(),
                 server_settings=self.server_settings,
                 dataset=self._dataset_info(),
+                recall_rule=self.spec.query.recall_rule,
             )
             watch_concurrent_runs(conn, self.target.dsn, self.results, log=self.reporter.log)
         try:

@@ -387,7 +387,7 @@ class VectorRunner(Runner):
             sweep.update(description=f"{label}: recall over {len(recall_queries)} queries")
             returned = [knn.ids(vec) for vec in recall_queries]
         per_query = tie_aware_recall(
-            returned, truth, recall_queries, dataset.base, q.k, dataset.metric
+            returned, truth, recall_queries, dataset.base, q.k, dataset.metric, rule=q.recall_rule
         )
         mean, p5, low = summarize_recall(per_query)
         sweep.advance()

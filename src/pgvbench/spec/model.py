@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..metrics import Metric
+from ..recall_rule import ANN_BENCHMARKS_EPSILON, RecallRule, rule_from_spec
 
 INDEX_KINDS = ("none", "ivfflat", "hnsw")
 # each index kind's query-time setting: the parameter sweeps vary
@@ -87,6 +88,13 @@ class QuerySpec:
     measure_seconds: float = 3.0
     target_recall: float = 0.95
     statement_timeout_ms: int = 30_000
+    # a returned neighbour is a hit within this of the k-th true distance: a number
+    # (absolute; 1e-3 as ann-benchmarks) or "strict" (1e-5 x max(1, |d_k|)); recall_rule.py
+    recall_epsilon: float | str = ANN_BENCHMARKS_EPSILON
+
+    @property
+    def recall_rule(self) -> RecallRule:
+        return rule_from_spec(self.recall_epsilon)
 
 
 SERVER_VALUE = "server"  # ef_search / probes: leave the query parameter at the server's value

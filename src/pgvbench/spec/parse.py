@@ -17,6 +17,7 @@ from .._textfile import decode_text, read_regular_file
 from ..ab.spec import parse_ab
 from ..errors import SpecError
 from ..metrics import Metric
+from ..recall_rule import ANN_BENCHMARKS_EPSILON, STRICT_SPELLING
 from ..studies.base import SpecContext
 from ..studies.registry import REGISTRY, studies_for
 from .agents import parse_agents
@@ -247,9 +248,11 @@ def _parse_query(t: Table) -> QuerySpec:
             "measure_seconds",
             "target_recall",
             "statement_timeout_ms",
+            "recall_epsilon",
         ]
     )
     return QuerySpec(
+        recall_epsilon=_recall_epsilon(t),
         k=t.integer("k", default=10, minimum=1, maximum=100),
         recall_queries=t.integer("recall_queries", default=200, minimum=1, maximum=100_000),
         warmup_seconds=t.number("warmup_seconds", default=1.0, minimum=0.0),
@@ -259,6 +262,21 @@ def _parse_query(t: Table) -> QuerySpec:
             "statement_timeout_ms", default=30_000, minimum=1, maximum=2_147_483_647
         ),
     )
+
+
+def _recall_epsilon(t: Table) -> float | str:
+    value = t.data.get("recall_epsilon", ANN_BENCHMARKS_EPSILON)
+    if value == STRICT_SPELLING:
+        return STRICT_SPELLING
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+        t.fail(
+            "recall_epsilon",
+            f"= {value!r} must be a number in [0, 1) (a returned neighbour is a hit when its "
+            f"distance is at most the k-th true distance plus this; default "
+            f'{ANN_BENCHMARKS_EPSILON:g}, as ann-benchmarks) or "{STRICT_SPELLING}" (1e-5 x '
+            "max(1, |d_k|), pgvbench's earlier rule)",
+        )
+    return float(value)
 
 
 def _target_recall(t: Table) -> float:

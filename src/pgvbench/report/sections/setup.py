@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from ...recall_rule import RecallRule
 from ...results import DatasetInfo, Environment, LoadInfo
 from ..document import Block, Heading, KeyValues, Paragraph, Table
 from ..fmt import DASH, format_qps, format_sig
 
 
-def dataset_section(dataset: DatasetInfo | None) -> list[Block]:
+def dataset_section(
+    dataset: DatasetInfo | None, *, recall_rule: RecallRule | None = None
+) -> list[Block]:
     if dataset is None:
         return [Heading(2, "Dataset"), Paragraph("No dataset information was recorded.")]
+    rule = [] if recall_rule is None else [("Recall counts a neighbour", recall_rule.describe())]
     return [
         Heading(2, "Dataset"),
         KeyValues(
@@ -25,6 +29,7 @@ def dataset_section(dataset: DatasetInfo | None) -> list[Block]:
                     f"{dataset.n_queries:,} timed, {dataset.n_recall_queries:,} for recall",
                 ),
                 ("Ground truth", _ground_truth(dataset)),
+                *rule,
             ]
         ),
     ]

@@ -94,6 +94,7 @@ class DriftStudy(Study[DriftSpec, DriftStudyResult]):
                 interval_s=spec.interval_seconds,
                 queries=spec.queries,
                 seed=experiment.seed,
+                rule=experiment.query.recall_rule,
             )
         return DriftStudyResult(update_cost=cost, drift=drift)
 

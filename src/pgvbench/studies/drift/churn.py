@@ -30,6 +30,7 @@ from ...db.gucs import set_settings
 from ...engine.histogram import LatencyHistogram
 from ...errors import RunFailed
 from ...metrics import Metric
+from ...recall_rule import DEFAULT_RULE, RecallRule
 from ...server.connection import connect
 from ...spec.model import QUERY_GUCS
 from ...workloads.vector import index_names_in_plan
@@ -142,6 +143,7 @@ def measure_drift(
     autovacuum: bool = True,
     batch_interval_s: float = DEFAULT_BATCH_INTERVAL_S,
     new_vectors: NewVectors | None = None,
+    rule: RecallRule = DEFAULT_RULE,
 ) -> DriftResult:
     """Recall over time while memories are inserted and expired; see the module docstring.
 
@@ -219,9 +221,9 @@ def measure_drift(
             returned, unknown = knn.run(query_vectors, mirror, hist)
             query_hist.merge(hist)
             unknown_returned += unknown
-            per_query = truth.recall(returned, query_vectors, k, metric)
+            per_query = truth.recall(returned, query_vectors, k, metric, rule)
             mean, p5, low = summarize_recall(per_query)
-            frozen_recall = float(frozen.recall(returned, query_vectors, k, metric).mean())
+            frozen_recall = float(frozen.recall(returned, query_vectors, k, metric, rule).mean())
             gt_slots = truth.slots[truth.gt.ids[:, :k]]
             flat = [s for row in returned for s in row]
             checkpoints.append(

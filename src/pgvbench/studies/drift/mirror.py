@@ -16,6 +16,7 @@ import numpy as np
 from ...datasets.groundtruth import GroundTruth, exact_knn
 from ...datasets.recall import tie_aware_recall
 from ...metrics import Metric
+from ...recall_rule import DEFAULT_RULE, RecallRule
 
 
 class LiveMirror:
@@ -129,7 +130,12 @@ class Truth:
         return out
 
     def recall(
-        self, returned_slots: list[list[int]], queries: np.ndarray, k: int, metric: Metric
+        self,
+        returned_slots: list[list[int]],
+        queries: np.ndarray,
+        k: int,
+        metric: Metric,
+        rule: RecallRule = DEFAULT_RULE,
     ) -> np.ndarray:
         found = self.positions(returned_slots, k)
-        return tie_aware_recall(found, self.gt, queries, self.base, k, metric)
+        return tie_aware_recall(found, self.gt, queries, self.base, k, metric, rule=rule)

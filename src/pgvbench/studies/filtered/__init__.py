@@ -124,6 +124,7 @@ class FilteredSearch(Study[FilteredSpec, FilteredResult]):
             queries_per_bucket=spec.queries_per_bucket,
             seed=ctx.spec.seed,
             measure_seconds=spec.measure_seconds,
+            rule=ctx.spec.query.recall_rule,
         )
         # the default targets, as every run has ranked them (not [filtered] recall_target)
         return FilteredResult(

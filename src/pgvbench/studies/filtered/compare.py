@@ -34,6 +34,7 @@ from ...datasets.groundtruth import MAX_K
 from ...db.gucs import set_settings
 from ...db.schema import relation_bytes
 from ...errors import DatasetError
+from ...recall_rule import DEFAULT_RULE, RecallRule
 from ...server.connection import connect
 from . import notes
 from .measure import empty_row, measure
@@ -66,6 +67,7 @@ class _Run:
     warmup_s: float
     measure_s: float
     seed: int
+    rule: RecallRule
 
 
 def compare_filtered(
@@ -92,6 +94,7 @@ def compare_filtered(
     ivf_max_probes: int | None = None,
     explain_queries: int | None = None,
     maintenance_work_mem: str | None = None,
+    rule: RecallRule = DEFAULT_RULE,
 ) -> FilteredComparison:
     """Measure each strategy on each selectivity bucket of ``{prefix}_memories``.
 
@@ -156,6 +159,7 @@ def compare_filtered(
             warmup_s=min(0.5, measure_seconds / 4) if warmup_seconds is None else warmup_seconds,
             measure_s=measure_seconds,
             seed=seed,
+            rule=rule,
         )
         if maintenance_work_mem is not None:
             set_settings(conn, {"maintenance_work_mem": maintenance_work_mem})
@@ -263,6 +267,7 @@ def _row(run: _Run, plan: Plan, bucket: Bucket, serial: int) -> FilteredRow:
             measure_s=run.measure_s,
             seed=run.seed,
             serial=serial,
+            rule=run.rule,
         )
     except psycopg.Error as exc:
         message = str(exc).strip().splitlines()[0] if str(exc) else ""

@@ -18,6 +18,7 @@ from ...engine.operations import SESSION, ParamOperation, encode_vector
 from ...engine.outcome import EngineOutcome, merge_outcomes
 from ...engine.providers import DirectProvider
 from ...engine.threaded import LoadShape, run_load
+from ...recall_rule import DEFAULT_RULE, RecallRule
 from ...server.connection import connect
 from ...workloads.vector import index_names_in_plan
 from . import notes
@@ -44,6 +45,7 @@ def measure(
     measure_s: float,
     seed: int,
     serial: int,
+    rule: RecallRule = DEFAULT_RULE,
 ) -> FilteredRow:
     """The row of ``plan`` on ``bucket``; ``serial`` names its prepared statement."""
     queries = bucket.hot if plan.hot_only else bucket.queries
@@ -70,7 +72,7 @@ def measure(
                 problems.append(problem)
     by_uuid = _uuid_index(dataset, truth)
     returned = [[by_uuid.get(u, -1) for u in ids] for ids in fetched]
-    recall, fill = filtered_recall(returned, truth, dataset, queries.vectors, k)
+    recall, fill = filtered_recall(returned, truth, dataset, queries.vectors, k, rule)
     row_notes: list[str] = []
     wrong = sum(1 for r in returned for x in r if x < 0)
     if wrong:

@@ -18,6 +18,7 @@ import numpy as np
 from ...datasets.agents.dataset import AgentDataset
 from ...datasets.groundtruth import GroundTruth, exact_knn
 from ...datasets.recall import tie_aware_recall
+from ...recall_rule import DEFAULT_RULE, RecallRule
 from . import notes
 from .records import BucketInfo
 
@@ -122,6 +123,7 @@ def filtered_recall(
     dataset: AgentDataset,
     vectors: np.ndarray,
     k: int,
+    rule: RecallRule = DEFAULT_RULE,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(recall, fill) per query; queries with no matching row get NaN for both.
 
@@ -153,8 +155,9 @@ def filtered_recall(
             cached=False,
         )
         recall[i] = tie_aware_recall(
-            local[None, :], gt, vectors[i : i + 1], dataset.memory_embedding[rows], kk, metric
-        )[0]
+            local[None, :], gt, vectors[i : i + 1], dataset.memory_embedding[rows], kk, metric,
+            rule=rule,
+        )[0]  # fmt: skip
     return recall, fill
 
 

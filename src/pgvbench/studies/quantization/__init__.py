@@ -21,6 +21,7 @@ from ...datasets.groundtruth import GroundTruth
 from ...errors import RunFailed
 from ...metrics import Metric
 from ...plan.models import INDEX_QUERY_S, POINT_OVERHEAD_S, hnsw_build_seconds
+from ...recall_rule import DEFAULT_RULE, RecallRule
 from ...report.document import Block, Image
 from ...results import Results, TuningSection
 from ...spec.model import ExperimentSpec
@@ -62,13 +63,14 @@ def measure_quantization(
     truth: GroundTruth,
     load_queries: np.ndarray,
     measure_seconds: float,
+    rule: RecallRule = DEFAULT_RULE,
 ) -> QuantizationStudy:
     """Measure every variant (measure.measure) and add the notes and conclusions
     results.json keeps with the record."""
     study = measure(
         dsn=dsn, schema=schema, table=table, dataset=dataset, metric=metric, spec=spec,
         recall_queries=recall_queries, truth=truth, load_queries=load_queries,
-        measure_seconds=measure_seconds,
+        measure_seconds=measure_seconds, rule=rule,
     )  # fmt: skip
     return dataclasses.replace(
         study, notes=tuple(study_notes(study)), recommendations=tuple(recommendations(study))
@@ -136,6 +138,7 @@ class Quantization(Study[QuantizationSpec, QuantizationStudy]):
             truth=data.truth,
             load_queries=data.sets.load_stream,
             measure_seconds=ctx.spec.query.measure_seconds,
+            rule=ctx.spec.query.recall_rule,
         )
 
     def store(self, results: Results, result: QuantizationStudy) -> None:

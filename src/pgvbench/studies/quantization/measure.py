@@ -30,6 +30,7 @@ from ...engine.providers import DirectProvider
 from ...engine.threaded import LoadShape, run_load
 from ...errors import RunFailed
 from ...metrics import Metric
+from ...recall_rule import DEFAULT_RULE, RecallRule
 from ...server.connection import connect
 from ...spec.model import INDEX_MAX_DIM, QUERY_GUCS
 from ...workloads.vector import check_plan
@@ -114,6 +115,7 @@ def _recall_and_plan(
     metric: Metric,
     index: str,
     oid: int,
+    rule: RecallRule,
 ) -> tuple[np.ndarray, str | None]:
     pgconn = conn.pgconn
     encoded = [encode_vector(q) for q in queries]
@@ -134,7 +136,7 @@ def _recall_and_plan(
                 ids[i, r] = int(out.get_value(r, 0) or b"-1")
     finally:
         conn.execute(sql.SQL("DEALLOCATE {}").format(sql.Identifier(name.decode())))
-    recall = tie_aware_recall(ids, truth, queries, dataset.base, k, metric)
+    recall = tie_aware_recall(ids, truth, queries, dataset.base, k, metric, rule=rule)
     return recall, note
 
 
@@ -187,6 +189,7 @@ def measure(
     truth: GroundTruth,
     load_queries: np.ndarray,
     measure_seconds: float,
+    rule: RecallRule = DEFAULT_RULE,
 ) -> QuantizationStudy:
     """Build, measure and drop one HNSW index per variant on ``schema.table``.
 
@@ -227,7 +230,7 @@ def measure(
                             label, relation=rel, dim=dim, metric=metric, k=k, overfetch=over
                         )
                         recall, note = _recall_and_plan(
-                            conn, stmt, recall_queries, truth, dataset, k, metric, name, oid
+                            conn, stmt, recall_queries, truth, dataset, k, metric, name, oid, rule
                         )
                         qps, p50, p99, errors, window_qps = _throughput(
                             dsn, stmt, load_vectors, oid, ef, measure_seconds

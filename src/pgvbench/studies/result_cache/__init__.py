@@ -119,6 +119,7 @@ class ResultCaches(Study[ResultCacheSpec, ResultCacheStudy]):
             spec=spec,
             query_settings=index.query_settings,
             truth_fn=None,
+            rule=ctx.spec.query.recall_rule,
         )
 
     def store(self, results: Results, result: ResultCacheStudy) -> None:

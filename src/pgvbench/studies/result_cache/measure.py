@@ -25,6 +25,7 @@ from ...db.gucs import set_settings
 from ...db.schema import relation_marks
 from ...errors import RunFailed, SafetyError
 from ...metrics import Metric
+from ...recall_rule import DEFAULT_RULE, RecallRule
 from ...server.connection import connect
 from ...workloads.vector import KnnQuery
 from . import notes
@@ -48,6 +49,7 @@ def measure_caches(
     spec: ResultCacheSpec,
     query_settings: Mapping[str, str],
     truth_fn: TruthFn | None,
+    rule: RecallRule = DEFAULT_RULE,
 ) -> ResultCacheStudy:
     """Run the stream through every cache configuration against ``schema.table``; the
     record comes back without recommendations (advice.py writes those).
@@ -141,6 +143,7 @@ def measure_caches(
                     metric=metric,
                     spec=spec,
                     stream_ids=stream_ids,
+                    rule=rule,
                 )
             )
     return ResultCacheStudy(
@@ -182,6 +185,7 @@ def _score(
     metric: Metric,
     spec: ResultCacheSpec,
     stream_ids: np.ndarray,
+    rule: RecallRule,
 ) -> CacheRun:
     k = spec.k
     truth = truth_with_writes(
@@ -192,7 +196,7 @@ def _score(
         if served.write_vectors.shape[0]
         else dataset.base
     )
-    recall = tie_aware_recall(served.ids, truth, vectors, combined, k, metric)
+    recall = tie_aware_recall(served.ids, truth, vectors, combined, k, metric, rule=rule)
     mean, p5, low = summarize_recall(recall)
     hits = int(served.hit.sum())
     stale = stale_hits(served, truth, dataset.n) if served.write_ids else 0
