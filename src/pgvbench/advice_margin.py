@@ -122,16 +122,21 @@ def from_samples(a: Sequence[float], b: Sequence[float], *, basis: str = "repeat
 
 
 def from_recall(
-    a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, *, seed: int = 0
+    a: Sequence[float] | np.ndarray,
+    b: Sequence[float] | np.ndarray,
+    *,
+    basis: str = "queries",
+    seed: int = 0,
 ) -> Margin:
-    """The margin of B's recall over A's on the same queries (bootstrap over queries)."""
+    """The margin of B's recall over A's on the same queries (bootstrap over queries;
+    ``basis`` names the unit when it is another, e.g. the requests of a stream)."""
     bound = paired_difference(a, b, seed=seed)
     return Margin(
         difference=bound.mean,
         noise=max(bound.high - bound.mean, bound.mean - bound.low),
         decisive=bound.low > 0.0 or bound.high < 0.0,
         scale="absolute",
-        basis="queries",
+        basis=basis,
         n=bound.n,
     )
 

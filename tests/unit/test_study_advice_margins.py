@@ -17,6 +17,9 @@ from pgvbench.studies.filtered.advice import advice as filtered_advice
 from pgvbench.studies.filtered.records import BucketInfo, FilteredComparison, FilteredRow
 from pgvbench.studies.quantization.advice import advice as quant_advice
 from pgvbench.studies.quantization.records import QuantizationPoint, QuantizationStudy
+from pgvbench.studies.result_cache.advice import advice as rc_advice
+from pgvbench.studies.result_cache.records import CacheRun as RunOfCache
+from pgvbench.studies.result_cache.records import ResultCacheStudy
 
 # ------------------------------------------------------------------ filtered strategies
 
@@ -276,3 +279,49 @@ def test_drift_small_change_is_within_the_noise() -> None:
         "two HNSW graphs of the same rows;"
     )
     assert rec.evidence["margin_decisive"] == "no"
+
+
+# ------------------------------------------------------------------ result cache
+
+
+def _cache_run(delta: float, recall: list[float], hit_rate: float) -> RunOfCache:
+    return RunOfCache(
+        kind="semantic", size=20, delta=delta, requests=len(recall), hits=0, hit_rate=hit_rate,
+        expected_hit_rate=None, analytic_hit_rate=None, p50_ms=1.0, p99_ms=2.0, mean_ms=1.0,
+        hit_p50_ms=None, miss_p50_ms=1.0, miss_p99_ms=2.0,
+        recall_mean=sum(recall) / len(recall), recall_p5=min(recall), recall_min=min(recall),
+        hit_recall_mean=None, writes=0, stale_hits=0, stale_hit_fraction=None, seconds=1.0,
+        latency_hdr="", recall_per_request=tuple(recall),
+    )  # fmt: skip
+
+
+def _rc_study(*runs: RunOfCache) -> ResultCacheStudy:
+    return ResultCacheStudy(
+        table="s.items", metric="l2", k=10, zipf=1.0, stream_length=40, distinct_queries=20,
+        jitter=0.0, writes_per_second=0.0, query_settings={}, runs=runs,
+    )  # fmt: skip
+
+
+EXACT = [1.0, 0.9] * 20
+
+
+def test_result_cache_recall_loss_beyond_the_noise_is_stated() -> None:
+    lossy = [x - 0.1 for x in EXACT]
+    texts = [r.text for r in rc_advice(_rc_study(_cache_run(0.0, EXACT, 0.1),
+                                                 _cache_run(0.5, lossy, 0.6)))]  # fmt: skip
+    wide = next(t for t in texts if t.startswith("A semantic cache"))
+    assert "recall vs delta 0: -0.100, beyond the noise of ±0.000 over 40 requests" in wide
+    safe = next(t for t in texts if t.startswith("The largest delta"))
+    assert "is 0 (hit rate 10%)." in safe  # delta 0.5 loses 11%: not kept
+
+
+def test_result_cache_delta_within_the_noise_is_kept_with_its_bound() -> None:
+    mixed = [x + (0.01 if i % 2 else -0.01) for i, x in enumerate(EXACT)]
+    texts = [r.text for r in rc_advice(_rc_study(_cache_run(0.0, EXACT, 0.1),
+                                                 _cache_run(0.5, mixed, 0.6)))]  # fmt: skip
+    safe = next(t for t in texts if t.startswith("The largest delta"))
+    assert safe.startswith(
+        "The largest delta that keeps recall within 1% of exact-match caching is 0.5 (hit rate "
+        "60%; recall +0.000, within the noise of ±0."
+    )
+    assert "over 40 requests, bounded over the same requests)." in safe

@@ -96,6 +96,15 @@ def test_advice_carries_evidence_and_matches_the_stored_sentences(
     assert any("writes/s near popular queries" in r.text for r in advice)
 
 
+def test_every_run_records_each_requests_recall(measured: ResultCacheStudy) -> None:
+    for run in measured.runs:
+        assert len(run.recall_per_request) == run.requests == 200  # the same stream, paired
+        mean = sum(run.recall_per_request) / run.requests
+        assert mean == pytest.approx(run.recall_mean, abs=1e-3)
+    semantic = [r.text for r in STUDY.advice(measured) if r.text.startswith("A semantic cache")]
+    assert all("recall vs delta 0: " in t and "over 200 requests" in t for t in semantic)
+
+
 def test_store_load_and_report(measured: ResultCacheStudy, tmp_path: Path) -> None:
     results = _results()
     assert STUDY.load(results) is None

@@ -37,6 +37,8 @@ from .stream import che_lru_hit_rate, simulate_lru_hits, stream_vectors, zipf_st
 from .truth import Served, stale_hits, truth_with_writes
 
 TruthFn = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+# Per-request recall kept in the record (every n-th request past this many).
+STORED_RECALLS = 20_000
 
 
 def measure_caches(
@@ -232,4 +234,12 @@ def _score(
         stale_hit_fraction=(stale / hits) if (served.write_ids and hits) else None,
         seconds=round(served.seconds, 4),
         latency_hdr=overall.encode(),
+        recall_per_request=_recall_sample(recall),
     )
+
+
+def _recall_sample(recall: np.ndarray) -> tuple[float, ...]:
+    """Each request's recall, or every n-th past ``STORED_RECALLS`` requests: the same
+    requests in every run (they pair up) while results.json stays small."""
+    step = max(1, -(-recall.size // STORED_RECALLS))
+    return tuple(round(float(x), 4) for x in recall[::step])

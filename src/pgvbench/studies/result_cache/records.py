@@ -42,6 +42,9 @@ class CacheRun:
     stale_hit_fraction: float | None  # of hits; None without writes or hits
     seconds: float
     latency_hdr: str  # encoded HDR histogram of all requests
+    # Each request's recall in stream order (empty in files written before issue 12): every
+    # configuration serves the same stream, so two runs pair up request by request.
+    recall_per_request: tuple[float, ...] = ()
 
     @property
     def label(self) -> str:
@@ -51,6 +54,7 @@ class CacheRun:
 
     def to_dict(self) -> dict[str, Any]:
         out = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        out["recall_per_request"] = list(self.recall_per_request)
         out["label"] = self.label
         return out
 
@@ -81,7 +85,14 @@ class CacheRun:
             stale_hit_fraction=f.opt_float(data, "stale_hit_fraction"),
             seconds=f.float_or(data, "seconds", nan),
             latency_hdr=f.text(data, "latency_hdr"),
+            recall_per_request=_recalls(data.get("recall_per_request")),
         )
+
+
+def _recalls(raw: Any) -> tuple[float, ...]:
+    if not isinstance(raw, list):
+        return ()
+    return tuple(float(v) for v in raw if isinstance(v, (int, float)) and not isinstance(v, bool))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
