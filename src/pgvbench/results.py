@@ -21,6 +21,8 @@ from typing import Any, Literal, TypeVar
 from ._atomic import write_bytes_atomic
 from ._textfile import decode_text, read_regular_file
 from .errors import ResultsError
+from .recall_records import BuildSpread as BuildSpread  # re-exported: results.json records
+from .recall_records import Recall as Recall
 from .recall_rule import STRICT, RecallRule
 
 SCHEMA_VERSION = 3
@@ -98,13 +100,6 @@ class IndexBuild:
     phases: list[BuildPhase] = dataclasses.field(default_factory=list)
     notices: list[str] = dataclasses.field(default_factory=list)
     server_config: str | None = None  # label of the [[server.sweep]] entry in force
-
-
-@dataclasses.dataclass
-class Recall:
-    mean: float
-    p5: float
-    min: float
 
 
 @dataclasses.dataclass
@@ -195,6 +190,7 @@ class SweepPoint:
     server_config: str | None = None  # label of the [[server.sweep]] entry in force
     collectors: dict[str, Any] | None = None  # instrument.* deltas over the measured window
     samples: list[Sample] = dataclasses.field(default_factory=list)  # one per repeat
+    rebuilds: BuildSpread | None = None  # the same point on each rebuild (absent: one build)
 
 
 @dataclasses.dataclass
@@ -481,7 +477,8 @@ def _json_type(value: Any) -> str:
 
 # Numbers a measurement cannot produce: refused on load so a hand-edited or corrupted file
 # does not render "nan" or a negative throughput. Every typed float must be finite too.
-_FRACTIONS = {"Recall"}  # every field in [0, 1]
+_FRACTIONS = {"Recall"}  # every field in [0, 1] but the counts
+_COUNTS = {"zero", "queries"}
 _NON_NEGATIVE_CLASSES = {"Latency"}  # milliseconds
 _NON_NEGATIVE = {
     "qps",
@@ -506,7 +503,7 @@ def _number_problem(cls_name: str, field: str, value: Any) -> str | None:
         return None
     if not math.isfinite(value):
         return f"= {value} is not a finite number"
-    if cls_name in _FRACTIONS and not 0.0 <= value <= 1.0:
+    if cls_name in _FRACTIONS and field not in _COUNTS and not 0.0 <= value <= 1.0:
         return f"= {value} is outside [0, 1]"
     if (cls_name in _NON_NEGATIVE_CLASSES or field in _NON_NEGATIVE) and value < 0:
         return f"= {value} is negative"

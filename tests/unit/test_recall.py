@@ -13,6 +13,7 @@ from pgvbench.datasets import (
     summarize_recall,
     tie_aware_recall,
 )
+from pgvbench.datasets.recall import recall_tail
 from pgvbench.errors import DatasetError
 from pgvbench.metrics import Metric
 from pgvbench.recall_rule import ANN_BENCHMARKS, DEFAULT_RULE, STRICT, RecallRule, rule_from_spec
@@ -191,6 +192,13 @@ def test_summarize_recall() -> None:
     assert summarize_recall([0.5, 0.7]) == pytest.approx((0.6, 0.51, 0.5))
     with pytest.raises(DatasetError, match="no per-query"):
         summarize_recall([])
+
+
+def test_recall_tail() -> None:
+    p1, zero = recall_tail(np.array([1.0] * 97 + [0.0, 0.0, 0.5]))
+    assert zero == 2
+    assert p1 == pytest.approx(0.0)
+    assert recall_tail([0.5, 0.7]) == (pytest.approx(0.502), 0)
 
 
 def test_a_tied_point_counts_even_with_eps_zero(tied: tuple[Dataset, GroundTruth]) -> None:

@@ -112,6 +112,12 @@ def summarize_recall(per_query: np.ndarray | Sequence[float]) -> tuple[float, fl
     return float(values.mean()), p5, float(values.min())
 
 
+def recall_tail(per_query: np.ndarray | Sequence[float]) -> tuple[float, int]:
+    """(1st percentile, number of queries with recall 0) of per-query recall."""
+    values = _values(per_query)
+    return float(np.percentile(values, 1, method="linear")), int(np.count_nonzero(values == 0))
+
+
 def _values(per_query: np.ndarray | Sequence[float]) -> np.ndarray:
     values = np.asarray(per_query, dtype=np.float64).reshape(-1)
     if values.size == 0:

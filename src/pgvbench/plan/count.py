@@ -147,6 +147,17 @@ class _Counter:
             self.sweep_points,
             sweep_s * self.configs,
         )
+        extra = (q.rebuilds - 1) * self.configs  # [query] rebuilds: build, recall, one window
+        if extra and built:
+            window = q.warmup_seconds + q.measure_seconds + POINT_OVERHEAD_S
+            per = sum(
+                max(1, len(ix.sweep_values)) * (recall_n * self._query_s(ix) + window)
+                for ix in built
+            )
+            self.builds += len(built) * extra
+            self.measurements += sum(max(1, len(ix.sweep_values)) for ix in built) * extra
+            self.add("rebuilds (recall and one window per point)", len(built) * extra,
+                     extra * (build_s + per))  # fmt: skip
         if spec.load is not None:
             load = spec.load
             n = load_plan(load)

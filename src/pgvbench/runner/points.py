@@ -4,17 +4,21 @@ timed windows appended, and the record for results.json merged from them."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
+import numpy as np
 import psycopg
 
 from .. import point_notes
+from ..analysis.paired import recall_lower_bound
+from ..datasets.recall import recall_tail, summarize_recall
 from ..engine.operations import Operation
 from ..engine.outcome import EngineOutcome, merge_outcomes
 from ..errors import RunFailed
 from ..loadtest import CLIENT_SATURATED_CORES
 from ..metrics import Metric
-from ..results import Recall, Sample, StatementStats, SweepPoint
+from ..results import BuildSpread, Recall, Sample, StatementStats, SweepPoint
 from ..spec.model import IndexSpec
 
 
@@ -84,6 +88,34 @@ class PointRun:
             collectors=self.collected,
             samples=list(self.samples),
         )
+
+
+def recall_record(per_query: np.ndarray) -> Recall:
+    """A point's recall over its queries: mean, tails, zero-recall count and the one-sided
+    95% lower bound of the mean (bootstrap over queries: the headline chooses on it)."""
+    mean, p5, low = summarize_recall(per_query)
+    p1, zero = recall_tail(per_query)
+    bound = recall_lower_bound(per_query)
+    return Recall(
+        mean=round(mean, 5),
+        p5=round(p5, 5),
+        min=round(low, 5),
+        low=math.floor(bound * 1e5) / 1e5,  # rounded down: it is a lower bound
+        p1=round(p1, 5),
+        zero=zero,
+        queries=int(np.asarray(per_query).size),
+    )
+
+
+def add_build(point: SweepPoint, recall: float, qps: float) -> None:
+    """Append one rebuild's recall and QPS at this point; the first entry is the point's
+    own build (its first timed window, so every build counts one window)."""
+    if point.rebuilds is None:
+        first_qps = point.samples[0].qps if point.samples else point.qps
+        assert point.recall is not None
+        point.rebuilds = BuildSpread(recall=[point.recall.mean], qps=[first_qps])
+    point.rebuilds.recall.append(round(recall, 5))
+    point.rebuilds.qps.append(round(qps, 2))
 
 
 def _merge_statements(stats: list[StatementStats | None]) -> StatementStats | None:

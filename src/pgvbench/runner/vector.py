@@ -15,7 +15,7 @@ from psycopg import sql
 
 from .. import point_notes
 from .._records import update_in_place
-from ..datasets import Dataset, GroundTruth, summarize_recall, tie_aware_recall
+from ..datasets import Dataset, GroundTruth, tie_aware_recall
 from ..datasets.prepared import PreparedData, QuerySets, prepare_data
 from ..db import indexes as ix
 from ..db import schema as db_schema
@@ -37,7 +37,6 @@ from ..results import (
     IndexBuild,
     LoadInfo,
     LoadPoint,
-    Recall,
     Results,
     TuningSection,
 )
@@ -47,7 +46,7 @@ from ..spec.model import ExperimentSpec, IndexSpec, LoadSpec, SweepConfig
 from ..studies.base import SharedIndex, Study, StudyContext, VectorData
 from ..workloads.vector import KnnQuery, check_plan
 from .base import Runner, build_progress
-from .points import PointRun, column_type_oid
+from .points import PointRun, add_build, column_type_oid, recall_record
 from .versus_exact import versus_exact_for_build
 
 
@@ -218,9 +217,55 @@ class VectorRunner(Runner):
             load = self.spec.load
             if load is not None and load.index == index_spec.label:
                 self._load_test(load, dataset, sets, results, self._label(index_spec))
+            if name is not None:  # rebuilds reuse the name, so `finally` drops the last one
+                for number in range(2, self.spec.query.rebuilds + 1):
+                    self._rebuild(conn, index_spec, name, number, points, dataset, sets, truth)
         finally:
             if name is not None:
                 self._drop_index_quietly(conn, name)
+
+    def _rebuild(
+        self,
+        conn: psycopg.Connection[Any],
+        index_spec: IndexSpec,
+        name: str,
+        number: int,
+        points: list[PointRun],
+        dataset: Dataset,
+        sets: QuerySets,
+        truth: GroundTruth,
+    ) -> None:
+        """Drop the build and make it again from the same spec; each operating point's recall
+        and one timed window on it join the first build's point as its build-to-build spread."""
+        label = self._label(index_spec)
+        ix.drop_index(conn, self.spec.schema, name)
+        total = self.spec.query.rebuilds
+        with self.reporter.task(f"rebuild {label} ({number}/{total})", total=len(points)) as task:
+            rebuilt, _ = ix.build_index(
+                self.target.dsn,
+                conn,
+                schema=self.spec.schema,
+                table=self.table,
+                spec=index_spec,
+                metric=dataset.metric,
+            )
+            assert rebuilt == name  # the name follows from the spec
+            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(self.spec.schema, self.table)))
+            for point in points:
+                value = next(iter(point.query_params.values()), None)
+                again = self._prepare_point(index_spec, name, value, dataset, sets, truth, task)
+                q = self.spec.query
+                outcome = run_load(
+                    again.operation,
+                    DirectProvider(self.target.dsn, again.operation, SESSION),
+                    LoadShape(clients=1, warmup_s=q.warmup_seconds, duration_s=q.measure_seconds),
+                    probe_dsn=self.target.dsn,
+                )
+                if outcome.aborted:
+                    raise RunFailed(f"{again.label}: rebuild {number}: {outcome.aborted}")
+                assert point.saved is not None
+                add_build(point.saved, again.recall.mean, outcome.qps)
+                self._save()
 
     def _versus_exact(
         self, dataset: Dataset, sets: QuerySets, results: Results, label: str
@@ -389,7 +434,6 @@ class VectorRunner(Runner):
         per_query = tie_aware_recall(
             returned, truth, recall_queries, dataset.base, q.k, dataset.metric, rule=q.recall_rule
         )
-        mean, p5, low = summarize_recall(per_query)
         sweep.advance()
         op = knn_operation(
             items=self._items_ident,
@@ -413,7 +457,7 @@ class VectorRunner(Runner):
             notes=notes,
             plan_text=plan_text,
             plan_problem=problem,
-            recall=Recall(mean=round(mean, 5), p5=round(p5, 5), min=round(low, 5)),
+            recall=recall_record(per_query),
             operation=op,
             metric=dataset.metric,
         )

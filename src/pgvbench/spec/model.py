@@ -91,6 +91,8 @@ class QuerySpec:
     # a returned neighbour is a hit within this of the k-th true distance: a number
     # (absolute; 1e-3 as ann-benchmarks) or "strict" (1e-5 x max(1, |d_k|)); recall_rule.py
     recall_epsilon: float | str = ANN_BENCHMARKS_EPSILON
+    target_recall_p5: float | None = None  # the headline's point must also clear this p5
+    rebuilds: int = 1  # builds per [[index]]: the extra ones measure build-to-build spread
 
     @property
     def recall_rule(self) -> RecallRule:

@@ -249,10 +249,18 @@ def _parse_query(t: Table) -> QuerySpec:
             "target_recall",
             "statement_timeout_ms",
             "recall_epsilon",
+            "target_recall_p5",
+            "rebuilds",
         ]
     )
+    p5 = None
+    if "target_recall_p5" in t.data:
+        p5 = t.number("target_recall_p5", minimum=0.0, maximum=1.0)
     return QuerySpec(
         recall_epsilon=_recall_epsilon(t),
+        target_recall_p5=p5,
+        # each extra build repeats the whole sweep once: keep it a handful
+        rebuilds=t.integer("rebuilds", default=1, minimum=1, maximum=10),
         k=t.integer("k", default=10, minimum=1, maximum=100),
         recall_queries=t.integer("recall_queries", default=200, minimum=1, maximum=100_000),
         warmup_seconds=t.number("warmup_seconds", default=1.0, minimum=0.0),

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ...analysis import fastest_at_recall, highest_recall
 from ...analysis.paired import PairedRatio
+from ...analysis.pareto import fastest_at_recall, resolve_target_p5
 from ...results import Results, SweepPoint, describe_status
 from ..document import Block, Code, Heading, Image, Paragraph
 from ..fmt import EXACT_KIND, format_params, format_qps, format_sig, recall_name
+from .recall_margin import (
+    index_shortfall,
+    next_steps,
+    recall_figures,
+    spread_sentence,
+    zero_recall_flag,
+)
 
 
 def title(results: Results) -> str:
@@ -71,36 +78,22 @@ def headline(results: Results, target: float, *, has_agent: bool) -> str:
 
 
 def recommendation(results: Results, target: float) -> str:
-    """One sentence: the fastest configuration reaching ``target``, with its numbers."""
+    """The fastest configuration whose recall clears ``target`` with 95% confidence (and
+    the spec's p5 target), with its margin, zero-recall queries and build-to-build spread."""
     name = recall_name(results)
-    best = fastest_at_recall(results.runs, target)
+    p5_target = resolve_target_p5(results)
+    best = fastest_at_recall(results.runs, target, p5_target=p5_target)
     if best is None:
-        return _unreachable(results, name, target)
+        return next_steps(results, name, target, p5_target)
+    assert best.recall is not None  # fastest_at_recall only returns measured points
     return (
         f"At {name} ≥ {target:g} the fastest configuration is "
-        f"{describe(best, results)}: {_headline_numbers(best)}{_versus_exact(best, results)}."
+        f"{describe(best, results)}: {_headline_numbers(best, target, p5_target)}"
+        f"{_versus_exact(best, results)}."
+        + zero_recall_flag(best.recall)
+        + spread_sentence(results, best, target, p5_target, best.index)
+        + (index_shortfall(results, target) if best.index_kind == EXACT_KIND else "")
     )
-
-
-def _unreachable(results: Results, name: str, target: float) -> str:
-    best = highest_recall(results.runs)
-    if best is None or best.recall is None:
-        return "No valid sweep point has a recall measurement, so nothing can be recommended."
-    return (
-        f"No configuration reaches {name} ≥ {target:g}; the highest recall reached is "
-        f"{_recall_below(best.recall.mean, target)} by {describe(best, results)} "
-        f"({format_qps(best.qps)} QPS). Extend the sweep (higher ef_search / probes, "
-        "or a bigger index) or lower the target."
-    )
-
-
-def _recall_below(value: float, target: float) -> str:
-    """Enough decimals that a near miss (0.9496 vs 0.95) does not print as a hit."""
-    for decimals in (3, 4, 5, 6):
-        text = f"{value:.{decimals}f}"
-        if float(text) < target:
-            return text
-    return f"{value:.6f}"
 
 
 def describe(point: SweepPoint, results: Results) -> str:
@@ -113,9 +106,9 @@ def describe(point: SweepPoint, results: Results) -> str:
     return text
 
 
-def _headline_numbers(point: SweepPoint) -> str:
+def _headline_numbers(point: SweepPoint, target: float, p5_target: float | None) -> str:
     assert point.recall is not None  # fastest_at_recall only returns measured points
-    text = f"recall {point.recall.mean:.3f} (p5 {point.recall.p5:.3f}), {format_qps(point.qps)} QPS"
+    text = f"{recall_figures(point.recall, target, p5_target)}, {format_qps(point.qps)} QPS"
     if point.latency_ms is not None:
         text += f", p99 {format_sig(point.latency_ms.p99)} ms"
     return text
