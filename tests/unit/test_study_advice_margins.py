@@ -14,6 +14,7 @@ from pgvbench.studies.cache.records import CacheRow, CacheStudy
 from pgvbench.studies.drift.advice import drift_advice
 from pgvbench.studies.drift.records import DriftCheckpoint, DriftResult
 from pgvbench.studies.filtered.advice import advice as filtered_advice
+from pgvbench.studies.filtered.advice import runner_up_clause
 from pgvbench.studies.filtered.records import BucketInfo, FilteredComparison, FilteredRow
 from pgvbench.studies.quantization.advice import advice as quant_advice
 from pgvbench.studies.quantization.records import QuantizationPoint, QuantizationStudy
@@ -325,3 +326,21 @@ def test_result_cache_delta_within_the_noise_is_kept_with_its_bound() -> None:
         "60%; recall +0.000, within the noise of ±0."
     )
     assert "over 40 requests, bounded over the same requests)." in safe
+
+
+def test_filtered_report_winner_line_carries_the_margin() -> None:
+    clear = _comparison(
+        _row("btree_exact", 2.0, (1.9, 2.0, 2.1, 2.0)),
+        _row("hnsw_relaxed", 3.0, (2.9, 3.0, 3.1, 3.0)),
+    )
+    assert runner_up_clause(clear, "1-5%") == (
+        "next hnsw_relaxed +50% slower (noise ±10% over 4 windows)"
+    )
+    tie = _comparison(
+        _row("btree_exact", 2.0, (1.5, 2.6, 1.8, 2.1)),
+        _row("hnsw_relaxed", 2.2, (2.0, 2.4, 1.7, 2.7)),
+    )
+    assert runner_up_clause(tie, "1-5%").startswith(
+        "within the noise of this run with hnsw_relaxed (+10%, noise ±53% over 4 windows)"
+    )
+    assert runner_up_clause(_comparison(_row("btree_exact", 2.0)), "1-5%") == ""

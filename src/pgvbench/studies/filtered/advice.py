@@ -122,6 +122,30 @@ def latency_margin(win: FilteredRow, nxt: FilteredRow, key: LatencyKey) -> Margi
     return from_single(latency_of(win, key) or 0.0, latency_of(nxt, key) or 0.0)
 
 
+def runner_up_clause(
+    comparison: FilteredComparison,
+    bucket: str,
+    *,
+    recall_target: float = RECALL_TARGET,
+    fill_target: float = FILL_TARGET,
+    key: LatencyKey = "p99",
+) -> str:
+    """For a bucket's winner line elsewhere (the report): how it compares with the next
+    eligible strategy, e.g. ``next hnsw_relaxed +15% slower (noise ±4.0% over 4 windows)``
+    or ``within the noise of hnsw_relaxed (...)``; empty when nothing else qualified."""
+    best = ranked(comparison, bucket, recall_target, fill_target, key)
+    if len(best) < 2:
+        return ""
+    win, nxt = best[0], best[1]
+    margin = latency_margin(win, nxt, key)
+    if margin.noise is not None and not margin.decisive:
+        return (
+            f"within the noise of this run with {nxt.strategy} ({difference_text(margin)}, "
+            f"noise {noise_text(margin)})"
+        )
+    return f"next {nxt.strategy} {_slower(margin)}"
+
+
 def _windows(row: FilteredRow, key: LatencyKey) -> list[float]:
     values: Sequence[float | None] = getattr(row, f"window_{key}_ms")
     return [v for v in values if v is not None and v > 0]

@@ -11,6 +11,7 @@ from ...report.fmt import (
     format_qps,
     format_sig,
 )
+from .advice import runner_up_clause
 from .records import BucketInfo, FilteredComparison, FilteredResult, FilteredRow
 
 FILTERED_FIGURE = "filtered_p99.png"
@@ -202,10 +203,11 @@ def _winner_sentence(c: FilteredComparison, bucket: str, winners: Mapping[str, s
         return f"{subject}: {strategy}."
     scope = " (hot agents only)" if strategy == "partial_hot" else ""
     p99 = DASH if row.latency_p99_ms is None else f"{format_sig(row.latency_p99_ms)} ms"
+    margin = runner_up_clause(c, bucket)  # the margin over the next strategy, or a tie
     return (
         f"{subject}: {strategy}{scope}, p99 {p99} at recall "
         f"{_fixed(row.recall_mean, 2)} (p5 {_fixed(row.recall_p5, 2)}), "
-        f"fill {_fixed(row.fill_mean, 2)}."
+        f"fill {_fixed(row.fill_mean, 2)}{f'; {margin}' if margin else ''}."
     )
 
 
