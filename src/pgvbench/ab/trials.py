@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
-from psycopg import sql
 
 from ..engine.operations import SESSION, SqlOperation, encode_vector
 from ..engine.providers import DirectProvider
@@ -101,6 +100,22 @@ class Trials:
         ]
 
 
+class _KeptProvider(DirectProvider):
+    """Each arm keeps its connections from window to window: no window pays for new
+    backends (cold caches, a fresh plan), and the server sees one steady client per arm."""
+
+    def open(self, clients: int) -> None:
+        if len(self._conns) != clients:
+            super().close()
+            super().open(clients)
+
+    def close(self) -> None:
+        return None  # until close_all, after the last round
+
+    def close_all(self) -> None:
+        super().close()
+
+
 def _session(conn: psycopg.Connection[Any], settings: Mapping[str, str]) -> None:
     for name, value in settings.items():
         conn.execute("SELECT set_config(%s, %s, false)", (name, value))
@@ -165,60 +180,67 @@ def run_trials(
         )
         for arm in arms
     }
+    providers = {name: _KeptProvider(dsn, op, SESSION) for name, op in ops.items()}
     by_name = {arm.name: arm for arm in arms}
     windows: list[Window] = []
     blocks_available = True
     measured = 0.0
     started = time.perf_counter()
-    with connect(dsn) as stats_conn:
-        for round_no, order in enumerate(schedule):
-            done: list[Window] = []
-            for position, name in enumerate(order):
-                arm = by_name[name]
-                op = ops[name]
-                collector = StatementCollector(stats_conn, arm.table)
-                blocks_available = blocks_available and collector.available
-                collector.start()
-                at = time.perf_counter() - started
-                outcome = run_load(
-                    op,
-                    DirectProvider(dsn, op, SESSION),
-                    LoadShape(
-                        clients=clients,
-                        warmup_s=WARMUP_S,
-                        duration_s=window_s,
-                        first_seq=round_no * ROUND_STRIDE,
-                    ),
-                    probe_dsn=dsn,
-                )
-                stats = collector.stop()
-                if outcome.aborted:
-                    raise RunFailed(
-                        f"arm {name}, round {round_no + 1}: the connection to the server was "
-                        f"lost ({outcome.aborted})"
+    try:
+        with connect(dsn) as stats_conn:
+            for round_no, order in enumerate(schedule):
+                done: list[Window] = []
+                for position, name in enumerate(order):
+                    arm = by_name[name]
+                    op = ops[name]
+                    collector = StatementCollector(stats_conn, arm.table)
+                    blocks_available = blocks_available and collector.available
+                    collector.start()
+                    at = time.perf_counter() - started
+                    outcome = run_load(
+                        op,
+                        providers[name],
+                        LoadShape(
+                            clients=clients,
+                            warmup_s=WARMUP_S,
+                            duration_s=window_s,
+                            first_seq=round_no * ROUND_STRIDE,
+                        ),
+                        probe_dsn=dsn,
                     )
-                measured += outcome.duration_s
-                hist = outcome.latency
-                window = Window(
-                    round=round_no,
-                    position=position,
-                    arm=name,
-                    qps=round(outcome.qps, 3),
-                    p50_ms=hist.percentile_ms(50.0) if hist.count else None,
-                    p99_ms=hist.percentile_ms(99.0) if hist.count else None,
-                    operations=outcome.operations,
-                    errors=outcome.errors,
-                    blocks_per_query=(
-                        round(stats.shared_blks_hit_per_call + stats.shared_blks_read_per_call, 4)
-                        if stats is not None
-                        else None
-                    ),
-                    started_s=round(at, 3),
-                )
-                done.append(window)
-            windows.extend(done)
-            if on_round is not None:
-                on_round(round_no, done)
+                    stats = collector.stop()
+                    if outcome.aborted:
+                        raise RunFailed(
+                            f"arm {name}, round {round_no + 1}: the connection to the server was "
+                            f"lost ({outcome.aborted})"
+                        )
+                    measured += outcome.duration_s
+                    hist = outcome.latency
+                    window = Window(
+                        round=round_no,
+                        position=position,
+                        arm=name,
+                        qps=round(outcome.qps, 3),
+                        p50_ms=hist.percentile_ms(50.0) if hist.count else None,
+                        p99_ms=hist.percentile_ms(99.0) if hist.count else None,
+                        operations=outcome.operations,
+                        errors=outcome.errors,
+                        blocks_per_query=(
+                            round(
+                                stats.shared_blks_hit_per_call + stats.shared_blks_read_per_call, 4
+                            )
+                            if stats is not None
+                            else None
+                        ),
+                        started_s=round(at, 3),
+                    )
+                    done.append(window)
+                windows.extend(done)
+                if on_round is not None:
+                    on_round(round_no, done)
+    finally:
+        for provider in providers.values():
+            provider.close_all()
     return Trials(
         schedule=tuple(tuple(o) for o in schedule),
         windows=tuple(windows),
@@ -226,7 +248,3 @@ def run_trials(
         measured_s=round(measured, 3),
         wall_s=round(time.perf_counter() - started, 3),
     )
-
-
-def sql_ident(conn: psycopg.Connection[Any], schema: str, table: str) -> str:
-    return sql.Identifier(schema, table).as_string(conn)
