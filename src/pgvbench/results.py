@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from ._atomic import write_bytes_atomic
+from ._hostload import HostLoad as HostLoad  # re-exported: results.HostLoad
 from ._textfile import decode_text, read_regular_file
 from .errors import ResultsError
 from .recall_records import BuildSpread as BuildSpread  # re-exported: results.json records
@@ -122,26 +123,6 @@ class StatementStats:
     mean_exec_ms: float
     shared_blks_hit_per_call: float
     shared_blks_read_per_call: float
-
-
-@dataclasses.dataclass
-class HostLoad:
-    """What the host was doing around one measured window (instrument/host.py).
-
-    Cores are CPU-seconds per wall second over the window; ``foreign_cores`` is the
-    host's busy cores minus this benchmark's client and server (None when the server's
-    CPU is unknown, e.g. an external server); ``steal_cores`` is None where the kernel
-    does not report steal time. Load averages are the 1-minute figure at each edge.
-    """
-
-    loadavg_start: float
-    loadavg_end: float
-    busy_cores: float
-    steal_cores: float | None = None
-    foreign_cores: float | None = None
-    client_cores: float | None = None
-    server_cores: float | None = None
-    cpu_count: int | None = None
 
 
 @dataclasses.dataclass

@@ -443,7 +443,10 @@ def test_agent_section_without_filtered_or_drift(tmp_path: Path) -> None:
     for absent in ("## Operations", "## Filtered vector search", "## Churn", "## Concurrency"):
         assert absent not in md
     assert files.images == []
-    assert "This run has no vector-search sweep; see Agent recommendations below." in md
+    # the report opens with the answers: here, that nothing measured supports one
+    opening = md.split("## Figures", 1)[0]
+    assert "This agent run has no vector-search sweep" in opening
+    assert "Nothing was measured that supports a recommendation." in opening
     assert "No sweep figures; see the agent sections below." in md
 
 

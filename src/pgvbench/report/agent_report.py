@@ -1,5 +1,5 @@
-"""The agent part of a report on its own (platform, operations, the agent studies and
-their recommendations), for callers that want it without the whole document."""
+"""The agent part of a report on its own (its recommendations first, then platform,
+operations and the agent studies), for callers that want it without the whole document."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from ..studies.filtered.report import FILTERED_FIGURE
 from ..studies.registry import REGISTRY
 from .document import Block, Image
 from .sections.agent_platform import agent_platform_section
+from .sections.answers import agent_answers_blocks
 from .sections.studies import StudyPart, agent_study_blocks
 
 __all__ = [
@@ -26,11 +27,16 @@ __all__ = [
 
 def agent_blocks(results: Results, images: Sequence[Image]) -> list[Block]:
     """The agent sections, or [] for a run without agent experiments; ``images`` are the
-    drawn agent figures (each study's section shows its own)."""
+    drawn agent figures (each study's section shows its own). They open with the agent
+    part's recommendations (answers.py), as the whole report opens with all of them."""
     platform = agent_platform_section(results)
     if not platform:
         return []
-    return [*platform, *agent_study_blocks(results, _parts(results, images))]
+    return [
+        *agent_answers_blocks(results),
+        *platform,
+        *agent_study_blocks(results, _parts(results, images)),
+    ]
 
 
 def render_agent_figures(results: Results, out_dir: Path) -> list[Image]:

@@ -32,16 +32,11 @@ from .load_plots import (
 )
 from .markdown import to_markdown
 from .sections.agent_platform import agent_platform_section
+from .sections.answers import answers_section
 from .sections.concurrency import concurrency_section
 from .sections.setup import dataset_section, environment_section, load_section
 from .sections.studies import StudyPart, agent_study_blocks, study_validity, tuning_blocks
-from .sections.summary import (
-    figures_section,
-    headline_section,
-    status_section,
-    timing,
-    title,
-)
+from .sections.summary import figures_section, status_section, timing, title
 from .sections.sweep import builds_section, sweep_section
 from .sections.validity import validity_section
 from .sweep_plots import plot_build_cost, plot_latency, plot_recall_vs_qps
@@ -71,7 +66,7 @@ _FIGURES: tuple[tuple[str, str, _Plotter], ...] = (
 _LOAD_FIGURES: tuple[tuple[str, str, _Plotter], ...] = (
     (
         "throughput_vs_clients.png",
-        "Throughput vs clients (dashed: USL fit)",
+        "Throughput vs clients (dashed: USL fit; dotted: a sketch, too few points)",
         lambda r, p, _s: plot_throughput_vs_clients(r, p),
     ),
     (
@@ -157,9 +152,9 @@ def build_document(
         Heading(1, title(results)),
         Paragraph(timing(results)),
         *status_section(results),
-        *headline_section(results, target, has_agent=bool(agent)),
+        *answers_section(results, target),
         *figures_section(images, has_load=bool(results.load_points), has_agent=bool(agent)),
-        *dataset_section(results.dataset, recall_rule=results.recall_rule),
+        *dataset_section(results.dataset, recall_rule=results.recall_rule, run=results),
         *load_section(results.load),
         *environment_section(results.environment),
         *builds_section(results.indexes),

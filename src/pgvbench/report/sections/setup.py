@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from ...recall_rule import RecallRule
-from ...results import DatasetInfo, Environment, LoadInfo
+from ...results import DatasetInfo, Environment, LoadInfo, Results
 from ..document import Block, Heading, KeyValues, Paragraph, Table
 from ..fmt import DASH, format_qps, format_sig
 
 
 def dataset_section(
-    dataset: DatasetInfo | None, *, recall_rule: RecallRule | None = None
+    dataset: DatasetInfo | None,
+    *,
+    recall_rule: RecallRule | None = None,
+    run: Results | None = None,
 ) -> list[Block]:
+    """``run`` (the whole results) lets an agent run say what it timed and what its recall
+    was measured against, which DatasetInfo's query counts (kNN query sets) do not hold."""
     if dataset is None:
         return [Heading(2, "Dataset"), Paragraph("No dataset information was recorded.")]
     rule = [] if recall_rule is None else [("Recall counts a neighbour", recall_rule.describe())]
@@ -24,15 +29,89 @@ def dataset_section(
                 ("Dimensions", str(dataset.dim)),
                 ("Metric", dataset.metric),
                 ("Seed", DASH if dataset.seed is None else str(dataset.seed)),
-                (
-                    "Queries",
-                    f"{dataset.n_queries:,} timed, {dataset.n_recall_queries:,} for recall",
-                ),
-                ("Ground truth", _ground_truth(dataset)),
+                *_queries_rows(dataset, run),
                 *rule,
             ]
         ),
     ]
+
+
+def _queries_rows(dataset: DatasetInfo, run: Results | None) -> list[tuple[str, str]]:
+    if run is not None and _agent_run(dataset, run):
+        return [("Timed", agent_timed(run)), ("Recall measured", agent_recall(run))]
+    return [
+        ("Queries", f"{dataset.n_queries:,} timed, {dataset.n_recall_queries:,} for recall"),
+        ("Ground truth", _ground_truth(dataset)),
+    ]
+
+
+def _agent_run(dataset: DatasetInfo, run: Results) -> bool:
+    """An agent run: no kNN query sets of its own, its timings are the operation mix and
+    its recall the agent studies'."""
+    agent = run.agent is not None or any(p.workload for p in run.load_points)
+    return agent and not run.runs and dataset.n_queries == 0 and dataset.n_recall_queries == 0
+
+
+def agent_timed(run: Results) -> str:
+    """What an agent run timed: the operation mix, its operations and the query setting."""
+    points = [p for p in run.load_points if p.workload]
+    setting = _agent_setting(run)
+    if not points:
+        return "no operation mix (the spec has no [workload] or [[operation]])"
+    ops = sorted({name for p in points for name in p.operations_detail})
+    total = sum(p.operations for p in points)
+    mix = f" ({', '.join(ops)})" if ops else ""
+    text = (
+        f"the operation mix{mix}: {total:,} operations over {len(points)} load point"
+        f"{'s' if len(points) != 1 else ''} (see Operations and Concurrency)"
+    )
+    return f"{text}; {setting}" if setting else text
+
+
+def _agent_setting(run: Results) -> str:
+    """The index's query-time setting the mix ran at, and why not the whole sweep."""
+    indexes = run.spec.get("indexes")
+    if not isinstance(indexes, list) or not indexes or not isinstance(indexes[0], dict):
+        return ""
+    index = indexes[0]
+    param, values = index.get("sweep_param"), index.get("sweep_values")
+    if not param or not isinstance(values, list) or not values:
+        return ""
+    load = run.spec.get("load")
+    params = load.get("query_params") if isinstance(load, dict) else None
+    chosen = params.get(param) if isinstance(params, dict) else None  # [load] overrides
+    value = chosen if chosen is not None else values[len(values) // 2]
+    text = f"its vector queries ran at {param} = {value}"
+    if len(values) > 1:
+        swept = ", ".join(str(v) for v in values)
+        text += (
+            f" (the [[index]] lists {param} {swept}: an agent run builds the index once and "
+            "measures one setting, it does not sweep it)"
+        )
+    return text
+
+
+def agent_recall(run: Results) -> str:
+    """What an agent run's recall was measured against (the agent studies' ground truth)."""
+    parts = []
+    agent = run.agent
+    filtered = agent.filtered if agent is not None else None
+    if isinstance(filtered, dict):
+        buckets = filtered.get("buckets")
+        queries = sum(
+            int(b.get("queries", 0))
+            for b in (buckets if isinstance(buckets, list) else [])
+            if isinstance(b, dict)
+        )
+        parts.append(
+            f"filtered search: {queries:,} queries against the exact top-k over the rows "
+            "each filter keeps (computed client-side)"
+        )
+    if agent is not None and isinstance(agent.drift, dict):
+        parts.append("drift: the exact top-k over the rows live at each checkpoint")
+    if not parts:
+        return "no recall: the operation mix is timed only (add [filtered] or [drift])"
+    return "; ".join(parts)
 
 
 def _ground_truth(dataset: DatasetInfo) -> str:
