@@ -344,3 +344,23 @@ def test_filtered_report_winner_line_carries_the_margin() -> None:
         "within the noise of this run with hnsw_relaxed (+10%, noise ±53% over 4 windows)"
     )
     assert runner_up_clause(_comparison(_row("btree_exact", 2.0)), "1-5%") == ""
+
+
+def test_older_records_without_windows_or_per_query_recall_still_advise() -> None:
+    old = [
+        QuantizationPoint.from_dict(
+            {**_qpoint(v, (q,), FULL_RECALL).to_dict(), "window_qps": None}
+            | {"recall_per_query": None}
+        )
+        for v, q in (("full", 1000.0), ("binary", 2000.0))
+    ]
+    assert not old[0].window_qps and not old[0].recall_per_query
+    best = next(t.text for t in quant_advice(_quant(*old)) if t.text.startswith("Best binary"))
+    assert best.endswith("(QPS +100% in one measurement each, no spread measured).")
+    runs = [
+        RunOfCache.from_dict({**_cache_run(d, EXACT, h).to_dict(), "recall_per_request": None})
+        for d, h in ((0.0, 0.1), (0.5, 0.6))
+    ]
+    texts = [r.text for r in rc_advice(_rc_study(*runs))]
+    assert any(t.startswith("The largest delta") and t.endswith("is 0.5 (hit rate 60%).")
+               for t in texts)  # fmt: skip
