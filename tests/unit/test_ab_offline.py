@@ -84,7 +84,9 @@ def test_one_operating_point_per_variant() -> None:
 
 
 def test_the_ab_table_is_checked_like_every_other_table() -> None:
-    with pytest.raises(SpecError, match=r"\[ab\] windows is not a known key; did you mean 'window_seconds'"):
+    with pytest.raises(
+        SpecError, match=r"\[ab\] windows is not a known key; did you mean 'window_seconds'"
+    ):
         _spec(ab={"windows": 2})
     with pytest.raises(SpecError, match=r"\[ab\] sql must contain \{knn\} exactly once"):
         _spec(ab={"sql": "SELECT id FROM t"})
@@ -217,6 +219,7 @@ def test_the_record_survives_a_json_round_trip() -> None:
         schedule=schedule,
         windows=windows,
         blocks_available=False,
+        cpu_available=False,
         measured_s=3.0,
         wall_s=3.5,
         verdicts=(judge_ratio(RULES["qps"], a, b),),
@@ -228,3 +231,15 @@ def test_the_record_survives_a_json_round_trip() -> None:
     again = AbRecord.from_dict(data)
     assert again.to_dict() == data
     assert again.windows == record.windows and again.schedule == record.schedule
+
+
+def test_each_arm_runs_first_equally_often() -> None:
+    from pgvbench.ab.measure import balanced_schedule
+
+    for seed in range(20):
+        rounds = balanced_schedule(16, seed=seed)
+        assert len(rounds) == 16 and all(sorted(r) == ["A", "B"] for r in rounds)
+        assert sum(r[0] == "A" for r in rounds) == 8
+    odd = balanced_schedule(7, seed=3)
+    assert len(odd) == 7 and abs(sum(r[0] == "A" for r in odd) - 3.5) == 0.5
+    assert balanced_schedule(16, seed=1) != balanced_schedule(16, seed=2)  # still drawn

@@ -242,6 +242,7 @@ def _measure(
         schedule=trials.schedule if trials else (),
         windows=trials.windows if trials else (),
         blocks_available=trials.blocks_available if trials else False,
+        cpu_available=trials.cpu_available if trials else False,
         measured_s=trials.measured_s if trials else 0.0,
         wall_s=trials.wall_s if trials else 0.0,
         verdicts=tuple(verdicts),

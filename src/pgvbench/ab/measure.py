@@ -85,7 +85,9 @@ def measure(
                     recall={},
                     trials=None,
                 )
-                return _measure_arms(pairing, dsn, conn, head, data, seed, reporter)
+                return _measure_arms(
+                    pairing, dsn, conn, head, data, seed, reporter, applied.target.postmaster_pid
+                )
             finally:
                 drop_all(dsn, schema, [b.table for b in built])
         finally:
@@ -101,6 +103,7 @@ def _measure_arms(
     data: PreparedData,
     seed: int,
     reporter: Reporter,
+    postmaster_pid: int | None,
 ) -> Measured:
     built = head.built
     spec = pairing.spec
@@ -138,7 +141,7 @@ def _measure_arms(
             ids, data.truth, recall_queries, data.dataset.base, k, metric, **extra
         )
         recall[arm.name] = tuple(float(x) for x in np.asarray(per_query))
-    order = schedule(list(ARMS), pairing.rounds, seed=seed)
+    order = balanced_schedule(pairing.rounds, seed=seed)
     vector_oid = column_type_oid(conn, spec.schema, built[0].table, "embedding")
     with reporter.task(
         f"interleaved rounds: {pairing.rounds} x A/B, {pairing.window_s:g} s windows",
@@ -164,9 +167,22 @@ def _measure_arms(
             vector_oid=vector_oid,
             clients=pairing.clients,
             window_s=pairing.window_s,
+            postmaster_pid=postmaster_pid,
             on_round=on_round,
         )
     return dataclasses.replace(head, plans=plans, recall=recall, trials=trials)
+
+
+def balanced_schedule(rounds: int, *, seed: int) -> list[list[str]]:
+    """Rounds in pairs: a random order (interleave.schedule), then its reverse. Each arm
+    runs first equally often (one more at most), so an effect of running first or second
+    (caches, frequency) cannot lean on one arm, as it could in a run of 16 rounds where
+    chance put B first 14 times."""
+    drawn = schedule(list(ARMS), (rounds + 1) // 2, seed=seed)
+    out: list[list[str]] = []
+    for order in drawn:
+        out += [list(order), list(reversed(order))]
+    return out[:rounds]
 
 
 def _context(conn: psycopg.Connection[Any], name: str) -> str | None:

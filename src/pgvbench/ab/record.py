@@ -39,6 +39,7 @@ class AbRecord:
     schedule: tuple[tuple[str, ...], ...]
     windows: tuple[Window, ...]
     blocks_available: bool
+    cpu_available: bool
     measured_s: float
     wall_s: float
     verdicts: tuple[MetricVerdict, ...]
@@ -95,6 +96,7 @@ class AbRecord:
             "schedule": [list(o) for o in self.schedule],
             "rounds_detail": self.rounds_detail(),
             "blocks_available": self.blocks_available,
+            "cpu_available": self.cpu_available,
             "measured_s": self.measured_s,
             "wall_s": self.wall_s,
             "metrics": [v.to_dict() for v in self.verdicts],
@@ -137,6 +139,7 @@ class AbRecord:
             schedule=tuple(tuple(o) for o in data["schedule"]),
             windows=windows,
             blocks_available=bool(data["blocks_available"]),
+            cpu_available=bool(data.get("cpu_available", False)),
             measured_s=float(data["measured_s"]),
             wall_s=float(data["wall_s"]),
             verdicts=tuple(MetricVerdict.from_dict(m) for m in data["metrics"]),

@@ -61,6 +61,11 @@ def reason(v: MetricVerdict, record: AbRecord) -> str:
     if v.why == "unavailable":
         if v.metric == "blocks" and not record.blocks_available:
             return "pg_stat_statements is not available on this server: not measured"
+        if v.metric == "cpu" and not record.cpu_available:
+            return (
+                "the server's backends cannot be read from this host (an external server): "
+                "not measured"
+            )
         return f"fewer than 2 {units} measured something on both sides: not judged"
     where = f"{level} interval {interval(v)} over {v.n} {units}"
     if v.why == "below_noise":
@@ -160,6 +165,8 @@ def setup_lines(record: AbRecord) -> list[str]:
     )
     if not record.blocks_available:
         lines.append("blocks/query: pg_stat_statements is not available, so it was skipped")
+    if not record.cpu_available:
+        lines.append("CPU/query: the server's backends are not on this host, so it was skipped")
     return lines
 
 

@@ -56,6 +56,14 @@ RULES: Mapping[str, AbRule] = {
             description="mean recall@k over the recall queries, a drop",
         ),
         AbRule(
+            name="cpu",
+            better="lower",
+            min_effect=0.05,
+            unit="ms",
+            description="server CPU time per query (the arm's backends; server on this host only)",
+            field="cpu_ms_per_query",
+        ),
+        AbRule(
             name="blocks",
             better="lower",
             min_effect=0.05,

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import psutil
 import psycopg
 from pgvector.psycopg import register_vector
 
@@ -74,13 +75,16 @@ class Window:
     errors: int
     blocks_per_query: float | None
     started_s: float  # since the first window started
+    # CPU time of the arm's backends per query (server on this host only): the work per
+    # query, hardly moved by a neighbour taking the CPU in between
+    cpu_ms_per_query: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Window:
-        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
+        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -88,6 +92,7 @@ class Trials:
     schedule: tuple[tuple[str, ...], ...]
     windows: tuple[Window, ...]
     blocks_available: bool
+    cpu_available: bool
     measured_s: float  # the windows' measured time, warm-ups excluded
     wall_s: float
 
@@ -114,6 +119,25 @@ class _KeptProvider(DirectProvider):
 
     def close_all(self) -> None:
         super().close()
+
+    def backend_pids(self) -> list[int]:
+        return [conn.info.backend_pid for conn in self._conns if conn is not None]
+
+
+def _backend_cpu_s(pids: Sequence[int], postmaster_pid: int) -> float | None:
+    """User + system CPU seconds of these backends (children of ``postmaster_pid`` on this
+    host); None when one cannot be read (the time would be partial)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+            if process.ppid() != postmaster_pid:
+                return None  # not this server's backend: nothing to read here
+            times = process.cpu_times()
+        except psutil.Error:
+            return None
+        total += times.user + times.system
+    return total
 
 
 def _session(conn: psycopg.Connection[Any], settings: Mapping[str, str]) -> None:
@@ -165,6 +189,7 @@ def run_trials(
     vector_oid: int,
     clients: int,
     window_s: float,
+    postmaster_pid: int | None = None,
     on_round: Callable[[int, Sequence[Window]], None] | None = None,
 ) -> Trials:
     """Every round of ``schedule``, each arm one window; raise RunFailed if the server
@@ -195,6 +220,10 @@ def run_trials(
                     op = ops[name]
                     collector = StatementCollector(stats_conn, arm.table)
                     blocks_available = blocks_available and collector.available
+                    provider = providers[name]
+                    provider.open(clients)  # run_load's open is then a no-op
+                    pids = provider.backend_pids()
+                    cpu_before = _backend_cpu_s(pids, postmaster_pid) if postmaster_pid else None
                     collector.start()
                     at = time.perf_counter() - started
                     outcome = run_load(
@@ -209,6 +238,11 @@ def run_trials(
                         probe_dsn=dsn,
                     )
                     stats = collector.stop()
+                    cpu_after = (
+                        _backend_cpu_s(pids, postmaster_pid)
+                        if cpu_before is not None and postmaster_pid
+                        else None
+                    )
                     if outcome.aborted:
                         raise RunFailed(
                             f"arm {name}, round {round_no + 1}: the connection to the server was "
@@ -233,6 +267,9 @@ def run_trials(
                             else None
                         ),
                         started_s=round(at, 3),
+                        cpu_ms_per_query=_per_query_ms(
+                            cpu_before, cpu_after, outcome.operations, WARMUP_S + window_s
+                        ),
                     )
                     done.append(window)
                 windows.extend(done)
@@ -242,9 +279,20 @@ def run_trials(
         for provider in providers.values():
             provider.close_all()
     return Trials(
+        cpu_available=all(w.cpu_ms_per_query is not None for w in windows),
         schedule=tuple(tuple(o) for o in schedule),
         windows=tuple(windows),
         blocks_available=blocks_available,
         measured_s=round(measured, 3),
         wall_s=round(time.perf_counter() - started, 3),
     )
+
+
+def _per_query_ms(
+    before: float | None, after: float | None, operations: int, seconds: float
+) -> float | None:
+    """CPU ms per query over the window. The reading spans the warm-up too: its queries
+    are counted in at the window's rate (the engine reports the measured ones only)."""
+    if before is None or after is None or operations <= 0:
+        return None
+    return round((after - before) * 1000.0 / operations / (seconds / (seconds - WARMUP_S)), 6)
