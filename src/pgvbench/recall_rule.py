@@ -47,8 +47,8 @@ class RecallRule:
             return text + (" (strict)" if self == STRICT else "")
         if self.epsilon == 0:
             return "exact ties with the k-th true distance only"
-        text = f"within {self.epsilon:g} of the k-th true distance (absolute)"
-        return text + (", as ann-benchmarks" if self == ANN_BENCHMARKS else "")
+        how = "absolute, as ann-benchmarks" if self == ANN_BENCHMARKS else "absolute"
+        return f"within {self.epsilon:g} of the k-th true distance ({how})"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RecallRule:

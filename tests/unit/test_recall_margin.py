@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from pgvbench.analysis.pareto import fastest_at_recall, safer_point
+from pgvbench.compare.environment import check_environment
 from pgvbench.recall_rule import ANN_BENCHMARKS, STRICT
 from pgvbench.report.sections.summary import recommendation
 from pgvbench.results import BuildSpread, Recall, Results, SweepPoint, load_results, write_results
+from pgvbench.spec.parse import parse_spec
 from study_support import results_for
 
 HNSW = "hnsw(m=16,ef_construction=64)"
@@ -213,3 +215,28 @@ def test_new_fields_round_trip_and_old_files_load(tmp_path: Path) -> None:
     assert old.runs[0].recall is not None and old.runs[0].recall.low is None
     assert old.runs[0].rebuilds is None
     assert "recall 0.958 (p5 0.908)" in recommendation(old, 0.95)
+
+
+def test_new_query_keys_keep_old_baselines_comparable() -> None:
+    """Keys added to [query] are recorded only when they change what was measured, so a
+    baseline saved before them compares with a run that keeps the old recall rule."""
+    base = {
+        "experiment": {"name": "x"},
+        "dataset": {"source": "synthetic", "n": 100, "dim": 4},
+        "index": [{"kind": "hnsw"}],
+    }
+    default = parse_spec(base).to_dict()["query"]
+    assert default["recall_epsilon"] == 0.001
+    assert "rebuilds" not in default and "target_recall_p5" not in default
+    strict = parse_spec({**base, "query": {"recall_epsilon": "strict"}}).to_dict()
+    assert "recall_epsilon" not in strict["query"]
+    tuned = parse_spec({**base, "query": {"rebuilds": 3, "target_recall_p5": 0.8}}).to_dict()
+    assert tuned["query"]["rebuilds"] == 3 and tuned["query"]["target_recall_p5"] == 0.8
+
+    older = results_for(spec=strict)  # a file from before the rule: no recall_epsilon either
+    same_rule = results_for(spec=dict(strict))
+    assert check_environment(older, same_rule).compatible
+    changed = results_for(spec=parse_spec(base).to_dict())
+    check = check_environment(older, changed)
+    assert not check.compatible
+    assert any("recall_epsilon" in r for r in check.refusals)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..metrics import Metric
-from ..recall_rule import ANN_BENCHMARKS_EPSILON, RecallRule, rule_from_spec
+from ..recall_rule import ANN_BENCHMARKS_EPSILON, STRICT_SPELLING, RecallRule, rule_from_spec
 
 INDEX_KINDS = ("none", "ivfflat", "hnsw")
 # each index kind's query-time setting: the parameter sweeps vary
@@ -248,7 +248,7 @@ class ExperimentSpec:
                 if self.agents is not None
                 else None
             ),
-            "query": dataclasses.asdict(self.query),
+            "query": _query_to_dict(self.query),
             "server": {
                 "settings": dict(self.server.settings),
                 "sweep": [
@@ -280,6 +280,18 @@ class ExperimentSpec:
             for st in self.studies
             if st.section == section
         }
+
+
+# [query] keys added after 0.1, at the value their absence meant: left out of the recorded
+# spec, so results of earlier versions stay comparable (compare refuses spec differences)
+_QUERY_ABSENT_MEANS = {"recall_epsilon": STRICT_SPELLING, "target_recall_p5": None, "rebuilds": 1}
+
+
+def _query_to_dict(query: QuerySpec) -> dict[str, Any]:
+    data = dataclasses.asdict(query)
+    return {
+        k: v for k, v in data.items() if k not in _QUERY_ABSENT_MEANS or v != _QUERY_ABSENT_MEANS[k]
+    }
 
 
 def _load_to_dict(load: LoadSpec | None) -> dict[str, Any] | None:
