@@ -240,6 +240,8 @@ def ahead_clause(loser: str, margin: Margin, *, measure: str = "") -> str:
 
 def versus(margin: Margin, what: str = "") -> str:
     """``QPS +20%, beyond the noise of ±5.0% over 4 windows``: a difference and its verdict."""
+    if margin.noise == 0.0 and margin.difference == 0.0 and margin.n > 0:
+        return f"{what} the same over all {margin.n} {margin.basis}".lstrip()
     head = f"{what} {difference_text(margin)}" if what else difference_text(margin)
     if margin.noise is None:
         return f"{head} in one measurement each, no spread measured"

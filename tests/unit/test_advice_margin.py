@@ -13,6 +13,7 @@ from pgvbench.advice_margin import (
     margin_clause,
     noise_text,
     relative_range,
+    versus,
     within_noise,
 )
 from pgvbench.analysis.paired import paired_ratio
@@ -100,3 +101,12 @@ def test_single_measurements_against_a_measured_spread() -> None:
     assert clear.decisive and noise_text(clear) == "±20% over 4 seconds of the warm run"
     assert not from_single(2.0, 2.3, noise=spread).decisive
     assert relative_range([1.0]) is None
+
+
+def test_versus_wording() -> None:
+    assert versus(from_samples([100, 102, 98], [130, 128, 132]), "QPS") == (
+        "QPS +30%, beyond the noise of ±4.0% over 3 repeats"
+    )
+    assert versus(from_single(100, 110)) == "+10% in one measurement each, no spread measured"
+    same = from_recall([1.0, 0.9, 0.8], [1.0, 0.9, 0.8])
+    assert versus(same, "recall") == "recall the same over all 3 queries"
