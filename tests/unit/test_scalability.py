@@ -472,3 +472,19 @@ def test_recommendation_margin_falls_back_to_one_second_windows() -> None:
               timeseries=[dataclasses.replace(s, ops=s.ops + 495) for s in slices])  # fmt: skip
     text = recommend_pool_size(results_with([a, b]), 20.0)
     assert "ahead of direct by +49% QPS (noise ±1.0% over 10 one-second windows)" in text
+
+
+def test_recommendation_margin_pairs_the_interleaved_windows_of_one_client_count() -> None:
+    # the machine slows both arms alike in round 2: paired, the +20% stays clear of the noise
+    # although each arm's own windows spread 2x
+    a = dataclasses.replace(point(4, 1000.0, p99=5.0), window_qps=[1000.0, 500.0, 1000.0, 990.0])
+    b = dataclasses.replace(
+        point(4, 1200.0, p99=5.0, strategy="psycopg_pool", pool=POOL8),
+        window_qps=[1200.0, 610.0, 1195.0, 1190.0],
+    )
+    text = recommend_pool_size(results_with([a, b]), 20.0)
+    assert text.startswith("Use psycopg_pool max_size=8")
+    assert "ahead of direct by +20% QPS (noise ±1.7% over 4 paired rounds)" in text
+    # unpaired, the same windows would be within the noise
+    c = dataclasses.replace(b, clients=8)
+    assert "paired rounds" not in recommend_pool_size(results_with([a, c]), 20.0)

@@ -10,7 +10,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
-from ..advice_margin import Margin, ahead_clause, from_samples, within_noise
+from ..advice_margin import Margin, ahead_clause, from_rounds, from_samples, within_noise
 from ..report.fmt import format_qps, format_sig
 from ..results import LoadPoint, Results
 from ..spec.model import POOLING_STRATEGIES
@@ -138,10 +138,20 @@ def recommend_pool_size(results: Results, slo_p99_ms: float) -> str:
 def qps_margin(reference: LoadPoint, point: LoadPoint) -> Margin | None:
     """``point``'s throughput over ``reference``'s against the noise of both.
 
-    The noise is the spread over repeats when both points were measured more than once,
-    else over their one-second windows (full seconds only); None when a point has neither
-    measured throughput nor windows.
+    Two points of one client count ran the same interleaved rounds: their windows are
+    pairs, and the paired ratio's interval is the noise. Otherwise the noise is the spread
+    over repeats when both points were measured more than once, else over their one-second
+    windows (full seconds only); None when a point has neither measured throughput nor
+    windows.
     """
+    if (
+        reference.clients == point.clients
+        and len(reference.window_qps) == len(point.window_qps) >= 2
+    ):
+        try:
+            return from_rounds(reference.window_qps, point.window_qps)
+        except ValueError:  # no round measured on both sides: fall back to the spreads
+            pass
     a, b = _repeat_qps(reference), _repeat_qps(point)
     basis = "repeats"
     if len(a) < 2 or len(b) < 2:
