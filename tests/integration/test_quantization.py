@@ -19,6 +19,7 @@ from pgvbench.studies.quantization import (
     measure_quantization,
     recommendations,
 )
+from pgvbench.studies.quantization.advice import advice as quant_advice
 
 pytestmark = pytest.mark.integration
 
@@ -103,6 +104,28 @@ def test_points_record_their_windows_and_per_query_recall(measured: Measured) ->
         )
     text = " ".join(recommendations(measured.study))
     assert "noise of" in text  # every comparison states its margin
+
+
+def test_points_are_timed_in_interleaved_rounds(measured: Measured) -> None:
+    points = measured.study.points
+    rounds = len(points[0].window_qps)
+    assert all(len(p.window_qps) == len(p.window_sequence) == rounds for p in points)
+    order = sorted((s, i) for i, p in enumerate(points) for s in p.window_sequence)
+    assert [s for s, _ in order] == list(range(rounds * len(points)))  # each window ran once
+    # round r holds one window of every point: never all of one point, then the next
+    for r in range(rounds):
+        in_round = {i for s, i in order[r * len(points) : (r + 1) * len(points)]}
+        assert in_round == set(range(len(points)))
+        assert all(p.window_sequence[r] // len(points) == r for p in points)
+    # the order is drawn per round, so it differs between rounds (10 points: 10! orders)
+    firsts = [[i for s, i in order[r * len(points) : (r + 1) * len(points)]] for r in range(rounds)]
+    assert len({tuple(f) for f in firsts}) > 1
+
+
+def test_advice_pairs_the_rounds(measured: Measured) -> None:
+    best = next(r for r in quant_advice(measured.study) if r.text.startswith("Best halfvec"))
+    assert best.evidence["qps_margin_basis"] == "paired rounds"
+    assert "paired rounds" in best.text
 
 
 def test_halfvec_index_smaller_than_full(measured: Measured) -> None:

@@ -4,6 +4,7 @@ records, no database."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from pgvbench.results import TimeSlice
@@ -207,6 +208,25 @@ def test_quantization_within_noise_says_so() -> None:
     assert rerank.startswith(
         "Re-ranking binary candidates and Hamming order alone are within the noise of this run"
     )
+
+
+def test_quantization_interleaved_points_pair_their_rounds() -> None:
+    # Round 2 was slow for both (a neighbour): paired, the ratio is 2.0 in every round.
+    full = _qpoint("full", (1000, 500, 1000), FULL_RECALL)
+    binary = _qpoint("binary", (2000, 1000, 2000), FULL_RECALL)
+    paired = [
+        dataclasses.replace(full, window_sequence=(0, 3, 5)),
+        dataclasses.replace(binary, window_sequence=(1, 2, 4)),
+    ]
+    best = next(r for r in quant_advice(_quant(*paired)) if r.text.startswith("Best binary"))
+    assert best.evidence["qps_margin_basis"] == "paired rounds"
+    assert best.evidence["qps_margin_decisive"] == "yes"
+    assert "QPS +100%, beyond the noise of ±0.0% over 3 paired rounds" in best.text
+    # the same windows unpaired (an older file): their spreads overlap the difference less
+    unpaired = next(
+        r for r in quant_advice(_quant(full, binary)) if r.text.startswith("Best binary")
+    )
+    assert unpaired.evidence["qps_margin_basis"] == "windows"
 
 
 # ------------------------------------------------------------------ build tuning

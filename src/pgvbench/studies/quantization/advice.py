@@ -4,7 +4,15 @@ re-ranking buys), each with the measured figures it rests on. No database here."
 
 from __future__ import annotations
 
-from ...advice_margin import Margin, from_recall, from_samples, from_single, versus, within_noise
+from ...advice_margin import (
+    Margin,
+    from_recall,
+    from_rounds,
+    from_samples,
+    from_single,
+    versus,
+    within_noise,
+)
 from ...spec.model import QUERY_GUCS
 from ..base import Recommendation
 from .records import QuantizationPoint, QuantizationStudy
@@ -44,7 +52,14 @@ def _best_points(study: QuantizationStudy) -> dict[str, QuantizationPoint]:
 
 
 def qps_margin(ref: QuantizationPoint, point: QuantizationPoint) -> Margin | None:
-    """``point``'s QPS over ``ref``'s against the spread of their timed windows."""
+    """``point``'s QPS over ``ref``'s: paired over the interleaved rounds both ran in (window
+    i of each is round i); in older files, against the spread of each point's own windows."""
+    rounds = min(len(ref.window_qps), len(point.window_qps))
+    if ref.window_sequence and point.window_sequence and rounds >= 2:
+        try:
+            return from_rounds(ref.window_qps[:rounds], point.window_qps[:rounds])
+        except ValueError:  # no round in which both measured something
+            pass
     if len(ref.window_qps) >= 2 and len(point.window_qps) >= 2:
         return from_samples(ref.window_qps, point.window_qps, basis="windows")
     return from_single(ref.qps, point.qps) if ref.qps > 0 else None

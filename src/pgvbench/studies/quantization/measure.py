@@ -1,33 +1,30 @@
 """Building, measuring and dropping one HNSW index per variant.
 
-Every index this module creates carries a unique name and is dropped after it was
-measured; nothing else on the table is touched. Plans are checked with EXPLAIN so a
-number is never reported for an index the planner did not use. The record holds
-figures only; its notes and advice are written by advice.py.
+All the variants' indexes are built first and dropped together at the end; each carries a
+unique name and nothing else on the table is touched. Recall and plans are taken with all
+of them present, then every point is timed in interleaved rounds (rounds.py). Plans are
+checked with EXPLAIN so a number is never reported for an index the planner did not use.
+The record holds figures only; its notes and advice are written by advice.py.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import psycopg
 from psycopg import sql
 
-from ...analysis.interleave import rounds_for
 from ...datasets.base import Dataset
 from ...datasets.groundtruth import GroundTruth
 from ...datasets.recall import summarize_recall, tie_aware_recall
 from ...db.gucs import set_settings
 from ...db.schema import relation_bytes
-from ...engine.operations import SESSION, ParamOperation, encode_vector
-from ...engine.outcome import EngineOutcome, merge_outcomes
-from ...engine.providers import DirectProvider
-from ...engine.threaded import LoadShape, run_load
+from ...engine.operations import encode_vector
 from ...errors import RunFailed
 from ...metrics import Metric
 from ...recall_rule import DEFAULT_RULE, RecallRule
@@ -35,12 +32,11 @@ from ...server.connection import connect
 from ...spec.model import INDEX_MAX_DIM, QUERY_GUCS
 from ...workloads.vector import check_plan
 from .records import QuantizationPoint, QuantizationStudy, QuantizedIndex
+from .rounds import Arm, Timed, time_interleaved
 from .spec import QuantizationSpec
 from .sql import index_expression, query_sql
 
 HALFVEC_MAX_DIM = INDEX_MAX_DIM["halfvec"]
-WARMUP_S = 0.2
-WINDOW_S = 0.25  # the timed loop's window length (at least 3 windows per point)
 _EF_SEARCH = QUERY_GUCS["hnsw"]  # every variant is an HNSW index
 
 
@@ -140,40 +136,41 @@ def _recall_and_plan(
     return recall, note
 
 
-def _throughput(
-    dsn: str, stmt: str, vectors: Sequence[bytes], oid: int, ef: int, seconds: float
-) -> tuple[float, float | None, float | None, int, tuple[float, ...]]:
-    """Single-client QPS, p50, p99, errors and each window's QPS: the timed loop runs as
-    consecutive short windows (same total time) whose spread is the noise of the QPS."""
-    op = ParamOperation(
-        name="quant",
-        sql=stmt,
-        types=[oid],
-        formats=[1],
-        params=lambda seq: [vectors[seq % len(vectors)]],
-        settings={_EF_SEARCH: str(ef)},
-    )
-    count = rounds_for(seconds, WINDOW_S)
-    windows: list[EngineOutcome] = []
-    for i in range(count):
-        shape = LoadShape(
-            clients=1,
-            warmup_s=min(WARMUP_S, seconds) if i == 0 else 0.0,
-            duration_s=seconds / count,
-            first_seq=sum(w.operations for w in windows),
-        )
-        window = run_load(op, DirectProvider(dsn, op, SESSION), shape, probe_dsn=dsn)
-        windows.append(window)
-        if window.aborted:
-            break
-    outcome = merge_outcomes(windows)
-    lat = outcome.latency.summary()
-    return (
-        outcome.qps,
-        lat.p50 if lat else None,
-        lat.p99 if lat else None,
-        outcome.errors,
-        tuple(round(w.qps, 1) for w in windows),
+@dataclasses.dataclass(frozen=True)
+class _Checked:
+    """A point whose recall and plan are known, before it is timed."""
+
+    built: QuantizedIndex
+    variant: str
+    ef_search: int
+    overfetch: int
+    stmt: str
+    recall: np.ndarray
+    plan_note: str | None
+
+
+def _point(c: _Checked, t: Timed, k: int) -> QuantizationPoint:
+    mean, p5, low = summarize_recall(c.recall)
+    return QuantizationPoint(
+        variant=c.variant,
+        ef_search=c.ef_search,
+        overfetch=c.overfetch,
+        recall_mean=mean,
+        recall_p5=p5,
+        recall_min=low,
+        qps=t.qps,
+        p50_ms=t.p50_ms,
+        p99_ms=t.p99_ms,
+        errors=t.errors,
+        index=c.built.index,
+        index_bytes=c.built.index_bytes,
+        build_seconds=c.built.build_seconds,
+        plan_ok=c.plan_note is None,
+        plan_note=c.plan_note,
+        capped=c.variant == "binary" and k * c.overfetch > c.ef_search,
+        recall_per_query=tuple(round(float(x), 4) for x in c.recall),
+        window_qps=t.window_qps,
+        window_sequence=t.window_sequence,
     )
 
 
@@ -205,23 +202,26 @@ def measure(
     relation = sql.Identifier(schema, table)
     suffix = uuid.uuid4().hex[:6]
     indexes: list[QuantizedIndex] = []
-    points: list[QuantizationPoint] = []
+    checked: list[_Checked] = []
     load_vectors = [encode_vector(q) for q in load_queries]
     with connect(dsn) as conn:
         rel = relation.as_string(conn)
         oid = _vector_oid(conn)
-        for variant in spec.variants:
-            name = f"{table}_q{variant[:4]}_{suffix}"[-63:]
-            created = False
-            try:
+        try:
+            # Every variant's index first: their expressions differ, so they coexist and
+            # the timed windows of all points can be interleaved (rounds.py).
+            for variant in spec.variants:
+                name = f"{table}_q{variant[:4]}_{suffix}"[-63:]
                 built = _build(
                     conn, schema=schema, table=table, name=name, variant=variant, dim=dim,
                     metric=metric, spec=spec,
                 )  # fmt: skip
-                created = True
                 indexes.append(built)
-                runs: list[tuple[str, int]] = [(variant, 1)]
-                if variant == "binary":
+            # Recall and plans with all the indexes present: a plan that takes another
+            # variant's index is caught here, as it would be at query time.
+            for built in indexes:
+                runs: list[tuple[str, int]] = [(built.variant, 1)]
+                if built.variant == "binary":
                     runs = [("binary", o) for o in spec.overfetch] + [("binary_norerank", 1)]
                 for ef in spec.ef_search:
                     set_settings(conn, {_EF_SEARCH: ef})
@@ -230,37 +230,21 @@ def measure(
                             label, relation=rel, dim=dim, metric=metric, k=k, overfetch=over
                         )
                         recall, note = _recall_and_plan(
-                            conn, stmt, recall_queries, truth, dataset, k, metric, name, oid, rule
-                        )
-                        qps, p50, p99, errors, window_qps = _throughput(
-                            dsn, stmt, load_vectors, oid, ef, measure_seconds
-                        )
-                        mean, p5, low = summarize_recall(recall)
-                        points.append(
-                            QuantizationPoint(
-                                variant=label,
-                                ef_search=ef,
-                                overfetch=over,
-                                recall_mean=mean,
-                                recall_p5=p5,
-                                recall_min=low,
-                                qps=qps,
-                                p50_ms=p50,
-                                p99_ms=p99,
-                                errors=errors,
-                                index=name,
-                                index_bytes=built.index_bytes,
-                                build_seconds=built.build_seconds,
-                                plan_ok=note is None,
-                                plan_note=note,
-                                capped=label == "binary" and k * over > ef,
-                                recall_per_query=tuple(round(float(x), 4) for x in recall),
-                                window_qps=window_qps,
-                            )
-                        )
-            finally:
-                if created:
-                    conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(schema, name)))
+                            conn, stmt, recall_queries, truth, dataset, k, metric, built.index,
+                            oid, rule,
+                        )  # fmt: skip
+                        checked.append(_Checked(built, label, ef, over, stmt, recall, note))
+            timed = time_interleaved(
+                dsn,
+                [Arm(stmt=c.stmt, ef_search=c.ef_search) for c in checked],
+                load_vectors,
+                oid,
+                measure_seconds,
+            )
+        finally:
+            for built in indexes:
+                conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(schema, built.index)))
+    points = [_point(c, t, k) for c, t in zip(checked, timed, strict=True)]
     return QuantizationStudy(
         table=f"{schema}.{table}",
         metric=metric.value,

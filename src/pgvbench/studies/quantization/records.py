@@ -71,11 +71,15 @@ class QuantizationPoint:
     # (the same queries at every point, so points pair up) and each timed window's QPS.
     recall_per_query: tuple[float, ...] = ()
     window_qps: tuple[float, ...] = ()
+    # Each window's place in the study's run order (empty in files written before the
+    # points were interleaved): window i of every point ran in round i, so they pair up.
+    window_sequence: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
         out["recall_per_query"] = list(self.recall_per_query)
         out["window_qps"] = list(self.window_qps)
+        out["window_sequence"] = list(self.window_sequence)
         return out
 
     @classmethod
@@ -99,6 +103,7 @@ class QuantizationPoint:
             capped=f.flag(data, "capped"),
             recall_per_query=tuple(_numbers(data, "recall_per_query")),
             window_qps=tuple(_numbers(data, "window_qps")),
+            window_sequence=tuple(int(v) for v in _numbers(data, "window_sequence")),
         )
 
 
