@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pgvbench.analysis import fastest_at_recall, pareto_front, resolve_target_recall
-from pgvbench.report.fmt import format_qps, format_sig
+from pgvbench.report.fmt import format_params, format_qps, format_sig
 from pgvbench.report.render import render_report
 from pgvbench.report.sweep_plots import plot_build_cost, plot_latency, plot_recall_vs_qps
 from pgvbench.results import (
@@ -459,3 +459,17 @@ def test_sweep_table_without_statements_has_no_blocks_column(tmp_path: Path) -> 
     header = _sweep_table(md)[0]
     assert "Blocks/query" not in header
     assert header[-3:] == ["Valid", "Front", "Notes"]
+
+
+def test_sweep_table_shows_the_recall_bound_and_zero_recall_queries(tmp_path: Path) -> None:
+    results = make_results()
+    target = next(p for p in results.runs if p.index == HNSW16 and p.recall is not None)
+    assert target.recall is not None
+    target.recall = dataclasses.replace(target.recall, low=0.9123, min=0.0, zero=3)
+    md = render_report(results, tmp_path).md.read_text(encoding="utf-8")
+    header, _rule, *rows = _sweep_table(md)
+    row = next(r for r in rows if r[0] == HNSW16 and r[1] == format_params(target.query_params))
+    assert row[header.index("Recall ≥")] == "0.912"
+    assert row[header.index("Recall min")] == "0.000 (3 at 0)"
+    old = next(r for r in rows if r is not row and r[0] == HNSW16)
+    assert old[header.index("Recall ≥")] == "—"  # files before the bound: no figure

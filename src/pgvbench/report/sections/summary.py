@@ -46,12 +46,6 @@ def status_section(results: Results) -> list[Block]:
     return blocks
 
 
-def headline_section(results: Results, target: float, *, has_agent: bool) -> list[Block]:
-    """The recommendation paragraph that opens the report."""
-    text = headline(results, target, has_agent=has_agent)
-    return [Paragraph(text, lead="Recommendation.", style="recommendation")]
-
-
 def figures_section(
     images: Sequence[Image], *, has_load: bool = False, has_agent: bool = False
 ) -> list[Block]:
@@ -67,14 +61,6 @@ def figures_section(
 
 
 # --- recommendation ----------------------------------------------------------------------
-
-
-def headline(results: Results, target: float, *, has_agent: bool) -> str:
-    """The sweep's recommendation; an agent run without a sweep points to its own."""
-    if not has_agent or results.runs:
-        return recommendation(results, target)
-    where = "Agent recommendations" if results.agent is not None else "Operations"
-    return f"This run has no vector-search sweep; see {where} below."
 
 
 def recommendation(results: Results, target: float) -> str:

@@ -42,7 +42,7 @@ def _build_row(build: IndexBuild) -> list[str]:
 
 
 _MEASURED = [
-    "Index", "Query params", "Conc.", "Recall mean", "Recall p5", "Recall min", "QPS",
+    "Index", "Query params", "Conc.", "Recall mean", "Recall ≥", "Recall p5", "Recall min", "QPS",
     "p50 ms", "p95 ms", "p99 ms", "p99.9 ms", "max ms",
 ]  # fmt: skip
 _BLOCKS = "Blocks/query"
@@ -59,6 +59,9 @@ def sweep_section(results: Results) -> list[Block]:
     blocks = any(blocks_per_query(p) is not None for p in points)
     header = [*_MEASURED, *([_BLOCKS] if blocks else []), *_COUNTS, *_VERDICT]
     intro = (
+        "Recall ≥: the mean's one-sided 95% lower bound (bootstrap over the recall queries), "
+        "which the headline judges against the target; Recall min counts the queries that "
+        "found none of their true neighbours. "
         "Front ● marks points on the recall/QPS Pareto front (valid points only). "
         "Rows marked ⚠ INVALID must not be used; the reason is in Notes and under Validity."
     )
@@ -144,11 +147,7 @@ def _param_values(point: SweepPoint) -> tuple[int, ...]:
 
 
 def _sweep_row(p: SweepPoint, on_front: bool, blocks: bool) -> list[str]:
-    recall = (
-        [f"{p.recall.mean:.3f}", f"{p.recall.p5:.3f}", f"{p.recall.min:.3f}"]
-        if p.recall is not None
-        else [DASH] * 3
-    )
+    recall = _recall_cells(p)
     latency = latency_cells(p.latency_ms, ("p50", "p95", "p99", "p999", "max"))
     return [
         p.index,
@@ -164,6 +163,16 @@ def _sweep_row(p: SweepPoint, on_front: bool, blocks: bool) -> list[str]:
         "●" if on_front else "",
         notes_text(p),
     ]
+
+
+def _recall_cells(p: SweepPoint) -> list[str]:
+    """Mean, its 95% lower bound, p5, and min with the count of queries at recall 0."""
+    r = p.recall
+    if r is None:
+        return [DASH] * 4
+    low = DASH if r.low is None else f"{r.low:.3f}"
+    floor = f"{r.min:.3f}" + (f" ({r.zero:,} at 0)" if r.zero else "")
+    return [f"{r.mean:.3f}", low, f"{r.p5:.3f}", floor]
 
 
 def notes_text(point: SweepPoint) -> str:
