@@ -18,7 +18,7 @@ from psycopg import sql
 
 from . import point_notes
 from ._records import update_in_place
-from .analysis.interleave import rounds_for, schedule
+from .analysis.interleave import LATER_WINDOW_WARMUP_S, rounds_for, schedule
 from .analysis.paired import paired_ratio
 from .db.load import load_vectors
 from .db.schema import check_table_replaceable, create_vector_table
@@ -42,8 +42,6 @@ from .server.connection import Target
 from .server.pgbouncer_setup import find_pgbouncer
 from .spec.model import ExperimentSpec, LoadSpec, PoolingSpec
 
-# warm-up of an arm's later windows: its connections are new but the caches are warm
-WINDOW_WARMUP_S = 0.3
 CLIENT_SATURATED_CORES = 0.9  # one Python process: the GIL caps it near one core
 FIDELITY_SUSPECT = 0.8
 
@@ -239,7 +237,7 @@ class LoadTester:
                 task.update(description=f"load {label} ({where})")
                 warmup = self.load.warmup_seconds
                 if r > 0:  # the arm ran a moment ago: caches are warm
-                    warmup = min(warmup, WINDOW_WARMUP_S)
+                    warmup = min(warmup, LATER_WINDOW_WARMUP_S)
                 one = self._measure(
                     engine, ops[i], pooling, variant, n, task, label, warmup, window
                 )

@@ -14,6 +14,10 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+# warm-up of an arm's later windows: the arm ran a round ago, its caches are warm, only
+# its new connections (or pgbench's start) need a moment
+LATER_WINDOW_WARMUP_S = 0.3
+
 
 def schedule(
     arms: Sequence[T], rounds: int, *, seed: int, pairs: Sequence[tuple[T, T]] = ()

@@ -13,7 +13,6 @@ from ..studies.base import DataShape, PlanItem, Study
 from ..studies.registry import studies_for, studies_in
 from .models import (
     INDEX_QUERY_S,
-    LOAD_POINT_OVERHEAD_S,
     LOAD_VALUES_PER_S,
     LONG_RUN_S,
     MANY_BUILDS,
@@ -23,6 +22,7 @@ from .models import (
     TRUTH_FLOPS,
     build_seconds,
     load_plan,
+    load_point_seconds,
 )
 from .shape import DatasetShape, dataset_shape
 
@@ -163,7 +163,7 @@ class _Counter:
             n = load_plan(load)
             self.load_points = n * self.configs
             self.measurements += self.load_points * repeats
-            window = load.warmup_seconds + load.duration_seconds + LOAD_POINT_OVERHEAD_S
+            window = load_point_seconds(load)
             self.add(
                 f"load points x {_n(repeats, 'repeat')}",
                 self.load_points,
@@ -239,7 +239,7 @@ class _Counter:
             n = load_plan(load, custom_operations=True)
             self.load_points = n
             self.measurements += n * repeats
-            window = load.warmup_seconds + load.duration_seconds + LOAD_POINT_OVERHEAD_S
+            window = load_point_seconds(load)
             self.add(f"load points x {_n(repeats, 'repeat')}", n, n * repeats * window)
         if data is not None:  # the agent studies measure the generated platform
             shape = self._shape()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..analysis.interleave import LATER_WINDOW_WARMUP_S, rounds_for
 from ..spec.model import IndexSpec, LoadSpec
 
 # Calibration (2 cores, PostgreSQL 18, pgvector 0.8): see the module docstring.
@@ -14,7 +15,7 @@ TRUTH_FLOPS = 2e9  # exact kNN for the recall queries (faiss, blocked)
 INDEX_QUERY_S = 0.002  # one top-k through an index (recall passes, result-cache streams)
 SCAN_VALUES_PER_S = 5e8  # an exact scan reads this many floats per second
 POINT_OVERHEAD_S = 0.3  # EXPLAIN, collectors, results re-saved
-LOAD_POINT_OVERHEAD_S = 0.5  # connections / pool / pgbench start-up
+LOAD_POINT_OVERHEAD_S = 0.5  # per window: connections / pool / pgbench start-up
 RESTART_S = 3.0  # an embedded server restart (settings sweeps, cache study)
 
 # A run holds base vectors and queries in memory as float32; ground truth, generation
@@ -54,3 +55,12 @@ def load_plan(load: LoadSpec, *, custom_operations: bool = False) -> int:
                 continue  # pgbench runs the kNN reference on dedicated connections only
             points += len(pooling.variants()) * len(load.clients)
     return points
+
+
+def load_point_seconds(load: LoadSpec) -> float:
+    """One load point's wall time: its interleaved windows, each with a warm-up (the first
+    the spec's, later ones short) and start-up. Measured: 42 points of workloads/pooling.toml
+    took 328 s, this gives 332 s."""
+    rounds = rounds_for(load.duration_seconds, load.window_seconds)
+    later = (rounds - 1) * min(load.warmup_seconds, LATER_WINDOW_WARMUP_S)
+    return load.warmup_seconds + later + load.duration_seconds + rounds * LOAD_POINT_OVERHEAD_S
