@@ -250,6 +250,12 @@ def _dispatch(args: argparse.Namespace, *, debug: bool) -> int:
             EXIT_FAILED,
             debug=debug,
         )
+    except BrokenPipeError:
+        # the reader of our stdout went away (`pgvbench validate x | head -1`): nothing
+        # went wrong here, so no message; stdout goes to devnull so the interpreter's own
+        # flush at exit cannot fail again (the Python docs' recipe for SIGPIPE)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename else ""
         return _fail(
