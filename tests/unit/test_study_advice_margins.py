@@ -84,6 +84,27 @@ def test_filtered_old_record_without_windows_says_no_spread() -> None:
     assert "next hnsw_relaxed at 3 ms, +50% in one window each (no spread measured)." in text
 
 
+def test_filtered_interleaved_strategies_pair_their_rounds() -> None:
+    # Round 3 was slow for both (a neighbour): paired, relaxed is about 1.5x in every round.
+    win = (2.0, 2.0, 4.0, 2.0)
+    nxt = (3.0, 3.1, 6.0, 2.9)
+    paired = _comparison(
+        _row("hnsw_strict", 2.0, win, window_sequence=(0, 3, 5, 6), paired_with=("hnsw_relaxed",)),
+        _row("hnsw_relaxed", 3.0, nxt, window_sequence=(1, 2, 4, 7), paired_with=("hnsw_strict",)),
+    )
+    first = filtered_advice(paired)[0]
+    assert first.evidence["margin_basis"] == "paired rounds"
+    assert first.evidence["margin_decisive"] == "yes"
+    assert "hnsw_strict wins" in first.text
+    assert "next hnsw_relaxed at 3 ms, +50% slower (noise ±6.6% over 4 paired rounds)." in (
+        first.text
+    )
+    # the same windows timed one strategy after the other: the slow window widens the noise
+    apart = _comparison(_row("hnsw_strict", 2.0, win), _row("hnsw_relaxed", 3.0, nxt))
+    assert filtered_advice(apart)[0].evidence["margin_basis"] == "windows"
+    assert filtered_advice(apart)[0].evidence["margin_decisive"] == "no"
+
+
 def test_filtered_strict_loss_is_bounded_over_queries() -> None:
     relaxed = [1.0, 0.9, 1.0, 0.9] * 10
     clear = _comparison(

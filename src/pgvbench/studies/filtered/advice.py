@@ -12,6 +12,7 @@ from ...advice_margin import (
     Margin,
     difference_text,
     from_recall,
+    from_rounds,
     from_samples,
     from_single,
     noise_text,
@@ -114,8 +115,13 @@ def _bucket_winners(
 
 
 def latency_margin(win: FilteredRow, nxt: FilteredRow, key: LatencyKey) -> Margin:
-    """How much slower ``nxt`` is than ``win`` at ``key``, against the spread of the timed
-    loop's windows (a single figure each in files written before windows were recorded)."""
+    """How much slower ``nxt`` is than ``win`` at ``key``: over the paired rounds when the two
+    were timed interleaved, else against the spread of each one's own windows (a single
+    figure each in files written before windows were recorded)."""
+    if nxt.strategy in win.paired_with:
+        paired = _paired_windows(win, nxt, key)
+        if paired is not None:
+            return paired
     a, b = _windows(win, key), _windows(nxt, key)
     if len(a) >= 2 and len(b) >= 2:
         return from_samples(a, b, basis="windows")
@@ -149,6 +155,23 @@ def runner_up_clause(
 def _windows(row: FilteredRow, key: LatencyKey) -> list[float]:
     values: Sequence[float | None] = getattr(row, f"window_{key}_ms")
     return [v for v in values if v is not None and v > 0]
+
+
+def _paired_windows(win: FilteredRow, nxt: FilteredRow, key: LatencyKey) -> Margin | None:
+    """The margin over the rounds both ran in (window i of each is round i)."""
+    a: Sequence[float | None] = getattr(win, f"window_{key}_ms")
+    b: Sequence[float | None] = getattr(nxt, f"window_{key}_ms")
+    rounds = min(len(a), len(b))
+    if rounds < 2:
+        return None
+    nan = float("nan")  # a window that completed no query pairs with nothing
+    try:
+        return from_rounds(
+            [nan if v is None else v for v in a[:rounds]],
+            [nan if v is None else v for v in b[:rounds]],
+        )
+    except ValueError:  # no round in which both completed a query
+        return None
 
 
 def _slower(margin: Margin) -> str:

@@ -12,12 +12,17 @@ Every strategy runs on pgvbench's own copy of the memories table (same rows, sam
 columns, but only the indexes the strategy creates), so no index of another strategy or
 of the application can steal the plan. Each query's plan is checked with EXPLAIN (all of
 them by default); a plan that does not take the intended path makes the row invalid.
+The HNSW strategies share one index and differ in settings only, so on each bucket their
+timed loops alternate in interleaved rounds (rounds.py) and their windows pair up; the
+other strategies need objects the planner would also use for the HNSW queries, so each
+is set up, timed alone and dropped in turn.
 Everything created is marked as pgvbench's and dropped afterwards.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import math
 import time
@@ -39,6 +44,7 @@ from ...server.connection import connect
 from . import notes
 from .measure import empty_row, measure
 from .records import FilteredComparison, FilteredRow, StrategySetup
+from .rounds import check_all, rows_of, time_interleaved
 from .spec import DEFAULT_BUCKET_EDGES, STRATEGIES
 from .strategies import (
     Names,
@@ -68,6 +74,8 @@ class _Run:
     measure_s: float
     seed: int
     rule: RecallRule
+    serials: itertools.count[int]  # names each check's prepared statement
+    run_order: itertools.count[int]  # numbers the interleaved windows in the order run
 
 
 def compare_filtered(
@@ -160,6 +168,8 @@ def compare_filtered(
             measure_s=measure_seconds,
             seed=seed,
             rule=rule,
+            serials=itertools.count(1),
+            run_order=itertools.count(),
         )
         if maintenance_work_mem is not None:
             set_settings(conn, {"maintenance_work_mem": maintenance_work_mem})
@@ -170,7 +180,6 @@ def compare_filtered(
             record_notes.append(
                 notes.work_copy(schema, names.work, source, time.perf_counter() - started)
             )
-            serial = 0
             for group in groups(strategies):
                 setup = Setup(conn, schema)
                 plans: list[Plan] = []
@@ -213,14 +222,22 @@ def compare_filtered(
                                 ],
                             )
                         )
-                        for bucket in workload.buckets:
-                            if not plans:
-                                rows.append(
-                                    empty_row(plan.strategy, bucket, plan.hot_only, setup_note[0])
-                                )
-                                continue
-                            serial += 1
-                            rows.append(_row(run, plan, bucket, serial))
+                    if not plans:
+                        rows += [
+                            empty_row(plan.strategy, bucket, plan.hot_only, setup_note[0])
+                            for plan in failed_plans(group, strategies)
+                            for bucket in workload.buckets
+                        ]
+                    elif len(plans) > 1:
+                        # The HNSW group: one index, settings only, so they interleave.
+                        rows += _interleaved(run, plans, workload.buckets)
+                    else:
+                        # A group of its own (its own index or table): timed alone. On one
+                        # shared table the planner would pick one index for all of them
+                        # (hnsw_relaxed and ivfflat_iterative send the same SQL; the B-tree
+                        # and partial indexes win small agents' HNSW queries), so their
+                        # plans would fail the EXPLAIN check.
+                        rows += [_row(run, plans[0], bucket) for bucket in workload.buckets]
                 finally:
                     setup.drop_all()
         finally:
@@ -248,11 +265,64 @@ def compare_filtered(
     )
 
 
-def _row(run: _Run, plan: Plan, bucket: Bucket, serial: int) -> FilteredRow:
-    """The row of ``plan`` on ``bucket``: measured, or why not."""
-    queries = bucket.hot if plan.hot_only else bucket.queries
-    if len(queries) == 0:
-        why = notes.NO_HOT_AGENT if plan.hot_only else notes.NO_AGENT
+def _interleaved(run: _Run, plans: Sequence[Plan], buckets: Sequence[Bucket]) -> list[FilteredRow]:
+    """The rows of ``plans`` (which share their objects) on every bucket, each bucket's
+    strategies timed in interleaved rounds; rows in strategy order, as timed alone."""
+    found: dict[tuple[str, str], FilteredRow] = {}
+    for b, bucket in enumerate(buckets):
+        label = bucket.info.label
+        pending = [p for p in plans if _unmeasurable(p, bucket) is None]
+        for plan in plans:
+            why = _unmeasurable(plan, bucket)
+            if why is not None:
+                found[plan.strategy, label] = empty_row(plan.strategy, bucket, plan.hot_only, why)
+        checks = check_all(
+            run.dsn, pending, bucket, run.dataset, k=run.k, vector_oid=run.vector_oid,
+            explain_queries=run.explain_queries, serials=run.serials, rule=run.rule,
+        )  # fmt: skip
+        arms = [c for _, c in checks if not isinstance(c, psycopg.Error)]
+        for plan, c in checks:
+            if isinstance(c, psycopg.Error):
+                found[plan.strategy, label] = _failed(plan, bucket, c)
+        timed = time_interleaved(
+            run.dsn, arms, warmup_s=run.warmup_s, measure_s=run.measure_s,
+            seed=run.seed + b, run_order=run.run_order,
+        )  # fmt: skip
+        measured = rows_of(arms, timed)
+        for arm in arms:
+            row = measured.get(arm.plan.strategy)
+            if row is None:  # the rounds stopped (server gone) before this arm's first window
+                row = empty_row(
+                    arm.plan.strategy, bucket, arm.plan.hot_only, notes.aborted("server lost")
+                )
+            found[arm.plan.strategy, label] = _noted(arm.plan, row)
+    return [found[p.strategy, b.info.label] for p in plans for b in buckets]
+
+
+def _unmeasurable(plan: Plan, bucket: Bucket) -> str | None:
+    """Why ``plan`` has nothing to measure on ``bucket`` (None: it has queries)."""
+    if len(bucket.hot if plan.hot_only else bucket.queries) == 0:
+        return notes.NO_HOT_AGENT if plan.hot_only else notes.NO_AGENT
+    return None
+
+
+def _failed(plan: Plan, bucket: Bucket, exc: psycopg.Error) -> FilteredRow:
+    message = str(exc).strip().splitlines()[0] if str(exc) else ""
+    return empty_row(plan.strategy, bucket, plan.hot_only, notes.failed(message))
+
+
+def _noted(plan: Plan, row: FilteredRow) -> FilteredRow:
+    """``row`` with the note plain HNSW earns when it under-fills."""
+    under = row.fill_mean is not None and row.fill_mean < 1.0
+    if plan.strategy == "hnsw_plain" and under:
+        return dataclasses.replace(row, notes=[*row.notes, notes.PLAIN_UNDER_FILL])
+    return row
+
+
+def _row(run: _Run, plan: Plan, bucket: Bucket) -> FilteredRow:
+    """The row of ``plan`` on ``bucket``, timed alone: measured, or why not."""
+    why = _unmeasurable(plan, bucket)
+    if why is not None:
         return empty_row(plan.strategy, bucket, plan.hot_only, why)
     try:
         row = measure(
@@ -266,16 +336,12 @@ def _row(run: _Run, plan: Plan, bucket: Bucket, serial: int) -> FilteredRow:
             warmup_s=run.warmup_s,
             measure_s=run.measure_s,
             seed=run.seed,
-            serial=serial,
+            serial=next(run.serials),
             rule=run.rule,
         )
     except psycopg.Error as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc) else ""
-        row = empty_row(plan.strategy, bucket, plan.hot_only, notes.failed(message))
-    under = row.fill_mean is not None and row.fill_mean < 1.0
-    if plan.strategy == "hnsw_plain" and under:
-        row = dataclasses.replace(row, notes=[*row.notes, notes.PLAIN_UNDER_FILL])
-    return row
+        return _failed(plan, bucket, exc)
+    return _noted(plan, row)
 
 
 def _check_source(conn: psycopg.Connection[Any], schema: str, source: str, memories: int) -> None:

@@ -3,6 +3,7 @@ EXPLAIN (ANALYZE, BUFFERS), then a timed closed loop with one client."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -32,6 +33,26 @@ UUID_OID = 2950
 WINDOW_SECONDS = 0.25
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Checked:
+    """One strategy on one bucket after its ids and plans were checked, before timing."""
+
+    plan: Plan
+    bucket: Bucket
+    queries: Queries
+    truth: FilteredTruth
+    agents: int
+    types: list[int]
+    params: list[list[bytes]]
+    recall: np.ndarray
+    fill: np.ndarray
+    buffers: list[float]
+    seen: set[str]
+    problems: list[str]
+    wrong: int
+    serial: int
+
+
 def measure(
     dsn: str,
     plan: Plan,
@@ -47,10 +68,33 @@ def measure(
     serial: int,
     rule: RecallRule = DEFAULT_RULE,
 ) -> FilteredRow:
-    """The row of ``plan`` on ``bucket``; ``serial`` names its prepared statement."""
+    """The row of ``plan`` on ``bucket``, timed alone; ``serial`` names its prepared
+    statement."""
+    checked = check(
+        dsn, plan, bucket, dataset, k=k, vector_oid=vector_oid,
+        explain_queries=explain_queries, serial=serial, rule=rule,
+    )  # fmt: skip
+    windows = _timed_windows(
+        operation(checked), dsn, warmup_s=warmup_s, measure_s=measure_s, seed=seed
+    )
+    return finish(checked, windows)
+
+
+def check(
+    dsn: str,
+    plan: Plan,
+    bucket: Bucket,
+    dataset: AgentDataset,
+    *,
+    k: int,
+    vector_oid: int,
+    explain_queries: int,
+    serial: int,
+    rule: RecallRule = DEFAULT_RULE,
+) -> Checked:
+    """Fetch every query's ids (recall, fill) and EXPLAIN the first ``explain_queries``."""
     queries = bucket.hot if plan.hot_only else bucket.queries
     truth = queries.truth_for(plan.uses_tenant)
-    agents = int(np.unique(queries.agents).size)
     types = [vector_oid, UUID_OID] + ([UUID_OID] if plan.uses_tenant else [])
     params = _params(queries, dataset, plan.uses_tenant)
     with connect(dsn) as conn:
@@ -73,25 +117,48 @@ def measure(
     by_uuid = _uuid_index(dataset, truth)
     returned = [[by_uuid.get(u, -1) for u in ids] for ids in fetched]
     recall, fill = filtered_recall(returned, truth, dataset, queries.vectors, k, rule)
+    return Checked(
+        plan=plan, bucket=bucket, queries=queries, truth=truth,
+        agents=int(np.unique(queries.agents).size), types=types, params=params, recall=recall,
+        fill=fill, buffers=buffers, seen=seen, problems=problems,
+        wrong=sum(1 for r in returned for x in r if x < 0), serial=serial,
+    )  # fmt: skip
+
+
+def operation(checked: Checked) -> ParamOperation:
+    """The timed loop's statement of a checked strategy."""
+    params = checked.params
+    return ParamOperation(
+        name=f"filt_{checked.serial}",
+        sql=checked.plan.sql,
+        types=checked.types,
+        formats=[1] * len(checked.types),
+        params=lambda seq: params[seq % len(params)],
+        settings=checked.plan.settings,
+    )
+
+
+def finish(
+    checked: Checked,
+    windows: Sequence[EngineOutcome],
+    *,
+    sequence: Sequence[int] = (),
+    paired_with: Sequence[str] = (),
+) -> FilteredRow:
+    """The row of a checked strategy from its timed windows (at least one)."""
+    plan, queries, truth = checked.plan, checked.queries, checked.truth
+    recall, fill, buffers, problems = (
+        checked.recall, checked.fill, checked.buffers, checked.problems
+    )  # fmt: skip
     row_notes: list[str] = []
-    wrong = sum(1 for r in returned for x in r if x < 0)
-    if wrong:
-        row_notes.append(notes.not_memories(wrong))
+    if checked.wrong:
+        row_notes.append(notes.not_memories(checked.wrong))
     short = int(np.count_nonzero(fill < 1.0))
     if short:
         row_notes.append(notes.under_fill(short, len(queries)))
     if problems:
         row_notes.append(notes.plan_check_failed(len(problems), len(buffers), problems[0]))
-    op = ParamOperation(
-        name=f"filt_{serial}",
-        sql=plan.sql,
-        types=types,
-        formats=[1] * len(types),
-        params=lambda seq: params[seq % len(params)],
-        settings=plan.settings,
-    )
-    windows = _timed_windows(op, dsn, warmup_s=warmup_s, measure_s=measure_s, seed=seed)
-    outcome = merge_outcomes(windows)
+    outcome = merge_outcomes(list(windows))
     latency = outcome.latency.summary()
     if outcome.errors:
         row_notes.append(
@@ -101,10 +168,10 @@ def measure(
         row_notes.append(notes.aborted(outcome.aborted))
     return FilteredRow(
         strategy=plan.strategy,
-        bucket=bucket.info.label,
-        scope=notes.hot_scope(agents) if plan.hot_only else notes.ALL_AGENTS,
+        bucket=checked.bucket.info.label,
+        scope=notes.hot_scope(checked.agents) if plan.hot_only else notes.ALL_AGENTS,
         n_queries=len(queries),
-        agents=agents,
+        agents=checked.agents,
         rows_matching_mean=float(truth.matching.mean()) if len(queries) else 0.0,
         recall_mean=round(float(np.mean(recall)), 4),
         recall_p5=round(_percentile(recall, 5), 4),
@@ -115,14 +182,16 @@ def measure(
         latency_p99_ms=None if latency is None else round(latency.p99, 4),
         qps=None if latency is None else round(outcome.qps, 1),
         buffers_per_query=round(float(np.mean(buffers)), 1) if buffers else None,
-        valid=not problems and latency is not None and not outcome.errors and not wrong,
-        plan_indexes=sorted(seen),
+        valid=not problems and latency is not None and not outcome.errors and not checked.wrong,
+        plan_indexes=sorted(checked.seen),
         notes=row_notes,
         recall_per_query=tuple(round(float(x), 4) for x in recall),
         window_p50_ms=tuple(_window_latency(w, 50) for w in windows),
         window_p95_ms=tuple(_window_latency(w, 95) for w in windows),
         window_p99_ms=tuple(_window_latency(w, 99) for w in windows),
         window_qps=tuple(round(w.qps, 1) for w in windows),
+        window_sequence=tuple(sequence),
+        paired_with=tuple(paired_with),
     )
 
 

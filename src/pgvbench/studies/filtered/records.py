@@ -107,10 +107,17 @@ class FilteredRow:
     window_p95_ms: Sequence[float | None] = ()
     window_p99_ms: Sequence[float | None] = ()
     window_qps: Sequence[float] = ()
+    # Added with the interleaved rounds (empty in older files and in rows timed alone):
+    # each window's place in the comparison's run order, and the strategies whose windows
+    # ran in the same rounds (window i of each in round i, so they pair up).
+    window_sequence: Sequence[int] = ()
+    paired_with: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         _freeze(
             self,
+            "window_sequence",
+            "paired_with",
             "plan_indexes",
             "notes",
             "recall_per_query",
@@ -146,6 +153,8 @@ class FilteredRow:
             window_p95_ms=_numbers(data.get("window_p95_ms"), missing=True),
             window_p99_ms=_numbers(data.get("window_p99_ms"), missing=True),
             window_qps=_numbers(data.get("window_qps")),
+            window_sequence=[int(v) for v in _numbers(data.get("window_sequence"))],
+            paired_with=strings(data, "paired_with"),
         )
 
 
