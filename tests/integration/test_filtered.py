@@ -216,28 +216,35 @@ def test_timed_loop_records_its_windows_and_per_query_recall(loaded: Loaded) -> 
         assert row.recall_mean == pytest.approx(sum(row.recall_per_query) / row.n_queries, abs=1e-3)
 
 
-def test_hnsw_strategies_are_timed_in_interleaved_rounds_per_bucket(loaded: Loaded) -> None:
-    hnsw = ("hnsw_plain", "hnsw_strict", "hnsw_relaxed")
+def test_coexisting_strategies_are_timed_in_interleaved_rounds_per_bucket(
+    loaded: Loaded,
+) -> None:
+    together = ("hnsw_plain", "hnsw_strict", "hnsw_relaxed", "partitioned")
+    n = len(together)
     for info in loaded.comparison.buckets:
-        rows = [loaded.comparison.row(s, info.label) for s in hnsw]
+        rows = [loaded.comparison.row(s, info.label) for s in together]
         timed = [r for r in rows if r is not None and r.window_sequence]
         if info.queries == 0:
             assert not timed
             continue
-        assert len(timed) == 3
+        assert len(timed) == n
         for r in timed:
-            assert set(r.paired_with) == set(hnsw) - {r.strategy}
+            assert set(r.paired_with) == set(together) - {r.strategy}
             assert len(r.window_sequence) == len(r.window_p99_ms) == len(r.window_qps)
         rounds = len(timed[0].window_sequence)
         seqs = sorted(s for r in timed for s in r.window_sequence)
-        assert seqs == list(range(seqs[0], seqs[0] + 3 * rounds))  # the bucket's windows only
+        assert seqs == list(range(seqs[0], seqs[0] + n * rounds))  # the bucket's windows only
         # round i holds window i of each strategy: they alternate, never all of one first
         for i in range(rounds):
             in_round = sorted(r.window_sequence[i] - seqs[0] for r in timed)
-            assert in_round == [3 * i, 3 * i + 1, 3 * i + 2]
-    # strategies with their own objects are timed alone, each after the other
-    alone = [r for r in loaded.comparison.rows if r.strategy not in hnsw]
-    assert alone and all(not r.window_sequence and not r.paired_with for r in alone)
+            assert in_round == list(range(n * i, n * (i + 1)))
+    # strategies the HNSW queries' plans would take are timed alone, one after the other
+    alone = [r for r in loaded.comparison.rows if r.strategy not in together]
+    assert {r.strategy for r in alone} == {"ivfflat_iterative", "btree_exact", "partial_hot"}
+    assert all(not r.window_sequence and not r.paired_with for r in alone)
+    # rows keep the strategies' order, as when every group ran in turn
+    order = [r.strategy for r in loaded.comparison.rows]
+    assert order == sorted(order, key=order.index)  # each strategy's rows are contiguous
 
 
 def test_unmarked_object_is_refused_and_kept(loaded: Loaded) -> None:

@@ -26,7 +26,7 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,7 @@ from .records import FilteredComparison, FilteredRow, StrategySetup
 from .rounds import check_all, rows_of, time_interleaved
 from .spec import DEFAULT_BUCKET_EDGES, STRATEGIES
 from .strategies import (
+    HNSW_STRATEGIES,
     Names,
     Params,
     Plan,
@@ -59,6 +60,7 @@ from .strategies import (
 from .truth import Bucket, check_edges, draw_workload
 
 log = logging.getLogger(__name__)
+_COEXIST = ("hnsw", "partitioned")  # groups whose queries cannot take each other's indexes
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -154,6 +156,12 @@ def compare_filtered(
     setups: list[StrategySetup] = []
     rows: list[FilteredRow] = []
 
+    def build(group: str, setup: Setup) -> list[Plan]:
+        return prepare(
+            group, setup, names, metric, params, hot_index=hot_index, dataset=dataset,
+            tenants_present=tenants_present, wanted=strategies,
+        )  # fmt: skip
+
     with connect(conn_dsn) as conn:
         _check_source(conn, schema, source, dataset.memories)
         oid_row = conn.execute("SELECT 'vector'::regtype::oid").fetchone()
@@ -180,69 +188,36 @@ def compare_filtered(
             record_notes.append(
                 notes.work_copy(schema, names.work, source, time.perf_counter() - started)
             )
-            for group in groups(strategies):
-                setup = Setup(conn, schema)
-                plans: list[Plan] = []
-                created_s = time.perf_counter()
-                setup_note: list[str] = []
-                index_bytes = 0
+            for phase in _phases(groups(strategies)):
+                staged: list[_Staged] = []
                 try:
-                    plans = prepare(
-                        group,
-                        setup,
-                        names,
-                        metric,
-                        params,
-                        hot_index=hot_index,
-                        dataset=dataset,
-                        tenants_present=tenants_present,
-                        wanted=strategies,
-                    )
-                    index_bytes = sum(relation_bytes(conn, schema, n) for n in setup.indexes)
-                except psycopg.Error as exc:
-                    message = exc.diag.message_primary or str(exc)
-                    setup_note.append(notes.setup_failed(message))
-                    log.warning("filtered %s: setup failed: %s", group, message)
-                setup_s = time.perf_counter() - created_s
-                objects = setup.qualified()
-                try:
-                    for plan in plans or failed_plans(group, strategies):
-                        setups.append(
-                            StrategySetup(
-                                strategy=plan.strategy,
-                                objects=objects,
-                                setup_seconds=round(setup_s, 3),
-                                index_bytes=index_bytes,
-                                settings=dict(plan.settings),
-                                sql=plan.sql,
-                                notes=[
-                                    *([plan.note] if plan.note else []),
-                                    *setup_note,
-                                    *setup.notices,
-                                ],
-                            )
-                        )
-                    if not plans:
-                        rows += [
-                            empty_row(plan.strategy, bucket, plan.hot_only, setup_note[0])
-                            for plan in failed_plans(group, strategies)
-                            for bucket in workload.buckets
-                        ]
-                    elif len(plans) > 1:
-                        # The HNSW group: one index, settings only, so they interleave.
-                        rows += _interleaved(run, plans, workload.buckets)
-                    else:
-                        # A group of its own (its own index or table): timed alone. On one
-                        # shared table the planner would pick one index for all of them
-                        # (hnsw_relaxed and ivfflat_iterative send the same SQL; the B-tree
-                        # and partial indexes win small agents' HNSW queries), so their
-                        # plans would fail the EXPLAIN check.
-                        rows += [_row(run, plans[0], bucket) for bucket in workload.buckets]
+                    for group in phase:
+                        staged.append(_stage(conn, schema, group, strategies, build))
+                    for st in staged:
+                        setups += st.records(strategies)
+                        rows += st.failed_rows(strategies, workload.buckets)
+                    live = [plan for st in staged for plan in st.plans]
+                    if len(live) > 1:
+                        # One index with several settings, and/or the partitioned copy (its
+                        # own table): each query can only use its own objects, so they are
+                        # timed in interleaved rounds.
+                        rows += _interleaved(run, live, workload.buckets)
+                    elif live:
+                        # ivfflat_iterative, btree_exact, partial_hot: timed alone. On the
+                        # shared work table the planner picks one index for all the vector
+                        # queries (the agent_id B-tree for small agents, IVFFlat for big
+                        # ones, seen with EXPLAIN), so the HNSW plans would fail their check.
+                        rows += [_row(run, live[0], bucket) for bucket in workload.buckets]
                 finally:
-                    setup.drop_all()
+                    for st in staged:
+                        st.setup.drop_all()
         finally:
             base.drop_all()
     record_notes.append(notes.COMMON_SETTINGS)
+    # in the order of the strategies' groups, as when every group ran in turn
+    order = groups(strategies)
+    setups.sort(key=lambda x: order.index(_group_of(x.strategy)))
+    rows.sort(key=lambda x: order.index(_group_of(x.strategy)))
     return FilteredComparison(
         table=f"{schema}.{source}",
         memories=dataset.memories,
@@ -263,6 +238,86 @@ def compare_filtered(
         rows=rows,
         notes=record_notes,
     )
+
+
+def _phases(groups_in_order: Sequence[str]) -> list[list[str]]:
+    """Groups set up together: the HNSW group and the partitioned copy (another table, so
+    neither's plans can take the other's indexes); every other group alone."""
+    out: list[list[str]] = []
+    together = [g for g in groups_in_order if g in _COEXIST]
+    for g in groups_in_order:
+        if g not in _COEXIST:
+            out.append([g])
+        elif g == together[0]:
+            out.append(together)
+    return out
+
+
+def _group_of(strategy: str) -> str:
+    return "hnsw" if strategy in HNSW_STRATEGIES else strategy
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Staged:
+    """One group's objects, created and awaiting measurement (or why they failed)."""
+
+    group: str
+    setup: Setup
+    plans: list[Plan]
+    seconds: float
+    index_bytes: int
+    setup_note: list[str]
+
+    def records(self, wanted: Sequence[str]) -> list[StrategySetup]:
+        objects = self.setup.qualified()
+        return [
+            StrategySetup(
+                strategy=plan.strategy,
+                objects=objects,
+                setup_seconds=round(self.seconds, 3),
+                index_bytes=self.index_bytes,
+                settings=dict(plan.settings),
+                sql=plan.sql,
+                notes=[*([plan.note] if plan.note else []), *self.setup_note, *self.setup.notices],
+            )
+            for plan in self.plans or failed_plans(self.group, wanted)
+        ]
+
+    def failed_rows(self, wanted: Sequence[str], buckets: Sequence[Bucket]) -> list[FilteredRow]:
+        if self.plans:
+            return []
+        return [
+            empty_row(plan.strategy, bucket, plan.hot_only, self.setup_note[0])
+            for plan in failed_plans(self.group, wanted)
+            for bucket in buckets
+        ]
+
+
+def _stage(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    group: str,
+    wanted: Sequence[str],
+    build: Callable[[str, Setup], list[Plan]],
+) -> _Staged:
+    """Create what ``group`` needs; a failed setup is kept with its reason."""
+    setup = Setup(conn, schema)
+    started = time.perf_counter()
+    plans: list[Plan] = []
+    setup_note: list[str] = []
+    index_bytes = 0
+    try:
+        plans = build(group, setup)
+        index_bytes = sum(relation_bytes(conn, schema, n) for n in setup.indexes)
+    except psycopg.Error as exc:
+        message = exc.diag.message_primary or str(exc)
+        setup_note.append(notes.setup_failed(message))
+        log.warning("filtered %s: setup failed: %s", group, message)
+    setup.stop_listening()
+    return _Staged(
+        group=group, setup=setup, plans=plans, seconds=time.perf_counter() - started,
+        index_bytes=index_bytes, setup_note=setup_note,
+    )  # fmt: skip
 
 
 def _interleaved(run: _Run, plans: Sequence[Plan], buckets: Sequence[Bucket]) -> list[FilteredRow]:

@@ -1,11 +1,12 @@
-"""The strategies of one bucket that share one set of objects, timed in interleaved rounds.
+"""The strategies of one bucket whose objects coexist, timed in interleaved rounds.
 
 The HNSW strategies (plain, strict_order, relaxed_order) query the same index of the same
-table and differ only in session settings, so their plans are EXPLAIN-checked exactly as
-when each runs alone. Their timed loops then alternate: one short window of each per
-round, in an order drawn afresh per round (RMIT), so a busy neighbour slows them alike
-and window i of two strategies (round i) is a pair for the winner's margin. Each
-strategy's windows add up to the time one strategy's loop took before. Figures only.
+table and differ only in session settings; ``partitioned`` queries its own table. So
+their plans are EXPLAIN-checked as when each runs alone, with all their objects present.
+Their timed loops then alternate: one short window of each per round, in an order drawn
+afresh per round (RMIT), so a busy neighbour slows them alike and window i of two
+strategies (round i) is a pair for the winner's margin. Each strategy's windows add up
+to the time one strategy's loop took before. Figures only.
 """
 
 from __future__ import annotations

@@ -129,6 +129,7 @@ class Setup:
 
         # Build NOTICEs (e.g. "hnsw graph no longer fits into maintenance_work_mem").
         conn.add_notice_handler(self._on_notice)
+        self._listening = True
 
     def _on_notice(self, diag: psycopg.errors.Diagnostic) -> None:
         self.notices.append(f"{diag.severity}: {diag.message_primary}")
@@ -152,8 +153,14 @@ class Setup:
     def qualified(self) -> list[str]:
         return [f"{self.schema}.{n}" for n in [*self.tables, *self.indexes]]
 
+    def stop_listening(self) -> None:
+        """Keep this setup's notices to its own builds (another setup builds next)."""
+        if self._listening:
+            self.conn.remove_notice_handler(self._on_notice)
+            self._listening = False
+
     def drop_all(self) -> None:
-        self.conn.remove_notice_handler(self._on_notice)
+        self.stop_listening()
         while self.indexes:
             drop_owned_index(self.conn, self.schema, self.indexes.pop(), advice=_REFUSAL_ADVICE)
         while self.tables:
