@@ -4,6 +4,7 @@ report section, the validity lines, the dimension check and the estimate."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -185,3 +186,26 @@ def test_index_dimension_limit_and_estimate() -> None:
     assert (builds.what, builds.count, builds.builds) == ("filtered-search index builds", 1, 1)
     assert (points.what, points.count, points.measurements) == ("filtered-search points", 9, 9)
     assert STUDY.estimate(btree_only, spec, narrow)[0].what == "filtered-search points"
+
+
+def test_the_specs_recall_target_ranks_and_advises(
+    measured: tuple[ExperimentSpec, FilteredResult], tmp_path: Path
+) -> None:
+    """[filtered] recall_target reaches the winners, the advice and a reloaded record."""
+    spec, result = measured
+    assert result.recall_target == _filtered_spec(spec).recall_target
+    strict = dataclasses.replace(result, recall_target=1.0)
+    assert [r.text for r in STUDY.advice(strict)] == summary_sentences(
+        result.comparison, recall_target=1.0
+    )
+    assert [r.text for r in STUDY.advice(result)] == summary_sentences(
+        result.comparison, recall_target=result.recall_target
+    )
+    # a results file remembers the run's target through its recorded spec
+    results = _results(spec)
+    results.spec["agents"] = {"filtered": {"recall_target": 0.97}}
+    STUDY.store(results, result)
+    path = tmp_path / "results.json"
+    write_results(results, path)
+    loaded = STUDY.load(load_results(path))
+    assert loaded is not None and loaded.recall_target == 0.97

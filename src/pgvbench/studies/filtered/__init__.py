@@ -10,9 +10,9 @@ and plots.py turn the record into sentences, the report section and its figure.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ...errors import RunFailed
 from ...plan.models import INDEX_QUERY_S, hnsw_build_seconds, ivfflat_build_seconds
@@ -25,7 +25,7 @@ from . import report
 from .advice import advice, summary_sentences
 from .compare import compare_filtered
 from .measure import plan_problem
-from .ranking import winners
+from .ranking import RECALL_TARGET, winners
 from .records import (
     BucketInfo,
     FilteredComparison,
@@ -126,9 +126,11 @@ class FilteredSearch(Study[FilteredSpec, FilteredResult]):
             measure_seconds=spec.measure_seconds,
             rule=ctx.spec.query.recall_rule,
         )
-        # the default targets, as every run has ranked them (not [filtered] recall_target)
         return FilteredResult(
-            comparison=comparison, winners=winners(comparison), run_name=ctx.spec.name
+            comparison=comparison,
+            winners=winners(comparison, recall_target=spec.recall_target),
+            run_name=ctx.spec.name,
+            recall_target=spec.recall_target,
         )
 
     def store(self, results: Results, result: FilteredResult) -> None:
@@ -145,10 +147,11 @@ class FilteredSearch(Study[FilteredSpec, FilteredResult]):
             comparison=FilteredComparison.from_dict(agent.filtered),
             winners=agent.filtered_winners,
             run_name=results.run_name,
+            recall_target=_recorded_target(results.spec),
         )
 
     def advice(self, result: FilteredResult) -> list[Recommendation]:
-        return advice(result.comparison)
+        return advice(result.comparison, recall_target=result.recall_target)
 
     def figures(self, result: FilteredResult, out_dir: Path) -> list[Image]:
         from .plots import plot_filtered_p99  # matplotlib: only when drawing
@@ -172,3 +175,14 @@ class FilteredSearch(Study[FilteredSpec, FilteredResult]):
 
 
 STUDY = FilteredSearch()
+
+
+def _recorded_target(spec: Mapping[str, Any]) -> float:
+    """The run's [filtered] recall_target as results.json recorded it (0.9 when absent)."""
+    for section in ("agents", "studies"):
+        table = spec.get(section)
+        own = table.get("filtered") if isinstance(table, Mapping) else None
+        value = own.get("recall_target") if isinstance(own, Mapping) else None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return RECALL_TARGET

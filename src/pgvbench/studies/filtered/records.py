@@ -247,6 +247,7 @@ class FilteredResult:
     comparison: FilteredComparison
     winners: Mapping[str, str]  # bucket label -> strategy (results.agent.filtered_winners)
     run_name: str = ""
+    recall_target: float = 0.9  # [filtered] recall_target (ranking.RECALL_TARGET by default)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "winners", dict(self.winners))
