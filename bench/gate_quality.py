@@ -59,8 +59,8 @@ def main() -> int:
         "--analyze-only", action="store_true", help="judge the runs already in --out, run none"
     )
     parser.add_argument("--ab", action="store_true", help="measure `pgvbench ab` (gate_ab.py)")
-    parser.add_argument("--rounds", type=int, default=20, help="--ab: rounds per comparison")
-    parser.add_argument("--window", type=float, default=1.2, help="--ab: seconds per window")
+    parser.add_argument("--rounds", type=int, default=96, help="--ab: rounds per comparison")
+    parser.add_argument("--window", type=float, default=0.25, help="--ab: seconds per window")
     parser.add_argument(
         "--repeat", type=int, default=0, help="--ab: the md5 repeat count of B (0: calibrate)"
     )
@@ -416,32 +416,78 @@ def _ab_run(
         "qps_change": metrics["qps"]["change"],
         "qps_interval": [metrics["qps"]["low"], metrics["qps"]["high"]],
         "p50_change": metrics["p50"]["change"],
+        "cpu_change": metrics.get("cpu", {}).get("change"),
     }
 
 
-def _calibrate(pgvbench: str, server: EmbeddedServer, out: Path, base: Path) -> dict[str, Any]:
-    """The repeat count whose wrapper costs 10% QPS, measured interleaved against the base:
-    the extra time per query grows linearly with the repeat count, so two points fit it."""
-    points = []
-    for n in (20, 120):
-        r = _ab_run(
-            pgvbench,
-            server,
-            base,
-            _ab_spec(out, f"cal{n}", n),
-            out / f"cal{n}",
-            rounds=20,
-            window=1.0,
-            seed=n,
+def _calibrate(server: EmbeddedServer, out: Path, base: Path) -> dict[str, Any]:
+    """The repeat count whose wrapper costs 10% QPS. One client, query by query, the plain
+    statement and the wrapped ones alternate on the same vectors (the finest interleaving
+    there is: a neighbour's burst lands on both), over a few repeat counts; the extra time
+    per query grows linearly with the repeat count, so a line through them gives it."""
+    import numpy as np
+    from pgvector.psycopg import register_vector
+    from psycopg import sql
+
+    from pgvbench.ab.pair import pair_specs
+    from pgvbench.ab.setup import build_all, drop_all
+    from pgvbench.datasets.prepared import prepare_data
+    from pgvbench.db import schema as db_schema
+    from pgvbench.progress import Reporter
+    from pgvbench.spec.parse import load_spec
+
+    spec = load_spec(base)
+    quiet = Reporter(enabled=False)
+    data = prepare_data(spec, cache_dir=out / "groundtruth", reporter=quiet)
+    pairing = pair_specs(spec, spec)
+    dsn = server.dsn()
+    repeats = (0, 40, 80, 160)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        db_schema.ensure_schema(conn, spec.schema)
+        built = build_all(
+            dsn,
+            conn,
+            schema=spec.schema,
+            prefix="calib",
+            variants=pairing.variants,
+            dataset=data.dataset,
+            reporter=quiet,
         )
-        points.append((n, 1.0 / (1.0 + r["qps_change"]) - 1.0))  # extra time / base time
-    (n1, e1), (n2, e2) = points
-    slope = (e2 - e1) / (n2 - n1)
+        try:
+            register_vector(conn)
+            conn.execute("SET hnsw.ef_search = 40")
+            table = sql.Identifier(spec.schema, built[0].table).as_string(conn)
+            knn = f"SELECT id FROM {table} ORDER BY embedding <-> %b LIMIT 10"
+            stmts = [knn if n == 0 else WRAPPER.format(n=n).replace("{knn}", knn) for n in repeats]
+            vectors = data.sets.load_stream
+            times = np.zeros(len(stmts))
+            with conn.cursor(binary=True) as cur:
+                for warm in (True, False):
+                    for q, v in enumerate(vectors if not warm else vectors[:100]):
+                        # the first statement of a vector warms the CPU caches for the
+                        # others (~15% here): each one goes first equally often
+                        for step in range(len(stmts)):
+                            i = (q + step) % len(stmts)
+                            stmt = stmts[i]
+                            t0 = time.perf_counter()
+                            cur.execute(stmt, (v,), prepare=True)
+                            cur.fetchall()
+                            if not warm:
+                                times[i] += time.perf_counter() - t0
+        finally:
+            drop_all(dsn, spec.schema, [b.table for b in built])
+    extra = times / times[0] - 1.0
+    slope, intercept = np.polyfit(np.array(repeats, dtype=float), extra, 1)
     want = 1.0 / TARGET_RATIO - 1.0
-    repeat = max(1, round(n1 + (want - e1) / slope)) if slope > 0 else 60
+    repeat = max(1, round((want - intercept) / slope)) if slope > 0 else 60
     return {
-        "points": [{"repeat": n, "extra_time": round(e, 4)} for n, e in points],
-        "repeat": repeat,
+        "method": "one client, plain and wrapped statements alternating query by query",
+        "queries": len(data.sets.load_stream),
+        "points": [
+            {"repeat": n, "extra_time": round(float(e), 4)}
+            for n, e in zip(repeats, extra, strict=True)
+        ],
+        "repeat": int(repeat),
     }
 
 
@@ -455,9 +501,7 @@ def _ab_bench(args: argparse.Namespace) -> int:
     try:
         base = _ab_spec(out, "base", None)
         again = _ab_spec(out, "base-again", None)
-        calibration = (
-            {"repeat": args.repeat} if args.repeat else _calibrate(pgvbench, server, out, base)
-        )
+        calibration = {"repeat": args.repeat} if args.repeat else _calibrate(server, out, base)
         print(f"calibration: {calibration}", flush=True)
         slow = _ab_spec(out, "cpu-cost", calibration["repeat"])
         kinds: dict[str, list[dict[str, Any]]] = {"aa": [], "ab": []}
@@ -494,6 +538,18 @@ def _ab_bench(args: argparse.Namespace) -> int:
         "ab_missed": [r for r in ab if r["exit"] != 1],
         "ab_qps_change_median": statistics.median(r["qps_change"] for r in ab),
         "ab_qps_change_range": [min(r["qps_change"] for r in ab), max(r["qps_change"] for r in ab)],
+        "ab_cpu_change_median": statistics.median(
+            r["cpu_change"] for r in ab if r["cpu_change"] is not None
+        )
+        if any(r["cpu_change"] is not None for r in ab)
+        else None,
+        "flagged_by_metric": {
+            kind: {
+                m: sum(m in r["flagged"] for r in rows)
+                for m in ("qps", "p50", "p99", "cpu", "blocks", "recall")
+            }
+            for kind, rows in kinds.items()
+        },
         "aa_qps_change_range": [min(r["qps_change"] for r in aa), max(r["qps_change"] for r in aa)],
         "measured_s_median": statistics.median(r["measured_s"] for r in aa + ab),
         "wall_s_median": statistics.median(r["wall_s"] for r in aa + ab),

@@ -79,7 +79,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         type=float,
         metavar="SECONDS",
         help=f"measured seconds per window (default [ab] window_seconds, else "
-        f"{DEFAULT_WINDOW_S:g}); each window also has a 0.2 s warm-up",
+        f"{DEFAULT_WINDOW_S:g}); each window starts with a warm-up of a quarter of it (at most "
+        "0.2 s). Short windows pair better: a machine's speed can change within a second",
     )
     ab.add_argument(
         "--clients",

@@ -20,8 +20,8 @@ from ..spec.model import ExperimentSpec, IndexSpec
 from .spec import AbSpec
 
 SESSION_CONTEXTS = ("user", "superuser")
-DEFAULT_ROUNDS = 20
-DEFAULT_WINDOW_S = 2.0
+DEFAULT_ROUNDS = 120
+DEFAULT_WINDOW_S = 0.25
 ARMS = ("A", "B")
 
 
