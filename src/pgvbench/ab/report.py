@@ -68,6 +68,8 @@ def reason(v: MetricVerdict, record: AbRecord) -> str:
             )
         return f"fewer than 2 {units} measured something on both sides: not judged"
     where = f"{level} interval {interval(v)} over {v.n} {units}"
+    if v.why == "below_noise" and v.low == v.high == 0:
+        return f"no difference: identical in every one of the {v.n} {units}"
     if v.why == "below_noise":
         return f"the difference is smaller than the noise ({where} holds 0)"
     if v.why == "below_min_effect":
