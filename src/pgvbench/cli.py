@@ -23,7 +23,7 @@ import psycopg
 
 from .ab import cli as ab_cli
 from .compare import cli as compare_cli
-from .config import debug_from_env, paths_from_env
+from .config import debug_from_env, forget_libpq_environment, paths_from_env
 from .diagnosis import crash_diagnosis, external_diagnosis, first_line
 from .errors import (
     ConnectError,
@@ -314,13 +314,6 @@ def _one_paragraph(message: str) -> str:
     return "\n".join(line for line in message.strip().splitlines() if line.strip())
 
 
-def _forget_libpq_environment() -> None:
-    """PGSERVICE, PGOPTIONS, PGSSLMODE and friends are meant for a server of the user's;
-    applied to the embedded one (by libpq, in this process and in pgbench) they break it."""
-    for name in [n for n in os.environ if n.startswith("PG") and not n.startswith("PGVBENCH")]:
-        del os.environ[name]
-
-
 def _check_cache_dir() -> None:
     from ._outputs import check_writable_dir
 
@@ -378,7 +371,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         for where, settings in _settings_tables(spec):
             session_settings(args.dsn, settings, source=f"{args.spec}: {where}")
     else:
-        _forget_libpq_environment()
+        forget_libpq_environment()
         server = _embedded_server(args, reporter)
         server.check_data_dir(fresh=args.fresh)
         if _inside(out_dir, server.data_dir):
@@ -494,7 +487,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_server(args: argparse.Namespace) -> int:
-    _forget_libpq_environment()
+    forget_libpq_environment()
     if args.fresh and args.action != "start":
         raise PgvbenchError(f"--fresh goes with `server start` only, not `server {args.action}`.")
     if args.action in ("start", "stop"):

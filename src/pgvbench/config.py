@@ -31,3 +31,10 @@ def paths_from_env() -> Paths:
 def debug_from_env() -> bool:
     """PGVBENCH_DEBUG=1 shows tracebacks, like --debug."""
     return os.environ.get("PGVBENCH_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def forget_libpq_environment() -> None:
+    """PGSERVICE, PGOPTIONS, PGSSLMODE and friends are meant for a server of the user's;
+    applied to the embedded one (by libpq, in this process and in pgbench) they break it."""
+    for name in [n for n in os.environ if n.startswith("PG") and not n.startswith("PGVBENCH")]:
+        del os.environ[name]

@@ -226,7 +226,7 @@ class LoadTester:
         seed = self.spec.seed * 7919 + self.spec.repeats * repeat + clients
         windows: dict[int, list[_Measured]] = {i: [] for i in members}
         for r, order in enumerate(
-            schedule(members, rounds, seed=seed, pairs=_pairs(plan, members))
+            schedule(members, rounds, seed=seed, pairs=_pairs(plan, members), mirrored=True)
         ):
             for i in order:
                 engine, pooling, variant, n = plan[i]

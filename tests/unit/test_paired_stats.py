@@ -57,6 +57,20 @@ def test_schedule_keeps_a_pair_back_to_back_in_random_order() -> None:
         schedule(arms, 3, seed=1, pairs=[("python", "nope")])
 
 
+def test_mirrored_schedule_balances_positions() -> None:
+    arms = ["a", "b", "c", "d"]
+    rounds = schedule(arms, 10, seed=4, pairs=[("a", "d")], mirrored=True)
+    assert len(rounds) == 10
+    for first, second in zip(rounds[::2], rounds[1::2], strict=True):
+        assert second == first[::-1]  # ABBA: the drawn order, then its reverse
+    for arm in arms:  # every arm has the same mean position: each pair sums to n - 1
+        assert sum(order.index(arm) for order in rounds) == 5 * (len(arms) - 1)
+    led = collections.Counter(order.index("a") < order.index("d") for order in rounds)
+    assert led[True] == led[False] == 5  # the pair: each engine first in half the rounds
+    odd = schedule(["a", "b"], 5, seed=4, mirrored=True)
+    assert len(odd) == 5 and abs(sum(o[0] == "a" for o in odd) - 2.5) == 0.5
+
+
 def test_schedule_is_repeatable_with_its_seed() -> None:
     assert schedule(["a", "b", "c"], 10, seed=5) == schedule(["a", "b", "c"], 10, seed=5)
 

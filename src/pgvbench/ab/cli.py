@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +16,7 @@ from rich.console import Console
 
 from .._outputs import check_not_empty, check_writable_dir, check_writable_file
 from .._records import now_iso
-from ..config import paths_from_env
+from ..config import forget_libpq_environment, paths_from_env
 from ..errors import ConnectError, ResultsError, RunFailed, SpecError
 from ..progress import Reporter
 from ..results import DatasetInfo
@@ -178,9 +177,7 @@ def _measure(
             raise ConnectError("--dsn is empty; give a libpq URL or key=value string")
         check_dsn(args.dsn, schema=spec.schema, writes=True)
     else:
-        # libpq's PG* variables are meant for the user's servers, not the embedded one
-        for name in [n for n in os.environ if n.startswith("PG") and not n.startswith("PGVBENCH")]:
-            del os.environ[name]
+        forget_libpq_environment()
         server = EmbeddedServer(
             data_dir=args.data_dir or paths.data_dir,
             lock_dir=paths.cache_dir / "locks",
@@ -221,7 +218,6 @@ def _measure(
                         alpha=alpha,
                     )
                 )
-    rule_desc = getattr(spec.query, "recall_rule", None)
     return AbRecord(
         created_at=now_iso(),
         variants=tuple(v.to_dict() for v in pairing.variants),
@@ -239,7 +235,7 @@ def _measure(
             {"arm": p.arm, "problem": p.problem, "plan_text": p.plan_text} for p in measured.plans
         ),
         recall=measured.recall,
-        recall_rule=None if rule_desc is None else str(rule_desc),
+        recall_rule=spec.query.recall_rule.describe(),
         schedule=trials.schedule if trials else (),
         windows=trials.windows if trials else (),
         blocks_available=trials.blocks_available if trials else False,

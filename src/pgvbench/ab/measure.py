@@ -131,14 +131,12 @@ def _measure_arms(
     if any(p.problem for p in plans):
         return dataclasses.replace(head, plans=plans)
     recall: dict[str, tuple[float, ...]] = {}
-    # the spec's recall tolerance when it has one ([query] recall_epsilon), else the default
-    rule = getattr(spec.query, "recall_rule", None)
-    extra: dict[str, Any] = {} if rule is None else {"rule": rule}
+    rule = spec.query.recall_rule  # [query] recall_epsilon; ab.json records it
     for arm in arms:
         with reporter.task(f"recall of {arm.name} over {len(recall_queries)} queries"):
             ids = returned_ids(dsn, arm, operator=metric.operator, k=k, queries=recall_queries)
         per_query = tie_aware_recall(
-            ids, data.truth, recall_queries, data.dataset.base, k, metric, **extra
+            ids, data.truth, recall_queries, data.dataset.base, k, metric, rule=rule
         )
         recall[arm.name] = tuple(float(x) for x in np.asarray(per_query))
     order = balanced_schedule(pairing.rounds, seed=seed)
@@ -174,15 +172,9 @@ def _measure_arms(
 
 
 def balanced_schedule(rounds: int, *, seed: int) -> list[list[str]]:
-    """Rounds in pairs: a random order (interleave.schedule), then its reverse. Each arm
-    runs first equally often (one more at most), so an effect of running first or second
-    (caches, frequency) cannot lean on one arm, as it could in a run of 16 rounds where
-    chance put B first 14 times."""
-    drawn = schedule(list(ARMS), (rounds + 1) // 2, seed=seed)
-    out: list[list[str]] = []
-    for order in drawn:
-        out += [list(order), list(reversed(order))]
-    return out[:rounds]
+    """A and B in mirrored rounds (a drawn order, then its reverse): each runs first equally
+    often, so an effect of running first cannot lean on one arm."""
+    return schedule(list(ARMS), rounds, seed=seed, mirrored=True)
 
 
 def _context(conn: psycopg.Connection[Any], name: str) -> str | None:
