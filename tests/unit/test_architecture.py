@@ -152,3 +152,16 @@ def test_every_study_is_registered_once_under_its_table_name() -> None:
     for study in REGISTRY:
         assert study.section in ("tuning", "agent")
         assert study.stage in ("before", "after")
+
+
+def test_test_files_have_unique_basenames() -> None:
+    """pytest imports tests/unit and tests/integration into one namespace (no __init__.py):
+    two files of one name stop the whole suite at collection (it happened twice)."""
+    tests = Path(__file__).resolve().parents[1]
+    seen: dict[str, Path] = {}
+    clashes = []
+    for path in sorted(tests.rglob("test_*.py")):
+        if path.name in seen:
+            clashes.append(f"{seen[path.name].relative_to(tests)} and {path.relative_to(tests)}")
+        seen.setdefault(path.name, path)
+    assert not clashes, "same test file name twice: " + "; ".join(clashes)
