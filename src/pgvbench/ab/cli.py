@@ -16,6 +16,7 @@ from rich.console import Console
 
 from .._outputs import check_not_empty, check_writable_dir, check_writable_file
 from .._records import now_iso
+from ..compare.cli import parse_min_effects
 from ..config import forget_libpq_environment, paths_from_env
 from ..errors import ConnectError, ResultsError, RunFailed, SpecError
 from ..progress import Reporter
@@ -117,7 +118,7 @@ def run_ab(args: argparse.Namespace) -> int:
     from .report import junit_xml, print_table, refusal, to_markdown, write_text
 
     alpha = _alpha(args.alpha)
-    rules = rules_with(_min_effects(args.min_effect))
+    rules = rules_with(parse_min_effects(args.min_effect, RULES))
     for option, number in (("--rounds", args.rounds), ("--clients", args.clients)):
         if number is not None and number < (2 if option == "--rounds" else 1):
             raise SpecError(f"{option} {number} is too small (at least 2 rounds, 1 client)")
@@ -276,28 +277,3 @@ def _alpha(value: float) -> float:
             "99% intervals)"
         )
     return value
-
-
-def _min_effects(items: list[str]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for item in items:
-        name, sep, raw = item.partition("=")
-        name = name.strip()
-        if not sep or name not in RULES:
-            raise ResultsError(
-                f"--min-effect {item!r}: expected METRIC=VALUE with METRIC one of "
-                f"{', '.join(RULES)} (e.g. --min-effect p99=0.15)"
-            )
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ResultsError(f"--min-effect {item!r}: {raw!r} is not a number") from None
-        if not (math.isfinite(value) and value >= 0):
-            rule = RULES[name]
-            raise ResultsError(
-                f"--min-effect {item!r}: the minimum effect for {name} must be a finite number "
-                f">= 0 ({'an absolute drop' if rule.absolute else 'a fraction'}, default "
-                f"{name}={rule.min_effect:g})"
-            )
-        out[name] = value
-    return out

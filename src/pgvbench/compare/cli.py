@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from rich.console import Console
 from rich.markup import escape
@@ -149,7 +150,7 @@ def run_compare(args: argparse.Namespace) -> int:
         )
     options = CompareOptions(
         alpha=_alpha(args.alpha),
-        min_effects=_min_effects(args.min_effect),
+        min_effects=parse_min_effects(args.min_effect, RULES),
         noise_k=args.noise_k,
     )
     # before reading or comparing anything: a CI job should not learn this at the end
@@ -355,15 +356,23 @@ def _alpha(value: float) -> float:
     return value
 
 
-def _min_effects(items: list[str]) -> dict[str, float]:
+class _EffectRule(Protocol):
+    @property
+    def min_effect(self) -> float: ...
+    @property
+    def absolute(self) -> bool: ...
+
+
+def parse_min_effects(items: list[str], rules: Mapping[str, _EffectRule]) -> dict[str, float]:
+    """--min-effect METRIC=VALUE items (compare's and ab's), checked against ``rules``."""
     out: dict[str, float] = {}
     for item in items:
         name, sep, raw = item.partition("=")
         name = name.strip()
-        if not sep or name not in RULES:
+        if not sep or name not in rules:
             raise ResultsError(
                 f"--min-effect {item!r}: expected METRIC=VALUE with METRIC one of "
-                f"{', '.join(RULES)} (e.g. --min-effect p99=0.15)"
+                f"{', '.join(rules)} (e.g. --min-effect p99=0.15)"
             )
         try:
             value = float(raw)
@@ -371,7 +380,7 @@ def _min_effects(items: list[str]) -> dict[str, float]:
             raise ResultsError(f"--min-effect {item!r}: {raw!r} is not a number") from None
         if not (math.isfinite(value) and value >= 0):
             # nan never exceeds and inf is never exceeded: either turns the gate off
-            rule = RULES[name]
+            rule = rules[name]
             raise ResultsError(
                 f"--min-effect {item!r}: the minimum effect for {name} must be a finite "
                 f"number >= 0 ({'an absolute drop' if rule.absolute else 'a fraction'}, "
