@@ -211,7 +211,9 @@ def test_timed_loop_records_its_windows_and_per_query_recall(loaded: Loaded) -> 
         windows = len(row.window_qps)
         assert windows >= 3  # measure_seconds 0.2 split into at least 3 windows
         assert len(row.window_p50_ms) == len(row.window_p99_ms) == windows
-        assert all(q > 0 for q in row.window_qps)
+        # a window shorter than one query on a busy host may complete none: never negative,
+        # and the row as a whole measured something
+        assert all(q >= 0 for q in row.window_qps) and any(q > 0 for q in row.window_qps)
         assert len(row.recall_per_query) == row.n_queries
         assert row.recall_mean == pytest.approx(sum(row.recall_per_query) / row.n_queries, abs=1e-3)
 

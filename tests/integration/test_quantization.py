@@ -97,7 +97,8 @@ def test_rerank_recall_at_least_norerank(measured: Measured) -> None:
 def test_points_record_their_windows_and_per_query_recall(measured: Measured) -> None:
     for p in measured.study.points:
         assert len(p.window_qps) >= 3  # 0.3 s timed as at least 3 windows
-        assert all(q > 0 for q in p.window_qps)
+        # a window shorter than one query on a busy host may complete none
+        assert all(q >= 0 for q in p.window_qps) and any(q > 0 for q in p.window_qps)
         assert len(p.recall_per_query) == measured.dataset.n_queries
         assert sum(p.recall_per_query) / len(p.recall_per_query) == pytest.approx(
             p.recall_mean, abs=1e-3
