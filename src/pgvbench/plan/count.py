@@ -23,6 +23,7 @@ from .models import (
     build_seconds,
     load_plan,
     load_point_seconds,
+    versus_exact_seconds,
 )
 from .shape import DatasetShape, dataset_shape
 
@@ -147,6 +148,14 @@ class _Counter:
             self.sweep_points,
             sweep_s * self.configs,
         )
+        if built and any(ix.kind == "none" for ix in spec.indexes):
+            compared = len(built) * self.configs
+            self.measurements += compared
+            self.add(
+                "best point vs exact scan, interleaved",
+                compared,
+                compared * versus_exact_seconds(q.measure_seconds),
+            )
         extra = (q.rebuilds - 1) * self.configs  # [query] rebuilds: build, recall, one window
         if extra and built:
             window = q.warmup_seconds + q.measure_seconds + POINT_OVERHEAD_S

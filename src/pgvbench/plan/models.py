@@ -64,3 +64,11 @@ def load_point_seconds(load: LoadSpec) -> float:
     rounds = rounds_for(load.duration_seconds, load.window_seconds)
     later = (rounds - 1) * min(load.warmup_seconds, LATER_WINDOW_WARMUP_S)
     return load.warmup_seconds + later + load.duration_seconds + rounds * LOAD_POINT_OVERHEAD_S
+
+
+def versus_exact_seconds(measure_seconds: float) -> float:
+    """One build's best point against the exact scan (runner/versus_exact.py): two arms of
+    ``measure_seconds`` in ~1 s windows, each with a 0.2 s warm-up and its connection.
+    Quickstart (4 builds) ran in 113 s in all; with this the estimate says about 2 min."""
+    rounds = rounds_for(measure_seconds, 1.0)
+    return 2 * (measure_seconds + rounds * (0.2 + LOAD_POINT_OVERHEAD_S))
