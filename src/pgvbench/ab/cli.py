@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from .._outputs import check_not_empty, check_writable_dir, check_writable_file
+from .._outputs import check_writable_dir
 from .._records import now_iso
-from ..compare.cli import parse_min_effects
+from ..compare.cli import check_output_options, parse_min_effects
 from ..config import forget_libpq_environment, paths_from_env
 from ..errors import ConnectError, ResultsError, RunFailed, SpecError
 from ..progress import Reporter
@@ -256,18 +256,7 @@ def _dataset(info: DatasetInfo) -> dict[str, Any]:
 
 
 def _extra_outputs(args: argparse.Namespace) -> dict[str, Path]:
-    """--markdown/--json/--junit, checked before any work (as compare does)."""
-    out: dict[str, Path] = {}
-    for option, raw, what in (
-        ("--markdown", args.markdown, "the Markdown comparison"),
-        ("--json", args.json, "the JSON record"),
-        ("--junit", args.junit, "the JUnit XML"),
-    ):
-        check_not_empty(raw, option)
-        if raw is not None:
-            check_writable_file(Path(raw), what=what, option=option)
-            out[option] = Path(raw)
-    return out
+    return check_output_options(args, json_what="the JSON record")
 
 
 def _alpha(value: float) -> float:

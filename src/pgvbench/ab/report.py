@@ -13,7 +13,7 @@ from rich.table import Table
 from .._atomic import write_bytes_atomic
 from ..compare.core import CompareOptions, Comparison, Row
 from ..compare.environment import EnvironmentCheck
-from ..compare.output import to_junit
+from ..compare.output import metric_value, to_junit
 from .record import AbRecord
 from .verdict import MetricVerdict
 
@@ -25,16 +25,6 @@ _MARK = {
     "skipped": "not measured",
 }
 _STYLE = {"regression": "bold red", "invalid": "bold red", "improvement": "green"}
-
-
-def value(metric: str, x: float | None) -> str:
-    if x is None:
-        return ""
-    if metric == "recall":
-        return f"{x:.4f}"
-    if abs(x) >= 100:
-        return f"{x:,.0f}"
-    return f"{x:.3g}" if abs(x) < 10 else f"{x:.1f}"
 
 
 def change(v: MetricVerdict) -> str:
@@ -182,8 +172,8 @@ def print_table(record: AbRecord, console: Console) -> None:
         v = next((m for m in record.verdicts if m.metric == row.metric), None)
         table.add_row(
             escape(row.metric),
-            value(row.metric, row.base),
-            value(row.metric, row.current),
+            metric_value(row.metric, row.base),
+            metric_value(row.metric, row.current),
             change(v) if v else "",
             interval(v) if v else "",
             f"{row.p_value:.2g}" if row.p_value is not None else "",
@@ -214,8 +204,8 @@ def to_markdown(record: AbRecord) -> str:
         v = next((m for m in record.verdicts if m.metric == row.metric), None)
         cells = [
             row.metric,
-            value(row.metric, row.base),
-            value(row.metric, row.current),
+            metric_value(row.metric, row.base),
+            metric_value(row.metric, row.current),
             change(v) if v else "",
             interval(v) if v else "",
             _MARK.get(row.verdict, row.verdict),

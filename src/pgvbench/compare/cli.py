@@ -154,16 +154,7 @@ def run_compare(args: argparse.Namespace) -> int:
         noise_k=args.noise_k,
     )
     # before reading or comparing anything: a CI job should not learn this at the end
-    outputs: list[tuple[str, Path]] = []
-    for option, raw, what in (
-        ("--markdown", args.markdown, "the Markdown comparison"),
-        ("--json", args.json, "the JSON comparison"),
-        ("--junit", args.junit, "the JUnit XML"),
-    ):
-        check_not_empty(raw, option)
-        if raw is not None:
-            check_writable_file(Path(raw), what=what, option=option)
-            outputs.append((option, Path(raw)))
+    outputs = list(check_output_options(args, json_what="the JSON comparison").items())
     check_not_empty(args.baselines_dir, "--baselines-dir")
     baselines_dir = Path(args.baselines_dir)
     base_name, base_path = resolve(args.base, baselines_dir)
@@ -354,6 +345,22 @@ def _alpha(value: float) -> float:
             "(e.g. 0.01, the default)"
         )
     return value
+
+
+def check_output_options(args: argparse.Namespace, *, json_what: str) -> dict[str, Path]:
+    """--markdown/--json/--junit (compare's and ab's), checked before any work: a CI job
+    should not learn at the end that it cannot write its report."""
+    out: dict[str, Path] = {}
+    for option, raw, what in (
+        ("--markdown", args.markdown, "the Markdown comparison"),
+        ("--json", args.json, json_what),
+        ("--junit", args.junit, "the JUnit XML"),
+    ):
+        check_not_empty(raw, option)
+        if raw is not None:
+            check_writable_file(Path(raw), what=what, option=option)
+            out[option] = Path(raw)
+    return out
 
 
 class _EffectRule(Protocol):

@@ -37,9 +37,14 @@ _MARK = {
 
 
 def fmt_value(row: Row, value: float | None) -> str:
+    return metric_value(row.metric, value)
+
+
+def metric_value(metric: str, value: float | None) -> str:
+    """One metric's value as the comparison tables print it (compare's and ab's)."""
     if value is None:
         return ""
-    if row.metric == "recall":
+    if metric == "recall":
         return f"{value:.4f}"
     if abs(value) >= 100:
         return f"{value:,.0f}"
