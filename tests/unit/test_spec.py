@@ -354,8 +354,8 @@ def test_unknown_index_kind_lists_allowed_kinds(tmp_path: Path) -> None:
 
 
 def test_unknown_dataset_source(tmp_path: Path) -> None:
-    message = _error(tmp_path, _spec(dataset={"source": "parquet"}))
-    assert "[dataset] source = 'parquet' is not one of: synthetic, hdf5, npy" in message
+    message = _error(tmp_path, _spec(dataset={"source": "csv"}))
+    assert "[dataset] source = 'csv' is not one of: synthetic, hdf5, npy, parquet, table" in message
 
 
 def test_server_settings_must_be_a_table(tmp_path: Path) -> None:

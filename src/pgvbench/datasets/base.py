@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pgvbench.datasets.attributes import Attribute, check_attributes
 from pgvbench.errors import DatasetError
 from pgvbench.metrics import Metric
 
@@ -69,6 +70,9 @@ class Dataset:
     seed: int | None = None
     neighbors: np.ndarray | None = None
     distances: np.ndarray | None = None
+    # columns beside the vectors (labels, dates, tags); not part of the fingerprint: the
+    # unfiltered ground truth does not depend on them
+    attributes: tuple[Attribute, ...] = ()
     _fingerprint: list[str] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -90,6 +94,11 @@ class Dataset:
         object.__setattr__(self, "queries", queries)
         object.__setattr__(self, "neighbors", neighbors)
         object.__setattr__(self, "distances", distances)
+        object.__setattr__(
+            self,
+            "attributes",
+            check_attributes(self.attributes, base.shape[0], nq, self.source),
+        )
 
     @property
     def n(self) -> int:
@@ -105,6 +114,10 @@ class Dataset:
     def n_queries(self) -> int:
         """Number of query vectors."""
         return int(self.queries.shape[0])
+
+    def attribute(self, name: str) -> Attribute | None:
+        """The attribute called ``name``, or None."""
+        return next((a for a in self.attributes if a.name == name), None)
 
     def fingerprint(self) -> str:
         """Content hash of base, queries and metric (hex); a cache key and table suffix.

@@ -66,6 +66,7 @@ def split_queries(dataset: Dataset, n_recall: int) -> QuerySets:
         queries=dataset.queries[:n_recall],
         neighbors=None if dataset.neighbors is None else dataset.neighbors[:n_recall],
         distances=None if dataset.distances is None else dataset.distances[:n_recall],
+        attributes=tuple(a.take_queries(slice(0, n_recall)) for a in dataset.attributes),
     )
     if nq > n_recall:
         return QuerySets(recall, dataset.queries[n_recall:], None)

@@ -20,7 +20,7 @@ INDEX_KINDS = ("none", "ivfflat", "hnsw")
 # each index kind's query-time setting: the parameter sweeps vary
 QUERY_GUCS: Mapping[str, str] = {"hnsw": "hnsw.ef_search", "ivfflat": "ivfflat.probes"}
 EXPERIMENT_KINDS = ("vector", "agents")
-DATASET_SOURCES = ("synthetic", "hdf5", "npy")
+DATASET_SOURCES = ("synthetic", "hdf5", "npy", "parquet", "table")
 DISTRIBUTIONS = ("clustered", "uniform")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 IDENT_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -49,6 +49,25 @@ class DatasetSpec:
     path: Path | None = None
     base: Path | None = None
     queries_file: Path | None = None
+    # attributes (every source): column name in pgvbench's table -> where it is read from
+    # (an HDF5 dataset, a .npy file, a Parquet or table column); query_attributes: the same
+    # for the queries (e.g. ann-benchmarks' test_labels: each query's own label)
+    attributes: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    query_attributes: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # synthetic attributes: spec.dataset.LabelsSpec records ([dataset.labels])
+    labels: tuple[Any, ...] = ()
+    # parquet: "vectordbbench" (train/test/neighbors/scalar_labels.parquet in `path`) or
+    # "columns" (`base` / `queries_file` with named columns)
+    layout: str = ""
+    # parquet and table: the vector column and the id column
+    column: str = ""
+    id_column: str = ""
+    # table: the user's table, read only ("schema.table"); rows sampled (None: all)
+    table: str = ""
+    sample: int | None = None
+    queries_table: str = ""
+    queries_from: str = ""  # "sample": held-out rows of the table
+    copy_method: str = ""  # "insert_select" | "copy" | "" (auto)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -242,7 +261,7 @@ class ExperimentSpec:
             "schema": self.schema,
             "source_path": str(self.source_path) if self.source_path else None,
             "kind": self.kind,
-            "dataset": _jsonable(dataclasses.asdict(self.dataset)) if self.dataset else None,
+            "dataset": _dataset_to_dict(self.dataset) if self.dataset else None,
             "agents": (
                 {**self.agents.to_dict(), **self._study_dicts("agent")}
                 if self.agents is not None
@@ -306,6 +325,41 @@ def _load_to_dict(load: LoadSpec | None) -> dict[str, Any] | None:
         for p in load.pooling
     ]
     return data
+
+
+# [dataset] fields added after 0.1, at the value their absence means: left out of the
+# recorded spec, so results of earlier versions stay comparable
+_DATASET_ABSENT_MEANS: Mapping[str, Any] = {
+    "attributes": {},
+    "query_attributes": {},
+    "labels": (),
+    "layout": "",
+    "column": "",
+    "id_column": "",
+    "table": "",
+    "sample": None,
+    "queries_table": "",
+    "queries_from": "",
+    "copy_method": "",
+}
+
+
+def _dataset_to_dict(dataset: DatasetSpec) -> dict[str, Any]:
+    data = {
+        f.name: getattr(dataset, f.name)
+        for f in dataclasses.fields(dataset)
+        if f.name not in _DATASET_ABSENT_MEANS
+        or getattr(dataset, f.name) != _DATASET_ABSENT_MEANS[f.name]
+    }
+    for key in ("attributes", "query_attributes"):
+        if key in data:
+            data[key] = dict(data[key])
+    if "labels" in data:
+        data["labels"] = [
+            dataclasses.asdict(lb) if dataclasses.is_dataclass(lb) else lb  # type: ignore[arg-type]
+            for lb in data["labels"]
+        ]
+    return _jsonable(data)
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:

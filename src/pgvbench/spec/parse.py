@@ -16,16 +16,14 @@ from typing import Any
 from .._textfile import decode_text, read_regular_file
 from ..ab.spec import parse_ab
 from ..errors import SpecError
-from ..metrics import Metric
 from ..recall_rule import ANN_BENCHMARKS_EPSILON, STRICT_SPELLING
 from ..studies.base import SpecContext
 from ..studies.registry import REGISTRY, studies_for
 from .agents import parse_agents
+from .dataset import parse_dataset
 from .limits import check_derived_names, check_schema_name, check_spec_numbers
 from .model import (
     ARRIVALS,
-    DATASET_SOURCES,
-    DISTRIBUTIONS,
     ENGINES,
     EXPERIMENT_KINDS,
     IDENT_RE,
@@ -38,7 +36,6 @@ from .model import (
     QUERY_GUCS,
     QUERY_SOURCES,
     SERVER_VALUE,
-    DatasetSpec,
     ExperimentSpec,
     IndexSpec,
     LoadSpec,
@@ -136,7 +133,7 @@ def parse_spec(data: Mapping[str, Any], *, source: Path | None = None) -> Experi
     dataset = None
     agents = None
     if kind == "vector":
-        dataset = _parse_dataset(Table(where, "dataset", data.get("dataset")), base_dir)
+        dataset = parse_dataset(Table(where, "dataset", data.get("dataset")), base_dir)
     else:
         agents = parse_agents(
             data,
@@ -197,46 +194,6 @@ def parse_spec(data: Mapping[str, Any], *, source: Path | None = None) -> Experi
     if "ab" in data:  # pgvbench ab's own table; `run` ignores it
         spec = dataclasses.replace(spec, ab=parse_ab(Table(where, "ab", data["ab"])))
     return spec
-
-
-def _parse_dataset(t: Table, base_dir: Path) -> DatasetSpec:
-    source = t.choice("source", DATASET_SOURCES, required=True)
-    common = ["source", "metric"]
-    if source == "synthetic":
-        t.only(
-            [*common, "distribution", "n", "dim", "clusters", "spread", "intrinsic_dim", "queries"]
-        )
-        metric = Metric(t.choice("metric", [m.value for m in Metric], default="l2"))
-        dim = t.integer("dim", required=True, minimum=1, maximum=16000)
-        intrinsic = t.integer("intrinsic_dim", default=0, minimum=0, maximum=dim)
-        return DatasetSpec(
-            source=source,
-            metric=metric,
-            distribution=t.choice("distribution", DISTRIBUTIONS, default="clustered"),
-            n=t.integer("n", required=True, minimum=1, maximum=100_000_000),
-            dim=dim,
-            clusters=t.integer("clusters", default=64, minimum=1),
-            spread=t.number("spread", default=0.3, minimum=1e-6),
-            intrinsic_dim=intrinsic or None,
-            queries=t.integer("queries", default=1000, minimum=1, maximum=1_000_000),
-        )
-    if source == "hdf5":
-        t.only([*common, "path", "queries"])
-        if "metric" in t.data:
-            t.fail("metric", "is read from the HDF5 file's 'distance' attribute; remove it")
-        return DatasetSpec(
-            source=source,
-            metric=Metric.L2,  # replaced by the file's distance attribute on load
-            path=t.path("path", base_dir),
-            queries=t.integer("queries", default=0, minimum=0),
-        )
-    t.only([*common, "base", "queries_file"])
-    return DatasetSpec(
-        source=source,
-        metric=Metric(t.choice("metric", [m.value for m in Metric], required=True)),
-        base=t.path("base", base_dir),
-        queries_file=t.path("queries_file", base_dir),
-    )
 
 
 def _parse_query(t: Table) -> QuerySpec:
