@@ -73,6 +73,10 @@ class DatasetInfo:
     n_queries: int
     n_recall_queries: int
     ground_truth: GroundTruthInfo | None = None
+    # issue 13, each a typed record's to_dict() owned by its module:
+    attributes: list[dict[str, Any]] | None = None  # datasets.attributes: columns loaded
+    table_source: dict[str, Any] | None = None  # source = "table": snapshot, checksum, copy
+    difficulty: dict[str, Any] | None = None  # LID and relative contrast over queries
 
 
 @dataclasses.dataclass
