@@ -8,12 +8,13 @@ else created makes pgvbench stop with an error instead.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from ..datasets.attributes import Attribute
 from ..errors import PrivilegeError, SafetyError
 
 OWNER_MARK = "pgvbench:owned"
@@ -151,13 +152,30 @@ def check_table_replaceable(conn: psycopg.Connection[Any], schema: str, table: s
         )
 
 
-def create_vector_table(conn: psycopg.Connection[Any], schema: str, table: str, dim: int) -> str:
-    """(Re)create ``schema.table (id bigint, embedding vector(dim))``; return a storage note."""
+def create_vector_table(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    table: str,
+    dim: int,
+    attributes: Sequence[Attribute] = (),
+) -> str:
+    """(Re)create ``schema.table (id bigint, embedding vector(dim), <attributes>)``; return
+    a storage note.
+
+    The layout is a contract the studies rely on: id is the row index in the dataset's
+    base, then the embedding, then one nullable column per attribute, in dataset order,
+    named ``attr.name`` and typed ``attr.sql_type``.
+    """
     drop_owned_table(conn, schema, table)
     ident = sql.Identifier(schema, table)
+    columns = [
+        sql.SQL("{} {}").format(sql.Identifier(a.name), sql.SQL(a.sql_type)) for a in attributes
+    ]
     conn.execute(
-        sql.SQL("CREATE TABLE {} (id bigint NOT NULL, embedding vector({}) NOT NULL)").format(
-            ident, sql.Literal(dim)
+        sql.SQL("CREATE TABLE {} (id bigint NOT NULL, embedding vector({}) NOT NULL{})").format(
+            ident,
+            sql.Literal(dim),
+            sql.SQL("").join(sql.SQL(", ") + c for c in columns),
         )
     )
     conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(ident, sql.Literal(OWNER_MARK)))

@@ -131,10 +131,16 @@ class VectorRunner(Runner):
     def _load(self, conn: psycopg.Connection[Any], dataset: Dataset) -> LoadInfo:
         schema = self.spec.schema
         db_schema.ensure_schema(conn, schema)
-        db_schema.create_vector_table(conn, schema, self.table, dataset.dim)
+        attrs = dataset.attributes
+        db_schema.create_vector_table(conn, schema, self.table, dataset.dim, attrs)
         with self.reporter.task(f"load {dataset.n:,} rows (binary COPY)", total=dataset.n) as task:
             seconds = load_vectors(
-                self.target.dsn, schema, self.table, dataset.base, on_progress=task.advance
+                self.target.dsn,
+                schema,
+                self.table,
+                dataset.base,
+                on_progress=task.advance,
+                attributes=attrs,
             )
         with self.reporter.task("ANALYZE"):
             conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(schema, self.table)))
