@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..analysis.difficulty import measure_difficulty
 from ..errors import DatasetError
 from ..progress import Reporter
 from ..results import DatasetInfo, GroundTruthInfo
@@ -17,6 +18,7 @@ from .base import Dataset
 from .files import load_hdf5, load_npy
 from .groundtruth import GroundTruth, ground_truth
 from .synthetic import generate_clustered, generate_uniform
+from .synthetic_labels import with_labels
 
 
 def build_dataset(spec: ExperimentSpec) -> Dataset:
@@ -26,10 +28,11 @@ def build_dataset(spec: ExperimentSpec) -> Dataset:
         raise DatasetError(f"{spec.name}: a vector experiment needs a [dataset] table")
     if ds.source == "synthetic":
         if ds.distribution == "uniform":
-            return generate_uniform(
+            vectors = generate_uniform(
                 n=ds.n, dim=ds.dim, n_queries=ds.queries, seed=spec.seed, metric=ds.metric
             )
-        return generate_clustered(
+            return with_labels(vectors, ds.labels, seed=spec.seed, regions=ds.clusters)
+        vectors = generate_clustered(
             n=ds.n,
             dim=ds.dim,
             n_queries=ds.queries,
@@ -39,6 +42,7 @@ def build_dataset(spec: ExperimentSpec) -> Dataset:
             metric=ds.metric,
             intrinsic_dim=ds.intrinsic_dim,
         )
+        return with_labels(vectors, ds.labels, seed=spec.seed, regions=ds.clusters)
     from ..plan.shape import dataset_shape
 
     dataset_shape(spec)  # headers checked against the spec (dims, query counts) before reading
@@ -96,6 +100,14 @@ def prepare_data(spec: ExperimentSpec, *, cache_dir: Path, reporter: Reporter) -
     with reporter.task("generate / read dataset") as task:
         dataset = build_dataset(spec)
         task.update(description=f"dataset {dataset.n:,} x {dataset.dim} ({dataset.metric})")
+    return prepare_dataset(spec, dataset, cache_dir=cache_dir, reporter=reporter)
+
+
+def prepare_dataset(
+    spec: ExperimentSpec, dataset: Dataset, *, cache_dir: Path, reporter: Reporter
+) -> PreparedData:
+    """Query split and ground truth for a built dataset (a table source's dataset is
+    built only once a server is connected)."""
     if spec.query.k > dataset.n:
         raise DatasetError(f"[query] k = {spec.query.k} exceeds the dataset's {dataset.n} rows")
     sets = split_queries(dataset, spec.query.recall_queries)
@@ -106,6 +118,10 @@ def prepare_data(spec: ExperimentSpec, *, cache_dir: Path, reporter: Reporter) -
         task.update(
             description=f"ground truth ({truth.method}{', cached' if truth.cached else ''})"
         )
+    difficulty = None
+    if dataset.n >= 3:  # LID needs neighbours; ~0.4 s on the quickstart's 50k x 128
+        with reporter.task("difficulty (LID, relative contrast)"):
+            difficulty = measure_difficulty(dataset.base, dataset.metric, queries=dataset.queries)
     info = DatasetInfo(
         name=dataset.name,
         source=dataset.source,
@@ -121,5 +137,6 @@ def prepare_data(spec: ExperimentSpec, *, cache_dir: Path, reporter: Reporter) -
             seconds=round(truth.seconds, 4),
             cached=truth.cached,
         ),
+        difficulty=None if difficulty is None else difficulty.to_dict(),
     )
     return PreparedData(dataset=dataset, sets=sets, truth=truth, info=info)

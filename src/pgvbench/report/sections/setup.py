@@ -6,6 +6,7 @@ from ...recall_rule import RecallRule
 from ...results import DatasetInfo, Environment, LoadInfo, Results
 from ..document import Block, Heading, KeyValues, Paragraph, Table
 from ..fmt import DASH, format_qps, format_sig
+from .difficulty import difficulty_blocks, difficulty_rows
 
 
 def dataset_section(
@@ -31,8 +32,10 @@ def dataset_section(
                 ("Seed", DASH if dataset.seed is None else str(dataset.seed)),
                 *_queries_rows(dataset, run),
                 *rule,
+                *difficulty_rows(dataset),
             ]
         ),
+        *difficulty_blocks(dataset),
     ]
 
 
