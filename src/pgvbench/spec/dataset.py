@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..metrics import Metric
+from .labels import LabelsSpec as LabelsSpec  # the records DatasetSpec.labels holds
+from .labels import parse_labels
 from .model import DATASET_SOURCES, DISTRIBUTIONS, DatasetSpec
 from .table import Table
 
@@ -34,7 +36,8 @@ def _metric(t: Table, *, required: bool = False) -> Metric:
 
 
 def _synthetic(t: Table) -> DatasetSpec:
-    t.only([*_COMMON, "distribution", "n", "dim", "clusters", "spread", "intrinsic_dim", "queries"])
+    synthetic = ["distribution", "n", "dim", "clusters", "spread", "intrinsic_dim", "queries"]
+    t.only([*_COMMON, *synthetic, "labels"])  # labels: [[dataset.labels]], spec/labels.py
     dim = t.integer("dim", required=True, minimum=1, maximum=16000)
     intrinsic = t.integer("intrinsic_dim", default=0, minimum=0, maximum=dim)
     return DatasetSpec(
@@ -47,6 +50,7 @@ def _synthetic(t: Table) -> DatasetSpec:
         spread=t.number("spread", default=0.3, minimum=1e-6),
         intrinsic_dim=intrinsic or None,
         queries=t.integer("queries", default=1000, minimum=1, maximum=1_000_000),
+        labels=parse_labels(t) if "labels" in t.data else (),
     )
 
 
