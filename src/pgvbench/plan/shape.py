@@ -10,7 +10,7 @@ import psutil
 from ..datasets.files import probe_hdf5, probe_npy
 from ..errors import DatasetError, SpecError
 from ..spec.limits import check_dataset_shape
-from ..spec.model import ExperimentSpec
+from ..spec.model import DatasetSpec, ExperimentSpec
 from .models import MEMORY_FACTOR
 
 
@@ -56,6 +56,8 @@ def dataset_shape(spec: ExperimentSpec) -> DatasetShape | None:
             dim=ds.dim,
             queries=ds.queries,
         )
+    if ds.source == "table":
+        return _table_shape(ds)
     if ds.source == "hdf5":
         assert ds.path is not None
         header = probe_hdf5(ds.path, max_queries=ds.queries or None)
@@ -84,6 +86,24 @@ def dataset_shape(spec: ExperimentSpec) -> DatasetShape | None:
         rows=header.rows,
         dim=header.dim,
         queries=header.queries,
+    )
+
+
+def _table_shape(ds: DatasetSpec) -> DatasetShape:
+    """A table's rows and dimension are read from the server at run time: validate needs
+    none, so it counts the sample (0 rows without one) and says so."""
+    rows = f"{ds.sample:,} sampled rows" if ds.sample else "all rows"
+    queries = (
+        f"{ds.queries:,} held out"
+        if ds.queries_from == "sample"
+        else f"queries from {ds.queries_table or ds.queries_file}"
+    )
+    return DatasetShape(
+        description=f"table {ds.table} ({ds.column}): {rows}, {queries}; the row count, "
+        "dimension and metric are read from the server at run time",
+        rows=ds.sample or 0,
+        dim=0,
+        queries=ds.queries if ds.queries_from == "sample" else 0,
     )
 
 

@@ -15,11 +15,12 @@ from psycopg import sql
 
 from .. import point_notes
 from .._records import update_in_place
-from ..datasets import Dataset, GroundTruth, tie_aware_recall
-from ..datasets.prepared import PreparedData, QuerySets, prepare_data
+from ..datasets import Dataset, GroundTruth, table_source, tie_aware_recall
+from ..datasets.prepared import PreparedData, QuerySets, prepare_data, prepare_dataset
 from ..db import indexes as ix
 from ..db import schema as db_schema
 from ..db.load import load_vectors
+from ..db.table_catalog import SourceTable
 from ..engine.operations import SESSION, knn_operation
 from ..engine.outcome import EngineOutcome, sample_of
 from ..engine.providers import DirectProvider
@@ -72,16 +73,23 @@ class VectorRunner(Runner):
         self._config: str | None = None  # label of the [[server.sweep]] entry in force
         self._sequence = 0  # order of timed windows in this run (shows the interleaving)
         self.data: PreparedData | None = None
+        self._source: SourceTable | None = None  # source = "table"
+        self._copied: LoadInfo | None = None  # source = "table": the copy is the load
 
     # ------------------------------------------------------------------ stages
 
     def _prepare(self) -> None:
-        """Dataset and ground truth: client-side work that needs no server."""
-        self.data = prepare_data(self.spec, cache_dir=self.cache_dir, reporter=self.reporter)
+        """Dataset and ground truth: client-side work that needs no server (a table
+        source's dataset exists only once a server is connected: built in _run)."""
+        if not self._from_table:
+            self.data = prepare_data(self.spec, cache_dir=self.cache_dir, reporter=self.reporter)
+
+    @property
+    def _from_table(self) -> bool:
+        return self.spec.dataset is not None and self.spec.dataset.source == "table"
 
     def _dataset_info(self) -> DatasetInfo | None:
-        assert self.data is not None
-        return self.data.info
+        return None if self.data is None else self.data.info
 
     def _check_server(self, conn: psycopg.Connection[Any]) -> None:
         preflight(conn, schema=self.spec.schema)  # privileges, read-only: before any write
@@ -89,14 +97,38 @@ class VectorRunner(Runner):
         # Ownership checks before anything is written: a refusal is bad input.
         db_schema.ensure_schema(conn, self.spec.schema)
         db_schema.check_table_replaceable(conn, self.spec.schema, self.table)
+        if self._from_table:  # catalog checks of the user's table: exit 2 before any write
+            self._source = table_source.inspect(conn, self.spec)
 
     def _run(self, results: Results) -> None:
-        assert self.data is not None
+        if self.data is None:
+            self.data = self._copy_table(results)
         self._measure(results, self.data)
+
+    def _copy_table(self, results: Results) -> PreparedData:
+        """source = "table": copy the user's table into the items table (one snapshot),
+        read it back as the dataset, then ground truth as for any dataset."""
+        assert self._source is not None
+        with self.reporter.task(f"copy {self._source.name} (one snapshot)") as task:
+            copied = table_source.table_dataset(
+                self.target.dsn, self.spec, self._source, schema=self.spec.schema, table=self.table
+            )
+            task.update(
+                description=f"copied {copied.load.rows:,} rows of {self._source.name} "
+                f"({copied.info.copy_method}, {copied.load.seconds:.1f} s)"
+            )
+        data = prepare_dataset(
+            self.spec, copied.dataset, cache_dir=self.cache_dir, reporter=self.reporter
+        )
+        data.info.table_source = copied.info.to_dict()
+        results.dataset = data.info
+        self._copied = copied.load
+        self._save()
+        return data
 
     def _measure(self, results: Results, data: PreparedData) -> None:
         with connect(self.target.dsn) as conn:
-            results.load = self._load(conn, data.dataset)
+            results.load = self._copied or self._load(conn, data.dataset)
             self._items_ident = sql.Identifier(self.spec.schema, self.table).as_string(conn)
             self._vector_oid = column_type_oid(conn, self.spec.schema, self.table, "embedding")
             if self.spec.load is not None:

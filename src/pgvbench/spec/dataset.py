@@ -80,5 +80,76 @@ def _parquet(t: Table, base_dir: Path) -> DatasetSpec:
     raise t.fail("source", '= "parquet" is not implemented yet')
 
 
+#: [dataset] copy_method values ("auto": the faster, measured in bench/table_copy.py)
+COPY_METHODS = ("auto", "insert_select", "copy")
+
+
 def _table(t: Table, base_dir: Path) -> DatasetSpec:
-    raise t.fail("source", '= "table" is not implemented yet')
+    """A user's existing table, read only: copied (sampled) into pgvbench's schema."""
+    t.only(
+        [
+            *_COMMON,
+            "table",
+            "column",
+            "id",
+            "attributes",
+            "sample",
+            "queries_from",
+            "queries",
+            "queries_table",
+            "queries_file",
+            "copy_method",
+        ]
+    )
+    table = t.string("table", required=True)
+    if len(table.split(".")) != 2 or not all(table.split(".")):
+        t.fail("table", f'= {table!r} must be schema-qualified, e.g. "app.documents"')
+    column = t.string("column", default="embedding")
+    id_column = t.string("id", default="id")
+    names = _name_list(t, "attributes")
+    for name in names:
+        if name in (column, id_column, "id", "embedding"):
+            t.fail(
+                "attributes",
+                f"contains {name!r}: the id and vector columns are copied anyway, and pgvbench's "
+                'table names them "id" and "embedding"; list only the other columns',
+            )
+    given = [k for k in ("queries_from", "queries_table", "queries_file") if k in t.data]
+    if len(given) > 1:
+        t.fail(given[1], f"and {given[0]} both name the queries; keep one")
+    queries_from = (
+        t.choice("queries_from", ("sample",), default="sample")
+        if not given or given[0] == "queries_from"
+        else ""
+    )
+    queries_table = t.string("queries_table") if "queries_table" in t.data else ""
+    if queries_table and (len(queries_table.split(".")) != 2 or not all(queries_table.split("."))):
+        t.fail("queries_table", f'= {queries_table!r} must be schema-qualified, e.g. "app.queries"')
+    queries_file = t.path("queries_file", base_dir) if "queries_file" in t.data else None
+    if queries_file is not None and queries_file.suffix.lower() not in (".npy", ".fvecs"):
+        t.fail("queries_file", f"= {str(queries_file)!r} must be a .npy or .fvecs file")
+    return DatasetSpec(
+        source="table",
+        # placeholder when absent: the metric then comes from an index on the column
+        metric=_metric(t),
+        metric_given="metric" in t.data,
+        table=table,
+        column=column,
+        id_column=id_column,
+        attributes={name: name for name in names},
+        sample=t.integer("sample", minimum=1) if "sample" in t.data else None,
+        queries_from=queries_from,
+        queries=t.integer("queries", default=1000, minimum=1, maximum=1_000_000),
+        queries_table=queries_table,
+        queries_file=queries_file,
+        copy_method=t.choice("copy_method", COPY_METHODS, default="auto").replace("auto", ""),
+    )
+
+
+def _name_list(t: Table, key: str) -> list[str]:
+    value = t.data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        t.fail(key, f"= {value!r} must be a list of column names")
+    if len(set(value)) != len(value):
+        t.fail(key, f"= {value!r} names a column twice")
+    return list(value)

@@ -68,6 +68,8 @@ class DatasetSpec:
     queries_table: str = ""
     queries_from: str = ""  # "sample": held-out rows of the table
     copy_method: str = ""  # "insert_select" | "copy" | "" (auto)
+    # table: False when the spec left the metric to an index on the column
+    metric_given: bool = True
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -341,6 +343,7 @@ _DATASET_ABSENT_MEANS: Mapping[str, Any] = {
     "queries_table": "",
     "queries_from": "",
     "copy_method": "",
+    "metric_given": True,
 }
 
 

@@ -1,0 +1,265 @@
+"""``source = "table"``: a user's existing table as the run's dataset.
+
+The table is read, never written: db/table_copy.py copies the (sampled) rows into the
+run's items table in one snapshot; here the copy is read back in id order (a server-side
+cursor, in batches) into a :class:`Dataset`, so ground truth and recall run as for any
+dataset, and what was copied is recorded as a :class:`TableSourceInfo`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from ..db import table_catalog, table_copy
+from ..db.table_catalog import SourceColumn, SourceTable
+from ..errors import DatasetError
+from ..results import LoadInfo
+from ..server.connection import connect
+from ..spec.model import ExperimentSpec
+from .attributes import Attribute
+from .base import Dataset
+from .files import _read_vectors
+
+#: copy_method = "auto": the faster of the two on the bench (bench/table_copy.py, figures
+#: in its docstring): INSERT ... SELECT
+AUTO_METHOD = "insert_select"
+READ_BATCH = 5000  # rows per round trip of the read-back cursor
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TableSourceInfo:
+    """What a table-source run read and copied (results.json: dataset.table_source)."""
+
+    table: str
+    column: str
+    id_column: str
+    vector_type: str  # as declared: "vector" | "halfvec" (copied as vector)
+    dim: int
+    metric: str
+    metric_from: str  # "spec" | "index <name> (<opclass>)"
+    rows_in_source: int  # rows with a vector, in the snapshot
+    null_vectors: int
+    rows_copied: int
+    sample: int | None
+    seed: int
+    queries_from: str  # "held-out rows" | "queries_table <name>" | "queries_file <path>"
+    held_out: int
+    snapshot_at: str
+    copy_method: str  # "insert_select" | "copy"
+    copy_method_from: str  # "spec" | "auto"
+    copy_seconds: float
+    checksum: str  # sum of hashtextextended over the copied rows' text (source == copy)
+    attributes: tuple[dict[str, str], ...] = ()  # name, source_type, kind
+    notes: tuple[str, ...] = ()
+    method_comparison: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["attributes"] = [dict(a) for a in self.attributes]
+        data["notes"] = list(self.notes)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TableSourceInfo:
+        names = {f.name for f in dataclasses.fields(cls)}
+        kept = {k: v for k, v in data.items() if k in names}
+        kept["attributes"] = tuple(dict(a) for a in kept.get("attributes", ()))
+        kept["notes"] = tuple(kept.get("notes", ()))
+        return cls(**kept)
+
+
+@dataclasses.dataclass(frozen=True)
+class TableData:
+    dataset: Dataset
+    info: TableSourceInfo
+    load: LoadInfo
+
+
+def inspect(conn: psycopg.Connection[Any], spec: ExperimentSpec) -> SourceTable:
+    """Catalog checks of the spec's table (and queries_table): exit 2 before any write."""
+    ds = spec.dataset
+    assert ds is not None and ds.source == "table"
+    src = table_catalog.inspect_table(
+        conn,
+        table=ds.table,
+        column=ds.column,
+        id_column=ds.id_column,
+        attributes=list(ds.attributes),
+        metric=ds.metric if ds.metric_given else None,
+    )
+    if ds.queries_table:
+        table_catalog.inspect_queries_table(conn, ds.queries_table, ds.column, src.dim)
+    if ds.queries_file is not None and src.dim is not None:
+        _check_query_dim(_read_vectors(ds.queries_file, "queries_file"), src.dim, ds.queries_file)
+    return src
+
+
+def _check_query_dim(queries: np.ndarray, dim: int, path: Path) -> None:
+    if queries.shape[1] != dim:
+        raise DatasetError(
+            f"[dataset] queries_file = {str(path)!r}: its vectors have dimension "
+            f"{queries.shape[1]}, the table's have {dim}; queries must come from the same model"
+        )
+
+
+def table_dataset(
+    dsn: str, spec: ExperimentSpec, src: SourceTable, *, schema: str, table: str
+) -> TableData:
+    """Copy the spec's table into ``schema.table`` and read it back as a Dataset."""
+    ds = spec.dataset
+    assert ds is not None
+    method = ds.copy_method or AUTO_METHOD
+    held_out = ds.queries if ds.queries_from == "sample" else 0
+    snap = table_copy.copy_table(
+        dsn,
+        src,
+        schema=schema,
+        table=table,
+        seed=spec.seed,
+        sample=ds.sample,
+        held_out=held_out,
+        method=method,
+        queries_table=ds.queries_table,
+        queries_limit=ds.queries,
+    )
+    with connect(dsn) as conn:
+        conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(schema, table)))
+        table_bytes = _relation_bytes(conn, schema, table)
+    base, values = read_copy(dsn, schema, table, snap.rows_copied, snap.dim, src.attributes)
+    if ds.queries_file is not None:
+        queries = _read_vectors(ds.queries_file, "queries_file")[: ds.queries]
+        _check_query_dim(queries, snap.dim, ds.queries_file)
+        queries_from = f"queries_file {ds.queries_file}"
+    else:
+        assert snap.query_vectors is not None
+        queries = snap.query_vectors
+        queries_from = "held-out rows" if held_out else f"queries_table {ds.queries_table}"
+    attributes = tuple(
+        Attribute(
+            a.name,
+            a.kind,
+            _values(a, values[a.name]),
+            query_values=_values(a, snap.query_values[a.name]) if held_out else None,
+            origin=f"{src.name}.{a.name} ({a.source_type})",
+        )
+        for a in src.attributes
+    )
+    dataset = Dataset(
+        name=src.name,
+        source="table",
+        metric=src.metric,
+        base=base,
+        queries=queries,
+        seed=spec.seed,
+        attributes=attributes,
+    )
+    info = TableSourceInfo(
+        table=src.name,
+        column=src.column,
+        id_column=src.id_column,
+        vector_type=src.vector_type,
+        dim=snap.dim,
+        metric=str(src.metric),
+        metric_from=src.metric_from,
+        rows_in_source=snap.rows_in_source,
+        null_vectors=snap.null_vectors,
+        rows_copied=snap.rows_copied,
+        sample=ds.sample,
+        seed=spec.seed,
+        queries_from=queries_from,
+        held_out=held_out,
+        snapshot_at=snap.taken_at,
+        copy_method=method,
+        copy_method_from="spec" if ds.copy_method else "auto",
+        copy_seconds=round(snap.seconds, 4),
+        checksum=snap.checksum,
+        attributes=tuple(
+            {"name": a.name, "source_type": a.source_type, "kind": a.kind} for a in src.attributes
+        ),
+        notes=src.notes,
+    )
+    load = LoadInfo(
+        table=f"{schema}.{table}",
+        rows=snap.rows_copied,
+        seconds=round(snap.seconds, 4),
+        rows_per_second=round(snap.rows_copied / snap.seconds, 1) if snap.seconds > 0 else 0.0,
+        table_bytes=table_bytes,
+    )
+    return TableData(dataset=dataset, info=info, load=load)
+
+
+def _relation_bytes(conn: psycopg.Connection[Any], schema: str, table: str) -> int:
+    from ..db.schema import relation_bytes
+
+    return relation_bytes(conn, schema, table)
+
+
+def read_copy(
+    dsn: str, schema: str, table: str, n: int, dim: int, attributes: Sequence[SourceColumn]
+) -> tuple[np.ndarray, dict[str, list[Any]]]:
+    """pgvbench's copy in id order: (n x dim float32 vectors, attribute values by name)."""
+    from pgvector.psycopg import register_vector
+
+    base = np.empty((n, dim), dtype=np.float32)
+    values: dict[str, list[Any]] = {a.name: [] for a in attributes}
+    cols = [sql.Identifier(n) for n in ("id", "embedding", *(a.name for a in attributes))]
+    query = sql.SQL("SELECT {} FROM {} ORDER BY id").format(
+        sql.SQL(", ").join(cols), sql.Identifier(schema, table)
+    )
+    with connect(dsn, autocommit=False) as conn:
+        register_vector(conn)
+        with conn.cursor("pgvbench_table_read", binary=True) as cur:
+            cur.itersize = READ_BATCH
+            cur.execute(query)
+            at = 0
+            while batch := cur.fetchmany(READ_BATCH):
+                ids = [r[0] for r in batch]
+                if ids[0] != at or ids[-1] != at + len(batch) - 1:
+                    raise AssertionError(f"{schema}.{table}: ids are not 0..n-1 at row {at}")
+                base[at : at + len(batch)] = table_copy.as_array([r[1] for r in batch])
+                for i, a in enumerate(attributes):
+                    values[a.name].extend(r[2 + i] for r in batch)
+                at += len(batch)
+        conn.commit()
+    if at != n:
+        raise AssertionError(f"{schema}.{table}: read {at} rows, copied {n}")
+    return base, values
+
+
+def _values(attr: SourceColumn, raw: list[Any]) -> np.ndarray:
+    """Values as psycopg returns them -> the attribute kind's storage (see Attribute)."""
+    kind = attr.kind
+    if kind in ("int", "bool"):
+        return np.asarray(raw, dtype=np.int64 if kind == "int" else np.bool_)
+    if kind == "float":
+        return np.asarray([np.nan if v is None else float(v) for v in raw], dtype=np.float64)
+    if kind == "timestamp":
+        return np.asarray([_micros(v) for v in raw], dtype="datetime64[us]")
+    out = np.empty(len(raw), dtype=object)
+    for i, v in enumerate(raw):
+        if v is None or kind == "text":
+            out[i] = v
+        elif kind == "jsonb":
+            out[i] = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+        else:  # text[] / int[]
+            out[i] = tuple(v)
+    return out
+
+
+def _micros(value: Any) -> np.datetime64:
+    if value is None:
+        return np.datetime64("NaT", "us")
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return np.datetime64(value, "us")
+    return np.datetime64(value, "us")
