@@ -1,4 +1,4 @@
-"""Command line: ``pgvbench run|report|validate|server|compare|baseline|merge|ab``.
+"""Command line: ``pgvbench run|report|validate|server|compare|baseline|merge|ab|twin``.
 
 Exit codes: 0 success; 1 a run failed, the server failed or crashed (partial results
 written), or ``compare`` found a regression; 2 bad usage or input, nothing changed (spec,
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psycopg
 
+from . import twin_cli
 from .ab import cli as ab_cli
 from .compare import cli as compare_cli
 from .config import debug_from_env, forget_libpq_environment, paths_from_env
@@ -159,6 +160,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     compare_cli.add_parsers(sub)
     ab_cli.add_parser(sub)
+    twin_cli.add_parser(sub)
     _debug_everywhere(sub)
     return parser
 
@@ -287,6 +289,8 @@ def _command(args: argparse.Namespace) -> int:
         return compare_cli.run_merge(args)
     if args.command == "ab":
         return ab_cli.run_ab(args)
+    if args.command == "twin":
+        return twin_cli.run_twin(args)
     if args.command == "validate":
         from .plan.count import format_plan, validate
 

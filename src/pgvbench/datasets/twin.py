@@ -1,0 +1,357 @@
+"""A synthetic twin: the clustered generator's parameters fitted so that its data is as
+hard as a sample of the user's real vectors (median LID and median relative contrast).
+
+The twin then generates the same distribution at any size, for capacity planning with
+data that cannot leave production. ``dim`` and ``metric`` come from the sample; the fit
+searches ``clusters``, ``spread`` and ``intrinsic_dim`` of ``generate_clustered``.
+
+Search: a coarse grid (clusters 1/10/100/1000 x intrinsic_dim 4/16/64/256 x spread
+0.7/1.5, up to 32 points) finds the basin, then Nelder-Mead on (ln spread, ln
+intrinsic_dim, ln clusters) refines it from the best grid point. Nelder-Mead because the
+objective has no gradient (intrinsic_dim and clusters are integers, so the surface is
+piecewise constant) but is deterministic (every evaluation generates with the same seed)
+and smooth between steps; it reaches a 5% match in about 5-20 more evaluations where a
+grid that fine in three parameters would need thousands. Three parameters for two
+targets: the search stops at the first candidate with both medians within the
+tolerance. Each evaluation generates ``fit_rows`` rows (the target is measured on a
+sample of the same size: LID and RC depend on n).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..analysis.difficulty import Difficulty, measure_difficulty
+from ..errors import DatasetError
+from ..metrics import Metric
+from .synthetic import generate_clustered
+
+DEFAULT_FIT_ROWS = 20_000
+DEFAULT_MAX_EVALUATIONS = 60
+#: The fit stops within 5%: the acceptance is 10%, and a twin generated with another seed
+#: moves its medians by a few percent.
+DEFAULT_TOLERANCE = 0.05
+#: Queries and mean-distance sample of each measurement (target and twin alike).
+FIT_QUERIES = 400
+FIT_BASE_SAMPLE = 5_000
+_K = 100
+_SPREAD_BOUNDS = (0.02, 50.0)
+_GRID_SPREADS = (0.7, 1.5)
+_GRID_RANKS = (4, 16, 64, 256)
+_GRID_CLUSTERS = (1, 10, 100, 1000)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TwinParams:
+    """generate_clustered's free parameters."""
+
+    clusters: int
+    spread: float
+    intrinsic_dim: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "clusters": self.clusters,
+            "spread": self.spread,
+            "intrinsic_dim": self.intrinsic_dim,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TwinParams:
+        return cls(
+            clusters=int(data["clusters"]),
+            spread=float(data["spread"]),
+            intrinsic_dim=int(data["intrinsic_dim"]),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Evaluation:
+    """One generated candidate and its measured medians."""
+
+    params: TwinParams
+    lid: float
+    rc: float
+    stage: str  # "grid" | "nelder-mead" | "check"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.params.to_dict(),
+            "lid": _r(self.lid),
+            "rc": _r(self.rc),
+            "stage": self.stage,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Evaluation:
+        return cls(
+            params=TwinParams.from_dict(data),
+            lid=float(data["lid"]),
+            rc=float(data["rc"]),
+            stage=str(data["stage"]),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TwinFit:
+    """The fit: target and twin medians, residuals, parameters, the search's history."""
+
+    metric: str
+    dim: int
+    sample_rows: int
+    fit_rows: int
+    seed: int
+    target: Difficulty
+    twin: Difficulty  # the fitted parameters, generated with the fit's seed
+    check: Difficulty  # the same parameters, generated with another seed
+    params: TwinParams
+    evaluations: tuple[Evaluation, ...]
+    tolerance: float
+    seconds: float
+
+    @property
+    def residuals(self) -> dict[str, float]:
+        """Relative residuals (twin / target - 1) of the medians, fit and check."""
+        return {
+            "lid": self.twin.lid.median / self.target.lid.median - 1,
+            "rc": self.twin.rc.median / self.target.rc.median - 1,
+            "check_lid": self.check.lid.median / self.target.lid.median - 1,
+            "check_rc": self.check.rc.median / self.target.rc.median - 1,
+        }
+
+    def matched(self, within: float) -> bool:
+        """Both medians within ``within`` (relative), for the fit and the check seed."""
+        return all(abs(v) <= within for v in self.residuals.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "dim": self.dim,
+            "sample_rows": self.sample_rows,
+            "fit_rows": self.fit_rows,
+            "seed": self.seed,
+            "target": self.target.to_dict(),
+            "twin": self.twin.to_dict(),
+            "check": self.check.to_dict(),
+            "params": self.params.to_dict(),
+            "residuals": {k: _r(v) for k, v in self.residuals.items()},
+            "evaluations": [e.to_dict() for e in self.evaluations],
+            "tolerance": self.tolerance,
+            "seconds": round(self.seconds, 3),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TwinFit:
+        return cls(
+            metric=str(data["metric"]),
+            dim=int(data["dim"]),
+            sample_rows=int(data["sample_rows"]),
+            fit_rows=int(data["fit_rows"]),
+            seed=int(data["seed"]),
+            target=Difficulty.from_dict(data["target"]),
+            twin=Difficulty.from_dict(data["twin"]),
+            check=Difficulty.from_dict(data["check"]),
+            params=TwinParams.from_dict(data["params"]),
+            evaluations=tuple(Evaluation.from_dict(e) for e in data["evaluations"]),
+            tolerance=float(data["tolerance"]),
+            seconds=float(data["seconds"]),
+        )
+
+
+class _Done(Exception):
+    """Raised inside the optimiser once a candidate is within the tolerance."""
+
+
+@dataclasses.dataclass
+class _Search:
+    """The target, the evaluation cache and budget shared by the grid and the optimiser."""
+
+    dim: int
+    metric: Metric
+    rows: int
+    seed: int
+    target: Difficulty
+    budget: int
+    tolerance: float
+    progress: Callable[[Evaluation, int], None] | None
+    seen: dict[TwinParams, Evaluation] = dataclasses.field(default_factory=dict)
+    history: list[Evaluation] = dataclasses.field(default_factory=list)
+
+    def measure(self, params: TwinParams, *, seed: int) -> Difficulty:
+        data = generate_clustered(
+            n=self.rows,
+            dim=self.dim,
+            n_queries=1,
+            clusters=params.clusters,
+            spread=params.spread,
+            seed=seed,
+            metric=self.metric,
+            intrinsic_dim=params.intrinsic_dim,
+        )
+        return _measure(data.base, self.metric, self.seed)
+
+    def evaluate(self, params: TwinParams, stage: str) -> Evaluation:
+        if params in self.seen:
+            return self.seen[params]
+        if len(self.history) >= self.budget:
+            raise _Done
+        found = self.measure(params, seed=self.seed)
+        result = Evaluation(params=params, lid=found.lid.median, rc=found.rc.median, stage=stage)
+        self.seen[params] = result
+        self.history.append(result)
+        if self.progress is not None:
+            self.progress(result, self.budget)
+        return result
+
+    def loss(self, e: Evaluation) -> float:
+        """Squared log ratios; RC through RC - 1, its distance from "no contrast"."""
+        if not (math.isfinite(e.lid) and math.isfinite(e.rc)) or e.lid <= 0:
+            return math.inf
+        t = self.target
+        lid = math.log(e.lid / t.lid.median)
+        rc = math.log(max(e.rc - 1, 1e-9) / max(t.rc.median - 1, 1e-9))
+        return lid * lid + rc * rc
+
+    def close(self, e: Evaluation) -> bool:
+        t = self.target
+        return (
+            abs(e.lid / t.lid.median - 1) <= self.tolerance
+            and abs(e.rc / t.rc.median - 1) <= self.tolerance
+        )
+
+    def best(self) -> Evaluation:
+        return min(self.history, key=self.loss)
+
+
+def fit_twin(
+    sample: np.ndarray,
+    metric: Metric,
+    *,
+    fit_rows: int = DEFAULT_FIT_ROWS,
+    max_evaluations: int = DEFAULT_MAX_EVALUATIONS,
+    tolerance: float = DEFAULT_TOLERANCE,
+    seed: int = 0,
+    progress: Callable[[Evaluation, int], None] | None = None,
+) -> TwinFit:
+    """Fit generate_clustered to ``sample`` (rows x dim) so that its median LID and RC
+    match; see the module docstring for the search."""
+    started = time.perf_counter()
+    metric = Metric(metric)
+    sample = np.asarray(sample)
+    if sample.ndim != 2 or sample.shape[0] < 2 * _K or not np.isfinite(sample).all():
+        raise DatasetError(
+            f"twin: the sample must be a finite 2-D array of at least {2 * _K} rows "
+            f"(the LID estimate uses {_K} neighbours), got shape {sample.shape}"
+        )
+    rows = min(int(sample.shape[0]), fit_rows)
+    subset = sample
+    if sample.shape[0] > rows:  # LID and RC depend on n: the twin is fitted at this size
+        pick = np.sort(np.random.default_rng(seed).choice(sample.shape[0], rows, replace=False))
+        subset = sample[pick]
+    target = _measure(np.ascontiguousarray(subset, dtype=np.float32), metric, seed)
+    if not (math.isfinite(target.lid.median) and math.isfinite(target.rc.median)):
+        raise DatasetError(
+            "twin: the sample's LID or relative contrast is undefined (most rows have an "
+            "exact duplicate); remove duplicate vectors first"
+        )
+    search = _Search(
+        dim=int(sample.shape[1]),
+        metric=metric,
+        rows=rows,
+        seed=seed,
+        target=target,
+        budget=max(1, max_evaluations),
+        tolerance=tolerance,
+        progress=progress,
+    )
+    try:
+        _grid(search)
+        _refine(search)
+    except _Done:
+        pass
+    best = search.best()
+    twin = search.measure(best.params, seed=seed)
+    check = search.measure(best.params, seed=seed + 1)
+    return TwinFit(
+        metric=metric.value,
+        dim=search.dim,
+        sample_rows=int(sample.shape[0]),
+        fit_rows=rows,
+        seed=seed,
+        target=target,
+        twin=twin,
+        check=check,
+        params=best.params,
+        evaluations=tuple(search.history),
+        tolerance=tolerance,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _measure(base: np.ndarray, metric: Metric, seed: int) -> Difficulty:
+    return measure_difficulty(
+        base, metric, k=_K, max_queries=FIT_QUERIES, base_sample=FIT_BASE_SAMPLE, seed=seed
+    )
+
+
+def _grid(search: _Search) -> None:
+    clusters = [c for c in _GRID_CLUSTERS if c <= _max_clusters(search.rows)]
+    ranks = sorted({min(r, search.dim) for r in _GRID_RANKS})
+    for c in clusters:
+        for r in ranks:
+            for s in _GRID_SPREADS:
+                found = search.evaluate(TwinParams(clusters=c, spread=s, intrinsic_dim=r), "grid")
+                if search.close(found):
+                    raise _Done
+
+
+def _refine(search: _Search) -> None:
+    """Nelder-Mead on (ln spread, ln intrinsic_dim, ln clusters) from the best grid points
+    of each cluster count, until close or out of budget. Clusters is searched too: at
+    small n the grid's decades of clusters can straddle the target."""
+    from scipy import optimize  # type: ignore[import-untyped, unused-ignore]  # ~0.3 s
+
+    by_clusters: dict[int, Evaluation] = {}
+    for e in sorted(search.history, key=search.loss):
+        by_clusters.setdefault(e.params.clusters, e)
+    most = _max_clusters(search.rows)
+
+    def objective(x: np.ndarray) -> float:
+        found = search.evaluate(_params(x, most, search.dim), "nelder-mead")
+        if search.close(found):
+            raise _Done
+        return search.loss(found)
+
+    for start in sorted(by_clusters.values(), key=search.loss):
+        p = start.params
+        x0 = np.log([p.spread, p.intrinsic_dim, p.clusters])
+        steps = np.diag([0.25, 0.35, 0.7])  # a clusters step of 2x, others ~30%
+        optimize.minimize(
+            objective,
+            x0,
+            method="Nelder-Mead",
+            options={"initial_simplex": np.vstack([x0, x0 + steps]), "xatol": 0.01, "fatol": 1e-4},
+        )
+
+
+def _max_clusters(rows: int) -> int:
+    """At least 2k rows per cluster, so a query's k neighbours can lie in its own cluster."""
+    return max(1, rows // (2 * _K))
+
+
+def _params(x: np.ndarray, most_clusters: int, dim: int) -> TwinParams:
+    low, high = _SPREAD_BOUNDS
+    spread = float(np.clip(math.exp(float(x[0])), low, high))
+    rank = int(np.clip(round(math.exp(min(float(x[1]), 10.0))), 1, dim))
+    clusters = int(np.clip(round(math.exp(min(float(x[2]), 12.0))), 1, most_clusters))
+    return TwinParams(clusters=clusters, spread=round(spread, 4), intrinsic_dim=rank)
+
+
+def _r(value: float) -> float | None:
+    return float(f"{value:.5g}") if math.isfinite(value) else None
