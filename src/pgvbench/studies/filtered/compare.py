@@ -1,14 +1,17 @@
-"""Filtered top-k over agent memories: which way to run ``WHERE agent_id = ?`` wins, and when.
+"""Filtered top-k: which way to run ``WHERE <filter> ORDER BY embedding <op> $1 LIMIT k``
+wins, and when, on agent memories or on any vector dataset with attributes.
 
 The agent-memory query is ``SELECT id FROM memories WHERE agent_id = $2 ORDER BY
-embedding <op> $1 LIMIT k``. How it should be run depends on how many rows the filter
-keeps (pgvector 0.8 README, "Filtering"): a vector index scans the nearest rows and then
-filters, so without iterative scan a selective filter returns fewer than k rows; a B-tree
-on the filter column scans exactly the agent's rows, which is cheap for small agents and
-slow for big ones. :func:`compare_filtered` measures, on the same data, every strategy
-(strategies.py) over agents grouped by their share of the memories (truth.py).
+embedding <op> $1 LIMIT k``; on a vector dataset the filter is an equality on a label,
+a range on a number or time, or ``&&`` on an array (predicates.py). How it should be run
+depends on how many rows the filter keeps (pgvector 0.8 README, "Filtering"): a vector
+index scans the nearest rows and then filters, so without iterative scan a selective
+filter returns fewer than k rows; a B-tree on the filter column scans exactly the
+matching rows, which is cheap for small filters and slow for big ones.
+:func:`compare_filtered` measures, on the same data, every strategy (strategies.py) over
+filters grouped by the share of rows they keep (workload.py).
 
-Every strategy runs on pgvbench's own copy of the memories table (same rows, same
+Every strategy runs on pgvbench's own copy of the source table (same rows, same
 columns, but only the indexes the strategy creates), so no index of another strategy or
 of the application can steal the plan. Each query's plan is checked with EXPLAIN (all of
 them by default); a plan that does not take the intended path makes the row invalid.
@@ -43,11 +46,14 @@ from ...recall_rule import DEFAULT_RULE, RecallRule
 from ...server.connection import connect
 from . import notes
 from .measure import empty_row, measure
+from .predicates import EQ, Predicate, label_of
 from .records import FilteredComparison, FilteredRow, StrategySetup
 from .rounds import check_all, rows_of, time_interleaved
+from .source import AGENT_LABEL, FilterSource, from_agents
 from .spec import DEFAULT_BUCKET_EDGES, STRATEGIES
 from .strategies import (
     HNSW_STRATEGIES,
+    Layout,
     Names,
     Params,
     Plan,
@@ -55,9 +61,11 @@ from .strategies import (
     copy_memories,
     failed_plans,
     groups,
+    not_applicable,
     prepare,
 )
-from .truth import Bucket, check_edges, draw_workload
+from .truth import check_edges
+from .workload import Bucket, draw_workload
 
 log = logging.getLogger(__name__)
 _COEXIST = ("hnsw", "partitioned")  # groups whose queries cannot take each other's indexes
@@ -68,7 +76,7 @@ class _Run:
     """What every row of one comparison is measured with."""
 
     dsn: str
-    dataset: AgentDataset
+    source: FilterSource
     k: int
     vector_oid: int
     explain_queries: int
@@ -85,10 +93,12 @@ def compare_filtered(
     *,
     schema: str,
     prefix: str,
-    dataset: AgentDataset,
+    dataset: AgentDataset | None = None,
+    source: FilterSource | None = None,
+    predicates: Sequence[Predicate] = (),
     strategies: Sequence[str] = STRATEGIES,
     k: int = 10,
-    ef_search: int = 40,
+    ef_search: int | Sequence[int] = 40,
     max_scan_tuples: int = 20_000,
     bucket_edges: Sequence[float] = DEFAULT_BUCKET_EDGES,
     queries_per_bucket: int = 50,
@@ -97,6 +107,7 @@ def compare_filtered(
     warmup_seconds: float | None = None,
     tenant_filter: bool = False,
     hot_agents: int = 3,
+    partitions: int = 8,
     hnsw_m: int = 16,
     hnsw_ef_construction: int = 64,
     ivf_lists: int | None = None,
@@ -106,16 +117,22 @@ def compare_filtered(
     maintenance_work_mem: str | None = None,
     rule: RecallRule = DEFAULT_RULE,
 ) -> FilteredComparison:
-    """Measure each strategy on each selectivity bucket of ``{prefix}_memories``.
+    """Measure each strategy on each selectivity bucket of each predicate.
 
-    The memories table must hold ``dataset`` (as ``load_agent_dataset`` writes it). For
-    each strategy: create what it needs on a marked copy of the table; per bucket fetch
-    the ids of all queries (recall, fill), run EXPLAIN (ANALYZE, BUFFERS) on the first
-    ``explain_queries`` (default: all) to check the intended index and count buffers,
-    time the queries with ``run_load`` (one client, closed loop, ``measure_seconds``);
-    then drop what was created. ``tenant_filter`` adds ``AND tenant_id = $3`` to every
-    strategy (the RAG form); ``partitioned`` always filters by tenant (that is how it
-    prunes).
+    Agent data (``dataset``): ``{prefix}_memories`` must hold it (as
+    ``load_agent_dataset`` writes it); the predicate is the agent. Any other data:
+    ``source`` (source.from_vectors) and its ``predicates``; its table must hold the
+    source's rows. ``hot_agents`` labels get partial indexes, ``partitions`` labels a
+    partition of their own (agent data: one per tenant). ``ef_search`` may be a list:
+    the strategies that set it are measured at each value.
+
+    For each strategy: create what it needs on a marked copy of the table; per bucket
+    fetch the ids of all queries (recall, fill), run EXPLAIN (ANALYZE, BUFFERS) on the
+    first ``explain_queries`` (default: all) to check the intended index and count
+    buffers, time the queries with ``run_load`` (one client, closed loop,
+    ``measure_seconds``); then drop what was created. ``tenant_filter`` (agent data) adds
+    ``AND tenant_id = $3`` to every strategy (the RAG form); ``partitioned`` on agent data
+    always filters by tenant (that is how it prunes).
     """
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown:
@@ -127,48 +144,74 @@ def compare_filtered(
     if explain_queries is not None and explain_queries < 1:
         raise ValueError("explain_queries must be >= 1 (or None: every query)")
     edges = check_edges(bucket_edges)
-    metric = dataset.spec.metric
-    source = table_name(prefix, "memories")
-    names = Names.make(schema, prefix, dataset.tenants, hot_agents)
+    ef_values = tuple(dict.fromkeys([ef_search] if isinstance(ef_search, int) else ef_search))
+    if not ef_values or any(e < 1 for e in ef_values):
+        raise ValueError(f"ef_search must be positive, got {ef_search!r}")
+    if dataset is not None:
+        source = from_agents(dataset, table_name(prefix, "memories"))
+        predicates = [Predicate("agent", EQ, AGENT_LABEL)]
+    if source is None or not predicates:
+        raise ValueError("compare_filtered needs the agent dataset, or a source and predicates")
+    metric = source.metric
     workload = draw_workload(
-        dataset,
+        source,
+        predicates,
         edges,
         queries_per_bucket=queries_per_bucket,
-        hot_agents=hot_agents,
+        hot_labels=hot_agents,
         k=k,
-        tenant_filter=tenant_filter,
+        tenant_filter=tenant_filter and source.key is not None,
         seed=seed,
     )
+    agent_data = source.agents is not None
+    if source.agents is not None:
+        parts = np.unique(np.asarray(source.agents.memory_tenant, dtype=np.int64)).tolist()
+        partition_by = source.key or ""
+    else:
+        parts = workload.labels[:partitions]
+        eq = next((pr for pr in predicates if pr.kind == EQ), None)
+        partition_by = eq.attribute if eq is not None else ""
+    names = Names.make(
+        schema, prefix, max(parts, default=0) + 1 if agent_data else len(parts), hot_agents,
+        agents=agent_data,
+    )  # fmt: skip
+    layout = Layout(
+        source=source,
+        predicates=list(predicates),
+        hot_index={repr(v): names.hot(i) for i, v in enumerate(workload.hot)},
+        hot_values={repr(v): v for v in workload.hot},
+        partition_by=partition_by,
+        partitions=parts,
+    )
     record_notes = list(workload.notes)
-    lists = ivf_lists or max(1, min(dataset.memories // 1000, 4096))
+    lists = ivf_lists or max(1, min(source.n // 1000, 4096))
     params = Params(
         k=k,
-        tenant_filter=tenant_filter,
-        ef_search=ef_search,
+        tenant_filter=tenant_filter and source.key is not None,
+        ef_values=ef_values,
         max_scan_tuples=max_scan_tuples,
         hnsw={"m": hnsw_m, "ef_construction": hnsw_ef_construction},
         lists=lists,
         probes=ivf_probes or max(1, round(math.sqrt(lists))),
         ivf_max_probes=ivf_max_probes,
     )
-    hot_index = {int(a): names.hot(i) for i, a in enumerate(workload.hot)}
-    tenants_present = np.unique(np.asarray(dataset.memory_tenant, dtype=np.int64))
     setups: list[StrategySetup] = []
-    rows: list[FilteredRow] = []
+    rows: list[FilteredRow] = _not_applicable_rows(strategies, predicates, workload.buckets)
+    wanted_groups = [
+        g for g in groups(strategies)
+        if g not in ("partial_hot", "partitioned") or any(p.kind == EQ for p in predicates)
+    ]  # fmt: skip
 
     def build(group: str, setup: Setup) -> list[Plan]:
-        return prepare(
-            group, setup, names, metric, params, hot_index=hot_index, dataset=dataset,
-            tenants_present=tenants_present, wanted=strategies,
-        )  # fmt: skip
+        return prepare(group, setup, names, layout, params, wanted=strategies)
 
     with connect(conn_dsn) as conn:
-        _check_source(conn, schema, source, dataset.memories)
+        _check_source(conn, schema, source.table, source.n, agent_data)
         oid_row = conn.execute("SELECT 'vector'::regtype::oid").fetchone()
         assert oid_row is not None
         run = _Run(
             dsn=conn_dsn,
-            dataset=dataset,
+            source=source,
             k=k,
             vector_oid=int(oid_row[0]),
             explain_queries=explain_queries or queries_per_bucket,
@@ -184,18 +227,18 @@ def compare_filtered(
         base = Setup(conn, schema)
         try:
             started = time.perf_counter()
-            copy_memories(base, names, source)
+            copy_memories(base, names, source.table)
             record_notes.append(
-                notes.work_copy(schema, names.work, source, time.perf_counter() - started)
+                notes.work_copy(schema, names.work, source.table, time.perf_counter() - started)
             )
-            for phase in _phases(groups(strategies)):
+            for phase in _phases(wanted_groups):
                 staged: list[_Staged] = []
                 try:
                     for group in phase:
                         staged.append(_stage(conn, schema, group, strategies, build))
                     for st in staged:
                         setups += st.records(strategies)
-                        rows += st.failed_rows(strategies, workload.buckets)
+                        rows += st.failed_rows(strategies, workload.buckets, predicates)
                     live = [plan for st in staged for plan in st.plans]
                     if len(live) > 1:
                         # One index with several settings, and/or the partitioned copy (its
@@ -207,7 +250,11 @@ def compare_filtered(
                         # shared work table the planner picks one index for all the vector
                         # queries (the agent_id B-tree for small agents, IVFFlat for big
                         # ones, seen with EXPLAIN), so the HNSW plans would fail their check.
-                        rows += [_row(run, live[0], bucket) for bucket in workload.buckets]
+                        rows += [
+                            _row(run, live[0], b)
+                            for b in workload.buckets
+                            if b.info.predicate == live[0].predicate
+                        ]
                 finally:
                     for st in staged:
                         st.setup.drop_all()
@@ -218,26 +265,53 @@ def compare_filtered(
     order = groups(strategies)
     setups.sort(key=lambda x: order.index(_group_of(x.strategy)))
     rows.sort(key=lambda x: order.index(_group_of(x.strategy)))
+    if source.agents is not None:
+        hot_names = [str(source.agents.id_of("agents", int(a))) for a in workload.hot]
+        labels = source.agents.agents
+    else:
+        hot_names, labels = [label_of(v) for v in workload.hot], len(workload.labels)
     return FilteredComparison(
-        table=f"{schema}.{source}",
-        memories=dataset.memories,
-        agents=dataset.agents,
-        dim=int(dataset.memory_embedding.shape[1]),
+        table=f"{schema}.{source.table}",
+        memories=source.n,
+        agents=labels,
+        dim=source.dim,
         metric=metric.value,
         k=k,
-        ef_search=ef_search,
+        ef_search=ef_values[0],
         max_scan_tuples=max_scan_tuples,
         bucket_edges=edges,
         queries_per_bucket=queries_per_bucket,
         tenant_filter=tenant_filter,
         seed=seed,
         measure_seconds=measure_seconds,
-        hot_agents=[str(dataset.id_of("agents", int(a))) for a in workload.hot],
+        hot_agents=hot_names,
         buckets=[b.info for b in workload.buckets],
         setups=setups,
         rows=rows,
         notes=record_notes,
+        source=source.kind,
+        dataset=source.name,
+        ef_values=list(ef_values),
+        predicates=workload.predicates,
     )
+
+
+def _not_applicable_rows(
+    strategies: Sequence[str], predicates: Sequence[Predicate], buckets: Sequence[Bucket]
+) -> list[FilteredRow]:
+    """A row per strategy and bucket of a predicate it does not apply to, saying why."""
+    out: list[FilteredRow] = []
+    for pred in predicates:
+        for s in strategies:
+            why = not_applicable(s, pred)
+            if why is None:
+                continue
+            out += [
+                empty_row(s, b, s == "partial_hot", why, agent_data=False, measured=False)
+                for b in buckets
+                if b.info.predicate == pred.name
+            ]
+    return out
 
 
 def _phases(groups_in_order: Sequence[str]) -> list[list[str]]:
@@ -269,27 +343,42 @@ class _Staged:
     setup_note: list[str]
 
     def records(self, wanted: Sequence[str]) -> list[StrategySetup]:
+        """One record per strategy: its first plan's settings, every predicate's SQL."""
         objects = self.setup.qualified()
+        by_strategy: dict[str, list[Plan]] = {}
+        for plan in self.plans or failed_plans(self.group, wanted):
+            by_strategy.setdefault(plan.strategy, []).append(plan)
         return [
             StrategySetup(
-                strategy=plan.strategy,
+                strategy=strategy,
                 objects=objects,
                 setup_seconds=round(self.seconds, 3),
                 index_bytes=self.index_bytes,
-                settings=dict(plan.settings),
-                sql=plan.sql,
-                notes=[*([plan.note] if plan.note else []), *self.setup_note, *self.setup.notices],
+                settings=dict(plans[0].settings),
+                sql="\n".join(dict.fromkeys(plan.sql for plan in plans)),
+                notes=[
+                    *([plans[0].note] if plans[0].note else []),
+                    *self.setup_note,
+                    *self.setup.notices,
+                ],
             )
-            for plan in self.plans or failed_plans(self.group, wanted)
+            for strategy, plans in by_strategy.items()
         ]
 
-    def failed_rows(self, wanted: Sequence[str], buckets: Sequence[Bucket]) -> list[FilteredRow]:
+    def failed_rows(
+        self,
+        wanted: Sequence[str],
+        buckets: Sequence[Bucket],
+        predicates: Sequence[Predicate],
+    ) -> list[FilteredRow]:
         if self.plans:
             return []
+        by_name = {p.name: p for p in predicates}
         return [
             empty_row(plan.strategy, bucket, plan.hot_only, self.setup_note[0])
             for plan in failed_plans(self.group, wanted)
             for bucket in buckets
+            if not_applicable(plan.strategy, by_name[bucket.info.predicate]) is None
         ]
 
 
@@ -324,46 +413,56 @@ def _interleaved(run: _Run, plans: Sequence[Plan], buckets: Sequence[Bucket]) ->
     """The rows of ``plans`` (which share their objects) on every bucket, each bucket's
     strategies timed in interleaved rounds; rows in strategy order, as timed alone."""
     found: dict[tuple[str, str], FilteredRow] = {}
+    agent_data = run.source.agents is not None
     for b, bucket in enumerate(buckets):
         label = bucket.info.label
-        pending = [p for p in plans if _unmeasurable(p, bucket) is None]
-        for plan in plans:
-            why = _unmeasurable(plan, bucket)
+        mine = [p for p in plans if p.predicate == bucket.info.predicate]
+        pending = [p for p in mine if _unmeasurable(p, bucket, agent_data) is None]
+        for plan in mine:
+            why = _unmeasurable(plan, bucket, agent_data)
             if why is not None:
-                found[plan.strategy, label] = empty_row(plan.strategy, bucket, plan.hot_only, why)
+                found[plan.arm, label] = _empty(plan, bucket, why, agent_data)
         checks = check_all(
-            run.dsn, pending, bucket, run.dataset, k=run.k, vector_oid=run.vector_oid,
+            run.dsn, pending, bucket, run.source, k=run.k, vector_oid=run.vector_oid,
             explain_queries=run.explain_queries, serials=run.serials, rule=run.rule,
         )  # fmt: skip
         arms = [c for _, c in checks if not isinstance(c, psycopg.Error)]
         for plan, c in checks:
             if isinstance(c, psycopg.Error):
-                found[plan.strategy, label] = _failed(plan, bucket, c)
+                found[plan.arm, label] = _failed(plan, bucket, c, agent_data)
         timed = time_interleaved(
             run.dsn, arms, warmup_s=run.warmup_s, measure_s=run.measure_s,
             seed=run.seed + b, run_order=run.run_order,
         )  # fmt: skip
         measured = rows_of(arms, timed)
         for arm in arms:
-            row = measured.get(arm.plan.strategy)
+            row = measured.get(arm.plan.arm)
             if row is None:  # the rounds stopped (server gone) before this arm's first window
-                row = empty_row(
-                    arm.plan.strategy, bucket, arm.plan.hot_only, notes.aborted("server lost")
-                )
-            found[arm.plan.strategy, label] = _noted(arm.plan, row)
-    return [found[p.strategy, b.info.label] for p in plans for b in buckets]
+                row = _empty(arm.plan, bucket, notes.aborted("server lost"), agent_data)
+            found[arm.plan.arm, label] = _noted(arm.plan, row)
+    return [
+        found[p.arm, b.info.label] for p in plans for b in buckets if (p.arm, b.info.label) in found
+    ]
 
 
-def _unmeasurable(plan: Plan, bucket: Bucket) -> str | None:
+def _unmeasurable(plan: Plan, bucket: Bucket, agent_data: bool) -> str | None:
     """Why ``plan`` has nothing to measure on ``bucket`` (None: it has queries)."""
     if len(bucket.hot if plan.hot_only else bucket.queries) == 0:
-        return notes.NO_HOT_AGENT if plan.hot_only else notes.NO_AGENT
+        if agent_data:
+            return notes.NO_HOT_AGENT if plan.hot_only else notes.NO_AGENT
+        return notes.NO_HOT_LABEL if plan.hot_only else notes.NO_QUERY
     return None
 
 
-def _failed(plan: Plan, bucket: Bucket, exc: psycopg.Error) -> FilteredRow:
+def _empty(plan: Plan, bucket: Bucket, why: str, agent_data: bool) -> FilteredRow:
+    return empty_row(
+        plan.strategy, bucket, plan.hot_only, why, agent_data=agent_data, ef_search=plan.ef_search
+    )
+
+
+def _failed(plan: Plan, bucket: Bucket, exc: psycopg.Error, agent_data: bool) -> FilteredRow:
     message = str(exc).strip().splitlines()[0] if str(exc) else ""
-    return empty_row(plan.strategy, bucket, plan.hot_only, notes.failed(message))
+    return _empty(plan, bucket, notes.failed(message), agent_data)
 
 
 def _noted(plan: Plan, row: FilteredRow) -> FilteredRow:
@@ -376,15 +475,16 @@ def _noted(plan: Plan, row: FilteredRow) -> FilteredRow:
 
 def _row(run: _Run, plan: Plan, bucket: Bucket) -> FilteredRow:
     """The row of ``plan`` on ``bucket``, timed alone: measured, or why not."""
-    why = _unmeasurable(plan, bucket)
+    agent_data = run.source.agents is not None
+    why = _unmeasurable(plan, bucket, agent_data)
     if why is not None:
-        return empty_row(plan.strategy, bucket, plan.hot_only, why)
+        return _empty(plan, bucket, why, agent_data)
     try:
         row = measure(
             run.dsn,
             plan,
             bucket,
-            run.dataset,
+            run.source,
             k=run.k,
             vector_oid=run.vector_oid,
             explain_queries=run.explain_queries,
@@ -395,22 +495,23 @@ def _row(run: _Run, plan: Plan, bucket: Bucket) -> FilteredRow:
             rule=run.rule,
         )
     except psycopg.Error as exc:
-        return _failed(plan, bucket, exc)
+        return _failed(plan, bucket, exc, agent_data)
     return _noted(plan, row)
 
 
-def _check_source(conn: psycopg.Connection[Any], schema: str, source: str, memories: int) -> None:
-    """The memories table must exist and hold the dataset's rows."""
+def _check_source(
+    conn: psycopg.Connection[Any], schema: str, source: str, rows: int, agent_data: bool
+) -> None:
+    """The source table must exist and hold the dataset's rows."""
     present = _table_rows(conn, schema, source)
+    what = "memories" if agent_data else "rows"
     if present is None:
-        raise DatasetError(
-            f"{schema}.{source} does not exist: load the agent dataset first "
-            "(agent_schema.load_agent_dataset)"
-        )
-    if present != memories:
+        load = "the agent dataset (agent_schema.load_agent_dataset)" if agent_data else "it"
+        raise DatasetError(f"{schema}.{source} does not exist: load {load} first")
+    if present != rows:
         raise DatasetError(
             f"{schema}.{source} has {present} rows but the dataset has "
-            f"{memories} memories: reload it before comparing"
+            f"{rows} {what}: reload it before comparing"
         )
 
 

@@ -1,5 +1,8 @@
 """One strategy on one bucket: ids fetched over libpq (recall, fill), plans checked with
-EXPLAIN (ANALYZE, BUFFERS), then a timed closed loop with one client."""
+EXPLAIN (ANALYZE, BUFFERS), then a timed closed loop with one client.
+
+Parameters: $1 the vector (binary), then the predicate's values and the partition key
+in text form, typed by the plan (uuid, bigint, text, timestamptz, text[] ...)."""
 
 from __future__ import annotations
 
@@ -13,7 +16,6 @@ import psycopg
 from psycopg import pq as libpq
 
 from ...analysis.interleave import rounds_for
-from ...datasets.agents.dataset import AgentDataset
 from ...db.gucs import set_settings
 from ...engine.operations import SESSION, ParamOperation, encode_vector
 from ...engine.outcome import EngineOutcome, merge_outcomes
@@ -24,10 +26,11 @@ from ...server.connection import connect
 from ...workloads.vector import index_names_in_plan
 from . import notes
 from .records import FilteredRow
+from .source import FilterSource
 from .strategies import Plan
-from .truth import Bucket, FilteredTruth, Queries, filtered_recall
+from .truth import FilteredTruth, recall_fill
+from .workload import Bucket, Queries
 
-UUID_OID = 2950
 # The timed loop runs in windows of about this length (at least 3): the spread of their
 # latency is the noise a bucket's winner must beat. Same total time as one long window.
 WINDOW_SECONDS = 0.25
@@ -41,8 +44,10 @@ class Checked:
     bucket: Bucket
     queries: Queries
     truth: FilteredTruth
-    agents: int
+    agents: int  # distinct filter values among the queries
+    agent_data: bool
     types: list[int]
+    formats: list[int]
     params: list[list[bytes]]
     recall: np.ndarray
     fill: np.ndarray
@@ -57,7 +62,7 @@ def measure(
     dsn: str,
     plan: Plan,
     bucket: Bucket,
-    dataset: AgentDataset,
+    source: FilterSource,
     *,
     k: int,
     vector_oid: int,
@@ -71,7 +76,7 @@ def measure(
     """The row of ``plan`` on ``bucket``, timed alone; ``serial`` names its prepared
     statement."""
     checked = check(
-        dsn, plan, bucket, dataset, k=k, vector_oid=vector_oid,
+        dsn, plan, bucket, source, k=k, vector_oid=vector_oid,
         explain_queries=explain_queries, serial=serial, rule=rule,
     )  # fmt: skip
     windows = _timed_windows(
@@ -84,7 +89,7 @@ def check(
     dsn: str,
     plan: Plan,
     bucket: Bucket,
-    dataset: AgentDataset,
+    source: FilterSource,
     *,
     k: int,
     vector_oid: int,
@@ -94,33 +99,40 @@ def check(
 ) -> Checked:
     """Fetch every query's ids (recall, fill) and EXPLAIN the first ``explain_queries``."""
     queries = bucket.hot if plan.hot_only else bucket.queries
-    truth = queries.truth_for(plan.uses_tenant)
-    types = [vector_oid, UUID_OID] + ([UUID_OID] if plan.uses_tenant else [])
-    params = _params(queries, dataset, plan.uses_tenant)
+    truth = queries.truth_for(plan.uses_key)
+    types = [vector_oid, *plan.types]
+    formats = [1] + [0] * len(plan.types)
+    params = [
+        [encode_vector(queries.vectors[i]), *queries.params[i][: len(plan.types)]]
+        for i in range(len(queries))
+    ]
     with connect(dsn) as conn:
         set_settings(conn, plan.settings)
         # Ids first: this also warms the caches before EXPLAIN and the timed loop.
-        fetched = _fetch_ids(conn, plan, params, types, f"pgvb_filt_{serial}".encode())
+        statement = f"pgvb_filt_{serial}".encode()
+        fetched = _fetch_ids(conn, plan, params, types, formats, statement)
         problems: list[str] = []
         buffers: list[float] = []
         seen: set[str] = set()
         for i in range(min(explain_queries, len(queries))):
-            doc = _explain(conn, plan, params[i], types)
+            doc = _explain(conn, plan, params[i], types, formats)
             node = doc["Plan"]
             # The top node's counts include its children, CTE and InitPlans (not planning).
             buffers.append(float(node["Shared Hit Blocks"] + node["Shared Read Blocks"]))
             seen.update(index_names_in_plan(node))
-            expect_idx, expect_rel = plan.expect(int(queries.agents[i]), int(queries.tenants[i]))
+            expect_idx, expect_rel = plan.expect(queries.values[i], queries.keys[i])
             problem = plan_problem(doc, expect_idx, expect_rel)
             if problem is not None:
                 problems.append(problem)
-    by_uuid = _uuid_index(dataset, truth)
-    returned = [[by_uuid.get(u, -1) for u in ids] for ids in fetched]
-    recall, fill = filtered_recall(returned, truth, dataset, queries.vectors, k, rule)
+    row_of = source.decoder(truth.rows)
+    returned = [[row_of(u) for u in ids] for ids in fetched]
+    recall, fill = recall_fill(
+        returned, truth, source.rows, source.metric, queries.vectors, k, rule
+    )
     return Checked(
-        plan=plan, bucket=bucket, queries=queries, truth=truth,
-        agents=int(np.unique(queries.agents).size), types=types, params=params, recall=recall,
-        fill=fill, buffers=buffers, seen=seen, problems=problems,
+        plan=plan, bucket=bucket, queries=queries, truth=truth, agents=queries.distinct,
+        agent_data=source.agents is not None, types=types, formats=formats, params=params,
+        recall=recall, fill=fill, buffers=buffers, seen=seen, problems=problems,
         wrong=sum(1 for r in returned for x in r if x < 0), serial=serial,
     )  # fmt: skip
 
@@ -132,7 +144,7 @@ def operation(checked: Checked) -> ParamOperation:
         name=f"filt_{checked.serial}",
         sql=checked.plan.sql,
         types=checked.types,
-        formats=[1] * len(checked.types),
+        formats=checked.formats,
         params=lambda seq: params[seq % len(params)],
         settings=checked.plan.settings,
     )
@@ -152,7 +164,7 @@ def finish(
     )  # fmt: skip
     row_notes: list[str] = []
     if checked.wrong:
-        row_notes.append(notes.not_memories(checked.wrong))
+        row_notes.append(notes.not_memories(checked.wrong, checked.agent_data))
     short = int(np.count_nonzero(fill < 1.0))
     if short:
         row_notes.append(notes.under_fill(short, len(queries)))
@@ -169,7 +181,11 @@ def finish(
     return FilteredRow(
         strategy=plan.strategy,
         bucket=checked.bucket.info.label,
-        scope=notes.hot_scope(checked.agents) if plan.hot_only else notes.ALL_AGENTS,
+        scope=(
+            notes.hot_scope(checked.agents, checked.agent_data)
+            if plan.hot_only
+            else notes.scope(False, checked.agent_data)
+        ),
         n_queries=len(queries),
         agents=checked.agents,
         rows_matching_mean=float(truth.matching.mean()) if len(queries) else 0.0,
@@ -192,6 +208,7 @@ def finish(
         window_qps=tuple(round(w.qps, 1) for w in windows),
         window_sequence=tuple(sequence),
         paired_with=tuple(paired_with),
+        ef_search=plan.ef_search,
     )
 
 
@@ -221,15 +238,25 @@ def _window_latency(window: EngineOutcome, pct: float) -> float | None:
     return round(window.latency.percentile_ms(pct), 4) if window.latency.count else None
 
 
-def empty_row(strategy: str, bucket: Bucket, hot_only: bool, note: str) -> FilteredRow:
-    """The row of a strategy that could not be measured on ``bucket``, and why."""
+def empty_row(
+    strategy: str,
+    bucket: Bucket,
+    hot_only: bool,
+    note: str,
+    *,
+    agent_data: bool = True,
+    ef_search: int | None = None,
+    measured: bool = True,
+) -> FilteredRow:
+    """The row of a strategy that could not be measured on ``bucket``, and why;
+    ``measured=False``: the strategy does not apply (no query counts as run)."""
     queries = bucket.hot if hot_only else bucket.queries
     return FilteredRow(
         strategy=strategy,
         bucket=bucket.info.label,
-        scope=notes.HOT_ONLY if hot_only else notes.ALL_AGENTS,
-        n_queries=len(queries),
-        agents=int(np.unique(queries.agents).size),
+        scope=notes.scope(hot_only, agent_data),
+        n_queries=len(queries) if measured else 0,
+        agents=queries.distinct,
         rows_matching_mean=0.0,
         recall_mean=None,
         recall_p5=None,
@@ -242,6 +269,7 @@ def empty_row(strategy: str, bucket: Bucket, hot_only: bool, note: str) -> Filte
         buffers_per_query=None,
         valid=False,
         notes=[note],
+        ef_search=ef_search,
     )
 
 
@@ -269,11 +297,15 @@ def _relations(node: dict[str, Any]) -> Iterator[str]:
 
 
 def _explain(
-    conn: psycopg.Connection[Any], plan: Plan, params: Sequence[bytes], types: Sequence[int]
+    conn: psycopg.Connection[Any],
+    plan: Plan,
+    params: Sequence[bytes],
+    types: Sequence[int],
+    formats: Sequence[int],
 ) -> dict[str, Any]:
     pgconn = conn.pgconn
     stmt = b"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + plan.sql.encode()
-    res = pgconn.exec_params(stmt, list(params), list(types), [1] * len(types), 0)
+    res = pgconn.exec_params(stmt, list(params), list(types), list(formats), 0)
     if res.status != libpq.ExecStatus.TUPLES_OK:
         raise psycopg.OperationalError(_result_error(pgconn, res))
     raw = res.get_value(0, 0) or b"[]"
@@ -282,17 +314,6 @@ def _explain(
 
 
 # --------------------------------------------------------------------------- libpq
-
-
-def _params(queries: Queries, dataset: AgentDataset, uses_tenant: bool) -> list[list[bytes]]:
-    out: list[list[bytes]] = []
-    for i in range(len(queries)):
-        agent = dataset.id_of("agents", int(queries.agents[i])).bytes
-        params: list[bytes] = [encode_vector(queries.vectors[i]), agent]
-        if uses_tenant:
-            params.append(dataset.id_of("tenants", int(queries.tenants[i])).bytes)
-        out.append(params)
-    return out
 
 
 def _result_error(pgconn: libpq.abc.PGconn, result: libpq.abc.PGresult) -> str:
@@ -305,27 +326,21 @@ def _fetch_ids(
     plan: Plan,
     params: Sequence[Sequence[bytes]],
     types: Sequence[int],
+    formats: Sequence[int],
     statement: bytes,
 ) -> list[list[bytes]]:
-    """The uuids (16 raw bytes) each query returns, in the order returned."""
+    """The ids (binary: uuid or bigint) each query returns, in the order returned."""
     pgconn = conn.pgconn
     res = pgconn.prepare(statement, plan.sql.encode(), list(types))
     if res.status != libpq.ExecStatus.COMMAND_OK:
         raise psycopg.OperationalError(_result_error(pgconn, res))
-    formats = [1] * len(types)
     out: list[list[bytes]] = []
     for p in params:
-        res = pgconn.exec_prepared(statement, list(p), formats, 1)
+        res = pgconn.exec_prepared(statement, list(p), list(formats), 1)
         if res.status != libpq.ExecStatus.TUPLES_OK:
             raise psycopg.OperationalError(_result_error(pgconn, res))
         out.append([bytes(res.get_value(r, 0) or b"") for r in range(res.ntuples)])
     return out
-
-
-def _uuid_index(dataset: AgentDataset, truth: FilteredTruth) -> dict[bytes, int]:
-    """uuid bytes -> memory row, for the rows any query's filter matches (ids are hashes)."""
-    rows = np.unique(np.concatenate([r for r in truth.rows if r.size] or [np.empty(0, np.int64)]))
-    return {dataset.id_of("memories", int(r)).bytes: int(r) for r in rows}
 
 
 def _percentile(values: np.ndarray, pct: float) -> float:

@@ -13,10 +13,18 @@ from collections.abc import Iterable
 
 ALL_AGENTS = "all agents of the bucket"
 HOT_ONLY = "hot agents only"
+ALL_FILTERS = "all filters of the bucket"
+HOT_LABELS_ONLY = "hot labels only"
 
 
-def hot_scope(agents: int) -> str:
-    return f"{HOT_ONLY} ({agents})"
+def hot_scope(agents: int, agent_data: bool = True) -> str:
+    return f"{HOT_ONLY if agent_data else HOT_LABELS_ONLY} ({agents})"
+
+
+def scope(hot_only: bool, agent_data: bool) -> str:
+    if hot_only:
+        return HOT_ONLY if agent_data else HOT_LABELS_ONLY
+    return ALL_AGENTS if agent_data else ALL_FILTERS
 
 
 # --- the comparison ------------------------------------------------------------------------
@@ -26,8 +34,8 @@ def agents_without_memories(n: int) -> str:
     return f"{n} agents without memories are not queried"
 
 
-def empty_bucket(label: str) -> str:
-    return f"bucket {label} has no agent: not measured"
+def empty_bucket(label: str, noun: str = "agent") -> str:
+    return f"bucket {label} has no {noun}: not measured"
 
 
 TENANT_MISMATCH = "some memories carry another tenant than their agent's"
@@ -66,6 +74,25 @@ BTREE_EXACT = (
     "ORDER BY (distance) + 0: no vector index can serve it, so the B-tree selects "
     "the agent's rows and they are sorted exactly"
 )
+GIN_EXACT = (
+    "ORDER BY (distance) + 0: no vector index can serve it, so a GIN index selects "
+    "the rows whose array overlaps the query's and they are sorted exactly"
+)
+
+
+def exact(gin: bool) -> str:
+    return GIN_EXACT if gin else BTREE_EXACT
+
+
+def equality_only(strategy: str, predicate: str) -> str:
+    what = "a partial index" if strategy == "partial_hot" else "a partition"
+    return (
+        f"not applicable: {strategy} gives {what} to each of the commonest labels, which "
+        f"only an equality filter selects; the {predicate} predicate is not one"
+    )
+
+
+NOT_APPLICABLE = "not applicable"
 
 
 def ivfflat(lists: int, probes: int) -> str:
@@ -75,14 +102,24 @@ def ivfflat(lists: int, probes: int) -> str:
     )
 
 
-def partial_hot(indexes: int) -> str:
+def partial_hot(indexes: int, agents: bool = True) -> str:
+    if not agents:
+        return (
+            f"partial HNSW indexes for the {indexes} commonest labels; only their queries "
+            "are measured (other labels would take the plain path)"
+        )
     return (
         f"partial HNSW indexes for the {indexes} agents with most memories; only "
         "their queries are measured (other agents would take the plain path)"
     )
 
 
-def partitioned(partitions: int) -> str:
+def partitioned(partitions: int, column: str = "tenant_id") -> str:
+    if column != "tenant_id":
+        return (
+            f"{partitions} LIST partitions by {column} for its commonest labels + a DEFAULT "
+            "partition for the rest, one HNSW index each; relaxed_order, re-sorted outside"
+        )
     return (
         f"{partitions} LIST partitions by tenant_id (+ DEFAULT), one HNSW index "
         "each; tenant and agent filter, relaxed_order, re-sorted outside"
@@ -97,6 +134,8 @@ def setup_failed(message: str) -> str:
 
 NO_HOT_AGENT = "no hot agent in this bucket"
 NO_AGENT = "no agent in this bucket"
+NO_HOT_LABEL = "no hot label in this bucket"
+NO_QUERY = "no query in this bucket"
 PLAIN_UNDER_FILL = (
     "iterative scan off: the index returns ef_search candidates "
     "and the filter drops the other agents' rows"
@@ -107,7 +146,9 @@ def failed(message: str) -> str:
     return f"failed: {message}"
 
 
-def not_memories(wrong: int) -> str:
+def not_memories(wrong: int, agents: bool = True) -> str:
+    if not agents:
+        return f"{wrong} returned rows do not match the query's filter"
     return f"{wrong} returned rows are not memories of the queried agent"
 
 
@@ -142,4 +183,4 @@ def aborted(reason: str) -> str:
 
 
 #: Words of the notes above that make a row invalid (the advice names the first such note).
-INVALIDATING = ("plan check", "failed", "not memories", "aborted")
+INVALIDATING = ("plan check", "failed", "not memories", "do not match", "aborted")

@@ -26,15 +26,23 @@ def _freeze(record: Any, *names: str) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class BucketInfo:
-    """Agents whose share of all memories lies in [low, high)."""
+    """Filters whose share of all rows lies in [low, high): agents by their share of the
+    memories, or a vector dataset's labels, ranges or tags by the share they keep."""
 
     label: str
     low: float
     high: float | None  # None: no upper edge
-    agents: int  # agents with at least one memory in the bucket
-    memories: int  # their memories together
+    agents: int  # labels (agents) in the bucket; distinct filters for ranges and tags
+    memories: int  # their rows together (labels); the most rows one filter kept (others)
     queries: int  # query vectors drawn for the bucket (0 when it has no agent)
     hot_queries: int  # of partial_hot (hot agents of the bucket only)
+    # Added with filters on any dataset (issue 13; absent in older files): the predicate
+    # and column of the bucket, and the share of rows its queries' filters kept.
+    predicate: str = ""
+    attribute: str = ""
+    share_min: float | None = None
+    share_median: float | None = None
+    share_max: float | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BucketInfo:
@@ -46,6 +54,59 @@ class BucketInfo:
             memories=int_or(data, "memories", 0),
             queries=int_or(data, "queries", 0),
             hot_queries=int_or(data, "hot_queries", 0),
+            predicate=text(data, "predicate"),
+            attribute=text(data, "attribute"),
+            share_min=opt_float(data, "share_min"),
+            share_median=opt_float(data, "share_median"),
+            share_max=opt_float(data, "share_max"),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class PredicateInfo:
+    """What the data says about one predicate's column: the bounds of what was measured.
+
+    Labels and tags: how many there are, the commonest and rarest with their share of all
+    rows, and those no query used (counted, the first few named). Ranges: distinct values.
+    """
+
+    name: str  # "agent" | "label" | "range" | "overlap"
+    form: str  # "eq" | "range" | "overlap"
+    attribute: str
+    attribute_kind: str
+    rows: int
+    rows_with_value: int  # not NULL (an empty array counts as having none)
+    cardinality: int  # distinct labels / tags / values
+    commonest: str = ""
+    commonest_share: float | None = None
+    rarest: str = ""
+    rarest_share: float | None = None
+    own_query_labels: bool = False  # eq: each query filtered by its own label
+    used: int = 0  # distinct filter values the queries used
+    unused: int = 0  # labels or tags no query used
+    unused_examples: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        _freeze(self, "unused_examples")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PredicateInfo:
+        return cls(
+            name=text(data, "name", "?"),
+            form=text(data, "form", "?"),
+            attribute=text(data, "attribute"),
+            attribute_kind=text(data, "attribute_kind"),
+            rows=int_or(data, "rows", 0),
+            rows_with_value=int_or(data, "rows_with_value", 0),
+            cardinality=int_or(data, "cardinality", 0),
+            commonest=text(data, "commonest"),
+            commonest_share=opt_float(data, "commonest_share"),
+            rarest=text(data, "rarest"),
+            rarest_share=opt_float(data, "rarest_share"),
+            own_query_labels=flag(data, "own_query_labels"),
+            used=int_or(data, "used", 0),
+            unused=int_or(data, "unused", 0),
+            unused_examples=strings(data, "unused_examples"),
         )
 
 
@@ -111,7 +172,15 @@ class FilteredRow:
     # each window's place in the comparison's run order, and the strategies whose windows
     # ran in the same rounds (window i of each in round i, so they pair up).
     window_sequence: Sequence[int] = ()
-    paired_with: Sequence[str] = ()
+    paired_with: Sequence[str] = ()  # their arms (see ``arm``)
+    # Added with the ef_search sweep: the value this row ran at when the comparison swept
+    # more than one (None: the comparison's single ef_search, or no HNSW setting).
+    ef_search: int | None = None
+
+    @property
+    def arm(self) -> str:
+        """The strategy, with its ef_search in a sweep: what winners and pairs name."""
+        return self.strategy if self.ef_search is None else arm_name(self.strategy, self.ef_search)
 
     def __post_init__(self) -> None:
         _freeze(
@@ -155,7 +224,16 @@ class FilteredRow:
             window_qps=_numbers(data.get("window_qps")),
             window_sequence=[int(v) for v in _numbers(data.get("window_sequence"))],
             paired_with=strings(data, "paired_with"),
+            ef_search=_opt_int(data.get("ef_search")),
         )
+
+
+def arm_name(strategy: str, ef_search: int) -> str:
+    return f"{strategy}@ef_search={ef_search}"
+
+
+def _opt_int(raw: Any) -> int | None:
+    return int(raw) if isinstance(raw, int) and not isinstance(raw, bool) else None
 
 
 def _numbers(raw: Any, *, missing: bool = False) -> list[Any]:
@@ -173,7 +251,10 @@ def _numbers(raw: Any, *, missing: bool = False) -> list[Any]:
 
 @dataclasses.dataclass(frozen=True)
 class FilteredComparison:
-    """Every strategy x bucket on one memories table; plain fields, JSON-serialisable."""
+    """Every strategy x bucket on one table; plain fields, JSON-serialisable.
+
+    ``memories`` and ``agents`` are the rows and the labels of the equality filter (agent
+    data: memories and agents)."""
 
     table: str
     memories: int
@@ -193,9 +274,21 @@ class FilteredComparison:
     setups: Sequence[StrategySetup]
     rows: Sequence[FilteredRow]
     notes: Sequence[str] = ()
+    # Added with filters on any dataset (issue 13; defaults in older files)
+    source: str = "agents"  # "agents" | "vectors"
+    dataset: str = ""
+    ef_values: Sequence[int] = ()  # the ef_search values swept (one: not swept)
+    predicates: Sequence[PredicateInfo] = ()
 
     def __post_init__(self) -> None:
-        _freeze(self, "bucket_edges", "hot_agents", "buckets", "setups", "rows", "notes")
+        _freeze(
+            self, "bucket_edges", "hot_agents", "buckets", "setups", "rows", "notes",
+            "ef_values", "predicates",
+        )  # fmt: skip
+
+    @property
+    def swept(self) -> bool:
+        return len(self.ef_values) > 1
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form: field order and types as results.json has always held them."""
@@ -228,11 +321,16 @@ class FilteredComparison:
             setups=[StrategySetup.from_dict(s) for s in objects(data, "setups")],
             rows=[FilteredRow.from_dict(r) for r in objects(data, "rows")],
             notes=strings(data, "notes"),
+            source=text(data, "source", "agents"),
+            dataset=text(data, "dataset"),
+            ef_values=[int(v) for v in _numbers(data.get("ef_values"))],
+            predicates=[PredicateInfo.from_dict(p) for p in objects(data, "predicates")],
         )
 
-    def row(self, strategy: str, bucket: str) -> FilteredRow | None:
+    def row(self, arm: str, bucket: str) -> FilteredRow | None:
+        """The row of ``arm`` (a strategy, with its ef_search in a sweep) on ``bucket``."""
         for r in self.rows:
-            if r.strategy == strategy and r.bucket == bucket:
+            if r.arm == arm and r.bucket == bucket:
                 return r
         return None
 

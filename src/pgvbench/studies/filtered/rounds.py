@@ -17,7 +17,6 @@ from collections.abc import Sequence
 import psycopg
 
 from ...analysis.interleave import rounds_for, schedule
-from ...datasets.agents.dataset import AgentDataset
 from ...engine.operations import SESSION, ParamOperation
 from ...engine.outcome import EngineOutcome
 from ...engine.providers import DirectProvider
@@ -25,8 +24,9 @@ from ...engine.threaded import LoadShape, run_load
 from ...recall_rule import RecallRule
 from .measure import WINDOW_SECONDS, Checked, check, finish, operation
 from .records import FilteredRow
+from .source import FilterSource
 from .strategies import Plan
-from .truth import Bucket
+from .workload import Bucket
 
 #: (plan, its row or the error that stopped its check): rows are built by the caller
 Checks = list[tuple[Plan, Checked | psycopg.Error]]
@@ -36,7 +36,7 @@ def check_all(
     dsn: str,
     plans: Sequence[Plan],
     bucket: Bucket,
-    dataset: AgentDataset,
+    source: FilterSource,
     *,
     k: int,
     vector_oid: int,
@@ -49,7 +49,7 @@ def check_all(
     for plan in plans:
         try:
             checked = check(
-                dsn, plan, bucket, dataset, k=k, vector_oid=vector_oid,
+                dsn, plan, bucket, source, k=k, vector_oid=vector_oid,
                 explain_queries=explain_queries, serial=next(serials), rule=rule,
             )  # fmt: skip
             out.append((plan, checked))
@@ -94,11 +94,12 @@ def time_interleaved(
 def rows_of(
     arms: Sequence[Checked], timed: Sequence[tuple[list[EngineOutcome], list[int]]]
 ) -> dict[str, FilteredRow]:
-    """Each arm's row by strategy; an arm with no window (the server went away) is absent."""
+    """Each arm's row by its arm name (the strategy, with its ef_search in a sweep); an arm
+    with no window (the server went away) is absent."""
     out: dict[str, FilteredRow] = {}
     for arm, (windows, sequence) in zip(arms, timed, strict=True):
         if not windows:
             continue
-        others = [a.plan.strategy for a in arms if a is not arm]
-        out[arm.plan.strategy] = finish(arm, windows, sequence=sequence, paired_with=others)
+        others = [a.plan.arm for a in arms if a is not arm]
+        out[arm.plan.arm] = finish(arm, windows, sequence=sequence, paired_with=others)
     return out
