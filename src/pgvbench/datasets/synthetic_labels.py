@@ -91,11 +91,17 @@ class Regions:
         shuffled = rng.permutation(self.base.size)
         return shuffled[np.argsort(self.base[shuffled], kind="stable")]
 
+    def random_rows(self, rng: np.random.Generator, regions: np.ndarray) -> np.ndarray:
+        """For each entry of ``regions``, a random position among that region's base rows
+        (an index into ``rows_in_order``'s result)."""
+        return np.asarray(
+            self.starts[regions]
+            + (rng.random(regions.size) * self.counts[regions]).astype(np.int64)
+        )
+
     def row_near(self, rng: np.random.Generator, by_region: np.ndarray) -> np.ndarray:
         """For each query, a random base row of its region."""
-        g = self.queries
-        pick = self.starts[g] + (rng.random(g.size) * self.counts[g]).astype(np.int64)
-        return np.asarray(by_region[pick])
+        return np.asarray(by_region[self.random_rows(rng, self.queries)])
 
 
 def _nearest(points: np.ndarray, anchors: np.ndarray) -> np.ndarray:
@@ -156,13 +162,15 @@ def _column(spec: LabelsSpec, space: Regions, seed: int) -> Attribute:
             )
         return _with_queries(spec, ranks, space, rng, by_region, origin)
     assert spec.kind in TAG_KINDS
-    slots = 2 * spec.per_row - 1
-    columns = []
-    for _ in range(slots):
-        ranks, by_region = _regional_ranks(spec, space, rng, place)
-        columns.append(ranks)
-    keep = rng.integers(1, slots + 1, space.base.size)
-    tags = _tag_tuples(np.stack(columns, axis=1), keep, spec)
+    ranks, by_region = _regional_ranks(spec, space, rng, place)
+    slots = np.empty((space.base.size, 2 * spec.per_row - 1), dtype=np.int64)
+    slots[:, 0] = ranks
+    for j in range(1, slots.shape[1]):
+        # the first tag of a random row of the same region: the region's own tags, by
+        # frequency, without another sort
+        slots[:, j] = ranks[by_region[space.random_rows(rng, space.base)]]
+    keep = rng.integers(1, slots.shape[1] + 1, space.base.size)
+    tags = _tag_tuples(slots, keep, spec)
     return _with_queries(spec, tags, space, rng, by_region, origin)
 
 
