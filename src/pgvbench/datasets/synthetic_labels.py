@@ -3,18 +3,19 @@
 The model, so that filtering by a query's own label behaves as on real labelled data (a
 topic, a language, a customer: rows that share a label tend to lie near each other):
 
-* **Regions.** The space is cut into ``regions`` Voronoi cells around anchors drawn
-  (seeded) from the base rows; every base row and query belongs to its nearest anchor's
-  cell (L2; for the clustered generator the cells follow its clusters).
-* **Labels** (kind int or text). Exact Zipf counts: the label of frequency rank r (its
-  value: r, or ``"<name>_<r>"`` for text) holds ``n x r**-skew / H`` rows, at least one
-  when n allows, so the commonest labels hold several % and most of a large vocabulary
-  well under 0.1%. Each label gets a random place on a line, and the rows, sorted by
-  region, take the labels in that order: a rare label sits inside one region, a common one
-  spans a few neighbouring ones, and every region has its own few labels. Then a share
-  ``1 - locality`` of the rows swap labels at random, which keeps every count (the Zipf
-  law is exact) and adds the noise real data has.
-* **Tags** (kind text[] or int[]). The same per tag slot, from a Zipf vocabulary: each row
+* **Regions.** The space is cut into ``regions`` (the spec's ``clusters``) Voronoi cells
+  around anchors drawn (seeded) from the base rows; every base row and query belongs to
+  its nearest anchor's cell (L2; on clustered data the cells follow the clusters).
+* **Labels** (kind int or text). Exact Zipf counts: label r (0 the commonest; text
+  ``"<name>_<r>"``) holds ``n x (r + 1)**-skew / H`` rows, at least one when n allows, so
+  the commonest labels hold several % and most of a large vocabulary well under 0.1%.
+  Each label gets a random place on a line, and the rows, sorted by region, take the
+  labels in that order: a rare label sits inside one region, a common one spans a few
+  regions, and every region has its own few labels. Then a share ``1 - locality`` of the
+  rows swap labels at random, which keeps every count (the Zipf law is exact) and adds
+  the noise real data has.
+* **Tags** (kind text[] or int[]). A row's first tag is drawn as a label is, from a Zipf
+  vocabulary; its other slots copy the first tag of random rows of its region. Each row
   keeps 1 .. 2 x per_row - 1 slots (uniform), duplicates dropped.
 * **Timestamps**: uniform over ``days`` from ``start`` (UTC), independent of the vectors.
 * **Query values.** ``own``: the value of a random base row in the query's region (its
