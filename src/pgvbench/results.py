@@ -75,6 +75,8 @@ class DatasetInfo:
     ground_truth: GroundTruthInfo | None = None
     # issue 13, each a typed record's to_dict() owned by its module:
     attributes: list[dict[str, Any]] | None = None  # datasets.attributes: columns loaded
+    # per-row data of the source that was not loaded as attributes (e.g. HDF5 dataset names)
+    attributes_unloaded: list[str] | None = None
     table_source: dict[str, Any] | None = None  # source = "table": snapshot, checksum, copy
     difficulty: dict[str, Any] | None = None  # LID and relative contrast over queries
 

@@ -4,16 +4,27 @@ has them, loaded in the same binary COPY as the vectors."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from pgvbench.datasets.attributes import Attribute
 from pgvbench.db import schema as db_schema
 from pgvbench.db.load import load_vectors
+from pgvbench.progress import Reporter
+from pgvbench.report.markdown import to_markdown
+from pgvbench.report.sections.setup import dataset_section
+from pgvbench.results import Results
+from pgvbench.runner import ExperimentRunner
+from pgvbench.server.connection import Target
 from pgvbench.server.embedded import EmbeddedServer
+from pgvbench.spec.parse import parse_spec
 
 pytestmark = pytest.mark.integration
 
@@ -127,3 +138,131 @@ def test_no_attributes_keeps_the_two_column_table(
             f"'{schema}.items'::regclass AND attnum > 0) FROM {schema}.items"
         ).fetchone()
     assert row == (10, 2)
+
+
+# --- a whole run: labels from the user's files end up as columns of the items table ----
+
+
+def _run(server: EmbeddedServer, spec_data: dict[str, Any], tmp_path: Path) -> Results:
+    spec = parse_spec(spec_data, source=tmp_path / "spec.toml")
+    runner = ExperimentRunner(
+        spec,
+        out_dir=tmp_path / "out",
+        cache_dir=tmp_path / "cache",
+        reporter=Reporter(enabled=False),
+    )
+    return runner.run(Target(server.dsn(), "embedded"))
+
+
+def _small_run(spec: dict[str, Any], dataset: dict[str, Any]) -> dict[str, Any]:
+    spec["dataset"] = dataset
+    spec["query"]["recall_queries"] = 10
+    spec["index"] = [{"kind": "none"}]
+    return spec
+
+
+def _items(server: EmbeddedServer, spec: dict[str, Any], columns: str) -> list[tuple[Any, ...]]:
+    table = f"{spec['experiment']['schema']}.{spec['experiment']['name']}_items"
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        return conn.execute(f"SELECT id, {columns} FROM {table} ORDER BY id").fetchall()
+
+
+def _types(server: EmbeddedServer, spec: dict[str, Any]) -> list[tuple[str, str]]:
+    table = f"{spec['experiment']['schema']}.{spec['experiment']['name']}_items"
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        return conn.execute(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+            "WHERE attrelid = %s::regclass AND attnum > 0 ORDER BY attnum",
+            (table,),
+        ).fetchall()
+
+
+def test_hdf5_labels_become_columns_of_the_items_table(
+    embedded_server: EmbeddedServer, tiny_spec: dict[str, Any], tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(5)
+    n, nq = 400, 20
+    labels = rng.integers(0, 9, n)
+    multi = rng.integers(0, 50, (n, 3))
+    path = tmp_path / "labelled.hdf5"
+    with h5py.File(path, "w") as f:
+        f.attrs["distance"] = "euclidean"
+        f.create_dataset("train", data=rng.standard_normal((n, 8)).astype(np.float32))
+        f.create_dataset("test", data=rng.standard_normal((nq, 8)).astype(np.float32))
+        f.create_dataset("train_labels", data=labels)
+        f.create_dataset("test_labels", data=rng.integers(0, 9, nq))
+        f.create_dataset("train_tags", data=multi)
+        f.create_dataset("train_note", data=np.array([b"x"] * n))
+    spec = _small_run(
+        tiny_spec,
+        {
+            "source": "hdf5",
+            "path": "labelled.hdf5",
+            "attributes": {"label": "train_labels", "tags": "train_tags"},
+        },
+    )
+    results = _run(embedded_server, spec, tmp_path)
+    assert _types(embedded_server, spec) == [
+        ("id", "bigint"),
+        ("embedding", "vector(8)"),
+        ("label", "bigint"),
+        ("tags", "bigint[]"),
+    ]
+    rows = _items(embedded_server, spec, "label, tags")
+    assert [r[0] for r in rows] == list(range(n))
+    assert [r[1] for r in rows] == labels.tolist()  # a row's label in SQL is the file's
+    assert [r[2] for r in rows] == multi.tolist()
+    assert results.dataset is not None and results.dataset.attributes is not None
+    label = results.dataset.attributes[0]
+    assert label["name"] == "label" and label["query_values"] is True
+    assert label["distinct"] == len(set(labels.tolist()))
+    assert results.dataset.attributes_unloaded == ["train_note"]
+    report = to_markdown(dataset_section(results.dataset))
+    assert "### Attributes" in report and "train_note" in report
+    assert "train_tags in labelled.hdf5" in report
+
+
+def test_parquet_columns_run_loads_text_and_timestamps(
+    embedded_server: EmbeddedServer, tiny_spec: dict[str, Any], tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(6)
+    n, nq = 300, 15
+    langs = [["en", "de", "fr", None][i % 4] for i in range(n)]
+    when = [dt.datetime(2024, 3, 1, tzinfo=dt.UTC) + dt.timedelta(hours=i) for i in range(n)]
+    base = rng.standard_normal((n, 8)).astype(np.float32)
+    pq.write_table(
+        pa.table(
+            {
+                "embedding": pa.array(base.tolist(), type=pa.list_(pa.float32())),
+                "lang": langs,
+                "published_at": pa.array(when, type=pa.timestamp("us", tz="UTC")),
+            }
+        ),
+        tmp_path / "items.parquet",
+    )
+    queries = rng.standard_normal((nq, 8)).astype(np.float32).tolist()
+    pq.write_table(
+        pa.table({"embedding": pa.array(queries, type=pa.list_(pa.float32()))}),
+        tmp_path / "queries.parquet",
+    )
+    spec = _small_run(
+        tiny_spec,
+        {
+            "source": "parquet",
+            "layout": "columns",
+            "base": "items.parquet",
+            "queries_file": "queries.parquet",
+            "attributes": ["lang", "published_at"],
+            "metric": "l2",
+        },
+    )
+    _run(embedded_server, spec, tmp_path)
+    assert _types(embedded_server, spec)[2:] == [
+        ("lang", "text"),
+        ("published_at", "timestamp with time zone"),
+    ]
+    rows = _items(embedded_server, spec, "lang, published_at, embedding::text")
+    assert [r[1] for r in rows] == langs
+    assert [r[2] for r in rows] == when
+    got = np.array([[float(x) for x in r[3].strip("[]").split(",")] for r in rows])
+    assert np.array_equal(got.astype(np.float32), base)

@@ -462,7 +462,7 @@ def test_hdf5_rejects_synthetic_keys(tmp_path: Path) -> None:
     data = _spec(dataset={"source": "hdf5", "path": "x.hdf5", "n": 100})
     message = _error(tmp_path, data)
     assert "[dataset] n is not a known key" in message
-    assert "Allowed keys: source, metric, path, queries." in message
+    assert "Allowed keys: source, metric, path, queries, attributes, query_attributes." in message
 
 
 def test_relative_paths_resolve_against_the_spec_folder(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import h5py
 import numpy as np
 
 from pgvbench.datasets.base import Dataset, coerce_metric, rows_per_chunk
+from pgvbench.datasets.file_attributes import hdf5_attributes, hdf5_check, npy_attributes
 from pgvbench.errors import DatasetError
 from pgvbench.metrics import ANN_BENCHMARKS_DISTANCES, Metric
 
@@ -220,8 +222,15 @@ def _open_hdf5(path: Path) -> h5py.File:
         raise DatasetError(f"{path}: {what} ({exc}); download it again or check the path") from None
 
 
-def probe_hdf5(path: Path, *, max_queries: int | None = None) -> DatasetHeader:
-    """Check an ann-benchmarks file's metadata (datasets, shapes, dtypes, distance)."""
+def probe_hdf5(
+    path: Path,
+    *,
+    max_queries: int | None = None,
+    attributes: Mapping[str, str] | None = None,
+    query_attributes: Mapping[str, str] | None = None,
+) -> DatasetHeader:
+    """Check an ann-benchmarks file's metadata (datasets, shapes, dtypes, distance), and
+    that the attributes the spec names are per-row datasets of it."""
     path = Path(path)
     if max_queries is not None and max_queries < 1:
         raise DatasetError(f"{path}: max_queries must be >= 1, got {max_queries}")
@@ -241,6 +250,14 @@ def probe_hdf5(path: Path, *, max_queries: int | None = None) -> DatasetHeader:
                     f"{path}: 'neighbors': expected a 2-D integer dataset with at least {nq} "
                     f"rows, got shape {neighbors.shape} dtype {neighbors.dtype}"
                 )
+            hdf5_check(
+                path,
+                f,
+                rows=rows,
+                queries=nq,
+                attributes=attributes or {},
+                query_attributes=query_attributes or {},
+            )
     except OSError as exc:
         raise DatasetError(f"{path}: HDF5 file is corrupt or truncated ({exc})") from None
     return DatasetHeader(
@@ -254,10 +271,17 @@ def probe_hdf5(path: Path, *, max_queries: int | None = None) -> DatasetHeader:
     )
 
 
-def load_hdf5(path: Path, *, max_queries: int | None = None) -> Dataset:
+def load_hdf5(
+    path: Path,
+    *,
+    max_queries: int | None = None,
+    attributes: Mapping[str, str] | None = None,
+    query_attributes: Mapping[str, str] | None = None,
+) -> Dataset:
     """Read an ann-benchmarks HDF5 file (``train``, ``test``, optional ``neighbors``).
 
-    ``max_queries`` keeps only the first queries (and their neighbour rows).
+    ``max_queries`` keeps only the first queries (and their neighbour rows). Attributes:
+    column -> dataset name (default: ``train_labels`` as ``label``, datasets/file_attributes.py).
     """
     path = Path(path)
     if max_queries is not None and max_queries < 1:
@@ -265,12 +289,20 @@ def load_hdf5(path: Path, *, max_queries: int | None = None) -> Dataset:
     f = _open_hdf5(path)
     try:
         with f:
-            return _read_ann_benchmarks(f, path, max_queries)
+            return _read_ann_benchmarks(
+                f, path, max_queries, attributes or {}, query_attributes or {}
+            )
     except OSError as exc:  # h5py reports truncated/corrupt chunks as OSError
         raise DatasetError(f"{path}: HDF5 file is corrupt or truncated ({exc})") from None
 
 
-def _read_ann_benchmarks(f: h5py.File, path: Path, max_queries: int | None) -> Dataset:
+def _read_ann_benchmarks(
+    f: h5py.File,
+    path: Path,
+    max_queries: int | None,
+    attributes: Mapping[str, str],
+    query_attributes: Mapping[str, str],
+) -> Dataset:
     metric = _h5_metric(f, path)
     train = _h5_vectors(_h5_dataset(f, "train", path, required=True), path, "train", None)
     test = _h5_vectors(_h5_dataset(f, "test", path, required=True), path, "test", max_queries)
@@ -288,6 +320,14 @@ def _read_ann_benchmarks(f: h5py.File, path: Path, max_queries: int | None) -> D
         queries=test,
         neighbors=_h5_neighbors(neighbors_node, path, nq, train.shape[0]),
         distances=_h5_distances(distances_node, path, nq),
+        attributes=hdf5_attributes(
+            f,
+            path,
+            rows=train.shape[0],
+            queries=nq,
+            attributes=attributes,
+            query_attributes=query_attributes,
+        ),
     )
 
 
@@ -441,8 +481,16 @@ def probe_npy(base_path: Path, queries_path: Path, *, metric: Metric | str) -> D
     )
 
 
-def load_npy(base_path: Path, queries_path: Path, *, metric: Metric) -> Dataset:
-    """Read base and query vectors from ``.npy`` or ``.fvecs`` files."""
+def load_npy(
+    base_path: Path,
+    queries_path: Path,
+    *,
+    metric: Metric,
+    attributes: Mapping[str, str] | None = None,
+    query_attributes: Mapping[str, str] | None = None,
+) -> Dataset:
+    """Read base and query vectors from ``.npy`` or ``.fvecs`` files; attributes: column ->
+    a .npy file of one value per base row (query_attributes: per query)."""
     base_path, queries_path = Path(base_path), Path(queries_path)
     metric = coerce_metric(metric, str(base_path))
     base = _read_vectors(base_path, "base vectors")
@@ -457,4 +505,10 @@ def load_npy(base_path: Path, queries_path: Path, *, metric: Metric) -> Dataset:
         metric=metric,
         base=base,
         queries=queries,
+        attributes=npy_attributes(
+            attributes or {},
+            query_attributes or {},
+            rows=base.shape[0],
+            queries=queries.shape[0],
+        ),
     )

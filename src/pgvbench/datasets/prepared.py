@@ -14,11 +14,14 @@ from ..errors import DatasetError
 from ..progress import Reporter
 from ..results import DatasetInfo, GroundTruthInfo
 from ..spec.model import ExperimentSpec
+from .attribute_values import describe
 from .base import Dataset
 from .files import load_hdf5, load_npy
 from .groundtruth import GroundTruth, ground_truth
+from .parquet import load_parquet
 from .synthetic import generate_clustered, generate_uniform
 from .synthetic_labels import with_labels
+from .unloaded import unloaded_columns
 
 
 def build_dataset(spec: ExperimentSpec) -> Dataset:
@@ -48,9 +51,22 @@ def build_dataset(spec: ExperimentSpec) -> Dataset:
     dataset_shape(spec)  # headers checked against the spec (dims, query counts) before reading
     if ds.source == "hdf5":
         assert ds.path is not None
-        return load_hdf5(ds.path, max_queries=ds.queries or None)
+        return load_hdf5(
+            ds.path,
+            max_queries=ds.queries or None,
+            attributes=ds.attributes,
+            query_attributes=ds.query_attributes,
+        )
+    if ds.source == "parquet":
+        return load_parquet(ds)
     assert ds.base is not None and ds.queries_file is not None
-    return load_npy(ds.base, ds.queries_file, metric=ds.metric)
+    return load_npy(
+        ds.base,
+        ds.queries_file,
+        metric=ds.metric,
+        attributes=ds.attributes,
+        query_attributes=ds.query_attributes,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +138,9 @@ def prepare_dataset(
     if dataset.n >= 3:  # LID needs neighbours; ~0.4 s on the quickstart's 50k x 128
         with reporter.task("difficulty (LID, relative contrast)"):
             difficulty = measure_difficulty(dataset.base, dataset.metric, queries=dataset.queries)
+    unloaded = unloaded_columns(spec.dataset, dataset)
+    if unloaded:
+        reporter.log(f"per-row data not loaded as attributes: {', '.join(unloaded)}")
     info = DatasetInfo(
         name=dataset.name,
         source=dataset.source,
@@ -138,5 +157,7 @@ def prepare_dataset(
             cached=truth.cached,
         ),
         difficulty=None if difficulty is None else difficulty.to_dict(),
+        attributes=[describe(a).to_dict() for a in dataset.attributes] or None,
+        attributes_unloaded=unloaded or None,
     )
     return PreparedData(dataset=dataset, sets=sets, truth=truth, info=info)

@@ -7,7 +7,8 @@ import dataclasses
 
 import psutil
 
-from ..datasets.files import probe_hdf5, probe_npy
+from ..datasets.files import DatasetHeader, probe_hdf5, probe_npy
+from ..datasets.parquet import probe_parquet
 from ..errors import DatasetError, SpecError
 from ..spec.limits import check_dataset_shape
 from ..spec.model import DatasetSpec, ExperimentSpec
@@ -60,7 +61,23 @@ def dataset_shape(spec: ExperimentSpec) -> DatasetShape | None:
         return _table_shape(ds)
     if ds.source == "hdf5":
         assert ds.path is not None
-        header = probe_hdf5(ds.path, max_queries=ds.queries or None)
+        header = probe_hdf5(
+            ds.path,
+            max_queries=ds.queries or None,
+            attributes=ds.attributes,
+            query_attributes=ds.query_attributes,
+        )
+    elif ds.source == "parquet":
+        parquet = probe_parquet(ds)
+        header = DatasetHeader(
+            source=f"parquet:{ds.path or ds.base}",
+            rows=parquet.rows,
+            dim=parquet.dim,
+            queries=parquet.queries,
+            metric=ds.metric,
+            base=parquet.base,
+            queries_path=parquet.queries_path,
+        )
     else:
         assert ds.base is not None and ds.queries_file is not None
         header = probe_npy(ds.base, ds.queries_file, metric=ds.metric)

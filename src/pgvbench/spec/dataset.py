@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..metrics import Metric
+from . import dataset_files
 from .labels import LabelsSpec as LabelsSpec  # the records DatasetSpec.labels holds
 from .labels import parse_labels
 from .model import DATASET_SOURCES, DISTRIBUTIONS, DatasetSpec
@@ -55,29 +56,15 @@ def _synthetic(t: Table) -> DatasetSpec:
 
 
 def _hdf5(t: Table, base_dir: Path) -> DatasetSpec:
-    t.only([*_COMMON, "path", "queries"])
-    if "metric" in t.data:
-        t.fail("metric", "is read from the HDF5 file's 'distance' attribute; remove it")
-    return DatasetSpec(
-        source="hdf5",
-        metric=Metric.L2,  # replaced by the file's distance attribute on load
-        path=t.path("path", base_dir),
-        queries=t.integer("queries", default=0, minimum=0),
-    )
+    return dataset_files.hdf5(t, base_dir)
 
 
 def _npy(t: Table, base_dir: Path) -> DatasetSpec:
-    t.only([*_COMMON, "base", "queries_file"])
-    return DatasetSpec(
-        source="npy",
-        metric=_metric(t, required=True),
-        base=t.path("base", base_dir),
-        queries_file=t.path("queries_file", base_dir),
-    )
+    return dataset_files.npy(t, base_dir)
 
 
 def _parquet(t: Table, base_dir: Path) -> DatasetSpec:
-    raise t.fail("source", '= "parquet" is not implemented yet')
+    return dataset_files.parquet(t, base_dir)
 
 
 #: [dataset] copy_method values ("auto": the faster, measured in bench/table_copy.py)

@@ -6,6 +6,7 @@ from ...recall_rule import RecallRule
 from ...results import DatasetInfo, Environment, LoadInfo, Results
 from ..document import Block, Heading, KeyValues, Paragraph, Table
 from ..fmt import DASH, format_qps, format_sig
+from .attributes import attribute_blocks
 from .difficulty import difficulty_blocks, difficulty_rows
 
 
@@ -36,6 +37,7 @@ def dataset_section(
             ]
         ),
         *difficulty_blocks(dataset),
+        *attribute_blocks(dataset),
     ]
 
 
