@@ -266,3 +266,44 @@ def test_parquet_columns_run_loads_text_and_timestamps(
     assert [r[2] for r in rows] == when
     got = np.array([[float(x) for x in r[3].strip("[]").split(",")] for r in rows])
     assert np.array_equal(got.astype(np.float32), base)
+
+
+def test_vectordbbench_folder_runs_with_its_neighbours_and_labels(
+    embedded_server: EmbeddedServer, tiny_spec: dict[str, Any], tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(8)
+    n, nq, k = 250, 12, 10
+    base = rng.standard_normal((n, 8)).astype(np.float32)
+    queries = rng.standard_normal((nq, 8)).astype(np.float32)
+    ids = 500 + rng.permutation(n)  # VectorDBBench ids need not be row numbers
+    folder = tmp_path / "vdb"
+    folder.mkdir()
+    emb = pa.list_(pa.float32())
+    pq.write_table(
+        pa.table({"id": ids, "emb": pa.array(base.tolist(), emb)}), folder / "train.parquet"
+    )
+    pq.write_table(
+        pa.table({"id": np.arange(nq), "emb": pa.array(queries.tolist(), emb)}),
+        folder / "test.parquet",
+    )
+    d = ((queries[:, None, :] - base[None, :, :]) ** 2).sum(-1)
+    nearest = ids[np.argsort(d, axis=1)[:, :k]]
+    pq.write_table(
+        pa.table({"id": np.arange(nq), "neighbors_id": pa.array(nearest.tolist())}),
+        folder / "neighbors.parquet",
+    )
+    pq.write_table(
+        pa.table({"id": ids[::-1], "labels": [f"label_{i % 5}" for i in ids[::-1]]}),
+        folder / "scalar_labels.parquet",
+    )
+    spec = _small_run(
+        tiny_spec,
+        {"source": "parquet", "layout": "vectordbbench", "path": "vdb", "metric": "l2"},
+    )
+    results = _run(embedded_server, spec, tmp_path)
+    assert results.dataset is not None and results.dataset.ground_truth is not None
+    assert "file neighbors" in results.dataset.ground_truth.method
+    exact = next(p for p in results.runs if p.index_kind == "none")
+    assert exact.recall is not None and exact.recall.mean == 1.0
+    rows = _items(embedded_server, spec, "labels")
+    assert [r[1] for r in rows] == [f"label_{i % 5}" for i in ids]  # joined by id, row order

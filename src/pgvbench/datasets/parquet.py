@@ -56,7 +56,9 @@ def _open(path: Path, what: str) -> pq.ParquetFile:
     if not path.is_file():
         raise DatasetError(f"{path}: {what} Parquet file not found; check the path")
     try:
-        return pq.ParquetFile(path)
+        # pre_buffer (pyarrow's default) keeps every row group read so far cached until
+        # the file is closed: the whole vector column again beside our float32 array
+        return pq.ParquetFile(path, pre_buffer=False)
     except (OSError, pa.ArrowException) as exc:
         raise DatasetError(f"{path}: not a readable Parquet file ({exc})") from None
 
