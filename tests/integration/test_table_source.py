@@ -186,9 +186,10 @@ def test_user_table_is_benchmarked_read_only(
         register_vector(conn)
         # the copy is the checksummed selection; every copied row is a row of the user's
         copied = conn.execute(
-            f"SELECT count(*), count(DISTINCT id), min(id), max(id), "
-            f"coalesce(sum(hashtextextended(ROW(id, embedding, label, published_at, tags)::text,"
-            f" 0)::numeric), 0)::text FROM {ours}.{unique_name}_items"
+            "SELECT count(*), count(DISTINCT id), min(id), max(id), "
+            "sum(hashtextextended(concat(id, ':', encode(vector_send(embedding), 'base64'), "
+            "':', ROW(label, published_at, tags)::text), 0)::numeric)::text "
+            f"FROM {ours}.{unique_name}_items"
         ).fetchone()
         assert copied is not None
         assert tuple(copied) == (SAMPLE, SAMPLE, 0, SAMPLE - 1, record.checksum)

@@ -29,6 +29,12 @@ def build_dataset(spec: ExperimentSpec) -> Dataset:
     ds = spec.dataset
     if ds is None:
         raise DatasetError(f"{spec.name}: a vector experiment needs a [dataset] table")
+    if ds.source == "table":  # built by the runner once a server is connected
+        raise DatasetError(
+            f'{spec.source_path or spec.name}: [dataset] source = "table" is read from the '
+            "server a `pgvbench run` targets; this command reads only files (export a sample "
+            'of the table\'s vectors to .npy and use source = "npy")'
+        )
     if ds.source == "synthetic":
         if ds.distribution == "uniform":
             vectors = generate_uniform(

@@ -16,6 +16,7 @@ from psycopg import sql
 from ..datasets.attributes import SQL_TYPES
 from ..errors import DatasetError, PrivilegeError
 from ..metrics import Metric
+from .schema import sql_name
 
 #: PostgreSQL base type (pg_type.typname) -> attribute kind
 PG_KINDS: dict[str, str] = {
@@ -101,19 +102,22 @@ def _relation(conn: psycopg.Connection[Any], name: str, what: str) -> int:
 
 
 def _check_select(conn: psycopg.Connection[Any], oid: int, name: str, what: str) -> None:
-    schema, _ = split_name(name)
     row = conn.execute(
         "SELECT current_user, has_schema_privilege(%s, 'USAGE'), has_table_privilege(%s, 'SELECT')",
-        (schema, oid),
+        (split_name(name)[0], oid),
     ).fetchone()
     assert row is not None
     role, usage, select = row
     if usage and select:
         return
-    q = sql.Identifier
-    grants = [] if usage else [f"GRANT USAGE ON SCHEMA {q(schema).as_string(conn)} TO {role};"]
+
+    def q(ident: str) -> str:
+        return sql_name(conn, ident)
+
+    schema_name, table_name = split_name(name)
+    grants = [] if usage else [f"GRANT USAGE ON SCHEMA {q(schema_name)} TO {q(role)};"]
     if not select:
-        grants.append(f"GRANT SELECT ON {q(*split_name(name)).as_string(conn)} TO {role};")
+        grants.append(f"GRANT SELECT ON {q(schema_name)}.{q(table_name)} TO {q(role)};")
     raise PrivilegeError(
         f"[dataset] {what} = {name!r}: role {role!r} may not read it, and pgvbench reads the "
         f"table (it never writes to it). As its owner or a superuser, run: {' '.join(grants)}"

@@ -111,13 +111,16 @@ def _table_shape(ds: DatasetSpec) -> DatasetShape:
     none, so it counts the sample (0 rows without one) and says so."""
     rows = f"{ds.sample:,} sampled rows" if ds.sample else "all rows"
     queries = (
-        f"{ds.queries:,} held out"
+        "held-out rows"
         if ds.queries_from == "sample"
         else f"queries from {ds.queries_table or ds.queries_file}"
     )
+    unknown = (
+        "row count, dimension and metric" if not ds.metric_given else "row count and dimension"
+    )
     return DatasetShape(
-        description=f"table {ds.table} ({ds.column}): {rows}, {queries}; the row count, "
-        "dimension and metric are read from the server at run time",
+        description=f"table {ds.table} ({ds.column}): {rows}, {queries}; its {unknown} are "
+        "read from the server at run time (the estimate leaves out the copy and the builds)",
         rows=ds.sample or 0,
         dim=0,
         queries=ds.queries if ds.queries_from == "sample" else 0,
