@@ -11,7 +11,7 @@ import pytest
 
 from pgvbench.datasets import load_hdf5, load_npy
 from pgvbench.datasets.attribute_values import AttributeInfo, describe, infer
-from pgvbench.datasets.files import probe_hdf5
+from pgvbench.datasets.files import probe_hdf5, probe_npy
 from pgvbench.datasets.unloaded import unloaded_columns
 from pgvbench.errors import DatasetError, SpecError
 from pgvbench.metrics import Metric
@@ -198,3 +198,30 @@ def test_spec_refuses_bad_attribute_names_and_orphan_query_attributes() -> None:
         spec = {**base, "dataset": {"source": "hdf5", "path": "x.hdf5", **dataset}}
         with pytest.raises(SpecError, match=message):
             parse_spec(spec)
+
+
+def test_npy_probe_checks_attribute_headers_before_reading(tmp_path: Path) -> None:
+    np.save(tmp_path / "base.npy", _vectors(N))
+    np.save(tmp_path / "queries.npy", _vectors(NQ, 1))
+    np.save(tmp_path / "labels.npy", np.arange(N))
+    np.save(tmp_path / "qlabels.npy", np.arange(NQ + 1))
+    labels = {"label": str(tmp_path / "labels.npy")}
+    header = probe_npy(
+        tmp_path / "base.npy", tmp_path / "queries.npy", metric="l2", attributes=labels
+    )
+    assert header.rows == N
+    with pytest.raises(DatasetError, match=r"attributes\.tag = .*not found"):
+        probe_npy(
+            tmp_path / "base.npy",
+            tmp_path / "queries.npy",
+            metric="l2",
+            attributes={"tag": str(tmp_path / "tags.npy")},
+        )
+    with pytest.raises(DatasetError, match=r"query_attributes\.label = .*there are 6 rows"):
+        probe_npy(
+            tmp_path / "base.npy",
+            tmp_path / "queries.npy",
+            metric="l2",
+            attributes=labels,
+            query_attributes={"label": str(tmp_path / "qlabels.npy")},
+        )

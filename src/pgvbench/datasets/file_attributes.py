@@ -174,11 +174,11 @@ def hdf5_check(
 # --- .npy ------------------------------------------------------------------------------
 
 
-def _npy_array(path: Path, where: str) -> np.ndarray:
+def _npy_array(path: Path, where: str, *, header_only: bool = False) -> np.ndarray:
     if not path.is_file():
         raise DatasetError(f"{where}: file {path} not found; paths are relative to the spec")
     try:
-        array = np.load(path, allow_pickle=False, mmap_mode=None)
+        array = np.load(path, allow_pickle=False, mmap_mode="r" if header_only else None)
     except ValueError as exc:
         raise DatasetError(
             f"{where}: {path} is not a plain .npy array ({exc}); save labels as ints, "
@@ -237,3 +237,26 @@ def _npy_length(array: np.ndarray, rows: int, where: str, path: Path) -> np.ndar
             "one value (or one row of labels) per row"
         )
     return array
+
+
+def npy_check(
+    attributes: Mapping[str, str],
+    query_attributes: Mapping[str, str],
+    *,
+    rows: int,
+    queries: int,
+) -> None:
+    """Header check of the spec's .npy attribute files: present, plain arrays, one entry
+    per row (per query); the values are read only by :func:`npy_attributes`."""
+    for column, file in attributes.items():
+        where = f"[dataset] attributes.{column} = {file!r}"
+        check_name(column, where)
+        _npy_length(_npy_array(Path(file), where, header_only=True), rows, where, Path(file))
+    for column, file in query_attributes.items():
+        where = f"[dataset] query_attributes.{column} = {file!r}"
+        if column not in attributes:
+            raise DatasetError(
+                f"{where}: names no attribute; use one of: {', '.join(attributes) or '(none)'}"
+            )
+        array = _npy_array(Path(file), where, header_only=True)
+        _npy_length(array, queries, where, Path(file))

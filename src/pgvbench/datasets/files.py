@@ -17,7 +17,12 @@ import h5py
 import numpy as np
 
 from pgvbench.datasets.base import Dataset, coerce_metric, rows_per_chunk
-from pgvbench.datasets.file_attributes import hdf5_attributes, hdf5_check, npy_attributes
+from pgvbench.datasets.file_attributes import (
+    hdf5_attributes,
+    hdf5_check,
+    npy_attributes,
+    npy_check,
+)
 from pgvbench.errors import DatasetError
 from pgvbench.metrics import ANN_BENCHMARKS_DISTANCES, Metric
 
@@ -462,13 +467,22 @@ def _read_vectors(path: Path, what: str) -> np.ndarray:
     return _check_vectors(array, str(path))
 
 
-def probe_npy(base_path: Path, queries_path: Path, *, metric: Metric | str) -> DatasetHeader:
-    """The shape of a .npy / .fvecs dataset from its two headers."""
+def probe_npy(
+    base_path: Path,
+    queries_path: Path,
+    *,
+    metric: Metric | str,
+    attributes: Mapping[str, str] | None = None,
+    query_attributes: Mapping[str, str] | None = None,
+) -> DatasetHeader:
+    """The shape of a .npy / .fvecs dataset from its two headers (and its attribute
+    files' headers)."""
     base_path, queries_path = Path(base_path), Path(queries_path)
     metric = coerce_metric(metric, str(base_path))
     base = probe_vectors(base_path, "base vectors")
     queries = probe_vectors(queries_path, "query vectors")
     _check_dim_match(base.dim, queries.dim, str(base_path), str(queries_path))
+    npy_check(attributes or {}, query_attributes or {}, rows=base.rows, queries=queries.rows)
     kind = base_path.suffix.lower().lstrip(".")
     return DatasetHeader(
         source=f"{kind}:{base_path}",
