@@ -80,7 +80,13 @@ def dataset_shape(spec: ExperimentSpec) -> DatasetShape | None:
         )
     else:
         assert ds.base is not None and ds.queries_file is not None
-        header = probe_npy(ds.base, ds.queries_file, metric=ds.metric)
+        header = probe_npy(
+            ds.base,
+            ds.queries_file,
+            metric=ds.metric,
+            attributes=ds.attributes,
+            query_attributes=ds.query_attributes,
+        )
     check_dataset_shape(
         spec,
         rows=header.rows,
