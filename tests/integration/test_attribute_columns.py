@@ -20,7 +20,7 @@ from pgvbench.db.load import load_vectors
 from pgvbench.progress import Reporter
 from pgvbench.report.markdown import to_markdown
 from pgvbench.report.sections.setup import dataset_section
-from pgvbench.results import Results
+from pgvbench.results import Results, load_results
 from pgvbench.runner import ExperimentRunner
 from pgvbench.server.connection import Target
 from pgvbench.server.embedded import EmbeddedServer
@@ -217,6 +217,9 @@ def test_hdf5_labels_become_columns_of_the_items_table(
     assert label["name"] == "label" and label["query_values"] is True
     assert label["distinct"] == len(set(labels.tolist()))
     assert results.dataset.attributes_unloaded == ["train_note"]
+    reloaded = load_results(tmp_path / "out" / "results.json").dataset
+    assert reloaded is not None and reloaded.attributes == results.dataset.attributes
+    assert reloaded.attributes_unloaded == ["train_note"]
     report = to_markdown(dataset_section(results.dataset))
     assert "### Attributes" in report and "train_note" in report
     assert "train_tags in labelled.hdf5" in report
