@@ -117,6 +117,8 @@ def test_vectordbbench_attributes_pick_and_rename_columns(tmp_path: Path) -> Non
     assert [a.name for a in ds.attributes] == ["label"] and ds.n_queries == 3
     assert ds.neighbors is not None and ds.neighbors.shape == (3, K)
     assert unloaded_columns(spec.dataset, ds) == ["rank"]
+    pq.write_table(pa.table({"id": [1]}), tmp_path / "vdb" / "neighbors_labels_label_1p.parquet")
+    assert unloaded_columns(spec.dataset, ds) == ["rank", "neighbors_labels_label_1p.parquet"]
 
 
 def _columns_files(folder: Path, *, fixed: bool) -> None:

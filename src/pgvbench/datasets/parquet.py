@@ -468,11 +468,15 @@ def unloaded_parquet(spec: Any, dataset: Dataset) -> list[str]:
         names: Sequence[str] = _open(Path(spec.base), "base").schema_arrow.names
         used = {spec.column, spec.id_column, *spec.attributes.values()}
     else:
-        path = Path(spec.path) / VDB_LABELS
-        if not path.is_file():
-            return []
-        names = _open(path, "scalar labels").schema_arrow.names
+        folder = Path(spec.path)
+        path = folder / VDB_LABELS
+        names = _open(path, "scalar labels").schema_arrow.names if path.is_file() else []
         used = {VDB_ID, *(a.origin.split(" in ")[0] for a in dataset.attributes)}
+        # other files of the folder, e.g. VectorDBBench's filtered ground truth
+        # (neighbors_labels_label_1p.parquet): pgvbench computes its own
+        read = {*(p.name for p in train_files(folder)), VDB_TEST, VDB_GT, VDB_LABELS}
+        files = sorted(p.name for p in folder.glob("*.parquet") if p.name not in read)
+        return [n for n in names if n not in used] + files
     return [n for n in names if n not in used]
 
 
