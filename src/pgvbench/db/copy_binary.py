@@ -129,7 +129,21 @@ def _variable_column(attr: Attribute, lo: int, hi: int) -> list[bytes]:
     if attr.kind == "timestamp":
         ints = values.astype("datetime64[us]").view(np.int64).tolist()
         return [_NULL if v == _NAT else encode(v) for v in ints]
-    return [_NULL if v is None else encode(v) for v in values.tolist()]
+    # labels and tags repeat: encode each distinct value of the chunk once
+    cache: dict[Any, bytes] = {}
+    out = []
+    for v in values.tolist():
+        if v is None:
+            out.append(_NULL)
+            continue
+        try:
+            data = cache.get(v)
+            if data is None:
+                data = cache[v] = encode(v)
+        except TypeError:  # an unhashable value (a list instead of a tuple)
+            data = encode(v)
+        out.append(data)
+    return out
 
 
 def encode_rows(layout: RowLayout, ids: np.ndarray, vectors: np.ndarray, lo: int) -> bytes:
