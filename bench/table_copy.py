@@ -26,7 +26,12 @@ the methods alternate in a random order per round and only the paired ratio is q
     insert_select median 1.90 s   copy median 2.77 s
     copy / insert_select = 1.53x [1.20, 1.94] (95% CI, 10 rounds, p = 0.003)
 
-    (an earlier 6-round run, before the checksum used vector_send: 1.27x [0.95, 1.70])
+    python bench/table_copy.py --rows 30000 --dim 1536 --rounds 8    # load average 5-8
+    insert_select median 3.18 s   copy median 4.82 s
+    copy / insert_select = 1.36x [1.08, 1.70] (95% CI, 8 rounds, p = 0.015)
+
+    (an earlier 6-round 100k x 384 run, before the checksum used vector_send: 1.27x
+    [0.95, 1.70], p = 0.09)
 
 so copy_method = "auto" is INSERT ... SELECT (datasets.table_source.AUTO_METHOD): the
 rows stay inside the server, while COPY sends every row out to the client and back in

@@ -142,6 +142,12 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate", help="check a spec without running it")
     validate.add_argument("spec", type=Path)
+    validate.add_argument(
+        "--dsn",
+        help='with [dataset] source = "table": also check the table on this server (the '
+        "catalog and one row: nothing is written) and plan with its estimated row count and "
+        "dimension",
+    )
 
     server = sub.add_parser(
         "server",
@@ -294,7 +300,7 @@ def _command(args: argparse.Namespace) -> int:
     if args.command == "validate":
         from .plan.count import format_plan, validate
 
-        plan = validate(args.spec)  # spec + dataset headers; counts and a time estimate
+        plan = validate(args.spec, dsn=args.dsn)  # spec + dataset headers; counts, estimate
         print("\n".join(format_plan(plan)))
         for warning in plan.warnings:
             print(f"pgvbench: warning: {warning}", file=sys.stderr)

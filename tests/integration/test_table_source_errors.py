@@ -28,8 +28,9 @@ DIM = 8
 
 @pytest.fixture
 def app(embedded_server: EmbeddedServer, unique_name: str) -> Iterator[str]:
-    """A schema of user tables: t (id PK, vector(8), int label, point, cosine HNSW), dup
-    (no unique id), q4 (4-d queries), q8 (8-d queries in a column "half"), nodim (vector without a dimension, mixed)."""
+    """A schema of user tables: t (id PK, vector(8), int label, point, halfvec(8), cosine
+    and halfvec l2 HNSW), dup (no unique id), q4 (4-d queries), q8 (8-d queries in a
+    column "half"), nodim (vector without a dimension, mixed)."""
     schema = f"app_{unique_name}"
     rng = np.random.default_rng(1)
     with connect(embedded_server.dsn()) as conn:
@@ -175,3 +176,24 @@ def test_halfvec_queries_table_copy_and_a_metric_note(
     assert (record.copy_method, record.copy_method_from) == ("copy", "spec")
     exact = [p for p in results.runs if p.index_kind == "none"]
     assert exact and exact[0].recall is not None and exact[0].recall.mean == 1.0
+
+
+def test_validate_with_a_dsn_checks_the_table(
+    embedded_server: EmbeddedServer,
+    app: str,
+    unique_name: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = write_toml(tmp_path / "v.toml", _spec(unique_name, {"table": f"{app}.t"}))
+    assert main(["validate", str(path)]) == 0
+    assert "read from the server at run time" in capsys.readouterr().out
+    with connect(embedded_server.dsn()) as conn:
+        conn.execute(f"ANALYZE {app}.t")
+    assert main(["validate", str(path), "--dsn", embedded_server.url()]) == 0
+    out = capsys.readouterr().out
+    assert f"table {app}.t (embedding vector({DIM})): about 300 rows" in out, out
+    assert "metric cosine from index t_hnsw (vector_cosine_ops)" in out, out
+    missing = write_toml(tmp_path / "m.toml", _spec(unique_name, {"table": f"{app}.nope"}))
+    assert main(["validate", str(missing), "--dsn", embedded_server.url()]) == 2
+    assert "no such table or view" in capsys.readouterr().err

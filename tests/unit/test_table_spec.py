@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pgvbench.datasets.table_source import TableSourceInfo
+from pgvbench.datasets.table_source import TableSourceInfo, inspect
 from pgvbench.db.table_catalog import PG_KINDS, opclass_metric
-from pgvbench.errors import SpecError
+from pgvbench.errors import DatasetError, SpecError
 from pgvbench.metrics import Metric
 from pgvbench.plan.shape import dataset_shape
 from pgvbench.spec.model import ExperimentSpec
@@ -142,3 +142,9 @@ def test_record_round_trips() -> None:
     assert data["attributes"] == [{"name": "lang", "source_type": "text", "kind": "text"}]
     assert TableSourceInfo.from_dict(data) == record
     assert TableSourceInfo.from_dict({**data, "added_later": 1}) == record
+
+
+def test_the_runs_own_items_table_is_refused(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, 'table = "pgvbench.table_spec_items"\n')
+    with pytest.raises(DatasetError, match="is the table this run loads into"):
+        inspect(None, spec)  # type: ignore[arg-type]  # refused before the server is asked

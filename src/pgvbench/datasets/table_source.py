@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,11 @@ def inspect(conn: psycopg.Connection[Any], spec: ExperimentSpec) -> SourceTable:
     """Catalog checks of the spec's table (and queries_table): exit 2 before any write."""
     ds = spec.dataset
     assert ds is not None and ds.source == "table"
+    if ds.table == f"{spec.schema}.{spec.name}_items":
+        raise DatasetError(
+            f"[dataset] table = {ds.table!r} is the table this run loads into; copy it to a "
+            "table of its own first, or give the run another [experiment] name"
+        )
     src = table_catalog.inspect_table(
         conn,
         table=ds.table,
@@ -103,6 +108,36 @@ def inspect(conn: psycopg.Connection[Any], spec: ExperimentSpec) -> SourceTable:
     return src
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TableProbe:
+    """A table source as `pgvbench validate --dsn` sees it: catalog and one row."""
+
+    source: SourceTable
+    rows_estimate: int | None  # pg_class.reltuples; None before the table's first ANALYZE
+    dim: int | None  # None: the table has no vector yet
+
+
+def probe(dsn: str, spec: ExperimentSpec) -> TableProbe:
+    """The catalog checks a run makes first, the planner's row estimate and the dimension
+    (from the typmod, or the first vector): cheap, read only, nothing written."""
+    with connect(dsn) as conn:
+        src = inspect(conn, spec)
+        row = conn.execute(
+            "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+            (sql.Identifier(src.schema, src.table).as_string(conn),),
+        ).fetchone()
+        dim = src.dim
+        if dim is None:
+            first = conn.execute(
+                sql.SQL("SELECT vector_dims({c}) FROM {t} WHERE {c} IS NOT NULL LIMIT 1").format(
+                    c=sql.Identifier(src.column), t=src.ident
+                )
+            ).fetchone()
+            dim = int(first[0]) if first else None
+    estimate = int(row[0]) if row is not None and row[0] is not None and row[0] >= 0 else None
+    return TableProbe(source=src, rows_estimate=estimate, dim=dim)
+
+
 def _check_query_dim(queries: np.ndarray, dim: int, path: Path) -> None:
     if queries.shape[1] != dim:
         raise DatasetError(
@@ -112,9 +147,16 @@ def _check_query_dim(queries: np.ndarray, dim: int, path: Path) -> None:
 
 
 def table_dataset(
-    dsn: str, spec: ExperimentSpec, src: SourceTable, *, schema: str, table: str
+    dsn: str,
+    spec: ExperimentSpec,
+    src: SourceTable,
+    *,
+    schema: str,
+    table: str,
+    check_size: Callable[[int, int], None] | None = None,
 ) -> TableData:
-    """Copy the spec's table into ``schema.table`` and read it back as a Dataset."""
+    """Copy the spec's table into ``schema.table`` and read it back as a Dataset;
+    ``check_size(rows, dim)`` may refuse it once the snapshot's size is known."""
     ds = spec.dataset
     assert ds is not None
     method = ds.copy_method or AUTO_METHOD
@@ -130,6 +172,7 @@ def table_dataset(
         method=method,
         queries_table=ds.queries_table,
         queries_limit=ds.queries,
+        check_size=check_size,
     )
     with connect(dsn) as conn:
         conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(schema, table)))

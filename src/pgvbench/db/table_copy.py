@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -249,8 +250,12 @@ def copy_table(
     method: str,
     queries_table: str = "",
     queries_limit: int = 0,
+    check_size: Callable[[int, int], None] | None = None,
 ) -> Snapshot:
-    """Choose, copy and checksum the rows in one REPEATABLE READ snapshot of ``src``."""
+    """Choose, copy and checksum the rows in one REPEATABLE READ snapshot of ``src``.
+
+    ``check_size(rows, dim)`` may refuse the copy (raise) once the snapshot's row count and
+    dimension are known, before anything is written."""
     with connect(dsn, autocommit=False) as reader:
         # one snapshot for the counts, the sample, the queries, the copy and the checksum;
         # read only unless the copy is an INSERT in this same transaction
@@ -269,6 +274,8 @@ def copy_table(
                 f"[dataset] queries = {held_out:,}: {src.name} has only {rows_in:,} rows with "
                 f"a vector, none would be left to search; hold out fewer"
             )
+        if check_size is not None:
+            check_size(min(rows_in - held_out, sample or rows_in), dim)
         queries: np.ndarray | None = None
         values: dict[str, list[Any]] = {}
         if held_out:

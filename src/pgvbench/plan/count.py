@@ -47,13 +47,14 @@ class RunPlan:
     warnings: tuple[str, ...]
 
 
-def validate(path: Path) -> RunPlan:
+def validate(path: Path, *, dsn: str | None = None) -> RunPlan:
     """Parse a spec, check its dataset files' headers against it, and count its work.
 
     Raises the same errors a run would (SpecError, DatasetError), before any work starts.
+    ``dsn``: a table source's table is checked on that server (catalog only).
     """
     spec = load_spec(path)
-    return plan_run(spec, dataset_shape(spec))
+    return plan_run(spec, dataset_shape(spec, dsn=dsn))
 
 
 def plan_run(spec: ExperimentSpec, shape: DatasetShape | None) -> RunPlan:

@@ -25,8 +25,9 @@ class DatasetShape:
     queries: int
 
 
-def dataset_shape(spec: ExperimentSpec) -> DatasetShape | None:
-    """The dataset's shape; file datasets are opened (headers only) and checked."""
+def dataset_shape(spec: ExperimentSpec, *, dsn: str | None = None) -> DatasetShape | None:
+    """The dataset's shape; file datasets are opened (headers only) and checked; a table
+    source's table is checked on ``dsn`` when one is given."""
     ds = spec.dataset
     if ds is None:
         data = spec.agents.data if spec.agents is not None else None
@@ -58,7 +59,7 @@ def dataset_shape(spec: ExperimentSpec) -> DatasetShape | None:
             queries=ds.queries,
         )
     if ds.source == "table":
-        return _table_shape(ds)
+        return _table_shape(ds) if dsn is None else _table_shape_on(spec, ds, dsn)
     if ds.source == "hdf5":
         assert ds.path is not None
         header = probe_hdf5(
@@ -131,6 +132,41 @@ def _table_shape(ds: DatasetSpec) -> DatasetShape:
         dim=0,
         queries=ds.queries if ds.queries_from == "sample" else 0,
     )
+
+
+def _table_shape_on(spec: ExperimentSpec, ds: DatasetSpec, dsn: str) -> DatasetShape:
+    """The table checked on the server (catalog, planner estimate, one row)."""
+    from ..datasets.table_source import probe
+
+    found = probe(dsn, spec)
+    src = found.source
+    held_out = ds.queries if ds.queries_from == "sample" else 0
+    if found.rows_estimate is None:
+        rows, count = ds.sample or 0, "row count unknown (never analyzed)"
+    else:
+        rows = max(0, found.rows_estimate - held_out)
+        rows = min(rows, ds.sample) if ds.sample else rows
+        count = f"about {found.rows_estimate:,} rows (planner estimate)"
+    dim = found.dim or 0
+    check_table_memory(src.name, rows, dim, ds.queries)
+    copied = f"{ds.sample:,} sampled" if ds.sample else "all copied"
+    notes = "".join(f"; note: {n}" for n in src.notes)
+    return DatasetShape(
+        description=f"table {src.name} ({src.column} {src.vector_type}({dim or '?'})): "
+        f"{count}, {copied}; metric {src.metric} from {src.metric_from}{notes}",
+        rows=rows,
+        dim=dim,
+        queries=ds.queries if ds.queries_from == "sample" else 0,
+    )
+
+
+def check_table_memory(table: str, rows: int, dim: int, queries: int) -> None:
+    """A table source's copy is read back into memory: refuse one that cannot fit."""
+    problem = memory_problem(
+        rows=rows, dim=dim, queries=queries, shape_from=f"{table}: {rows:,} x {dim} to copy"
+    )
+    if problem:
+        raise DatasetError(f"[dataset] table = {table!r}: {problem}; set sample = <rows>")
 
 
 def memory_estimate(*, rows: int, dim: int, queries: int) -> int:

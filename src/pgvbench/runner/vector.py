@@ -7,6 +7,7 @@ interrupted or failed run leaves everything measured so far, marked as such.
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from ..instrument.host import server_probe
 from ..instrument.statements import StatementCollector
 from ..loadtest import LoadTester, prepare_query_table
 from ..metrics import Metric
+from ..plan.shape import check_table_memory
 from ..progress import Reporter, Task
 from ..results import (
     DatasetInfo,
@@ -108,10 +110,16 @@ class VectorRunner(Runner):
     def _copy_table(self, results: Results) -> PreparedData:
         """source = "table": copy the user's table into the items table (one snapshot),
         read it back as the dataset, then ground truth as for any dataset."""
-        assert self._source is not None
+        assert self._source is not None and self.spec.dataset is not None
+        queries = self.spec.dataset.queries
         with self.reporter.task(f"copy {self._source.name} (one snapshot)") as task:
             copied = table_source.table_dataset(
-                self.target.dsn, self.spec, self._source, schema=self.spec.schema, table=self.table
+                self.target.dsn,
+                self.spec,
+                self._source,
+                schema=self.spec.schema,
+                table=self.table,
+                check_size=partial(check_table_memory, self._source.name, queries=queries),
             )
             task.update(
                 description=f"copied {copied.load.rows:,} rows of {self._source.name} "
