@@ -310,6 +310,9 @@ class TuningSection:
     result_cache: dict[str, Any] | None = None
     quantization: dict[str, Any] | None = None
     recommendations: list[str] = dataclasses.field(default_factory=list)
+    # [filtered] on a vector dataset (studies/filtered; agent runs keep it in AgentSection)
+    filtered: dict[str, Any] | None = None
+    filtered_winners: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass

@@ -137,7 +137,8 @@ def test_report_section_figure_and_validity(
     assert (tmp_path / FILTERED_FIGURE).read_bytes()[:4] == b"\x89PNG"
     blocks = STUDY.report(result, [*images, Image("other.png", "not ours")], _results(spec))
     headings = [b.text for b in blocks if isinstance(b, Heading)]
-    assert headings == ["Filtered vector search", "Strategy setup", "Notes"]
+    # "What the data holds": the agent label's cardinality and shares (issue 13, item 7)
+    assert headings == ["Filtered vector search", "What the data holds", "Strategy setup", "Notes"]
     assert images[0] in blocks and Image("other.png", "not ours") not in blocks
     rows = next(b for b in blocks if isinstance(b, Table) and b.header[0] == "Bucket")
     assert len(rows.rows) == len(result.comparison.rows)
@@ -163,7 +164,7 @@ def test_a_record_missing_fields_still_reports(
     assert all(r.latency_p99_ms is None and r.valid and r.scope == "" for r in older.rows)
     partial = FilteredResult(comparison=older, winners=result.winners, run_name=spec.name)
     headings = [b.text for b in STUDY.report(partial, [], _results(spec)) if isinstance(b, Heading)]
-    assert headings == ["Filtered vector search", "Notes"]
+    assert headings == ["Filtered vector search", "What the data holds", "Notes"]
     assert STUDY.figures(partial, Path("/nonexistent")) == []  # no p99 left to draw
 
 

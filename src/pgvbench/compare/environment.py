@@ -84,6 +84,11 @@ def _major(version: str) -> str:
 def _spec_view(spec: Mapping[str, Any]) -> dict[str, Any]:
     """The spec minus keys that do not change the measurement; file paths by name only."""
     view = {k: v for k, v in spec.items() if k not in _SPEC_IGNORED}
+    studies = view.get("studies")
+    if isinstance(studies, Mapping):
+        # a study table the spec does not have is recorded as null, or (in files written
+        # before that study existed) not at all: the same spec
+        view["studies"] = {k: v for k, v in studies.items() if v is not None}
     dataset = view.get("dataset")
     if isinstance(dataset, Mapping):
         # a dataset file's directory differs between a laptop and CI; its name does not

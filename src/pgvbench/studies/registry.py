@@ -15,11 +15,13 @@ from .build import STUDY as BUILD_TUNING
 from .cache import STUDY as CACHE
 from .drift import STUDY as DRIFT
 from .filtered import STUDY as FILTERED
+from .filtered import VECTOR_STUDY as FILTERED_VECTOR
 from .quantization import STUDY as QUANTIZATION
 from .result_cache import STUDY as RESULT_CACHE
 
 REGISTRY: tuple[Study[Any, Any], ...] = (
     FILTERED,
+    FILTERED_VECTOR,  # the same [filtered] table on vector data (results.tuning)
     DRIFT,
     BUILD_TUNING,
     CACHE,

@@ -1,11 +1,18 @@
-"""Filtered vector search (``[filtered]``): which way to run ``WHERE agent_id = ?`` wins, for
-agents grouped by their share of the memories.
+"""Filtered vector search (``[filtered]``): which way to run a filtered top-k wins, for
+filters grouped by the share of rows they keep: ``WHERE agent_id = ?`` on the generated
+agent data, or equality / range / ``&&`` predicates on any vector dataset's attributes.
 
-spec.py parses the table; truth.py draws the buckets' queries and their exact filtered
-top-k; strategies.py creates what each strategy needs; measure.py measures one strategy
-on one bucket; compare.py runs them all (notes.py words the notes the record keeps);
-records.py holds the result; ranking.py picks each bucket's winner; advice.py, report.py
-and plots.py turn the record into sentences, the report section and its figure.
+spec.py parses the table (and resolves a vector dataset's predicates); source.py wraps
+either kind of data in one FilterSource; predicates.py and workload.py draw the buckets'
+queries, truth.py their exact filtered top-k; strategies.py creates what each strategy
+needs; measure.py measures one strategy on one bucket; compare.py runs them all (notes.py
+words the notes the record keeps); records.py holds the result; ranking.py picks each
+bucket's winner; advice.py, report.py and plots.py turn the record into sentences, the
+report section and its figure.
+
+Two registered studies share the table name and all of this: :class:`FilteredSearch`
+(agent runs; results.agent.filtered) and :class:`FilteredVectorSearch` (vector runs;
+results.tuning.filtered, its report in the tuning part).
 """
 
 from __future__ import annotations
@@ -14,10 +21,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ...errors import RunFailed
+from ...errors import RunFailed, SpecError
 from ...plan.models import INDEX_QUERY_S, hnsw_build_seconds, ivfflat_build_seconds
 from ...report.document import Block, Image
-from ...results import AgentSection, Results
+from ...results import AgentSection, Results, TuningSection
+from ...server.connection import connect
 from ...spec.model import ExperimentSpec
 from ...spec.table import Table
 from ..base import DataShape, PlanItem, Recommendation, SpecContext, Study, StudyContext
@@ -33,19 +41,30 @@ from .records import (
     FilteredRow,
     StrategySetup,
 )
-from .spec import DEFAULT_BUCKET_EDGES, STRATEGIES, FilteredSpec, dim_problem, parse
+from .source import from_vectors
+from .spec import (
+    ABSENT_MEANS,
+    DEFAULT_BUCKET_EDGES,
+    STRATEGIES,
+    FilteredSpec,
+    dim_problem,
+    parse,
+    resolve,
+)
 from .truth import agent_buckets, bucket_labels, filtered_ground_truth, filtered_recall
 
 __all__ = [
     "DEFAULT_BUCKET_EDGES",
     "STRATEGIES",
     "STUDY",
+    "VECTOR_STUDY",
     "BucketInfo",
     "FilteredComparison",
     "FilteredResult",
     "FilteredRow",
     "FilteredSearch",
     "FilteredSpec",
+    "FilteredVectorSearch",
     "StrategySetup",
     "agent_buckets",
     "bucket_labels",
@@ -72,7 +91,13 @@ class FilteredSearch(Study[FilteredSpec, FilteredResult]):
     stage: ClassVar[str] = "before"
 
     def parse(self, table: Table, ctx: SpecContext) -> FilteredSpec:
-        return parse(table)
+        return parse(table, ctx.kind)
+
+    def spec_to_dict(self, spec: FilteredSpec) -> dict[str, Any]:
+        # keys added with vector data are recorded only when set, so agent specs record
+        # what they always did (compare refuses spec differences)
+        data = super().spec_to_dict(spec)
+        return {k: v for k, v in data.items() if k not in ABSENT_MEANS or v != ABSENT_MEANS[k]}
 
     def data_problem(self, spec: FilteredSpec, shape: DataShape) -> str | None:
         return dim_problem(spec, shape.dim, shape.dim_from)
@@ -118,7 +143,7 @@ class FilteredSearch(Study[FilteredSpec, FilteredResult]):
             dataset=ctx.agent_data,
             strategies=spec.strategies,
             k=spec.k,
-            ef_search=spec.ef_search,
+            ef_search=spec.ef_values,
             max_scan_tuples=spec.max_scan_tuples,
             bucket_edges=spec.bucket_edges,
             queries_per_bucket=spec.queries_per_bucket,
@@ -174,7 +199,110 @@ class FilteredSearch(Study[FilteredSpec, FilteredResult]):
         return report.validity_summary(result.comparison)
 
 
+class FilteredVectorSearch(FilteredSearch):
+    """The same comparison on a vector dataset's items table, filtering on its attributes."""
+
+    applies_to: ClassVar[tuple[str, ...]] = ("vector",)
+    section: ClassVar[str] = "tuning"
+    stage: ClassVar[str] = "after"
+
+    def estimate(
+        self, spec: FilteredSpec, experiment: ExperimentSpec, shape: DataShape
+    ) -> list[PlanItem]:
+        rows, dim = shape.rows, shape.dim
+        hnsw = hnsw_build_seconds(rows, dim, 16, 64)
+        builds, seconds = 0, 0.0
+        if any(s.startswith("hnsw_") for s in spec.strategies):
+            builds, seconds = builds + 1, seconds + hnsw
+        if "ivfflat_iterative" in spec.strategies:
+            builds += 1
+            seconds += ivfflat_build_seconds(rows, dim, max(1, rows // 1000))
+        if "partial_hot" in spec.strategies:
+            builds, seconds = builds + spec.hot_labels, seconds + 0.1 * hnsw
+        if "partitioned" in spec.strategies:
+            builds, seconds = builds + spec.partitions + 1, seconds + hnsw
+        predicates = len(spec.predicates or ("label", "range", "overlap"))
+        arms = len(spec.strategies) + (len(spec.ef_values) - 1) * 5
+        points = arms * (len(spec.bucket_edges) + 1) * predicates
+        per_point = spec.measure_seconds + spec.queries_per_bucket * INDEX_QUERY_S + 0.2
+        items = [
+            PlanItem(what="filtered-search index builds", count=builds, seconds=seconds,
+                     builds=builds),
+            PlanItem(what="filtered-search points (at most)", count=points,
+                     seconds=points * per_point, measurements=points),
+        ]  # fmt: skip
+        return [item for item in items if item.count > 0]
+
+    def run(self, ctx: StudyContext, spec: FilteredSpec) -> FilteredResult:
+        if ctx.vectors is None:
+            raise RunFailed("filtered search on vector data needs the loaded items table")
+        dataset = ctx.vectors.prepared.dataset
+        where = str(ctx.spec.source_path) if ctx.spec.source_path else "<spec>"
+        predicates = resolve(spec, dataset.attributes, where)
+        missing = _missing_columns(ctx, [p.attribute for p in predicates])
+        if missing:
+            raise SpecError(
+                f"{where}: [filtered] filters on {', '.join(missing)}, which the items table "
+                f"{ctx.spec.schema}.{ctx.vectors.table} does not have as columns"
+            )
+        comparison = compare_filtered(
+            ctx.target.dsn,
+            schema=ctx.spec.schema,
+            prefix=ctx.spec.name,
+            source=from_vectors(dataset, ctx.vectors.table),
+            predicates=predicates,
+            strategies=spec.strategies,
+            k=spec.k,
+            ef_search=spec.ef_values,
+            max_scan_tuples=spec.max_scan_tuples,
+            bucket_edges=spec.bucket_edges,
+            queries_per_bucket=spec.queries_per_bucket,
+            seed=ctx.spec.seed,
+            measure_seconds=spec.measure_seconds,
+            hot_agents=spec.hot_labels,
+            partitions=spec.partitions,
+            rule=ctx.spec.query.recall_rule,
+        )
+        return FilteredResult(
+            comparison=comparison,
+            winners=winners(comparison, recall_target=spec.recall_target),
+            run_name=ctx.spec.name,
+            recall_target=spec.recall_target,
+        )
+
+    def store(self, results: Results, result: FilteredResult) -> None:
+        if results.tuning is None:
+            results.tuning = TuningSection()
+        results.tuning.filtered = result.comparison.to_dict()
+        results.tuning.filtered_winners = {str(k): str(v) for k, v in result.winners.items()}
+
+    def load(self, results: Results) -> FilteredResult | None:
+        tuning = results.tuning
+        if tuning is None or not isinstance(tuning.filtered, dict):
+            return None
+        return FilteredResult(
+            comparison=FilteredComparison.from_dict(tuning.filtered),
+            winners=tuning.filtered_winners,
+            run_name=results.run_name,
+            recall_target=_recorded_target(results.spec),
+        )
+
+
 STUDY = FilteredSearch()
+VECTOR_STUDY = FilteredVectorSearch()
+
+
+def _missing_columns(ctx: StudyContext, columns: Sequence[str]) -> list[str]:
+    """The filter columns the items table lacks (a loader that did not add them)."""
+    assert ctx.vectors is not None
+    with connect(ctx.target.dsn) as conn:
+        rows = conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
+            "AND NOT attisdropped",
+            (ctx.vectors.items_ident,),
+        ).fetchall()
+    present = {str(r[0]) for r in rows}
+    return [c for c in dict.fromkeys(columns) if c not in present]
 
 
 def _recorded_target(spec: Mapping[str, Any]) -> float:

@@ -19,9 +19,10 @@ from ...advice_margin import (
     within_noise,
 )
 from ..base import Recommendation
+from .bounds import bucket_subject
 from .notes import INVALIDATING
 from .ranking import FILL_TARGET, RECALL_TARGET, LatencyKey, latency_of, ranked
-from .records import FilteredComparison, FilteredRow
+from .records import BucketInfo, FilteredComparison, FilteredRow, arm_name
 
 _STRICT_LOSS = 0.02  # recall strict_order may lose to relaxed_order before it is worth a word
 _INVALID_LISTED = 4
@@ -65,19 +66,16 @@ def _bucket_winners(
         if info.queries == 0:
             continue
         best = ranked(comparison, info.label, recall_target, fill_target, key)
-        subject = f"For agents with {info.label} of memories ({info.agents} agents)"
+        subject = _subject(comparison, info)
         evidence: dict[str, float | int | str] = {"bucket": info.label, "agents": info.agents}
         if not best:
             rows = [r for r in comparison.rows if r.bucket == info.label and r.valid]
             top = max(rows, key=lambda r: r.recall_mean or 0.0, default=None)
             tail = ""
             if top is not None and top.recall_mean is not None and top.fill_mean is not None:
-                tail = (
-                    f" (best recall {top.recall_mean:.2f}, fill {top.fill_mean:.2f}: "
-                    f"{top.strategy})"
-                )
+                tail = f" (best recall {top.recall_mean:.2f}, fill {top.fill_mean:.2f}: {top.arm})"
                 evidence |= {
-                    "best_strategy": top.strategy,
+                    "best_strategy": top.arm,
                     "best_recall_mean": top.recall_mean,
                     "best_fill_mean": top.fill_mean,
                 }
@@ -89,36 +87,46 @@ def _bucket_winners(
             out.append(Recommendation(text=text, evidence=evidence))
             continue
         win = best[0]
-        scope = " (hot agents only)" if win.strategy == "partial_hot" else ""
+        hot = " (hot agents only)" if comparison.source == "agents" else " (hot labels only)"
+        scope = hot if win.strategy == "partial_hot" else ""
         figures = (
             f"recall {win.recall_mean:.2f}, fill {win.fill_mean:.2f}, "
             f"{key} {_ms(latency_of(win, key))}"
         )
-        text = f"{subject}, {win.strategy}{scope} wins: {figures}"
-        evidence |= {"strategy": win.strategy, **_figures(win, key)}
+        text = f"{subject}, {win.arm}{scope} wins: {figures}"
+        evidence |= {"strategy": win.arm, **_figures(win, key)}
+        if win.ef_search is not None:
+            evidence["ef_search"] = win.ef_search
         if len(best) > 1:
             nxt = best[1]
             margin = latency_margin(win, nxt, key)
-            evidence |= {"next_strategy": nxt.strategy, **_figures(nxt, key, prefix="next_")}
+            evidence |= {"next_strategy": nxt.arm, **_figures(nxt, key, prefix="next_")}
             evidence |= margin.evidence()
             if margin.noise is not None and not margin.decisive:
                 text = (
                     f"{subject}, "
-                    + within_noise(f"{win.strategy}{scope}", nxt.strategy, margin)
-                    + f" ({win.strategy}: {figures}; {nxt.strategy}: {key} "
+                    + within_noise(f"{win.arm}{scope}", nxt.arm, margin)
+                    + f" ({win.arm}: {figures}; {nxt.arm}: {key} "
                     f"{_ms(latency_of(nxt, key))})"
                 )
             else:
-                text += f"; next {nxt.strategy} at {_ms(latency_of(nxt, key))}, {_slower(margin)}"
+                text += f"; next {nxt.arm} at {_ms(latency_of(nxt, key))}, {_slower(margin)}"
         out.append(Recommendation(text=text + ".", evidence=evidence))
     return out
+
+
+def _subject(comparison: FilteredComparison, info: BucketInfo) -> str:
+    if comparison.source == "vectors":
+        text = bucket_subject(info, info.label)
+        return "For " + text[0].lower() + text[1:]
+    return f"For agents with {info.label} of memories ({info.agents} agents)"
 
 
 def latency_margin(win: FilteredRow, nxt: FilteredRow, key: LatencyKey) -> Margin:
     """How much slower ``nxt`` is than ``win`` at ``key``: over the paired rounds when the two
     were timed interleaved, else against the spread of each one's own windows (a single
     figure each in files written before windows were recorded)."""
-    if nxt.strategy in win.paired_with:
+    if nxt.arm in win.paired_with:
         paired = _paired_windows(win, nxt, key)
         if paired is not None:
             return paired
@@ -146,10 +154,10 @@ def runner_up_clause(
     margin = latency_margin(win, nxt, key)
     if margin.noise is not None and not margin.decisive:
         return (
-            f"within the noise of this run with {nxt.strategy} ({difference_text(margin)}, "
+            f"within the noise of this run with {nxt.arm} ({difference_text(margin)}, "
             f"noise {noise_text(margin)})"
         )
-    return f"next {nxt.strategy} {_slower(margin)}"
+    return f"next {nxt.arm} {_slower(margin)}"
 
 
 def _windows(row: FilteredRow, key: LatencyKey) -> list[float]:
@@ -190,10 +198,13 @@ def _under_fill(comparison: FilteredComparison, fill_target: float) -> list[Reco
     if not plain:
         return []
     parts = ", ".join(
-        f"{r.bucket}: fill {r.fill_mean:.2f} (min {r.fill_min or 0.0:.2f})" for r in plain
+        f"{r.bucket}{'' if r.ef_search is None else f' at ef_search {r.ef_search}'}: fill "
+        f"{r.fill_mean:.2f} (min {r.fill_min or 0.0:.2f})"
+        for r in plain
     )
+    ef = "swept" if comparison.swept else str(comparison.ef_search)
     text = (
-        f"Without iterative scan (hnsw_plain, ef_search {comparison.ef_search}) the filter "
+        f"Without iterative scan (hnsw_plain, ef_search {ef}) the filter "
         f"leaves fewer than k rows: {parts}."
     )
     evidence: dict[str, float | int | str] = {"ef_search": comparison.ef_search}
@@ -206,9 +217,10 @@ def _under_fill(comparison: FilteredComparison, fill_target: float) -> list[Reco
 
 def _strict_loss(comparison: FilteredComparison) -> list[Recommendation]:
     out: list[Recommendation] = []
-    for info in comparison.buckets:
-        strict = comparison.row("hnsw_strict", info.label)
-        relaxed = comparison.row("hnsw_relaxed", info.label)
+    efs: list[int | None] = list(comparison.ef_values) if comparison.swept else [None]
+    for info, ef in [(i, e) for i in comparison.buckets for e in efs]:
+        strict = comparison.row(_arm("hnsw_strict", ef), info.label)
+        relaxed = comparison.row(_arm("hnsw_relaxed", ef), info.label)
         if (
             strict is not None
             and relaxed is not None
@@ -221,7 +233,8 @@ def _strict_loss(comparison: FilteredComparison) -> list[Recommendation]:
                 "strict_recall_mean": strict.recall_mean,
                 "relaxed_recall_mean": relaxed.recall_mean,
             }
-            subject = f"For agents with {info.label} of memories"
+            at = "" if ef is None else f" at ef_search {ef}"
+            subject = _subject(comparison, info).split(" (")[0] + at
             paired = len(strict.recall_per_query) == len(relaxed.recall_per_query) > 1
             bound = ""
             if paired:
@@ -245,15 +258,25 @@ def _strict_loss(comparison: FilteredComparison) -> list[Recommendation]:
     return out
 
 
+def _arm(strategy: str, ef: int | None) -> str:
+    return strategy if ef is None else arm_name(strategy, ef)
+
+
 def _hot_scope(comparison: FilteredComparison) -> list[Recommendation]:
     hot = [r for r in comparison.rows if r.strategy == "partial_hot" and r.n_queries > 0]
     if not hot:
         return []
-    buckets = ", ".join(r.bucket for r in hot)
-    text = (
-        f"partial_hot was measured on the {len(comparison.hot_agents)} agents with most "
-        f"memories only ({buckets}); other agents have no partial index."
-    )
+    buckets = ", ".join(dict.fromkeys(r.bucket for r in hot))
+    if comparison.source == "vectors":
+        text = (
+            f"partial_hot was measured on the {len(comparison.hot_agents)} commonest labels "
+            f"only ({buckets}); other labels have no partial index."
+        )
+    else:
+        text = (
+            f"partial_hot was measured on the {len(comparison.hot_agents)} agents with most "
+            f"memories only ({buckets}); other agents have no partial index."
+        )
     evidence: dict[str, float | int | str] = {
         "hot_agents": len(comparison.hot_agents),
         "buckets": buckets,
@@ -266,7 +289,7 @@ def _invalid(comparison: FilteredComparison) -> list[Recommendation]:
     if not invalid:
         return []
     shown = invalid[:_INVALID_LISTED]
-    listed = "; ".join(f"{r.strategy} {r.bucket}: {_reason(r)}" for r in shown)
+    listed = "; ".join(f"{r.arm} {r.bucket}: {_reason(r)}" for r in shown)
     more = f" (and {len(invalid) - _INVALID_LISTED} more)" if len(invalid) > _INVALID_LISTED else ""
     evidence = {
         "invalid_rows": len(invalid),

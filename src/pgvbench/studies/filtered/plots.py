@@ -44,7 +44,7 @@ def plot_filtered_p99(result: FilteredResult, path: Path) -> Path | None:
         return None
     buckets = [b for b in bucket_order(comparison, rows) if any(r.bucket == b for r in rows)]
     # run order over all rows, so a strategy keeps its colour and slot where it has no bar
-    drawn = {r.strategy for r in rows}
+    drawn = {r.arm for r in rows}
     strategies = [s for s in strategy_order(comparison.rows) if s in drawn]
     width = 0.8 / len(strategies)
 
@@ -58,7 +58,7 @@ def plot_filtered_p99(result: FilteredResult, path: Path) -> Path | None:
         bars = [
             _bar(r, buckets.index(r.bucket) + offset, winners)
             for r in rows
-            if r.strategy == strategy
+            if r.arm == strategy
         ]
         _draw_bars(ax, bars, width, color)
         handles.append(Patch(facecolor=color, label=strategy))
@@ -89,7 +89,7 @@ def _bar(row: FilteredRow, x: float, winners: Mapping[str, str]) -> _Bar:
         recall=row.recall_mean,
         fill=row.fill_mean,
         valid=row.valid,
-        winner=winners.get(row.bucket) == row.strategy,
+        winner=winners.get(row.bucket) == row.arm,
     )
 
 

@@ -52,12 +52,13 @@ def winners(
     fill_target: float = FILL_TARGET,
     latency: LatencyKey = "p99",
 ) -> dict[str, str]:
-    """bucket label -> the strategy with the lowest latency among valid rows with recall
+    """bucket label -> the strategy (with its ef_search in a sweep: ``row.arm``) with the
+    lowest latency among valid rows with recall
     >= ``recall_target`` and fill >= ``fill_target``; buckets where none qualifies are
     left out. ``partial_hot`` rows cover the bucket's hot agents only (see ``scope``)."""
     out: dict[str, str] = {}
     for info in comparison.buckets:
         best = ranked(comparison, info.label, recall_target, fill_target, latency)
         if best:
-            out[info.label] = best[0].strategy
+            out[info.label] = best[0].arm
     return out

@@ -11,6 +11,7 @@ from ...report.fmt import (
     format_qps,
     format_sig,
 )
+from . import bounds
 from .advice import runner_up_clause
 from .records import BucketInfo, FilteredComparison, FilteredResult, FilteredRow
 
@@ -27,6 +28,7 @@ def section(result: FilteredResult, image: Image | None) -> list[Block]:
     """The section: setup, buckets, figure, winners, the strategy x bucket table, setups."""
     c = result.comparison
     blocks: list[Block] = [Heading(2, "Filtered vector search"), Paragraph(_setup_text(c))]
+    blocks += bounds.blocks(c)
     blocks += _buckets_table(c)
     if image is not None:
         blocks.append(image)
@@ -35,6 +37,7 @@ def section(result: FilteredResult, image: Image | None) -> list[Block]:
         blocks.append(_rows_table(c, result.winners))
     else:
         blocks.append(Paragraph("No strategy x bucket row was measured."))
+    blocks += bounds.sweep_blocks(c)
     blocks += _setups_table(c)
     if c.notes:
         blocks += [Heading(3, "Notes"), Bullets(list(c.notes))]
@@ -44,8 +47,7 @@ def section(result: FilteredResult, image: Image | None) -> list[Block]:
 def validity_lines(comparison: FilteredComparison) -> list[str]:
     """A line per invalid row that was measured, with its notes."""
     return [
-        f"Filtered {r.strategy} at {r.bucket}: INVALID — "
-        + ("; ".join(r.notes) or "no reason recorded")
+        f"Filtered {r.arm} at {r.bucket}: INVALID — " + ("; ".join(r.notes) or "no reason recorded")
         for r in _measured(comparison)
         if not r.valid
     ]
@@ -73,8 +75,8 @@ def bucket_order(comparison: FilteredComparison, rows: Sequence[FilteredRow]) ->
 
 
 def strategy_order(rows: Sequence[FilteredRow]) -> list[str]:
-    """Strategies in the order the comparison ran them."""
-    return list(dict.fromkeys(r.strategy for r in rows))
+    """Strategies (arms, with ef_search in a sweep) in the order the comparison ran them."""
+    return list(dict.fromkeys(r.arm for r in rows))
 
 
 # --- parts ---------------------------------------------------------------------------------
@@ -86,6 +88,8 @@ def _measured(comparison: FilteredComparison) -> list[FilteredRow]:
 
 def _setup_text(c: FilteredComparison) -> str:
     """What was measured, in one paragraph."""
+    if c.source == "vectors":
+        return bounds.setup_text(c)
     table = f" on {c.table}" if c.table else ""
     size = (
         f" ({_count(c.memories)} memories, {_count(c.agents)} agents, "
@@ -109,6 +113,8 @@ def _setup_text(c: FilteredComparison) -> str:
 def _buckets_table(c: FilteredComparison) -> list[Block]:
     if not c.buckets:
         return []
+    if c.source == "vectors":
+        return bounds.buckets_table(c)
     rows = [
         [
             b.label,
@@ -135,7 +141,7 @@ def _rows_table(c: FilteredComparison, winners: Mapping[str, str]) -> Table:
     """Rows grouped by bucket (smallest share first), strategies in run order."""
     buckets = bucket_order(c, c.rows)
     strategies = strategy_order(c.rows)
-    ordered = sorted(c.rows, key=lambda r: (buckets.index(r.bucket), strategies.index(r.strategy)))
+    ordered = sorted(c.rows, key=lambda r: (buckets.index(r.bucket), strategies.index(r.arm)))
     return Table(
         _ROWS_HEADER,
         [_row_cells(r, winners) for r in ordered],
@@ -148,7 +154,7 @@ def _row_cells(row: FilteredRow, winners: Mapping[str, str]) -> list[str]:
     notes = "; ".join(row.notes)
     return [
         row.bucket,
-        row.strategy,
+        row.arm,
         row.scope or DASH,
         _count(row.n_queries),
         _sig(row.rows_matching_mean),
@@ -161,7 +167,7 @@ def _row_cells(row: FilteredRow, winners: Mapping[str, str]) -> list[str]:
         _sig(row.latency_p99_ms),
         DASH if row.qps is None else format_qps(row.qps),
         _sig(row.buffers_per_query),
-        "★" if winners.get(row.bucket) == row.strategy else "",
+        "★" if winners.get(row.bucket) == row.arm else "",
         "yes" if row.valid else "⚠ INVALID",
         notes or ("" if row.valid else "no reason recorded"),
     ]
@@ -193,15 +199,19 @@ def _bucket_measured(c: FilteredComparison, bucket: str) -> bool:
 
 def _winner_sentence(c: FilteredComparison, bucket: str, winners: Mapping[str, str]) -> str:
     info = _bucket_info(c, bucket)
-    agents = f" ({_count(info.agents)} agents)" if info is not None else ""
-    subject = f"Agents with {bucket} of the memories{agents}"
+    if c.source == "vectors":
+        subject = bounds.bucket_subject(info, bucket)
+    else:
+        agents = f" ({_count(info.agents)} agents)" if info is not None else ""
+        subject = f"Agents with {bucket} of the memories{agents}"
     strategy = winners.get(bucket)
     if strategy is None:
         return f"{subject}: no strategy reached the recall and fill targets."
     row = c.row(strategy, bucket)
     if row is None:
         return f"{subject}: {strategy}."
-    scope = " (hot agents only)" if strategy == "partial_hot" else ""
+    hot = " (hot agents only)" if c.source == "agents" else " (hot labels only)"
+    scope = hot if row.strategy == "partial_hot" else ""
     p99 = DASH if row.latency_p99_ms is None else f"{format_sig(row.latency_p99_ms)} ms"
     margin = runner_up_clause(c, bucket)  # the margin over the next strategy, or a tie
     return (
