@@ -11,7 +11,10 @@ import pytest
 
 from pgvbench.datasets.attributes import Attribute
 from pgvbench.datasets.base import Dataset
+from pgvbench.errors import SpecError
 from pgvbench.metrics import Metric
+from pgvbench.spec.table import Table
+from pgvbench.studies.filtered import STUDY
 from pgvbench.studies.filtered.predicates import (
     EQ,
     OVERLAP,
@@ -23,6 +26,7 @@ from pgvbench.studies.filtered.predicates import (
     tag_counts,
 )
 from pgvbench.studies.filtered.source import from_vectors
+from pgvbench.studies.filtered.spec import FilteredSpec, parse, resolve
 from pgvbench.studies.filtered.truth import recall_fill
 from pgvbench.studies.filtered.workload import draw_workload
 
@@ -231,3 +235,45 @@ def test_a_row_outside_the_filter_is_a_miss() -> None:
     got = [*qs.truth.ids[0][: K - 1].tolist(), outside]
     recall, fill = recall_fill([got], qs.truth, ds.base, ds.metric, qs.vectors[:1], K)
     assert recall[0] == pytest.approx((K - 1) / K) and fill[0] == 1.0
+
+
+# --------------------------------------------------------------------------- the spec
+
+
+def _parse(data: dict[str, Any], kind: str = "vector") -> FilteredSpec:
+    return parse(Table("spec.toml", "filtered", data), kind)
+
+
+def test_spec_keys_ef_list_and_agent_data_refuses_vector_keys() -> None:
+    spec = _parse({"ef_search": [80, 20, 40], "predicates": ["label", "overlap"]})
+    assert spec.ef_values == (20, 40, 80) and spec.predicates == ("label", "overlap")
+    assert _parse({"ef_search": 64}).ef_values == (64,)
+    assert _parse({}).ef_search == 40 and _parse({}).predicates is None
+    with pytest.raises(SpecError, match=r"\[filtered\] attribute applies to vector data only"):
+        _parse({"attribute": "label"}, kind="agents")
+    with pytest.raises(SpecError, match="predicates contains 'tags'"):
+        _parse({"predicates": ["tags"]})
+    # agent specs record what they always did: the new keys only when set
+    recorded = STUDY.spec_to_dict(_parse({}, kind="agents"))
+    assert "predicates" not in recorded and recorded["ef_search"] == 40
+
+
+def test_resolve_defaults_from_the_attributes_and_says_what_the_dataset_has() -> None:
+    ds = _dataset()
+    spec = _parse({})
+    chosen = resolve(spec, ds.attributes, "spec.toml")
+    # label: the one with query labels; range: float before int; overlap: the array
+    assert chosen == [
+        Predicate("label", EQ, "label"),
+        Predicate("range", RANGE, "score"),
+        Predicate("overlap", OVERLAP, "tags"),
+    ]
+    named = resolve(_parse({"attribute": "lang", "range_attribute": "published_at"}),
+                    ds.attributes, "spec.toml")  # fmt: skip
+    assert named[:2] == [Predicate("label", EQ, "lang"), Predicate("range", RANGE, "published_at")]
+    with pytest.raises(SpecError, match=r"attribute = 'nope': the dataset has no such"):
+        resolve(_parse({"attribute": "nope"}), ds.attributes, "spec.toml")
+    with pytest.raises(SpecError, match=r"range_attribute = 'tags' is of kind text\[\]"):
+        resolve(_parse({"range_attribute": "tags"}), ds.attributes, "spec.toml")
+    with pytest.raises(SpecError, match=r"needs an attribute to filter on.*has no attribute"):
+        resolve(spec, (), "spec.toml")
