@@ -225,3 +225,9 @@ def test_npy_probe_checks_attribute_headers_before_reading(tmp_path: Path) -> No
             attributes=labels,
             query_attributes={"label": str(tmp_path / "qlabels.npy")},
         )
+
+
+def test_a_bad_default_label_dataset_says_it_was_loaded_by_default(tmp_path: Path) -> None:
+    path = _hdf5(tmp_path / "d.hdf5", train_labels=np.arange(N - 1))
+    with pytest.raises(DatasetError, match="loaded by default as the attribute 'label'"):
+        probe_hdf5(path)

@@ -56,6 +56,15 @@ def _hdf5_names(
     return dict(attributes), queries
 
 
+def _where(path: Path, column: str, key: str, *, default: bool) -> str:
+    if default:  # the user wrote nothing: say why pgvbench read it
+        return (
+            f"{path}: {key!r} (loaded by default as the attribute {column!r}; name the "
+            "attributes under [dataset] attributes to choose others)"
+        )
+    return f"{path}: [dataset] attributes.{column} = {key!r}"
+
+
 def _read(node: Any, rows: int) -> np.ndarray:
     if h5py.check_string_dtype(node.dtype) is not None:
         return np.asarray(node.asstr()[:rows], dtype=object)
@@ -77,7 +86,7 @@ def hdf5_attributes(
     allowed = _row_datasets(f, rows)
     out = []
     for column, key in base_names.items():
-        where = f"{path}: [dataset] attributes.{column} = {key!r}"
+        where = _where(path, column, key, default=not attributes)
         check_name(column, where)
         node = _h5_node(f, key, where, allowed, rows)
         qkey = query_names.get(column)
@@ -159,7 +168,7 @@ def hdf5_check(
     base_names, query_names = _hdf5_names(f, attributes, query_attributes)
     allowed = _row_datasets(f, rows)
     for column, key in base_names.items():
-        where = f"{path}: [dataset] attributes.{column} = {key!r}"
+        where = _where(path, column, key, default=not attributes)
         check_name(column, where)
         _h5_node(f, key, where, allowed, rows)
     for column, key in query_names.items():
