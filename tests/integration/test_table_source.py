@@ -17,6 +17,7 @@ from pgvector.psycopg import register_vector
 
 from pgvbench.datasets.table_source import TableSourceInfo
 from pgvbench.progress import Reporter
+from pgvbench.report.render import render_report
 from pgvbench.results import Results
 from pgvbench.runner.vector import VectorRunner
 from pgvbench.server.connection import Target, connect
@@ -176,6 +177,11 @@ def test_user_table_is_benchmarked_read_only(
     assert results.load is not None and results.load.rows == SAMPLE
     exact = [p for p in results.runs if p.index_kind == "none"]
     assert exact and exact[0].recall is not None and exact[0].recall.mean == 1.0
+
+    report = render_report(results, tmp_path / "report").md.read_text(encoding="utf-8")
+    assert "### Source table" in report and record.checksum in report
+    assert f"from index {table}_hnsw (vector_cosine_ops)" in report
+    assert f"{HELD_OUT:,} held-out rows of the table, not in the copy" in report
 
     data = runner.data
     assert data is not None

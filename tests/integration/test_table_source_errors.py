@@ -176,6 +176,11 @@ def test_halfvec_queries_table_copy_and_a_metric_note(
     assert (record.copy_method, record.copy_method_from) == ("copy", "spec")
     exact = [p for p in results.runs if p.index_kind == "none"]
     assert exact and exact[0].recall is not None and exact[0].recall.mean == 1.0
+    report = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert "### Source table" in report
+    assert "half (halfvec(8), copied as vector)" in report
+    assert "binary COPY from the snapshot's session into a second session" in report
+    assert "t_half uses halfvec_l2_ops" in report
 
 
 def test_validate_with_a_dsn_checks_the_table(

@@ -8,6 +8,7 @@ from ..document import Block, Heading, KeyValues, Paragraph, Table
 from ..fmt import DASH, format_qps, format_sig
 from .attributes import attribute_blocks
 from .difficulty import difficulty_blocks, difficulty_rows
+from .table_source import table_source_blocks
 
 
 def dataset_section(
@@ -37,6 +38,7 @@ def dataset_section(
             ]
         ),
         *difficulty_blocks(dataset),
+        *table_source_blocks(dataset),
         *attribute_blocks(dataset),
     ]
 
