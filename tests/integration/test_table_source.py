@@ -23,6 +23,7 @@ from pgvbench.runner.vector import VectorRunner
 from pgvbench.server.connection import Target, connect
 from pgvbench.server.embedded import EmbeddedServer
 from pgvbench.spec.parse import load_spec
+from pgvbench.studies.filtered import VECTOR_STUDY
 from support import write_toml
 
 pytestmark = pytest.mark.integration
@@ -135,6 +136,7 @@ def table_spec(name: str, schema: str, table: str) -> dict[str, Any]:
 # Each entry adds tables to the spec: the [filtered] variant is one more line here.
 VARIANTS: dict[str, dict[str, Any]] = {
     "plain": {},
+    "filtered": {"filtered": {"ef_search": [10], "queries_per_bucket": 5, "measure_seconds": 0.1}},
 }
 
 
@@ -177,6 +179,11 @@ def test_user_table_is_benchmarked_read_only(
     assert results.load is not None and results.load.rows == SAMPLE
     exact = [p for p in results.runs if p.index_kind == "none"]
     assert exact and exact[0].recall is not None and exact[0].recall.mean == 1.0
+    if "filtered" in extra:  # the labels, times and tags of the user's table, filtered on
+        assert results.tuning is not None and results.tuning.filtered is not None
+        study = VECTOR_STUDY.load(results)
+        assert study is not None and study.winners
+        assert any(b.queries for b in study.comparison.buckets)
 
     report = render_report(results, tmp_path / "report").md.read_text(encoding="utf-8")
     assert "### Source table" in report and record.checksum in report
