@@ -95,12 +95,12 @@ class VectorRunner(Runner):
 
     def _check_server(self, conn: psycopg.Connection[Any]) -> None:
         preflight(conn, schema=self.spec.schema)  # privileges, read-only: before any write
+        if self._from_table:  # catalog checks of the user's table: exit 2 before any write
+            self._source = table_source.inspect(conn, self.spec)
         ensure_vector_extension(conn)
         # Ownership checks before anything is written: a refusal is bad input.
         db_schema.ensure_schema(conn, self.spec.schema)
         db_schema.check_table_replaceable(conn, self.spec.schema, self.table)
-        if self._from_table:  # catalog checks of the user's table: exit 2 before any write
-            self._source = table_source.inspect(conn, self.spec)
 
     def _run(self, results: Results) -> None:
         if self.data is None:
