@@ -119,6 +119,8 @@ def _expected(name: str, row: filtered.FilteredRow, c: FilteredComparison) -> se
 def test_every_strategy_is_measured_or_not_applicable_on_every_bucket(run: Run) -> None:
     c = run.result.comparison
     assert c.source == "vectors" and c.memories == 4000 and list(c.ef_values) == EF
+    keys = [(r.arm, r.bucket) for r in c.rows]
+    assert len(keys) == len(set(keys))  # one row per arm and bucket
     assert [p.name for p in c.predicates] == ["label", "range", "overlap"]
     assert {b.predicate for b in c.buckets} == {"label", "range", "overlap"}
     measured_buckets = [b for b in c.buckets if b.queries]

@@ -440,8 +440,12 @@ def _interleaved(run: _Run, plans: Sequence[Plan], buckets: Sequence[Bucket]) ->
             if row is None:  # the rounds stopped (server gone) before this arm's first window
                 row = _empty(arm.plan, bucket, notes.aborted("server lost"), agent_data)
             found[arm.plan.arm, label] = _noted(arm.plan, row)
+    # each plan's rows on its own predicate's buckets (arms repeat across predicates)
     return [
-        found[p.arm, b.info.label] for p in plans for b in buckets if (p.arm, b.info.label) in found
+        found[p.arm, b.info.label]
+        for p in plans
+        for b in buckets
+        if p.predicate == b.info.predicate and (p.arm, b.info.label) in found
     ]
 
 
@@ -469,7 +473,10 @@ def _noted(plan: Plan, row: FilteredRow) -> FilteredRow:
     """``row`` with the note plain HNSW earns when it under-fills."""
     under = row.fill_mean is not None and row.fill_mean < 1.0
     if plan.strategy == "hnsw_plain" and under:
-        return dataclasses.replace(row, notes=[*row.notes, notes.PLAIN_UNDER_FILL])
+        note = (
+            notes.PLAIN_UNDER_FILL if row.scope == notes.ALL_AGENTS else notes.PLAIN_UNDER_FILL_ROWS
+        )
+        return dataclasses.replace(row, notes=[*row.notes, note])
     return row
 
 

@@ -140,6 +140,10 @@ PLAIN_UNDER_FILL = (
     "iterative scan off: the index returns ef_search candidates "
     "and the filter drops the other agents' rows"
 )
+PLAIN_UNDER_FILL_ROWS = (
+    "iterative scan off: the index returns ef_search candidates "
+    "and the filter drops the rows it does not keep"
+)
 
 
 def failed(message: str) -> str:
