@@ -208,3 +208,24 @@ def test_validate_with_a_dsn_checks_the_table(
     missing = write_toml(tmp_path / "m.toml", _spec(unique_name, {"table": f"{app}.nope"}))
     assert main(["validate", str(missing), "--dsn", embedded_server.url()]) == 2
     assert "no such table or view" in capsys.readouterr().err
+
+
+def test_queries_file(
+    embedded_server: EmbeddedServer,
+    app: str,
+    unique_name: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    np.save(tmp_path / "q4.npy", np.ones((5, 4), dtype=np.float32))
+    spec = _spec(unique_name, {"table": f"{app}.t", "queries_file": "q4.npy"})
+    assert _run(embedded_server.url(), spec, tmp_path) == 2
+    assert "its vectors have dimension 4, the table's have 8" in capsys.readouterr().err
+    np.save(tmp_path / "q8.npy", np.random.default_rng(2).normal(size=(40, DIM)).astype("f4"))
+    spec = _spec(unique_name, {"table": f"{app}.t", "queries_file": "q8.npy", "queries": 30})
+    assert _run(embedded_server.url(), spec, tmp_path) == 0, capsys.readouterr().err
+    results = load_results(tmp_path / "out" / "results.json")
+    assert results.dataset is not None and results.dataset.table_source is not None
+    record = TableSourceInfo.from_dict(results.dataset.table_source)
+    assert record.queries_from == f"queries_file {tmp_path / 'q8.npy'}" and record.held_out == 0
+    assert (results.dataset.n, results.dataset.n_queries) == (300, 30)
