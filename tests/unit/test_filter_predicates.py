@@ -256,6 +256,8 @@ def test_spec_keys_ef_list_and_agent_data_refuses_vector_keys() -> None:
     # agent specs record what they always did: the new keys only when set
     recorded = STUDY.spec_to_dict(_parse({}, kind="agents"))
     assert "predicates" not in recorded and recorded["ef_search"] == 40
+    assert "explain_queries" not in recorded
+    assert _parse({"explain_queries": 5}, kind="agents").explain_queries == 5
 
 
 def test_resolve_defaults_from_the_attributes_and_says_what_the_dataset_has() -> None:

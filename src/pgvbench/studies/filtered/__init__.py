@@ -149,6 +149,7 @@ class FilteredSearch(Study[FilteredSpec, FilteredResult]):
             queries_per_bucket=spec.queries_per_bucket,
             seed=ctx.spec.seed,
             measure_seconds=spec.measure_seconds,
+            explain_queries=spec.explain_queries,
             rule=ctx.spec.query.recall_rule,
         )
         return FilteredResult(
@@ -259,6 +260,7 @@ class FilteredVectorSearch(FilteredSearch):
             queries_per_bucket=spec.queries_per_bucket,
             seed=ctx.spec.seed,
             measure_seconds=spec.measure_seconds,
+            explain_queries=spec.explain_queries,
             hot_agents=spec.hot_labels,
             partitions=spec.partitions,
             rule=ctx.spec.query.recall_rule,

@@ -13,6 +13,9 @@ the data is loaded by :func:`resolve`):
 ``tags_attribute``   the array column (default: the first text[] or int[] one)
 ``hot_labels``       labels with a partial index (``partial_hot``)
 ``partitions``       labels with a LIST partition of their own (``partitioned``)
+
+Both kinds also take ``explain_queries`` (EXPLAIN ANALYZE only the first n queries of each
+strategy and bucket; default all): the plan check's cost on slow strategies.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ _KEYS = [
     "queries_per_bucket",
     "recall_target",
     "measure_seconds",
+    "explain_queries",
 ]
 #: keys of vector data only (agent data filters by agent, partitions by tenant)
 VECTOR_KEYS = [
@@ -68,6 +72,7 @@ class FilteredSpec:
     queries_per_bucket: int = 30
     recall_target: float = 0.9
     measure_seconds: float = 1.0
+    explain_queries: int | None = None  # EXPLAIN (ANALYZE) the first n queries (None: all)
     # vector data (None: derived from the dataset's attributes)
     predicates: tuple[str, ...] | None = None
     attribute: str | None = None
@@ -83,6 +88,7 @@ class FilteredSpec:
 
 #: fields recorded in results.json only when set (absent from specs written before them)
 ABSENT_MEANS: dict[str, object] = {
+    "explain_queries": None,
     "predicates": None,
     "attribute": None,
     "range_attribute": None,
@@ -144,6 +150,11 @@ def parse(t: Table, kind: str = "agents") -> FilteredSpec:
         queries_per_bucket=t.integer("queries_per_bucket", default=30, minimum=1, maximum=10_000),
         recall_target=t.number("recall_target", default=0.9, minimum=0.0, maximum=1.0),
         measure_seconds=t.number("measure_seconds", default=1.0, minimum=0.1, maximum=600.0),
+        explain_queries=(
+            t.integer("explain_queries", minimum=1, maximum=10_000)
+            if "explain_queries" in t.data
+            else None
+        ),
         predicates=predicates,
         attribute=_name(t, "attribute"),
         range_attribute=_name(t, "range_attribute"),
