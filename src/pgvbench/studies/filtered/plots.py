@@ -15,8 +15,9 @@ from matplotlib.artist import Artist
 from matplotlib.patches import Patch
 
 from ...report.figures import PALETTE, new_figure, save_figure, set_y_scale, tick_text, wants_log
+from .ranking import FILL_TARGET, eligible
 from .records import FilteredComparison, FilteredResult, FilteredRow
-from .report import bucket_order, strategy_order
+from .report import bucket_order
 
 _INVALID_HATCH = "///"
 _WINNER_MARK = "★"
@@ -30,6 +31,7 @@ class _Bar:
     fill: float | None
     valid: bool
     winner: bool
+    ef_search: int | None = None
 
 
 def plot_filtered_p99(result: FilteredResult, path: Path) -> Path | None:
@@ -42,13 +44,15 @@ def plot_filtered_p99(result: FilteredResult, path: Path) -> Path | None:
     rows = [r for r in comparison.rows if r.latency_p99_ms is not None]
     if not rows:
         return None
+    if comparison.swept:  # one bar per strategy and bucket: its best ef_search
+        rows = _best_arms(rows, winners, result.recall_target)
     buckets = [b for b in bucket_order(comparison, rows) if any(r.bucket == b for r in rows)]
     # run order over all rows, so a strategy keeps its colour and slot where it has no bar
-    drawn = {r.arm for r in rows}
-    strategies = [s for s in strategy_order(comparison.rows) if s in drawn]
+    drawn = {r.strategy for r in rows}
+    strategies = list(dict.fromkeys(r.strategy for r in comparison.rows if r.strategy in drawn))
     width = 0.8 / len(strategies)
 
-    fig = new_figure(11, 6)
+    fig = new_figure(max(11.0, 0.9 * len(buckets) + 4), 6)
     ax = fig.add_subplot()
     handles: list[Artist] = []
     p99s: list[float] = []
@@ -58,7 +62,7 @@ def plot_filtered_p99(result: FilteredResult, path: Path) -> Path | None:
         bars = [
             _bar(r, buckets.index(r.bucket) + offset, winners)
             for r in rows
-            if r.arm == strategy
+            if r.strategy == strategy
         ]
         _draw_bars(ax, bars, width, color)
         handles.append(Patch(facecolor=color, label=strategy))
@@ -71,8 +75,12 @@ def plot_filtered_p99(result: FilteredResult, path: Path) -> Path | None:
     ax.set_ylim(top=max(p99s) * (4 if log else 1.4))
     if log:
         ax.set_ylim(bottom=min(p99s) / 2)
-    ax.set_xticks(range(len(buckets)), [f"{b}\nof memories" for b in buckets])
-    ax.set_xlabel("agents grouped by their share of all memories")
+    if comparison.source == "vectors":
+        ax.set_xticks(range(len(buckets)), [b.replace(" ", "\n", 1) for b in buckets])
+        ax.set_xlabel("filters grouped by the share of all rows they keep")
+    else:
+        ax.set_xticks(range(len(buckets)), [f"{b}\nof memories" for b in buckets])
+        ax.set_xlabel("agents grouped by their share of all memories")
     ax.set_ylabel("p99 latency (ms)" + (" (log scale)" if log else ""))
     ax.set_title(_subtitle(comparison), fontsize=8, loc="left", color="#555555")
     ax.grid(True, axis="y", which="major", alpha=0.3)
@@ -90,6 +98,7 @@ def _bar(row: FilteredRow, x: float, winners: Mapping[str, str]) -> _Bar:
         fill=row.fill_mean,
         valid=row.valid,
         winner=winners.get(row.bucket) == row.arm,
+        ef_search=row.ef_search,
     )
 
 
@@ -113,6 +122,8 @@ def _label(bar: _Bar) -> str:
     text = "R —" if bar.recall is None else f"R {bar.recall:.2f}"
     if bar.fill is not None and bar.fill < 0.995:
         text += f" F {bar.fill:.2f}"
+    if bar.ef_search is not None:
+        text += f" @{bar.ef_search}"
     return f"{_WINNER_MARK} {text}" if bar.winner else text
 
 
@@ -134,5 +145,30 @@ def _key(rows: Sequence[FilteredRow], winners: Mapping[str, str]) -> list[Artist
 def _subtitle(comparison: FilteredComparison) -> str:
     parts = ["above bars: R = recall mean, F = fill (rows returned / min(k, rows matching))"]
     parts.append(f"k={comparison.k}")
-    parts.append(f"ef_search={comparison.ef_search}")
+    if comparison.swept:
+        values = ", ".join(str(e) for e in comparison.ef_values)
+        parts.append(f"ef_search {values}: each bar at its best value (@ef)")
+    else:
+        parts.append(f"ef_search={comparison.ef_search}")
     return "; ".join(parts)
+
+
+def _best_arms(
+    rows: Sequence[FilteredRow], winners: Mapping[str, str], recall_target: float
+) -> list[FilteredRow]:
+    """Per strategy and bucket one row: the winning arm, else the fastest that reaches the
+    targets, else the one with the highest recall."""
+    groups: dict[tuple[str, str], list[FilteredRow]] = {}
+    for r in rows:
+        groups.setdefault((r.bucket, r.strategy), []).append(r)
+    out: list[FilteredRow] = []
+    for (bucket, _), group in groups.items():
+        won = [r for r in group if winners.get(bucket) == r.arm]
+        ok = [r for r in group if eligible(r, recall_target, FILL_TARGET, "p99")]
+        if won:
+            out.append(won[0])
+        elif ok:
+            out.append(min(ok, key=lambda r: r.latency_p99_ms or 0.0))
+        else:
+            out.append(max(group, key=lambda r: r.recall_mean or 0.0))
+    return out
