@@ -97,6 +97,16 @@ def tag_counts(values: np.ndarray) -> tuple[list[Any], np.ndarray]:
     return [t for t, _ in ordered], np.array([c for _, c in ordered], dtype=np.int64)
 
 
+def tag_rows(values: np.ndarray) -> dict[Any, np.ndarray]:
+    """Each tag of an array column -> the rows holding it (ascending): the rows a
+    one-tag ``&&`` filter keeps."""
+    rows: dict[Any, list[int]] = {}
+    for i, row in enumerate(values):
+        for tag in set(row or ()):
+            rows.setdefault(tag, []).append(i)
+    return {tag: np.asarray(r, dtype=np.int64) for tag, r in rows.items()}
+
+
 def bucket_of(shares: np.ndarray, edges: Sequence[float]) -> np.ndarray:
     """Bucket index of each share (a share equal to an edge belongs to the bucket above)."""
     return np.searchsorted(np.asarray(edges, dtype=np.float64), shares, side="right")

@@ -33,6 +33,7 @@ from .predicates import (
     not_null,
     share_of_rows,
     tag_counts,
+    tag_rows,
 )
 from .records import BucketInfo, PredicateInfo
 from .source import FilterSource
@@ -111,6 +112,10 @@ def draw_workload(
     labels: list[Any] = []
     for p_i, pred in enumerate(predicates):
         drawn = drawer.draw(p_i, pred, hot_labels)
+        rows_cache: dict[Hashable, np.ndarray] = {}  # filter -> rows, shared by its buckets
+        if pred.kind == OVERLAP:  # one pass over the arrays instead of one per tag
+            for tag, rows in tag_rows(source.attribute(pred.attribute).values).items():
+                rows_cache[repr((tag,)), None] = rows
         if pred.kind == EQ and not labels:
             labels, hot = drawn.labels, drawn.hot
         infos.append(drawn.info)
@@ -121,8 +126,8 @@ def draw_workload(
             buckets.append(
                 Bucket(
                     info=info,
-                    queries=_with_truth(source, pred, qs, k, same),
-                    hot=_with_truth(source, pred, hot_qs, k, same),
+                    queries=_with_truth(source, pred, qs, k, same, rows_cache),
+                    hot=_with_truth(source, pred, hot_qs, k, same, rows_cache),
                 )
             )
     out_notes.append(notes.ground_truth(time.perf_counter() - started))
@@ -345,12 +350,17 @@ def _with_value(values: np.ndarray) -> int:
 
 
 def _with_truth(
-    source: FilterSource, pred: Predicate, qs: Drawn, k: int, same_rows: bool
+    source: FilterSource,
+    pred: Predicate,
+    qs: Drawn,
+    k: int,
+    same_rows: bool,
+    cache: dict[Hashable, np.ndarray],
 ) -> Queries:
-    """``qs`` with its parameters and the ground truth of both filter forms."""
+    """``qs`` with its parameters and the ground truth of both filter forms; ``cache``
+    keeps each filter's rows (ascending) for the predicate's other buckets."""
     attr = source.attribute(pred.attribute)
     keys = [source.key_of(v) if pred.kind == EQ else None for v in qs.values]
-    cache: dict[Hashable, np.ndarray] = {}
 
     def rows_of(f: Hashable) -> np.ndarray:
         value_repr, key = cast(tuple[str, Any], f)
