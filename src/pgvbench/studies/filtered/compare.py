@@ -29,7 +29,7 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -40,7 +40,6 @@ from ...datasets.agents.dataset import AgentDataset
 from ...datasets.agents.model import table_name
 from ...datasets.groundtruth import MAX_K
 from ...db.gucs import set_settings
-from ...db.schema import relation_bytes
 from ...errors import DatasetError
 from ...recall_rule import DEFAULT_RULE, RecallRule
 from ...server.connection import connect
@@ -51,24 +50,21 @@ from .records import FilteredComparison, FilteredRow, StrategySetup
 from .rounds import check_all, rows_of, time_interleaved
 from .source import AGENT_LABEL, FilterSource, from_agents
 from .spec import DEFAULT_BUCKET_EDGES, STRATEGIES
+from .stages import Staged, group_of, not_applicable_rows, phases, stage
 from .strategies import (
-    HNSW_STRATEGIES,
     Layout,
     Names,
     Params,
     Plan,
     Setup,
     copy_memories,
-    failed_plans,
     groups,
-    not_applicable,
     prepare,
 )
 from .truth import check_edges
 from .workload import Bucket, draw_workload
 
 log = logging.getLogger(__name__)
-_COEXIST = ("hnsw", "partitioned")  # groups whose queries cannot take each other's indexes
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -196,7 +192,7 @@ def compare_filtered(
         ivf_max_probes=ivf_max_probes,
     )
     setups: list[StrategySetup] = []
-    rows: list[FilteredRow] = _not_applicable_rows(strategies, predicates, workload.buckets)
+    rows: list[FilteredRow] = not_applicable_rows(strategies, predicates, workload.buckets)
     wanted_groups = [
         g for g in groups(strategies)
         if g not in ("partial_hot", "partitioned") or any(p.kind == EQ for p in predicates)
@@ -231,11 +227,11 @@ def compare_filtered(
             record_notes.append(
                 notes.work_copy(schema, names.work, source.table, time.perf_counter() - started)
             )
-            for phase in _phases(wanted_groups):
-                staged: list[_Staged] = []
+            for phase in phases(wanted_groups):
+                staged: list[Staged] = []
                 try:
                     for group in phase:
-                        staged.append(_stage(conn, schema, group, strategies, build))
+                        staged.append(stage(conn, schema, group, strategies, build))
                     for st in staged:
                         setups += st.records(strategies)
                         rows += st.failed_rows(strategies, workload.buckets, predicates)
@@ -263,8 +259,8 @@ def compare_filtered(
     record_notes.append(notes.COMMON_SETTINGS)
     # in the order of the strategies' groups, as when every group ran in turn
     order = groups(strategies)
-    setups.sort(key=lambda x: order.index(_group_of(x.strategy)))
-    rows.sort(key=lambda x: order.index(_group_of(x.strategy)))
+    setups.sort(key=lambda x: order.index(group_of(x.strategy)))
+    rows.sort(key=lambda x: order.index(group_of(x.strategy)))
     if source.agents is not None:
         hot_names = [str(source.agents.id_of("agents", int(a))) for a in workload.hot]
         labels = source.agents.agents
@@ -294,119 +290,6 @@ def compare_filtered(
         ef_values=list(ef_values),
         predicates=workload.predicates,
     )
-
-
-def _not_applicable_rows(
-    strategies: Sequence[str], predicates: Sequence[Predicate], buckets: Sequence[Bucket]
-) -> list[FilteredRow]:
-    """A row per strategy and bucket of a predicate it does not apply to, saying why."""
-    out: list[FilteredRow] = []
-    for pred in predicates:
-        for s in strategies:
-            why = not_applicable(s, pred)
-            if why is None:
-                continue
-            out += [
-                empty_row(s, b, s == "partial_hot", why, agent_data=False, measured=False)
-                for b in buckets
-                if b.info.predicate == pred.name
-            ]
-    return out
-
-
-def _phases(groups_in_order: Sequence[str]) -> list[list[str]]:
-    """Groups set up together: the HNSW group and the partitioned copy (another table, so
-    neither's plans can take the other's indexes); every other group alone."""
-    out: list[list[str]] = []
-    together = [g for g in groups_in_order if g in _COEXIST]
-    for g in groups_in_order:
-        if g not in _COEXIST:
-            out.append([g])
-        elif g == together[0]:
-            out.append(together)
-    return out
-
-
-def _group_of(strategy: str) -> str:
-    return "hnsw" if strategy in HNSW_STRATEGIES else strategy
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class _Staged:
-    """One group's objects, created and awaiting measurement (or why they failed)."""
-
-    group: str
-    setup: Setup
-    plans: list[Plan]
-    seconds: float
-    index_bytes: int
-    setup_note: list[str]
-
-    def records(self, wanted: Sequence[str]) -> list[StrategySetup]:
-        """One record per strategy: its first plan's settings, every predicate's SQL."""
-        objects = self.setup.qualified()
-        by_strategy: dict[str, list[Plan]] = {}
-        for plan in self.plans or failed_plans(self.group, wanted):
-            by_strategy.setdefault(plan.strategy, []).append(plan)
-        return [
-            StrategySetup(
-                strategy=strategy,
-                objects=objects,
-                setup_seconds=round(self.seconds, 3),
-                index_bytes=self.index_bytes,
-                settings=dict(plans[0].settings),
-                sql="\n".join(dict.fromkeys(plan.sql for plan in plans)),
-                notes=[
-                    *([plans[0].note] if plans[0].note else []),
-                    *self.setup_note,
-                    *self.setup.notices,
-                ],
-            )
-            for strategy, plans in by_strategy.items()
-        ]
-
-    def failed_rows(
-        self,
-        wanted: Sequence[str],
-        buckets: Sequence[Bucket],
-        predicates: Sequence[Predicate],
-    ) -> list[FilteredRow]:
-        if self.plans:
-            return []
-        by_name = {p.name: p for p in predicates}
-        return [
-            empty_row(plan.strategy, bucket, plan.hot_only, self.setup_note[0])
-            for plan in failed_plans(self.group, wanted)
-            for bucket in buckets
-            if not_applicable(plan.strategy, by_name[bucket.info.predicate]) is None
-        ]
-
-
-def _stage(
-    conn: psycopg.Connection[Any],
-    schema: str,
-    group: str,
-    wanted: Sequence[str],
-    build: Callable[[str, Setup], list[Plan]],
-) -> _Staged:
-    """Create what ``group`` needs; a failed setup is kept with its reason."""
-    setup = Setup(conn, schema)
-    started = time.perf_counter()
-    plans: list[Plan] = []
-    setup_note: list[str] = []
-    index_bytes = 0
-    try:
-        plans = build(group, setup)
-        index_bytes = sum(relation_bytes(conn, schema, n) for n in setup.indexes)
-    except psycopg.Error as exc:
-        message = exc.diag.message_primary or str(exc)
-        setup_note.append(notes.setup_failed(message))
-        log.warning("filtered %s: setup failed: %s", group, message)
-    setup.stop_listening()
-    return _Staged(
-        group=group, setup=setup, plans=plans, seconds=time.perf_counter() - started,
-        index_bytes=index_bytes, setup_note=setup_note,
-    )  # fmt: skip
 
 
 def _interleaved(run: _Run, plans: Sequence[Plan], buckets: Sequence[Bucket]) -> list[FilteredRow]:
