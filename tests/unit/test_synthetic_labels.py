@@ -298,3 +298,33 @@ def test_label_columns_twice_and_on_file_sources(tmp_path: Path) -> None:
     )
     with pytest.raises(SpecError, match="labels is not a known key"):
         load_spec(path)
+
+
+# --------------------------------------------------------------------------- the shipped spec
+
+
+def test_shipped_filtered_labels_workload() -> None:
+    from pgvbench.plan.count import validate
+
+    path = Path(__file__).resolve().parents[2] / "workloads" / "filtered_labels.toml"
+    plan = validate(path)  # what `pgvbench validate` prints
+    assert plan.studies == ("filtered",)
+    assert any("filtered" in item.what for item in plan.items)
+    assert 0 < plan.estimated_seconds < 300  # the spec promises a run under 5 minutes
+
+    spec = load_spec(path)
+    assert spec.dataset is not None
+    assert [lb.kind for lb in spec.dataset.labels] == ["int", "timestamp", "text[]"]
+    data = build_dataset(spec)
+    label = data.attribute("label")
+    assert label is not None and label.query_values is not None
+    share = np.bincount(label.values) / data.n
+    assert (share > 0).sum() == 2000 and share.max() > 0.1 and (share < 0.001).mean() > 0.9
+    # the own labels of the recall queries fill every [filtered] bucket of the spec
+    edges = spec.raw["filtered"]["bucket_edges"]
+    own = share[label.query_values[: spec.query.recall_queries]]
+    assert set(np.searchsorted(edges, own, side="right").tolist()) == {0, 1, 2, 3}
+    tags = data.attribute("tags")
+    assert tags is not None
+    tag_rows = Counter(t for row in tags.values for t in row)
+    assert min(tag_rows.values()) / data.n < 0.001  # rare tags too: the < 0.1% overlap bucket
