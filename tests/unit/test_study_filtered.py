@@ -125,7 +125,10 @@ def test_advice_has_evidence(measured: tuple[ExperimentSpec, FilteredResult]) ->
     advice = STUDY.advice(result)
     assert advice and all(r.text and r.evidence for r in advice)
     assert [r.text for r in advice] == summary_sentences(result.comparison)
-    assert any(" wins: recall " in r.text for r in advice)
+    # a bucket names its winner, or (on a busy host) two strategies within the noise
+    assert any(
+        " wins: recall " in r.text or "within the noise of this run" in r.text for r in advice
+    )
 
 
 def test_report_section_figure_and_validity(
