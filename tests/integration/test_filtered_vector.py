@@ -183,10 +183,16 @@ def test_a_winner_per_bucket_with_its_ef_search(run: Run) -> None:
             assert b.label in chosen  # btree_exact always qualifies: recall 1, fill 1
             row = c.row(chosen[b.label], b.label)
             assert row is not None and row.valid and (row.recall_mean or 0) >= 0.9
+            # measured on the hot labels only, partial_hot cannot answer for a whole bucket
+            assert row.strategy != "partial_hot"
             if row.ef_search is not None:
                 assert f"ef_search={row.ef_search}" in chosen[b.label]
     texts = [r.text for r in VECTOR_STUDY.advice(run.result)]
     assert any(" wins: " in t or "within the noise" in t for t in texts)
+    for b in c.buckets:  # where partial_hot beat the winner on its hot labels, it is said
+        hot = filtered.ranking.hot_alternative(c, b.label)
+        if hot is not None:
+            assert any(f"for its hot labels alone, {hot.arm}" in t for t in texts)
 
 
 def test_the_data_bounds_are_recorded(run: Run) -> None:

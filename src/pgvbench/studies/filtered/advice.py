@@ -21,7 +21,14 @@ from ...advice_margin import (
 from ..base import Recommendation
 from .bounds import bucket_subject
 from .notes import INVALIDATING
-from .ranking import FILL_TARGET, RECALL_TARGET, LatencyKey, latency_of, ranked
+from .ranking import (
+    FILL_TARGET,
+    RECALL_TARGET,
+    LatencyKey,
+    hot_alternative,
+    latency_of,
+    ranked,
+)
 from .records import BucketInfo, FilteredComparison, FilteredRow, arm_name
 
 _STRICT_LOSS = 0.02  # recall strict_order may lose to relaxed_order before it is worth a word
@@ -81,14 +88,20 @@ def _bucket_winners(
                 }
             text = (
                 f"{subject}, no strategy reached recall >= {recall_target:.2f} with fill >= "
-                f"{fill_target:.2f}{tail}."
+                f"{fill_target:.2f}{tail}"
             )
+            hot_row = hot_alternative(
+                comparison, info.label, recall_target=recall_target, fill_target=fill_target,
+                key=key,
+            )  # fmt: skip
+            if hot_row is not None:
+                text += "; " + _hot_clause(comparison, hot_row, key)
+            text += "."
             evidence |= {"recall_target": recall_target, "fill_target": fill_target}
             out.append(Recommendation(text=text, evidence=evidence))
             continue
         win = best[0]
-        hot = " (hot agents only)" if comparison.source == "agents" else " (hot labels only)"
-        scope = hot if win.strategy == "partial_hot" else ""
+        scope = ""  # partial_hot (hot labels only) never wins a bucket: see _hot_clause
         figures = (
             f"recall {win.recall_mean:.2f}, fill {win.fill_mean:.2f}, "
             f"{key} {_ms(latency_of(win, key))}"
@@ -111,8 +124,24 @@ def _bucket_winners(
                 )
             else:
                 text += f"; next {nxt.arm} at {_ms(latency_of(nxt, key))}, {_slower(margin)}"
+        hot_row = hot_alternative(
+            comparison, info.label, recall_target=recall_target, fill_target=fill_target, key=key
+        )
+        if hot_row is not None:
+            text += "; " + _hot_clause(comparison, hot_row, key)
+            evidence |= {"hot_only_strategy": hot_row.arm, **_figures(hot_row, key, "hot_")}
         out.append(Recommendation(text=text + ".", evidence=evidence))
     return out
+
+
+def _hot_clause(comparison: FilteredComparison, row: FilteredRow, key: LatencyKey) -> str:
+    """The partial-index alternative for the bucket's commonest labels (it serves no other)."""
+    who = "agents" if comparison.source == "agents" else "labels"
+    return (
+        f"for its hot {who} alone, {row.arm} (a partial index per {who[:-1]}) is faster at "
+        f"{_ms(latency_of(row, key))} (recall {row.recall_mean:.2f}), but serves no other "
+        f"{who[:-1]}"
+    )
 
 
 def _subject(comparison: FilteredComparison, info: BucketInfo) -> str:

@@ -11,6 +11,8 @@ from .records import FilteredComparison, FilteredRow
 LatencyKey = Literal["p50", "p95", "p99"]
 RECALL_TARGET = 0.9
 FILL_TARGET = 0.99
+#: measured on the bucket's hot labels (agents) only: it cannot answer for the whole bucket
+HOT_ONLY = "partial_hot"
 
 
 def latency_of(row: FilteredRow, key: LatencyKey) -> float | None:
@@ -35,12 +37,18 @@ def ranked(
     recall_target: float,
     fill_target: float,
     key: LatencyKey,
+    *,
+    hot_only: bool = False,
 ) -> list[FilteredRow]:
-    """The bucket's eligible rows, fastest first (ties: higher recall first)."""
+    """The bucket's eligible rows, fastest first (ties: higher recall first): the strategies
+    that serve every query of the bucket, or (``hot_only``) the one measured on its hot
+    labels alone, which must not win a bucket whose other labels it cannot serve."""
     rows = [
         r
         for r in comparison.rows
-        if r.bucket == bucket and eligible(r, recall_target, fill_target, key)
+        if r.bucket == bucket
+        and (r.strategy == HOT_ONLY) == hot_only
+        and eligible(r, recall_target, fill_target, key)
     ]
     return sorted(rows, key=lambda r: (latency_of(r, key) or math.inf, -(r.recall_mean or 0.0)))
 
@@ -55,10 +63,30 @@ def winners(
     """bucket label -> the strategy (with its ef_search in a sweep: ``row.arm``) with the
     lowest latency among valid rows with recall
     >= ``recall_target`` and fill >= ``fill_target``; buckets where none qualifies are
-    left out. ``partial_hot`` rows cover the bucket's hot agents only (see ``scope``)."""
+    left out. ``partial_hot`` rows cover the bucket's hot labels only (see ``scope``), so they
+    never win a bucket: :func:`hot_alternative` says when they beat its winner on those."""
     out: dict[str, str] = {}
     for info in comparison.buckets:
         best = ranked(comparison, info.label, recall_target, fill_target, latency)
         if best:
             out[info.label] = best[0].arm
     return out
+
+
+def hot_alternative(
+    comparison: FilteredComparison,
+    bucket: str,
+    *,
+    recall_target: float = RECALL_TARGET,
+    fill_target: float = FILL_TARGET,
+    key: LatencyKey = "p99",
+) -> FilteredRow | None:
+    """The hot-labels-only row (``partial_hot``) that qualifies and is faster than the
+    bucket's winner (or qualifies where nothing else does); None otherwise."""
+    hot = ranked(comparison, bucket, recall_target, fill_target, key, hot_only=True)
+    if not hot:
+        return None
+    best = ranked(comparison, bucket, recall_target, fill_target, key)
+    if best and (latency_of(hot[0], key) or math.inf) >= (latency_of(best[0], key) or math.inf):
+        return None
+    return hot[0]

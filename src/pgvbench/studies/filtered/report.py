@@ -13,6 +13,8 @@ from ...report.fmt import (
 )
 from . import bounds
 from .advice import runner_up_clause
+from .notes import INVALIDATING
+from .ranking import hot_alternative
 from .records import BucketInfo, FilteredComparison, FilteredResult, FilteredRow
 
 FILTERED_FIGURE = "filtered_p99.png"
@@ -168,9 +170,18 @@ def _row_cells(row: FilteredRow, winners: Mapping[str, str]) -> list[str]:
         DASH if row.qps is None else format_qps(row.qps),
         _sig(row.buffers_per_query),
         "★" if winners.get(row.bucket) == row.arm else "",
-        "yes" if row.valid else "⚠ INVALID",
+        _validity_cell(row),
         notes or ("" if row.valid else "no reason recorded"),
     ]
+
+
+def _validity_cell(row: FilteredRow) -> str:
+    """ "yes", "⚠ INVALID" (a plan check or a failure), or "not measured" (a strategy that
+    does not apply to the predicate, a bucket without a hot label): no fault of the row."""
+    if row.valid:
+        return "yes"
+    faulty = any(k in n for n in row.notes for k in INVALIDATING)
+    return "not measured" if row.n_queries == 0 and not faulty else "⚠ INVALID"
 
 
 def _winner_blocks(c: FilteredComparison, winners: Mapping[str, str]) -> list[Block]:
@@ -205,20 +216,29 @@ def _winner_sentence(c: FilteredComparison, bucket: str, winners: Mapping[str, s
         agents = f" ({_count(info.agents)} agents)" if info is not None else ""
         subject = f"Agents with {bucket} of the memories{agents}"
     strategy = winners.get(bucket)
+    hot_row = hot_alternative(c, bucket)
+    hot = (
+        ""
+        if hot_row is None or hot_row.latency_p99_ms is None
+        else f" For its hot {_who(c)} alone, {hot_row.arm} (a partial index each) answers in "
+        f"p99 {format_sig(hot_row.latency_p99_ms)} ms, but serves no other {_who(c)[:-1]}."
+    )
     if strategy is None:
-        return f"{subject}: no strategy reached the recall and fill targets."
+        return f"{subject}: no strategy reached the recall and fill targets.{hot}"
     row = c.row(strategy, bucket)
     if row is None:
         return f"{subject}: {strategy}."
-    hot = " (hot agents only)" if c.source == "agents" else " (hot labels only)"
-    scope = hot if row.strategy == "partial_hot" else ""
     p99 = DASH if row.latency_p99_ms is None else f"{format_sig(row.latency_p99_ms)} ms"
     margin = runner_up_clause(c, bucket)  # the margin over the next strategy, or a tie
     return (
-        f"{subject}: {strategy}{scope}, p99 {p99} at recall "
+        f"{subject}: {strategy}, p99 {p99} at recall "
         f"{_fixed(row.recall_mean, 2)} (p5 {_fixed(row.recall_p5, 2)}), "
-        f"fill {_fixed(row.fill_mean, 2)}{f'; {margin}' if margin else ''}."
+        f"fill {_fixed(row.fill_mean, 2)}{f'; {margin}' if margin else ''}.{hot}"
     )
+
+
+def _who(c: FilteredComparison) -> str:
+    return "agents" if c.source == "agents" else "labels"
 
 
 def _setups_table(c: FilteredComparison) -> list[Block]:
