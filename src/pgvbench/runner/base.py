@@ -19,7 +19,7 @@ import psycopg
 from .._records import ResultsRecorder, now_iso
 from ..db.indexes import BuildProgress
 from ..environment import collect_environment
-from ..errors import RunFailed
+from ..errors import RunFailed, SpecError
 from ..progress import Reporter, Task
 from ..results import DatasetInfo, Results, ServerSettingsInfo, current_writer
 from ..server.connection import Target, connect
@@ -151,6 +151,15 @@ class Runner(ResultsRecorder, abc.ABC):
             for study in studies_in(self.spec.kind, stage)
             if present.get(study.name) is not None
         ]
+
+    def _check_dataset(self, dataset: Any) -> None:
+        """Every study of the spec can run on ``dataset`` (SpecError, exit 2, if not)."""
+        where = str(self.spec.source_path) if self.spec.source_path else "<spec>"
+        for stage in ("before", "after"):
+            for study, spec in self._studies(stage):
+                problem = study.dataset_problem(spec, dataset, where)
+                if problem is not None:
+                    raise SpecError(problem)
 
     def _run_study(self, study: Study[Any, Any], spec: Any, ctx: StudyContext) -> None:
         """Measure, store the record, add its advice; results saved after each study."""

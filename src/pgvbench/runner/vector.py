@@ -85,6 +85,7 @@ class VectorRunner(Runner):
         source's dataset exists only once a server is connected: built in _run)."""
         if not self._from_table:
             self.data = prepare_data(self.spec, cache_dir=self.cache_dir, reporter=self.reporter)
+            self._check_dataset(self.data.dataset)
 
     @property
     def _from_table(self) -> bool:
@@ -125,6 +126,7 @@ class VectorRunner(Runner):
                 description=f"copied {copied.load.rows:,} rows of {self._source.name} "
                 f"({copied.info.copy_method}, {copied.load.seconds:.1f} s)"
             )
+        self._check_dataset(copied.dataset)
         data = prepare_dataset(
             self.spec, copied.dataset, cache_dir=self.cache_dir, reporter=self.reporter
         )

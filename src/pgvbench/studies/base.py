@@ -143,6 +143,12 @@ class Study(abc.ABC, Generic[S, R]):
         """Why the study cannot run on this dataset (dims, query counts), or None."""
         return None
 
+    def dataset_problem(self, spec: S, dataset: Any, where: str) -> str | None:
+        """Why the study cannot run on this dataset once it is read (e.g. no attribute to
+        filter on), or None: checked before the server is touched, so a user's mistake is
+        exit 2 at once instead of after the rest of the run."""
+        return None
+
     def estimate(self, spec: S, experiment: ExperimentSpec, shape: DataShape) -> list[PlanItem]:
         """What the study will build and measure, and roughly how long it takes."""
         return []

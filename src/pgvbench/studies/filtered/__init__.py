@@ -237,6 +237,13 @@ class FilteredVectorSearch(FilteredSearch):
         ]  # fmt: skip
         return [item for item in items if item.count > 0]
 
+    def dataset_problem(self, spec: FilteredSpec, dataset: Any, where: str) -> str | None:
+        try:
+            resolve(spec, dataset.attributes, where)
+        except SpecError as exc:
+            return str(exc)
+        return None
+
     def run(self, ctx: StudyContext, spec: FilteredSpec) -> FilteredResult:
         if ctx.vectors is None:
             raise RunFailed("filtered search on vector data needs the loaded items table")
