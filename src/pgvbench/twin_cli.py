@@ -66,7 +66,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "(LID, MLE over 100 neighbours) and median relative contrast within 10%. The "
         "twin then generates the same distribution at any size, for capacity planning "
         "with data that cannot leave production. Writes OUT/twin.toml (a [dataset] table "
-        "for a spec) and OUT/twin.json (the fit and its residuals). Takes about 30 s for a "
+        "for a spec) and OUT/twin.json (the fit and its residuals). Takes 30-90 s for a "
         "20k x 384 sample. Exit codes: 0 matched within 10%; 1 the best fit missed 10% "
         "(files still written); 2 bad input.",
     )
