@@ -36,7 +36,7 @@ REFERENCES: tuple[Reference, ...] = (
         distance="cosine distance (1 - cos)",
         lid=12.6,
         rc=2.05,
-        source="measured for pgvbench issue 13 (bring your own data), median over queries",
+        source="pgvbench issue 13, medians over queries",
     ),
 )
 
@@ -105,8 +105,8 @@ def difficulty_blocks(dataset: DatasetInfo) -> list[Block]:
             Paragraph(
                 f"this synthetic data is far easier than {ref.name} ({'; '.join(easier)}), "
                 "so recall and speed measured on it will flatter the indexes: results, and "
-                "the recommended index, may not carry over to real data. Lower spread or "
-                "raise intrinsic_dim, or fit the generator to a sample of your vectors with "
+                "the recommended index, may not carry over to real data. Raise spread or "
+                "intrinsic_dim (both make it harder), or fit the generator to a sample of your vectors with "
                 "`pgvbench twin`.",
                 lead="Warning:",
                 style="warning",
