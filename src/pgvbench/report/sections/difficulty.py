@@ -106,8 +106,8 @@ def difficulty_blocks(dataset: DatasetInfo) -> list[Block]:
                 f"this synthetic data is far easier than {ref.name} ({'; '.join(easier)}), "
                 "so recall and speed measured on it will flatter the indexes: results, and "
                 "the recommended index, may not carry over to real data. Raise spread or "
-                "intrinsic_dim (both make it harder), or fit the generator to a sample of your vectors with "
-                "`pgvbench twin`.",
+                "intrinsic_dim (both make it harder), or fit the generator to a sample of "
+                "your vectors with `pgvbench twin`.",
                 lead="Warning:",
                 style="warning",
             )
