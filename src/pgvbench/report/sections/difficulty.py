@@ -36,7 +36,7 @@ REFERENCES: tuple[Reference, ...] = (
         distance="cosine distance (1 - cos)",
         lid=12.6,
         rc=2.05,
-        source="pgvbench issue 13, medians over queries",
+        source="measured by the pgvbench team, medians over queries",
     ),
 )
 
