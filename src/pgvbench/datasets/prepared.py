@@ -50,6 +50,9 @@ def build_dataset(spec: ExperimentSpec) -> Dataset:
             seed=spec.seed,
             metric=ds.metric,
             intrinsic_dim=ds.intrinsic_dim,
+            size_skew=ds.size_skew,
+            scale_spread=ds.scale_spread,
+            tail_dof=ds.tail_dof,
         )
         return with_labels(vectors, ds.labels, seed=spec.seed, regions=ds.clusters)
     from ..plan.shape import dataset_shape

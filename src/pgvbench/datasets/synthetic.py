@@ -26,6 +26,14 @@ _DIRICHLET_ALPHA = 2.0
 _ISOTROPIC_FRACTION = 0.1
 #: Redraws of queries that coincide with a base vector before giving up.
 _MAX_REDRAWS = 20
+#: Bounds of the heterogeneity parameters: beyond them one cluster holds nearly every row
+#: (Zipf exponent 4) or spreads differ by more than 10^4 between clusters.
+MAX_SIZE_SKEW = 4.0
+MAX_SCALE_SPREAD = 3.0
+#: Student-t degrees of freedom of the per-point tails: above 2 the variance is finite;
+#: by 1000 they are Gaussian to the eye.
+MIN_TAIL_DOF = 2.0
+MAX_TAIL_DOF = 1000.0
 
 _Sampler = Callable[[np.random.Generator, int], np.ndarray]
 
@@ -48,6 +56,15 @@ def _spread_arg(spread: float) -> float:
     if not math.isfinite(value) or value <= 0:
         raise DatasetError(f"synthetic dataset: spread must be a finite number > 0, got {spread!r}")
     return value
+
+
+def _nonnegative_arg(name: str, value: float, hi: float) -> float:
+    number = float(value)
+    if not math.isfinite(number) or not 0.0 <= number <= hi:
+        raise DatasetError(
+            f"synthetic dataset: {name} must be a number between 0 and {hi:g}, got {value!r}"
+        )
+    return number
 
 
 def _generator(seed: int, *stream: int) -> np.random.Generator:
@@ -79,8 +96,11 @@ def _add_subspace_noise(
     seed: int,
     rank: int,
     scale: float,
+    row_factors: np.ndarray | None = None,
 ) -> None:
-    """Add each point's centre plus latent noise in its cluster's rank-d subspace."""
+    """Add each point's centre plus latent noise in its cluster's rank-d subspace.
+
+    ``row_factors`` (one per row) also multiply the isotropic noise already in ``out``."""
     n_clusters, dim = centres.shape
     step = rows_per_chunk(dim, 4)
     order = np.argsort(labels, kind="stable")
@@ -90,29 +110,62 @@ def _add_subspace_noise(
             continue
         basis = _cluster_basis(seed, cluster, dim, rank, scale)
         latent = rng.standard_normal((rows.size, rank), dtype=np.float32)
+        if row_factors is not None:
+            latent *= row_factors[rows, None]
         for start in range(0, rows.size, step):
             chunk = rows[start : start + step]
+            if row_factors is not None:
+                out[chunk] *= row_factors[chunk, None]
             out[chunk] += latent[start : start + step] @ basis + centres[cluster]
 
 
+def _scale_rows(out: np.ndarray, row_factors: np.ndarray) -> None:
+    """Multiply each row by its factor, in chunks (no full-size temporary)."""
+    step = rows_per_chunk(out.shape[1], 4)
+    for start in range(0, out.shape[0], step):
+        out[start : start + step] *= row_factors[start : start + step, None]
+
+
 def _mixture_sampler(
-    centres: np.ndarray, weights: np.ndarray, spread: float, seed: int, intrinsic_dim: int | None
+    centres: np.ndarray,
+    weights: np.ndarray,
+    spread: float,
+    seed: int,
+    intrinsic_dim: int | None,
+    factors: np.ndarray | None = None,
+    tail_dof: float = 0.0,
 ) -> _Sampler:
-    """Return ``sample(rng, m)`` drawing ``m`` i.i.d. points of the mixture."""
+    """Return ``sample(rng, m)`` drawing ``m`` i.i.d. points of the mixture; ``factors``
+    (one per cluster, None: all 1) multiply each cluster's spread; ``tail_dof`` > 0 makes
+    each point's noise Student-t with that many degrees of freedom."""
     n_clusters, dim = centres.shape
+    # the per-point tails have a stream of their own, so the main stream's draws (and the
+    # bytes of a dataset without tails) stay as they were
+    tails = _generator(seed, 3) if tail_dof > 0 else None
+
+    def row_factors(labels: np.ndarray) -> np.ndarray | None:
+        if factors is None and tails is None:
+            return None
+        out = np.ones(labels.size) if factors is None else factors[labels]
+        if tails is not None:
+            out = out * np.sqrt(tail_dof / tails.chisquare(tail_dof, size=labels.size))
+        return out.astype(np.float32)
 
     def sample(rng: np.random.Generator, m: int) -> np.ndarray:
         labels = rng.choice(n_clusters, size=m, p=weights)
         out = rng.standard_normal((m, dim), dtype=np.float32)
+        per_row = row_factors(labels)
         if intrinsic_dim is None:
             out *= np.float32(spread)
+            if per_row is not None:
+                _scale_rows(out, per_row)
             _add_centres(out, centres, labels)
             return out
         out *= np.float32(spread * _ISOTROPIC_FRACTION)
         # Scaled so a cluster's radius matches the isotropic case: total variance
         # spread² x dim, concentrated in intrinsic_dim directions.
         scale = spread * math.sqrt(dim / intrinsic_dim)
-        _add_subspace_noise(out, rng, labels, centres, seed, intrinsic_dim, scale)
+        _add_subspace_noise(out, rng, labels, centres, seed, intrinsic_dim, scale, per_row)
         return out
 
     return sample
@@ -185,6 +238,9 @@ def generate_clustered(
     seed: int,
     metric: Metric,
     intrinsic_dim: int | None = None,
+    size_skew: float = 0.0,
+    scale_spread: float = 0.0,
+    tail_dof: float = 0.0,
 ) -> Dataset:
     """A Gaussian mixture: centres ~ N(0, 1)^dim, points = centre + spread x noise.
 
@@ -193,6 +249,15 @@ def generate_clustered(
     ``intrinsic_dim``-dimensional subspace, like real embeddings, which keeps ANN
     recall realistic. Queries are fresh draws from the same distribution and never
     equal a base row. For cosine all vectors are unit length.
+
+    Heterogeneity, as real embeddings have (both 0 by default: the bytes are those of
+    earlier versions): ``size_skew`` > 0 gives Zipf cluster sizes, the i-th largest
+    cluster's weight ~ i^-size_skew, in place of the Dirichlet weights; ``scale_spread``
+    > 0 multiplies each cluster's spread by a log-normal factor exp(scale_spread x z),
+    z ~ N(0, 1) (median 1), so some clusters are tight and others diffuse; ``tail_dof``
+    > 0 makes each point's noise Student-t with that many degrees of freedom (a per-point
+    scale sqrt(dof / chi2(dof))), so each cluster has a dense core, where queries are
+    easy, and a sparse halo, where they are hard. Changing any keeps the same centres.
     """
     n = _int_arg("n", n, 1)
     dim = _int_arg("dim", dim, 1, MAX_DIM)
@@ -202,14 +267,34 @@ def generate_clustered(
     spread = _spread_arg(spread)
     if intrinsic_dim is not None:
         intrinsic_dim = _int_arg("intrinsic_dim", intrinsic_dim, 1, dim)
+    size_skew = _nonnegative_arg("size_skew", size_skew, MAX_SIZE_SKEW)
+    scale_spread = _nonnegative_arg("scale_spread", scale_spread, MAX_SCALE_SPREAD)
+    tail_dof = _nonnegative_arg("tail_dof", tail_dof, MAX_TAIL_DOF)
+    if 0 < tail_dof < MIN_TAIL_DOF:
+        raise DatasetError(
+            f"synthetic dataset: tail_dof must be 0 (Gaussian noise) or at least "
+            f"{MIN_TAIL_DOF:g} (a finite variance), got {tail_dof!r}"
+        )
     metric = coerce_metric(metric, "synthetic dataset")
 
     rng = _generator(seed)
     weights = rng.dirichlet(np.full(clusters, _DIRICHLET_ALPHA))
     centres = rng.standard_normal((clusters, dim), dtype=np.float32)
-    sampler = _mixture_sampler(centres, weights, spread, seed, intrinsic_dim)
+    if size_skew > 0:  # drawn above all the same, so the centres do not move
+        weights = np.arange(1, clusters + 1, dtype=np.float64) ** -size_skew
+        weights /= weights.sum()
+    factors = None
+    if scale_spread > 0:  # a stream of its own: the main stream's draws stay as they were
+        factors = np.exp(scale_spread * _generator(seed, 2).standard_normal(clusters))
+    sampler = _mixture_sampler(centres, weights, spread, seed, intrinsic_dim, factors, tail_dof)
     base, queries = _draw(sampler, rng, n, n_queries, metric)
     suffix = "" if intrinsic_dim is None else f"-r{intrinsic_dim}"
+    if size_skew > 0:
+        suffix += f"-z{size_skew:g}"
+    if scale_spread > 0:
+        suffix += f"-s{scale_spread:g}"
+    if tail_dof > 0:
+        suffix += f"-t{tail_dof:g}"
     return Dataset(
         name=f"clustered-{n}x{dim}-c{clusters}{suffix}-seed{seed}",
         source="synthetic:clustered",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..datasets.synthetic import MAX_SCALE_SPREAD, MAX_SIZE_SKEW, MAX_TAIL_DOF, MIN_TAIL_DOF
 from ..metrics import Metric
 from . import dataset_files
 from .labels import LabelsSpec as LabelsSpec  # the records DatasetSpec.labels holds
@@ -38,9 +39,17 @@ def _metric(t: Table, *, required: bool = False) -> Metric:
 
 def _synthetic(t: Table) -> DatasetSpec:
     synthetic = ["distribution", "n", "dim", "clusters", "spread", "intrinsic_dim", "queries"]
-    t.only([*_COMMON, *synthetic, "labels"])  # labels: [[dataset.labels]], spec/labels.py
+    heterogeneity = ["size_skew", "scale_spread", "tail_dof"]  # generate_clustered's
+    t.only([*_COMMON, *synthetic, *heterogeneity, "labels"])  # labels: spec/labels.py
     dim = t.integer("dim", required=True, minimum=1, maximum=16000)
     intrinsic = t.integer("intrinsic_dim", default=0, minimum=0, maximum=dim)
+    tail_dof = t.number("tail_dof", default=0.0, minimum=0.0, maximum=MAX_TAIL_DOF)
+    if 0 < tail_dof < MIN_TAIL_DOF:
+        t.fail(
+            "tail_dof",
+            f"= {tail_dof!r} must be 0 (Gaussian) or between {MIN_TAIL_DOF:g} "
+            f"and {MAX_TAIL_DOF:g} (Student-t degrees of freedom)",
+        )
     return DatasetSpec(
         source="synthetic",
         metric=_metric(t),
@@ -50,6 +59,9 @@ def _synthetic(t: Table) -> DatasetSpec:
         clusters=t.integer("clusters", default=64, minimum=1),
         spread=t.number("spread", default=0.3, minimum=1e-6),
         intrinsic_dim=intrinsic or None,
+        size_skew=t.number("size_skew", default=0.0, minimum=0.0, maximum=MAX_SIZE_SKEW),
+        scale_spread=t.number("scale_spread", default=0.0, minimum=0.0, maximum=MAX_SCALE_SPREAD),
+        tail_dof=tail_dof,
         queries=t.integer("queries", default=1000, minimum=1, maximum=1_000_000),
         labels=parse_labels(t) if "labels" in t.data else (),
     )

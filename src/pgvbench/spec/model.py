@@ -44,6 +44,11 @@ class DatasetSpec:
     clusters: int = 64
     spread: float = 0.3
     intrinsic_dim: int | None = None
+    # heterogeneity (generate_clustered): Zipf exponent of cluster sizes, log-normal sigma
+    # of per-cluster spread, Student-t degrees of freedom of per-point noise (0: none)
+    size_skew: float = 0.0
+    scale_spread: float = 0.0
+    tail_dof: float = 0.0
     queries: int = 1000
     # files
     path: Path | None = None
@@ -344,6 +349,9 @@ _DATASET_ABSENT_MEANS: Mapping[str, Any] = {
     "queries_from": "",
     "copy_method": "",
     "metric_given": True,
+    "size_skew": 0.0,
+    "scale_spread": 0.0,
+    "tail_dof": 0.0,
 }
 
 
