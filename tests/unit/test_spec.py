@@ -164,7 +164,7 @@ def test_unknown_dataset_key_suggests_the_close_match(tmp_path: Path) -> None:
     assert "did you mean 'dim'" in message
     assert (
         "Allowed keys: source, metric, distribution, n, dim, clusters, spread, "
-        "intrinsic_dim, queries, labels." in message
+        "intrinsic_dim, queries, size_skew, scale_spread, tail_dof, labels." in message
     )
 
 
