@@ -96,11 +96,9 @@ def main() -> int:
         n=args.n,
         dim=args.dim,
         n_queries=args.queries,
-        clusters=p.clusters,
-        spread=p.spread,
         seed=args.seed + 1000,  # neither the fit's seed nor its check seed
         metric=Metric.COSINE,
-        intrinsic_dim=p.intrinsic_dim,
+        **p.generator_args(),
     )
     twin = (drawn.base, drawn.queries)
     measured = {
@@ -119,7 +117,9 @@ def main() -> int:
 def _progress(e: Any, budget: int) -> None:
     print(
         f"  fit: {e.stage} clusters={e.params.clusters} spread={e.params.spread:g} "
-        f"intrinsic_dim={e.params.intrinsic_dim} -> LID {e.lid:.3g} RC {e.rc:.3g}",
+        f"intrinsic_dim={e.params.intrinsic_dim} size_skew={e.params.size_skew:g} "
+        f"tail_dof={e.params.tail_dof:g} -> LID {e.lid:.3g} [{e.lid_p10:.3g}, {e.lid_p90:.3g}] "
+        f"RC {e.rc:.3g} [{e.rc_p10:.3g}, {e.rc_p90:.3g}]",
         flush=True,
     )
 

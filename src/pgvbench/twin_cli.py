@@ -60,15 +60,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     twin = sub.add_parser(
         "twin",
         help="fit synthetic data to a sample of your vectors (same LID and relative contrast)",
-        description="Fit the clustered generator (clusters, spread, intrinsic_dim; dim and "
-        "metric come from the sample) so that its data is as hard for nearest-neighbour "
-        "search as a sample of your real vectors: median local intrinsic dimensionality "
-        "(LID, MLE over 100 neighbours) and median relative contrast within 10%. The "
+        description="Fit the clustered generator (clusters, spread, intrinsic_dim, and when "
+        "the sample's difficulty varies between queries more than equal clusters give, "
+        "size_skew and tail_dof; dim and metric come from the sample) so that its data is "
+        "as hard for nearest-neighbour search as a sample of your real vectors: median "
+        "local intrinsic dimensionality (LID, MLE over 100 neighbours) and median relative "
+        "contrast within 10%, and the spread of both over queries (p10, p90) close. The "
         "twin then generates the same distribution at any size, for capacity planning "
         "with data that cannot leave production. Writes OUT/twin.toml (a [dataset] table "
         "for a spec) and OUT/twin.json (the fit and its residuals). Takes 30-90 s for a "
-        "20k x 384 sample. Exit codes: 0 matched within 10%; 1 the best fit missed 10% "
-        "(files still written); 2 bad input.",
+        "20k x 384 sample (about 2 min when heterogeneity is fitted too). Exit codes: 0 "
+        "matched within 10%; 1 the best fit missed 10% (files still written); 2 bad input.",
     )
     twin.add_argument(
         "sample",
@@ -136,7 +138,8 @@ def run_twin(args: argparse.Namespace) -> int:
                 completed=t.completed + 1,
                 total=budget,
                 description=f"fit twin: {e.stage} clusters={e.params.clusters} "
-                f"spread={e.params.spread:g} intrinsic_dim={e.params.intrinsic_dim} -> "
+                f"spread={e.params.spread:g} intrinsic_dim={e.params.intrinsic_dim}"
+                f"{_heterogeneity_of(e)} -> "
                 f"LID {e.lid:.3g}, RC {e.rc:.3g}",
             )
 
@@ -214,11 +217,25 @@ def twin_toml(fit: TwinFit, sample: Path, rows: int, queries: int) -> str:
             f"clusters = {p.clusters}",
             f"spread = {p.spread}",
             f"intrinsic_dim = {p.intrinsic_dim}",
+            *_heterogeneity_lines(fit),
             f'metric = "{fit.metric}"',
             f"queries = {queries}",
             "",
         ]
     )
+
+
+def _heterogeneity_lines(fit: TwinFit) -> list[str]:
+    """The heterogeneity keys the fit used (left out at 0, the generator's default), with
+    how widely the LID spreads over queries, which they were fitted to."""
+    p, t, w = fit.params, fit.target.lid, fit.twin.lid
+    keys = [f"{k} = {v:g}" for k, v in (("size_skew", p.size_skew), ("tail_dof", p.tail_dof)) if v]
+    if not keys:
+        return []
+    return [
+        f"# per-query LID p10-p90: sample {t.p10:.3g}-{t.p90:.3g}, twin {w.p10:.3g}-{w.p90:.3g}",
+        *keys,
+    ]
 
 
 def summary(fit: TwinFit, out: Path) -> str:
@@ -227,10 +244,23 @@ def summary(fit: TwinFit, out: Path) -> str:
         f"sample: median LID {t.lid.median:.3g}, relative contrast {t.rc.median:.3g}\n"
         f"twin:   median LID {w.lid.median:.3g}, relative contrast {w.rc.median:.3g} "
         f"(clusters = {fit.params.clusters}, spread = {fit.params.spread:g}, "
-        f"intrinsic_dim = {fit.params.intrinsic_dim})\n"
+        f"intrinsic_dim = {fit.params.intrinsic_dim}{_heterogeneity(fit)})\n"
+        f"per-query LID p10-p90: sample {t.lid.p10:.3g}-{t.lid.p90:.3g}, twin "
+        f"{w.lid.p10:.3g}-{w.lid.p90:.3g}\n"
         f"residuals: {_residuals(fit)}; {len(fit.evaluations)} evaluations, "
         f"{fit.seconds:.1f} s\n"
         f"wrote {out / 'twin.toml'} and {out / 'twin.json'}"
+    )
+
+
+def _heterogeneity(fit: TwinFit) -> str:
+    return _heterogeneity_of(fit)
+
+
+def _heterogeneity_of(fit_or_evaluation: TwinFit | Evaluation) -> str:
+    p = fit_or_evaluation.params
+    return "".join(
+        f", {k} = {v:g}" for k, v in (("size_skew", p.size_skew), ("tail_dof", p.tail_dof)) if v
     )
 
 

@@ -4,15 +4,18 @@ median LID and relative contrast within 10%."""
 from __future__ import annotations
 
 import json
+import tomllib
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pgvbench.analysis.difficulty import measure_difficulty
 from pgvbench.datasets.synthetic import generate_clustered
-from pgvbench.datasets.twin import TwinFit, fit_twin
+from pgvbench.datasets.twin import TwinFit, TwinParams, fit_twin
 from pgvbench.errors import DatasetError
 from pgvbench.metrics import Metric
+from pgvbench.twin_cli import twin_toml
 
 
 def _power_law_mixture(n: int, dim: int, seed: int) -> np.ndarray:
@@ -61,21 +64,14 @@ def test_twin_matches_lid_and_contrast_within_ten_percent(
     # the fitted parameters reproduce the twin's medians independently of the fit
     p = fit.params
     twin = generate_clustered(
-        n=2_000,
-        dim=sample.shape[1],
-        n_queries=1,
-        clusters=p.clusters,
-        spread=p.spread,
-        seed=5,
-        metric=metric,
-        intrinsic_dim=p.intrinsic_dim,
+        n=2_000, dim=sample.shape[1], n_queries=1, seed=5, metric=metric, **p.generator_args()
     )
     again = measure_difficulty(twin.base, metric, max_queries=400)
     target = measure_difficulty(sample, metric, max_queries=400)
     assert again.lid.median == pytest.approx(target.lid.median, rel=0.12)
     assert again.rc.median == pytest.approx(target.rc.median, rel=0.12)
     assert 1 <= len(fit.evaluations) <= 60
-    assert {e.stage for e in fit.evaluations} <= {"grid", "nelder-mead"}
+    assert {e.stage for e in fit.evaluations} <= {"grid", "nelder-mead", "heterogeneous"}
 
 
 def test_fit_record_round_trips_and_subsamples_large_samples() -> None:
@@ -97,3 +93,66 @@ def test_fit_record_round_trips_and_subsamples_large_samples() -> None:
 def test_unusable_samples_are_dataset_errors(sample: np.ndarray) -> None:
     with pytest.raises(DatasetError, match="twin"):
         fit_twin(sample, Metric.L2)
+
+
+def test_a_sample_whose_lid_varies_widely_gets_a_heterogeneous_twin(tmp_path: Path) -> None:
+    """Zipf-sized clusters with Student-t noise: LID p90/p10 about 3, wider than any twin
+    with alike clusters reaches, so the fit adds size_skew and tail_dof; twin.json and
+    twin.toml carry them."""
+    sample = generate_clustered(
+        n=2_000,
+        dim=48,
+        n_queries=1,
+        clusters=8,
+        spread=1.0,
+        seed=9,
+        metric=Metric.COSINE,
+        intrinsic_dim=24,
+        size_skew=1.0,
+        tail_dof=3.0,
+    ).base
+    fit = fit_twin(sample, Metric.COSINE, fit_rows=2_000, max_evaluations=50)
+    assert fit.matched(0.10), fit.residuals
+    assert "heterogeneous" in {e.stage for e in fit.evaluations}
+    assert fit.params.tail_dof > 0 and fit.params.size_skew > 0
+    # the twin's LID spreads wider than any homogeneous candidate with matching medians
+    t = fit.target
+    homogeneous = [
+        e.lid_p90 / e.lid_p10
+        for e in fit.evaluations
+        if e.params.tail_dof == 0
+        and abs(e.lid / t.lid.median - 1) <= 0.1
+        and abs(e.rc / t.rc.median - 1) <= 0.1
+    ]
+    ratio = fit.twin.lid.p90 / fit.twin.lid.p10
+    assert ratio > max(homogeneous, default=0.0), (ratio, homogeneous)
+    assert ratio <= t.lid.p90 / t.lid.p10  # closer, not all the way: see twin.py
+    record = fit.to_dict()
+    assert record["params"]["tail_dof"] == fit.params.tail_dof
+    assert TwinFit.from_dict(json.loads(json.dumps(record))).params == fit.params
+    toml = twin_toml(fit, tmp_path / "sample.npy", rows=50_000, queries=100)
+    assert f"tail_dof = {fit.params.tail_dof:g}" in toml and "size_skew = " in toml
+    spec = tomllib.loads(toml)["dataset"]
+    again = generate_clustered(
+        n=2_000,
+        dim=48,
+        n_queries=1,
+        seed=spec.get("seed", 3),
+        metric=Metric.COSINE,
+        **{k: spec[k] for k in ("clusters", "spread", "intrinsic_dim", "size_skew", "tail_dof")},
+    )
+    assert again.name.endswith(f"-t{fit.params.tail_dof:g}-seed3")
+
+
+def test_old_twin_records_without_heterogeneity_still_load() -> None:
+    old = {"clusters": 10, "spread": 0.5, "intrinsic_dim": 8}
+    params = TwinParams.from_dict(old)
+    assert params.size_skew == 0.0 and params.tail_dof == 0.0
+    assert params.generator_args() == {**old, "size_skew": 0.0, "tail_dof": 0.0}
+
+
+def test_a_homogeneous_fit_writes_no_heterogeneity_keys(tmp_path: Path) -> None:
+    sample = _swiss_roll(1_000, 16, 4)
+    fit = fit_twin(sample, Metric.L2, fit_rows=1_000, max_evaluations=2)
+    toml = twin_toml(fit, tmp_path / "s.npy", rows=1_000, queries=10)
+    assert "size_skew" not in toml and "tail_dof" not in toml

@@ -3,7 +3,8 @@ hard as a sample of the user's real vectors (median LID and median relative cont
 
 The twin then generates the same distribution at any size, for capacity planning with
 data that cannot leave production. ``dim`` and ``metric`` come from the sample; the fit
-searches ``clusters``, ``spread`` and ``intrinsic_dim`` of ``generate_clustered``.
+searches ``clusters``, ``spread`` and ``intrinsic_dim`` of ``generate_clustered``, and
+``size_skew`` and ``tail_dof`` when the sample needs them (below).
 
 Search: a coarse grid (clusters 1/10/100/1000 x intrinsic_dim 4/16/64/256 x spread
 0.7/1.5, up to 32 points) finds the basin, then Nelder-Mead on (ln spread, ln
@@ -15,14 +16,24 @@ grid that fine in three parameters would need thousands. Three parameters for tw
 targets: the loss also weighs the p10 and p90 of both measures (1/4 each), which uses
 the free parameter to match how many queries are easy, and the search stops at the
 first candidate with the medians within the tolerance and the quantiles within twice
-it. When three quarters of the budget found no candidate with matching medians, the
-rest matches the medians alone. Each evaluation generates ``fit_rows`` rows (the target
-is measured on a sample of the same size: LID and RC depend on n).
+it. When the homogeneous and heterogeneous stages found no candidate with matching
+medians, the rest of the budget matches the medians alone. Each evaluation generates
+``fit_rows`` rows (the target is measured on a sample of the same size: LID and RC
+depend on n).
 
-Limit (bench/twin_fidelity.py): generate_clustered gives every cluster the same spread
-and rank, so its LID varies little between queries (p90/p10 about 1.3-1.5); real-like
-data with Zipf-sized, heavy-tailed clusters spreads far more (p90/p10 up to 4). Medians
-then match while recall at a low ef_search does not.
+Heterogeneity: with clusters, spread and intrinsic_dim alone every cluster is alike, so
+the twin's LID varies little between queries (p90/p10 about 1.3-1.5), while real-like
+data with Zipf-sized, heavy-tailed clusters spreads far more (p90/p10 up to 4), and
+medians then matched while recall at a low ef_search did not (0.33 apart at ef_search
+10 in bench/twin_fidelity.py). When the sample's LID p90/p10 is more than 15% wider
+than the best homogeneous candidate's, a third stage fits generate_clustered's
+size_skew (Zipf cluster sizes) and tail_dof (Student-t per-point noise) too: a small
+grid (10 and 50 clusters x tail_dof 3 and 6 x two ranks, size_skew 1) around the best
+homogeneous candidate, then Nelder-Mead on all five (tails as 1/tail_dof, 0 Gaussian).
+The quantiles in the loss are what it fits. scale_spread (per-cluster spread) is not
+fitted: it moves contrast far more than LID's spread (tests/unit/
+test_generator_heterogeneity.py). Budget: 45% homogeneous, up to 80% heterogeneous,
+the rest the medians-only fallback.
 """
 
 from __future__ import annotations
@@ -39,10 +50,10 @@ import numpy as np
 from ..analysis.difficulty import Difficulty, measure_difficulty
 from ..errors import DatasetError
 from ..metrics import Metric
-from .synthetic import generate_clustered
+from .synthetic import MAX_SIZE_SKEW, MAX_TAIL_DOF, MIN_TAIL_DOF, generate_clustered
 
 DEFAULT_FIT_ROWS = 20_000
-DEFAULT_MAX_EVALUATIONS = 60
+DEFAULT_MAX_EVALUATIONS = 100
 #: The fit stops within 5%: the acceptance is 10%, and a twin generated with another seed
 #: moves its medians by a few percent.
 DEFAULT_TOLERANCE = 0.05
@@ -55,6 +66,17 @@ _SPREAD_BOUNDS = (0.02, 50.0)
 _GRID_SPREADS = (0.7, 1.5)
 _GRID_RANKS = (4, 16, 64, 256)
 _GRID_CLUSTERS = (1, 10, 100, 1000)
+#: Shares of the budget (percent) spent on the homogeneous search and, when the sample's
+#: LID varies more between queries than it reaches, up to where the heterogeneous search
+#: ends; the rest is the medians-only fallback.
+_HOMOGENEOUS_SHARE = 45
+_HETEROGENEOUS_SHARE = 80
+#: The heterogeneous stage starts when the sample's LID p90/p10 is this much wider than
+#: the best homogeneous candidate's.
+_WIDER = 1.15
+_HET_CLUSTERS = (10, 50)
+_HET_TAILS = (3.0, 6.0)
+_HET_SKEW = 1.0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -64,12 +86,18 @@ class TwinParams:
     clusters: int
     spread: float
     intrinsic_dim: int
+    # heterogeneity (0: none, the generator's defaults); twin.json files of earlier
+    # versions have none of them
+    size_skew: float = 0.0
+    tail_dof: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "clusters": self.clusters,
             "spread": self.spread,
             "intrinsic_dim": self.intrinsic_dim,
+            "size_skew": self.size_skew,
+            "tail_dof": self.tail_dof,
         }
 
     @classmethod
@@ -78,7 +106,19 @@ class TwinParams:
             clusters=int(data["clusters"]),
             spread=float(data["spread"]),
             intrinsic_dim=int(data["intrinsic_dim"]),
+            size_skew=float(data.get("size_skew", 0.0)),
+            tail_dof=float(data.get("tail_dof", 0.0)),
         )
+
+    def generator_args(self) -> dict[str, Any]:
+        """generate_clustered's keyword arguments for these parameters."""
+        return {
+            "clusters": self.clusters,
+            "spread": self.spread,
+            "intrinsic_dim": self.intrinsic_dim,
+            "size_skew": self.size_skew,
+            "tail_dof": self.tail_dof,
+        }
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -88,7 +128,7 @@ class Evaluation:
     params: TwinParams
     lid: float  # medians
     rc: float
-    stage: str  # "grid" | "nelder-mead"
+    stage: str  # "grid" | "nelder-mead" | "heterogeneous" (its grid)
     lid_p10: float = math.nan
     lid_p90: float = math.nan
     rc_p10: float = math.nan
@@ -225,11 +265,9 @@ class _Search:
             n=self.rows,
             dim=self.dim,
             n_queries=1,
-            clusters=params.clusters,
-            spread=params.spread,
             seed=seed,
             metric=self.metric,
-            intrinsic_dim=params.intrinsic_dim,
+            **params.generator_args(),
         )
         return _measure(data.base, self.metric, self.seed)
 
@@ -333,13 +371,17 @@ def fit_twin(
         rows=rows,
         seed=seed,
         target=target,
-        budget=max(1, max_evaluations * 3 // 4),
+        budget=max(1, max_evaluations * _HOMOGENEOUS_SHARE // 100),
         tolerance=tolerance,
         progress=progress,
     )
     with contextlib.suppress(_Done):
         _grid(search)
         _refine(search)
+    if _wants_heterogeneity(search):
+        search.budget = max(1, max_evaluations * _HETEROGENEOUS_SHARE // 100)
+        with contextlib.suppress(_Done):
+            _heterogeneous(search)
     if not any(search.medians_close(e) for e in search.history):
         # the quantiles pulled the search away from the medians, which the acceptance
         # is about: the rest of the budget matches the medians alone
@@ -393,14 +435,24 @@ def _refine(search: _Search) -> None:
         by_clusters.setdefault(e.params.clusters, e)
     most = _max_clusters(search.rows)
 
+    current = [TwinParams(clusters=1, spread=1.0, intrinsic_dim=1)]
+
     def objective(x: np.ndarray) -> float:
-        found = search.evaluate(_params(x, most, search.dim), "nelder-mead")
+        # the start's heterogeneity (size_skew, tail_dof) is kept: the medians-only
+        # fallback can start from a heterogeneous candidate
+        params = _params(x, most, search.dim)
+        params = dataclasses.replace(
+            params,
+            size_skew=current[0].size_skew if params.clusters > 1 else 0.0,
+            tail_dof=current[0].tail_dof,
+        )
+        found = search.evaluate(params, "nelder-mead")
         if search.close(found):
             raise _Done
         return search.loss(found)
 
     for start in sorted(by_clusters.values(), key=search.loss):
-        p = start.params
+        p = current[0] = start.params
         x0 = np.log([p.spread, p.intrinsic_dim, p.clusters])
         steps = np.diag([0.25, 0.35, 0.7])  # a clusters step of 2x, others ~30%
         optimize.minimize(
@@ -409,6 +461,69 @@ def _refine(search: _Search) -> None:
             method="Nelder-Mead",
             options={"initial_simplex": np.vstack([x0, x0 + steps]), "xatol": 0.01, "fatol": 1e-4},
         )
+
+
+def _wants_heterogeneity(search: _Search) -> bool:
+    """The sample's LID spreads over queries wider than the best homogeneous twin's."""
+    if not search.history or search.close(search.best()):
+        return False
+    best, t = search.best(), search.target.lid
+    if not all(math.isfinite(v) and v > 0 for v in (best.lid_p10, best.lid_p90, t.p10, t.p90)):
+        return False
+    return t.p90 / t.p10 > _WIDER * best.lid_p90 / best.lid_p10
+
+
+def _heterogeneous(search: _Search) -> None:
+    """Zipf cluster sizes and Student-t tails (generate_clustered's size_skew and
+    tail_dof): a small grid around the best homogeneous candidate, then Nelder-Mead on all
+    five parameters (tails as 1/tail_dof, so that 0 is Gaussian and the scale is smooth)."""
+    from scipy import optimize  # type: ignore[import-untyped, unused-ignore]
+
+    base = search.best().params
+    most = _max_clusters(search.rows)
+    clusters = sorted({min(c, most) for c in _HET_CLUSTERS if min(c, most) > 1})
+    for c in clusters:
+        for tails in _HET_TAILS:
+            for rank in sorted({base.intrinsic_dim, min(search.dim, base.intrinsic_dim * 3)}):
+                params = dataclasses.replace(
+                    base, clusters=c, intrinsic_dim=rank, size_skew=_HET_SKEW, tail_dof=tails
+                )
+                if search.close(search.evaluate(params, "heterogeneous")):
+                    raise _Done
+
+    def objective(x: np.ndarray) -> float:
+        found = search.evaluate(_het_params(x, most, search.dim), "nelder-mead")
+        if search.close(found):
+            raise _Done
+        return search.loss(found)
+
+    starts = sorted((e for e in search.history if e.params.tail_dof > 0), key=search.loss)
+    for start in starts[:3]:
+        p = start.params
+        x0 = np.array(
+            [
+                math.log(p.spread),
+                math.log(p.intrinsic_dim),
+                math.log(p.clusters),
+                p.size_skew,
+                1.0 / p.tail_dof,
+            ]
+        )
+        steps = np.diag([0.25, 0.35, 0.7, 0.3, 0.08])
+        optimize.minimize(
+            objective,
+            x0,
+            method="Nelder-Mead",
+            options={"initial_simplex": np.vstack([x0, x0 + steps]), "xatol": 0.01, "fatol": 1e-4},
+        )
+
+
+def _het_params(x: np.ndarray, most_clusters: int, dim: int) -> TwinParams:
+    homogeneous = _params(x[:3], most_clusters, dim)
+    skew = float(np.clip(float(x[3]), 0.0, MAX_SIZE_SKEW)) if homogeneous.clusters > 1 else 0.0
+    heaviness = float(np.clip(float(x[4]), 0.0, 1.0 / MIN_TAIL_DOF))
+    tails = 0.0 if heaviness < 1.0 / MAX_TAIL_DOF else round(1.0 / heaviness, 3)
+    return dataclasses.replace(homogeneous, size_skew=round(skew, 3), tail_dof=tails)
 
 
 def _max_clusters(rows: int) -> int:
