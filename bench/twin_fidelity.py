@@ -33,7 +33,7 @@ import psycopg
 from pgvbench.analysis.difficulty import Difficulty, measure_difficulty
 from pgvbench.datasets.groundtruth import exact_knn
 from pgvbench.datasets.synthetic import generate_clustered
-from pgvbench.datasets.twin import fit_twin
+from pgvbench.datasets.twin import DEFAULT_HETEROGENEOUS_EVALUATIONS, fit_twin
 from pgvbench.db.load import load_vectors
 from pgvbench.db.schema import create_vector_table, ensure_schema
 from pgvbench.metrics import Metric
@@ -81,6 +81,12 @@ def main() -> int:
         help="heavy-tailed: Zipf cluster sizes, Student-t noise; light-tailed: equal sizes, "
         "Gaussian noise (both: power-law spectrum, own rotation per cluster, normalised)",
     )
+    parser.add_argument(
+        "--heterogeneous-evaluations",
+        type=int,
+        default=DEFAULT_HETEROGENEOUS_EVALUATIONS,
+        help="the fit's size_skew/tail_dof stage budget (0: the homogeneous fit of before)",
+    )
     parser.add_argument("--out", type=Path, default=Path("/tmp/pgvbench-twin-fidelity"))
     args = parser.parse_args()
     ef_values = [int(v) for v in args.ef.split(",")]
@@ -90,7 +96,14 @@ def main() -> int:
     heavy = args.shape == "heavy-tailed"
     points = power_law_mixture(args.n + args.queries, args.dim, args.seed, heavy=heavy)
     original = (points[: args.n], points[args.n :])
-    fit = fit_twin(original[0], Metric.COSINE, fit_rows=args.n, seed=0, progress=_progress)
+    fit = fit_twin(
+        original[0],
+        Metric.COSINE,
+        fit_rows=args.n,
+        seed=0,
+        heterogeneous_evaluations=args.heterogeneous_evaluations,
+        progress=_progress,
+    )
     p = fit.params
     drawn = generate_clustered(
         n=args.n,

@@ -20,6 +20,7 @@ from ._outputs import check_writable_dir
 from .datasets.files import _read_vectors, load_hdf5
 from .datasets.twin import (
     DEFAULT_FIT_ROWS,
+    DEFAULT_HETEROGENEOUS_EVALUATIONS,
     DEFAULT_MAX_EVALUATIONS,
     DEFAULT_TOLERANCE,
     Evaluation,
@@ -46,6 +47,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _nonnegative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
+    return value
+
+
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -69,7 +80,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "twin then generates the same distribution at any size, for capacity planning "
         "with data that cannot leave production. Writes OUT/twin.toml (a [dataset] table "
         "for a spec) and OUT/twin.json (the fit and its residuals). Takes 30-90 s for a "
-        "20k x 384 sample (about 2 min when heterogeneity is fitted too). Exit codes: 0 "
+        "20k x 384 sample (about 2.5 min when heterogeneity is fitted too). Exit codes: 0 "
         "matched within 10%; 1 the best fit missed 10% (files still written); 2 bad input.",
     )
     twin.add_argument(
@@ -116,6 +127,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help=f"budget of generated candidates (default {DEFAULT_MAX_EVALUATIONS})",
     )
     twin.add_argument(
+        "--heterogeneous-evaluations",
+        type=_nonnegative,
+        default=DEFAULT_HETEROGENEOUS_EVALUATIONS,
+        metavar="N",
+        help="candidates added when the sample's LID varies between queries more than "
+        "alike clusters give, to fit size_skew and tail_dof too; 0 turns that stage off "
+        f"(default {DEFAULT_HETEROGENEOUS_EVALUATIONS})",
+    )
+    twin.add_argument(
         "--tolerance",
         type=_fraction,
         default=DEFAULT_TOLERANCE,
@@ -148,6 +168,7 @@ def run_twin(args: argparse.Namespace) -> int:
             metric,
             fit_rows=args.fit_rows,
             max_evaluations=args.max_evaluations,
+            heterogeneous_evaluations=args.heterogeneous_evaluations,
             tolerance=args.tolerance,
             seed=args.seed,
             progress=progress,

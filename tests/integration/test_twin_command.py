@@ -56,7 +56,7 @@ def test_twin_of_an_npy_sample(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert record["metric"] == "cosine" and record["dim"] == 32 and record["sample_rows"] == 2000
     assert all(abs(v) <= 0.10 for v in record["residuals"].values()), record["residuals"]
     assert record["evaluations"] and record["seconds"] > 0
-    assert {"clusters", "spread", "intrinsic_dim"} == set(record["params"])
+    assert {"clusters", "spread", "intrinsic_dim", "size_skew", "tail_dof"} == set(record["params"])
 
     # twin.toml is a [dataset] table a spec accepts, and it generates a twin as hard
     spec_path = tmp_path / "spec.toml"
