@@ -16,6 +16,11 @@
    0.03 of each other at every value.
 
 Prints a table and writes OUT/twin_fidelity.json. Exit 0 when both checks pass, 1 when not.
+
+Measured (2 cores, other tests running): heavy-tailed max gap 0.029 (seed 11) and 0.025
+(seed 12) with the fitted size_skew/tail_dof, 0.33 without (--heterogeneous-evaluations
+0); light-tailed 0.006-0.008. The same original built twice moves recall at ef_search 10
+by up to 0.02 (HNSW builds are not deterministic), so gaps under ~0.02 are noise.
 """
 
 from __future__ import annotations
