@@ -136,28 +136,7 @@ class FilteredSearch(Study[FilteredSpec, FilteredResult]):
     def run(self, ctx: StudyContext, spec: FilteredSpec) -> FilteredResult:
         if ctx.agent_data is None:
             raise RunFailed("filtered search needs the generated agent platform ([agents])")
-        comparison = compare_filtered(
-            ctx.target.dsn,
-            schema=ctx.spec.schema,
-            prefix=ctx.spec.name,
-            dataset=ctx.agent_data,
-            strategies=spec.strategies,
-            k=spec.k,
-            ef_search=spec.ef_values,
-            max_scan_tuples=spec.max_scan_tuples,
-            bucket_edges=spec.bucket_edges,
-            queries_per_bucket=spec.queries_per_bucket,
-            seed=ctx.spec.seed,
-            measure_seconds=spec.measure_seconds,
-            explain_queries=spec.explain_queries,
-            rule=ctx.spec.query.recall_rule,
-        )
-        return FilteredResult(
-            comparison=comparison,
-            winners=winners(comparison, recall_target=spec.recall_target),
-            run_name=ctx.spec.name,
-            recall_target=spec.recall_target,
-        )
+        return _compared(ctx, spec, dataset=ctx.agent_data)
 
     def store(self, results: Results, result: FilteredResult) -> None:
         if results.agent is None:
@@ -256,30 +235,13 @@ class FilteredVectorSearch(FilteredSearch):
                 f"{where}: [filtered] filters on {', '.join(missing)}, which the items table "
                 f"{ctx.spec.schema}.{ctx.vectors.table} does not have as columns"
             )
-        comparison = compare_filtered(
-            ctx.target.dsn,
-            schema=ctx.spec.schema,
-            prefix=ctx.spec.name,
+        return _compared(
+            ctx,
+            spec,
             source=from_vectors(dataset, ctx.vectors.table),
             predicates=predicates,
-            strategies=spec.strategies,
-            k=spec.k,
-            ef_search=spec.ef_values,
-            max_scan_tuples=spec.max_scan_tuples,
-            bucket_edges=spec.bucket_edges,
-            queries_per_bucket=spec.queries_per_bucket,
-            seed=ctx.spec.seed,
-            measure_seconds=spec.measure_seconds,
-            explain_queries=spec.explain_queries,
             hot_agents=spec.hot_labels,
             partitions=spec.partitions,
-            rule=ctx.spec.query.recall_rule,
-        )
-        return FilteredResult(
-            comparison=comparison,
-            winners=winners(comparison, recall_target=spec.recall_target),
-            run_name=ctx.spec.name,
-            recall_target=spec.recall_target,
         )
 
     def store(self, results: Results, result: FilteredResult) -> None:
@@ -303,6 +265,33 @@ class FilteredVectorSearch(FilteredSearch):
 _CHECK_QUERY_S = 0.02
 STUDY = FilteredSearch()
 VECTOR_STUDY = FilteredVectorSearch()
+
+
+def _compared(ctx: StudyContext, spec: FilteredSpec, **source: Any) -> FilteredResult:
+    """The comparison with the spec's settings on ``source`` (the agent dataset, or a
+    vector filter source with its predicates), and each bucket's winner."""
+    comparison = compare_filtered(
+        ctx.target.dsn,
+        schema=ctx.spec.schema,
+        prefix=ctx.spec.name,
+        strategies=spec.strategies,
+        k=spec.k,
+        ef_search=spec.ef_values,
+        max_scan_tuples=spec.max_scan_tuples,
+        bucket_edges=spec.bucket_edges,
+        queries_per_bucket=spec.queries_per_bucket,
+        seed=ctx.spec.seed,
+        measure_seconds=spec.measure_seconds,
+        explain_queries=spec.explain_queries,
+        rule=ctx.spec.query.recall_rule,
+        **source,
+    )
+    return FilteredResult(
+        comparison=comparison,
+        winners=winners(comparison, recall_target=spec.recall_target),
+        run_name=ctx.spec.name,
+        recall_target=spec.recall_target,
+    )
 
 
 def _missing_columns(ctx: StudyContext, columns: Sequence[str]) -> list[str]:
