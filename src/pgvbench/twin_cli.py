@@ -88,7 +88,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         type=Path,
         metavar="SAMPLE",
         help="your vectors: a .npy (2-D float array) or .fvecs file, an ann-benchmarks "
-        ".hdf5 file (its 'train' vectors), or a spec .toml whose [dataset] is read",
+        ".hdf5 file (its 'train' vectors), or a spec .toml whose [dataset] is read (Parquet; "
+        "a table with --dsn: its `sample` rows, else --fit-rows, in the run's seeded order)",
+    )
+    twin.add_argument(
+        "--dsn",
+        help="libpq connection string of the server holding the table, when SAMPLE is a spec "
+        'whose [dataset] source = "table" (the table is only read, in one snapshot)',
     )
     twin.add_argument(
         "--metric",
@@ -147,7 +153,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run_twin(args: argparse.Namespace) -> int:
-    sample, metric, name = _read_sample(args.sample, args.metric)
+    sample, metric, name = _read_sample(args.sample, args.metric, args.dsn, args.fit_rows)
     out = args.out or Path("reports") / f"twin-{name}"
     check_writable_dir(out, what="the twin's files", option="--out")
     title = f"fit twin to {sample.shape[0]:,} x {sample.shape[1]}"
@@ -188,8 +194,12 @@ def run_twin(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_sample(path: Path, metric_arg: str | None) -> tuple[np.ndarray, Metric, str]:
+def _read_sample(
+    path: Path, metric_arg: str | None, dsn: str | None, rows: int
+) -> tuple[np.ndarray, Metric, str]:
     suffix = path.suffix.lower()
+    if dsn and suffix != ".toml":
+        raise DatasetError(f"{path}: --dsn applies only to a spec whose [dataset] is a table")
     if suffix in _VECTOR_FILES:
         if metric_arg is None:
             raise DatasetError(
@@ -205,6 +215,16 @@ def _read_sample(path: Path, metric_arg: str | None) -> tuple[np.ndarray, Metric
         from .spec.parse import load_spec
 
         spec = load_spec(path)
+        if spec.dataset is not None and spec.dataset.source == "table":
+            if not dsn:
+                raise DatasetError(
+                    f'{path}: [dataset] source = "table" is read from a server: give --dsn '
+                    f"with the server that holds {spec.dataset.table}"
+                )
+            from .datasets.table_source import read_table_sample
+
+            base, metric = read_table_sample(dsn, spec, rows)
+            return base, _agree(path, metric, metric_arg), spec.name
         dataset = build_dataset(spec)
         return dataset.base, _agree(path, dataset.metric, metric_arg), spec.name
     raise DatasetError(

@@ -4,6 +4,7 @@ accepts and a twin.json with the fit out; bad input exits 2 with one paragraph."
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import h5py
@@ -14,6 +15,8 @@ from pgvbench.analysis.difficulty import measure_difficulty
 from pgvbench.cli import main
 from pgvbench.datasets.prepared import build_dataset
 from pgvbench.metrics import Metric
+from pgvbench.server.connection import connect
+from pgvbench.server.embedded import EmbeddedServer
 from pgvbench.spec.parse import load_spec
 
 pytestmark = pytest.mark.integration
@@ -114,3 +117,55 @@ def test_bad_input_exits_2_with_one_paragraph(
     err = _fails(capsys, ["twin", str(tmp_path / "s.npy"), "--metric", "l2", "--tolerance", "2"])
     assert "fraction" in err
     assert not out.exists()  # nothing written for bad input
+
+
+def test_twin_of_a_users_table_reads_it_only(
+    embedded_server: EmbeddedServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A spec with source = "table" and --dsn: the sample comes from the user's table (the
+    metric from its index), in one read-only snapshot; the table is left as it was."""
+    sample = _sample(n=2_100, dim=32, seed=4)
+    schema = f"twin_{uuid.uuid4().hex[:8]}"
+    with connect(embedded_server.dsn()) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+        conn.execute(f"CREATE TABLE {schema}.docs (id int PRIMARY KEY, embedding vector(32))")
+        with conn.cursor().copy(f"COPY {schema}.docs (id, embedding) FROM STDIN") as copy:
+            for i, v in enumerate(sample):
+                copy.write_row((i, "[" + ",".join(f"{x:.7g}" for x in v) + "]"))
+        conn.execute(
+            f"CREATE INDEX docs_hnsw ON {schema}.docs USING hnsw (embedding vector_cosine_ops)"
+        )
+        before = conn.execute(
+            f"SELECT count(*), sum(hashtext(embedding::text)) FROM {schema}.docs"
+        ).fetchone()
+    spec_path = tmp_path / "docs.toml"
+    spec_path.write_text(
+        f'[experiment]\nname = "docs"\nseed = 2\n\n[dataset]\nsource = "table"\n'
+        f'table = "{schema}.docs"\nsample = 2000\nqueries_from = "sample"\nqueries = 100\n\n'
+        '[[index]]\nkind = "none"\n'
+    )
+    try:
+        out = tmp_path / "twin"
+        missing = _fails(capsys, ["twin", str(spec_path), "--out", str(out)])
+        assert "--dsn" in missing and f"{schema}.docs" in missing
+        code = main(["twin", str(spec_path), "--dsn", embedded_server.dsn(), "--out", str(out)])
+        printed = capsys.readouterr()
+        assert code == 0, printed.err
+        record = json.loads((out / "twin.json").read_text())
+        # the metric came from the index's opclass; the sample is the spec's `sample` rows
+        assert record["metric"] == "cosine" and record["sample_rows"] == 2000
+        assert record["dim"] == 32
+        with connect(embedded_server.dsn()) as conn:
+            after = conn.execute(
+                f"SELECT count(*), sum(hashtext(embedding::text)) FROM {schema}.docs"
+            ).fetchone()
+            objects = conn.execute(
+                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s",
+                (schema,),
+            ).fetchone()
+        assert after == before
+        assert objects is not None and objects[0] == 3  # the table, its pkey, docs_hnsw
+    finally:
+        with connect(embedded_server.dsn()) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")

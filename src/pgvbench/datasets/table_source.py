@@ -22,6 +22,7 @@ from psycopg import sql
 from ..db import table_catalog, table_copy
 from ..db.table_catalog import SourceColumn, SourceTable
 from ..errors import DatasetError
+from ..metrics import Metric
 from ..results import LoadInfo
 from ..server.connection import connect
 from ..spec.model import ExperimentSpec
@@ -95,6 +96,22 @@ def probe(dsn: str, spec: ExperimentSpec) -> TableProbe:
             dim = int(first[0]) if first else None
     estimate = int(row[0]) if row is not None and row[0] is not None and row[0] >= 0 else None
     return TableProbe(source=src, rows_estimate=estimate, dim=dim)
+
+
+def read_table_sample(dsn: str, spec: ExperimentSpec, rows: int) -> tuple[np.ndarray, Metric]:
+    """A seeded sample of the spec's table (``sample`` rows, else ``rows``) and its metric,
+    after the same catalog checks as a run; read only (``pgvbench twin``)."""
+    ds = spec.dataset
+    assert ds is not None
+    with connect(dsn) as conn:
+        src = inspect(conn, spec)
+        vectors = table_copy.read_sample(conn, src, spec.seed, ds.sample or rows)
+    if vectors.shape[0] < 2:
+        raise DatasetError(
+            f"[dataset] table = {ds.table!r} has {vectors.shape[0]} vector(s); a twin needs a "
+            "sample of at least a few thousand"
+        )
+    return vectors, src.metric
 
 
 def _check_query_dim(queries: np.ndarray, dim: int, path: Path) -> None:

@@ -163,6 +163,17 @@ def _fetch_queries(
     return vectors, values
 
 
+def read_sample(
+    conn: psycopg.Connection[Any], src: SourceTable, seed: int, rows: int
+) -> np.ndarray:
+    """The first ``rows`` vectors of the seeded order a run would copy, read in one READ
+    ONLY REPEATABLE READ transaction: nothing is written anywhere (``pgvbench twin``)."""
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        vectors, _ = _fetch_queries(conn, src, seed, rows)
+    return vectors
+
+
 def read_queries_table(
     conn: psycopg.Connection[Any], name: str, column: str, limit: int, seed: int
 ) -> np.ndarray:
