@@ -85,6 +85,10 @@ def test_agent_experiment_end_to_end(
     assert agent is not None
     assert agent.tables["memories"]["rows"] == 3000
     assert agent.selectivity["memories_per_agent"]["total"] == 3000
+    # how hard the memories are, measured as for any dataset (issue 13: every dataset)
+    assert results.dataset is not None and results.dataset.difficulty is not None
+    assert results.dataset.difficulty["lid"]["median"] > 0
+    assert results.dataset.difficulty["rc"]["median"] > 1
     # the vector index on memories and chunks
     assert {b.label for b in results.indexes} == {
         "hnsw(m=8,ef_construction=32) [memories]",

@@ -48,6 +48,15 @@ def test_easy_synthetic_data_is_warned_about() -> None:
     assert "pgvbench twin" in warning.text
 
 
+def test_easy_agent_memories_get_the_agent_platforms_knob() -> None:
+    rng = np.random.default_rng(2)
+    base = (rng.standard_normal((3_000, 2)) @ rng.standard_normal((2, 32))).astype(np.float32)
+    _, paragraphs = _texts(_info("synthetic:agents", base, Metric.COSINE))
+    warning = paragraphs[-1]
+    assert warning.style == "warning" and "topic_spread" in warning.text
+    assert "intrinsic_dim" not in warning.text  # not a knob of the agent platform
+
+
 def test_hard_data_and_user_files_get_no_warning() -> None:
     rng = np.random.default_rng(1)
     hard = rng.standard_normal((3_000, 64)).astype(np.float32)  # LID ~ 64: hard

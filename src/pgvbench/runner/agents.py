@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from ..analysis.difficulty import measure_difficulty
 from ..datasets.agents.dataset import NEVER_EXPIRES, AgentDataset
 from ..datasets.agents.generator import generate_agent_dataset
 from ..datasets.agents.model import table_name
@@ -48,6 +49,7 @@ class AgentRunner(Runner):
         super().__init__(spec, out_dir=out_dir, reporter=reporter)
         self.agents: AgentExperiment = spec.agents
         self.dataset: AgentDataset | None = None
+        self._difficulty: dict[str, Any] | None = None  # LID and RC of the memories
 
     def _prepare(self) -> None:
         """Generate the platform client-side: bad sizes fail before a server is touched."""
@@ -59,6 +61,11 @@ class AgentRunner(Runner):
                     description=f"agent platform: {d.tenants} tenants, {d.agents} "
                     f"agents, {d.memories:,} memories, {d.chunks:,} chunks"
                 )
+            if self.dataset.memories >= 3:  # how hard the memories are, as for any dataset
+                with self.reporter.task("difficulty of the memories (LID, relative contrast)"):
+                    self._difficulty = measure_difficulty(
+                        self.dataset.memory_embedding, self.agents.data.metric
+                    ).to_dict()
 
     def _check_server(self, conn: psycopg.Connection[Any]) -> None:
         if self.dataset is not None:  # it writes the platform; [[operation]]s alone may not
@@ -245,6 +252,7 @@ class AgentRunner(Runner):
             seed=d.seed,
             n_queries=0,
             n_recall_queries=0,
+            difficulty=self._difficulty,
         )
 
 

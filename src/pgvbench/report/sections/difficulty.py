@@ -105,14 +105,28 @@ def difficulty_blocks(dataset: DatasetInfo) -> list[Block]:
             Paragraph(
                 f"this synthetic data is far easier than {ref.name} ({'; '.join(easier)}), "
                 "so recall and speed measured on it will flatter the indexes: results, and "
-                "the recommended index, may not carry over to real data. Raise spread or "
-                "intrinsic_dim (both make it harder), or fit the generator to a sample of "
-                "your vectors with `pgvbench twin`.",
+                "the recommended index, may not carry over to real data. "
+                + _harder(dataset.source),
                 lead="Warning:",
                 style="warning",
             )
         )
     return blocks
+
+
+def _harder(source: str) -> str:
+    """What makes this generator's data harder (the agent platform has no such knobs)."""
+    if source == "synthetic:agents":
+        return (
+            "The agent platform's memories cluster around each agent's topics: raise "
+            "[agents] topic_spread to make them harder, and benchmark a sample of your real "
+            'memories (a vector spec with source = "table") before choosing.'
+        )
+    return (
+        "Raise spread or intrinsic_dim (both make it harder), add tail_dof for queries of "
+        "uneven difficulty, or fit the generator to a sample of your vectors with "
+        "`pgvbench twin`."
+    )
 
 
 def _record(dataset: DatasetInfo) -> Difficulty | None:
