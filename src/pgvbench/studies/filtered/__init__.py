@@ -138,19 +138,25 @@ class FilteredSearch(Study[FilteredSpec, FilteredResult]):
             raise RunFailed("filtered search needs the generated agent platform ([agents])")
         return _compared(ctx, spec, dataset=ctx.agent_data)
 
-    def store(self, results: Results, result: FilteredResult) -> None:
-        if results.agent is None:
+    def _holder(self, results: Results, create: bool) -> AgentSection | TuningSection | None:
+        """The results section that keeps the record (agent runs: results.agent)."""
+        if results.agent is None and create:
             results.agent = AgentSection(selectivity={}, tables={})
-        results.agent.filtered = result.comparison.to_dict()
-        results.agent.filtered_winners = {str(k): str(v) for k, v in result.winners.items()}
+        return results.agent
+
+    def store(self, results: Results, result: FilteredResult) -> None:
+        holder = self._holder(results, create=True)
+        assert holder is not None
+        holder.filtered = result.comparison.to_dict()
+        holder.filtered_winners = {str(k): str(v) for k, v in result.winners.items()}
 
     def load(self, results: Results) -> FilteredResult | None:
-        agent = results.agent
-        if agent is None or not isinstance(agent.filtered, dict):
+        holder = self._holder(results, create=False)
+        if holder is None or not isinstance(holder.filtered, dict):
             return None
         return FilteredResult(
-            comparison=FilteredComparison.from_dict(agent.filtered),
-            winners=agent.filtered_winners,
+            comparison=FilteredComparison.from_dict(holder.filtered),
+            winners=holder.filtered_winners,
             run_name=results.run_name,
             recall_target=_recorded_target(results.spec),
         )
@@ -244,22 +250,11 @@ class FilteredVectorSearch(FilteredSearch):
             partitions=spec.partitions,
         )
 
-    def store(self, results: Results, result: FilteredResult) -> None:
-        if results.tuning is None:
+    def _holder(self, results: Results, create: bool) -> AgentSection | TuningSection | None:
+        """Vector runs keep the record in results.tuning."""
+        if results.tuning is None and create:
             results.tuning = TuningSection()
-        results.tuning.filtered = result.comparison.to_dict()
-        results.tuning.filtered_winners = {str(k): str(v) for k, v in result.winners.items()}
-
-    def load(self, results: Results) -> FilteredResult | None:
-        tuning = results.tuning
-        if tuning is None or not isinstance(tuning.filtered, dict):
-            return None
-        return FilteredResult(
-            comparison=FilteredComparison.from_dict(tuning.filtered),
-            winners=tuning.filtered_winners,
-            run_name=results.run_name,
-            recall_target=_recorded_target(results.spec),
-        )
+        return results.tuning
 
 
 _CHECK_QUERY_S = 0.02
