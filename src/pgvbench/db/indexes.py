@@ -71,33 +71,15 @@ def build_index(
         notices.append(f"{diag.severity}: {diag.message_primary}")
 
     conn.add_notice_handler(on_notice)
-    backend_pid = conn.info.backend_pid
-    outcome: dict[str, BaseException | None] = {"error": None}
-
-    def run() -> None:
-        try:
-            conn.execute(stmt)
-        except BaseException as exc:  # surfaced in the caller's thread
-            outcome["error"] = exc
-
-    phases: list[BuildPhase] = []
-    started = time.perf_counter()
-    worker = threading.Thread(target=run, name=f"build-{name}", daemon=True)
-    worker.start()
     try:
-        _poll(dsn, backend_pid, worker, phases, started, on_progress)
-    except BaseException:
-        conn.cancel_safe()  # Ctrl-C or a poll failure: do not leave the build running
-        worker.join(timeout=10)
-        raise
-    finally:
-        conn.remove_notice_handler(on_notice)
-    worker.join()
-    elapsed = time.perf_counter() - started
-    if outcome["error"] is not None:
-        exc = outcome["error"]
+        elapsed, phases = run_polled(
+            dsn, conn, lambda: conn.execute(stmt), name=name, on_progress=on_progress
+        )
+    except Exception as exc:
         message = exc.diag.message_primary if isinstance(exc, psycopg.Error) else str(exc)
         raise RunFailed(f"building {spec.label} failed: {message}") from exc
+    finally:
+        conn.remove_notice_handler(on_notice)
     return name, IndexBuild(
         label=spec.label,
         kind=spec.kind,
@@ -108,6 +90,43 @@ def build_index(
         phases=phases,
         notices=notices,
     )
+
+
+def run_polled(
+    dsn: str,
+    conn: psycopg.Connection[Any],
+    work: Callable[[], object],
+    *,
+    name: str,
+    on_progress: Callable[[BuildProgress], None] | None = None,
+) -> tuple[float, list[BuildPhase]]:
+    """Run ``work`` (statements on ``conn`` that build an index) in a thread while a second
+    connection polls its progress; return (seconds, phase timeline). Ctrl-C (or a poll
+    failure) cancels the statement on the server before it goes on; an error of ``work``
+    is raised as it came (psycopg.Error for a refused or failed build)."""
+    outcome: dict[str, BaseException | None] = {"error": None}
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # surfaced in the caller's thread
+            outcome["error"] = exc
+
+    phases: list[BuildPhase] = []
+    started = time.perf_counter()
+    worker = threading.Thread(target=run, name=f"build-{name}", daemon=True)
+    worker.start()
+    try:
+        _poll(dsn, conn.info.backend_pid, worker, phases, started, on_progress)
+    except BaseException:
+        conn.cancel_safe()  # Ctrl-C or a poll failure: do not leave the build running
+        worker.join(timeout=10)
+        raise
+    worker.join()
+    elapsed = time.perf_counter() - started
+    if outcome["error"] is not None:
+        raise outcome["error"]
+    return elapsed, phases
 
 
 def _poll(
