@@ -1,4 +1,4 @@
-"""Command line: ``pgvbench run|report|validate|server|compare|baseline|merge|ab|twin``.
+"""Command line: ``pgvbench run|tune|report|validate|server|compare|baseline|merge|ab|twin``.
 
 Exit codes: 0 success; 1 a run failed, the server failed or crashed (partial results
 written), or ``compare`` found a regression; 2 bad usage or input, nothing changed (spec,
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psycopg
 
-from . import twin_cli
+from . import tune_cli, twin_cli
 from .ab import cli as ab_cli
 from .compare import cli as compare_cli
 from .config import debug_from_env, forget_libpq_environment, paths_from_env
@@ -167,6 +167,7 @@ def _parser() -> argparse.ArgumentParser:
     compare_cli.add_parsers(sub)
     ab_cli.add_parser(sub)
     twin_cli.add_parser(sub)
+    tune_cli.add_parser(sub)
     _debug_everywhere(sub)
     return parser
 
@@ -283,7 +284,7 @@ def _dispatch(args: argparse.Namespace, *, debug: bool) -> int:
 
 
 def _command(args: argparse.Namespace) -> int:
-    if args.command == "run":
+    if args.command in ("run", "tune"):
         return _cmd_run(args)
     if args.command == "report":
         return _cmd_report(args)
@@ -352,10 +353,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # data directory and its lock. A mistake there changes nothing and writes nothing.
     from .spec.parse import load_spec  # every study's parser: only for commands with a spec
 
-    spec = load_spec(args.spec)
+    tuning = args.command == "tune"
+    spec = tune_cli.tune_spec(args) if tuning else load_spec(args.spec)
     dataset_shape(spec)  # dataset file headers: a bad file fails before the server or DSN
     out_dir = args.out or Path("reports") / spec.name
     check_writable_dir(out_dir, what="the results", option="--out")
+    if "tune" in spec.study_specs:  # a kept session is continued on request, never replaced
+        tune_cli.check_storage(out_dir, resume=tuning and args.resume)
     _check_cache_dir()
     reporter = Reporter(enabled=not args.quiet)
     # Two runs writing one output directory would leave one's results under the other's

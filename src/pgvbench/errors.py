@@ -14,6 +14,7 @@ maps the branches to exit codes (see ``exit_code``)::
     ├── ExtensionMissingError        the server lacks pgvector (says how to install it)
     ├── SafetyError                  pgvbench refused to touch an object it did not create
     ├── OutputError                  an output directory or file cannot be written (checked first)
+    ├── TargetUnreachable            `tune`: no configuration in the space meets the target
     └── RunFailed                    a run started but could not finish (exit 1)
         └── ServerCrashed            the server died mid-run (names the crash, log tail)
 
@@ -71,6 +72,11 @@ class SafetyError(PgvbenchError):
 
 class OutputError(PgvbenchError):
     """An output directory or file cannot be written; found before any work starts."""
+
+
+class TargetUnreachable(PgvbenchError):
+    """No configuration the tuner measured meets the target (the record is still saved):
+    the target or the space is the user's to change."""
 
 
 class RunFailed(PgvbenchError):

@@ -289,6 +289,7 @@ class AgentSection:
     tables: dict[str, dict[str, float]]  # table kind -> {rows, seconds}
     filtered: dict[str, Any] | None = None
     filtered_winners: dict[str, str] = dataclasses.field(default_factory=dict)
+    tune: dict[str, Any] | None = None  # [tune] / `pgvbench tune` (studies/tune)
     drift: dict[str, Any] | None = None
     update_cost: dict[str, Any] | None = None
     recommendations: list[str] = dataclasses.field(default_factory=list)
@@ -313,6 +314,7 @@ class TuningSection:
     # [filtered] on a vector dataset (studies/filtered; agent runs keep it in AgentSection)
     filtered: dict[str, Any] | None = None
     filtered_winners: dict[str, str] = dataclasses.field(default_factory=dict)
+    tune: dict[str, Any] | None = None  # [tune] / `pgvbench tune` (studies/tune)
 
 
 @dataclasses.dataclass

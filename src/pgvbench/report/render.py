@@ -108,6 +108,8 @@ def render_report(
     write_bytes_atomic(html_path, to_html(blocks, title(results), out_dir).encode("utf-8"))
     images = [p for p, _ in figures] + [p for p, _ in load_figures]
     images += [out_dir / image.src for part in studies for image in part.images]
+    for part in studies:  # the studies' own files (tune.md, apply.sql) from the same record
+        part.study.outputs(part.result, results, out_dir)
     return ReportFiles(md=md_path, html=html_path, images=images)
 
 

@@ -107,6 +107,7 @@ class AgentRunner(Runner):
             target=self.target,
             server=self.handle.embedded,
             reporter=self.reporter,
+            out_dir=self.out_dir,
             agent_data=self.dataset,
         )
         for study, study_spec in self._studies(stage):

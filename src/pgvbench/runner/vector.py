@@ -374,6 +374,7 @@ class VectorRunner(Runner):
             target=self.target,
             server=self.handle.embedded,
             reporter=self.reporter,
+            out_dir=self.out_dir,
             vectors=VectorData(
                 table=self.table,
                 items_ident=self._items_ident,

@@ -148,7 +148,10 @@ def parse_spec(data: Mapping[str, Any], *, source: Path | None = None) -> Experi
     raw_indexes = data.get("index")
     if kind == "agents" and raw_indexes is None:
         raw_indexes = [{"kind": "none"}]  # custom operations only: no vector index to build
-    if not isinstance(raw_indexes, list) or not raw_indexes:
+    tune_only = kind == "vector" and raw_indexes is None and "tune" in data
+    if tune_only:  # [tune] searches the index space itself: no [[index]] to list
+        raw_indexes = []
+    elif not isinstance(raw_indexes, list) or not raw_indexes:
         raise SpecError(
             f"{where}: at least one [[index]] table is required, e.g.\n"
             '  [[index]]\n  kind = "hnsw"\n  m = 16\n  ef_construction = 64\n'

@@ -115,6 +115,9 @@ class StudyContext:
     # store a partial record and rewrite results.json: a study with long parts calls it
     # after each, so a failure later keeps what was measured (set by the runner)
     save_partial: Callable[[Any], None] | None = None
+    # the run's output directory (results.json, report): a study keeping its own state
+    # next to it (the tuner's resumable storage) finds it here; None outside a run
+    out_dir: Path | None = None
 
 
 class Study(abc.ABC, Generic[S, R]):
@@ -182,6 +185,11 @@ class Study(abc.ABC, Generic[S, R]):
 
     def figures(self, result: R, out_dir: Path) -> list[Image]:
         """Draw the study's figures into ``out_dir``; return them as report Images."""
+        return []
+
+    def outputs(self, result: R, results: Results, out_dir: Path) -> list[Path]:
+        """Files of the study's own beside the report (the tuner's apply.sql, tune.md);
+        written with the report, from the record alone."""
         return []
 
     @abc.abstractmethod

@@ -18,6 +18,7 @@ from .filtered import STUDY as FILTERED
 from .filtered import VECTOR_STUDY as FILTERED_VECTOR
 from .quantization import STUDY as QUANTIZATION
 from .result_cache import STUDY as RESULT_CACHE
+from .tune import STUDY as TUNE
 
 REGISTRY: tuple[Study[Any, Any], ...] = (
     FILTERED,
@@ -27,6 +28,7 @@ REGISTRY: tuple[Study[Any, Any], ...] = (
     CACHE,
     RESULT_CACHE,
     QUANTIZATION,
+    TUNE,  # last: its report section follows the measurements it builds on
 )
 
 

@@ -63,6 +63,8 @@ class TuneSpec:
     # -- measurement
     measure_seconds: float | None = None  # each latency window (None: [query])
     warmup_seconds: float | None = None
+    # -- how it was invoked (never a TOML key: `pgvbench tune --resume` sets it)
+    resume: bool = False
 
 
 def parse_tune(t: Table) -> TuneSpec:
