@@ -1,0 +1,105 @@
+"""The winner confirmed: rebuilt from scratch and timed interleaved with the runner-up.
+
+A fresh build of the winner shows build-to-build variation (HNSW graphs differ from
+build to build): its knob is bisected again, and ``recall_holds`` says whether the
+rebuild still meets the recall bound at the knob the search chose. The runner-up is
+built on a table of its own (two vector indexes on one table: the planner would pick
+one for both), then both are timed in ``rounds`` rounds of one ``window_s`` window each,
+in a random order per round (ABBA-mirrored), and compared per round: a busy neighbour
+then slows both alike. Ratios are runner-up / winner. Figures only, no prose.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+
+from ...analysis.interleave import LATER_WINDOW_WARMUP_S, schedule
+from ...analysis.paired import PairedRatio, paired_ratio
+from .measure import Bench, Candidate, assess
+from .records import Config, Confirmation, Evaluation, Latency
+from .tables import TuneTables
+
+WINNER, RUNNER_UP = "winner", "runner_up"
+
+
+def confirm(
+    bench: Bench,
+    tables: TuneTables,
+    winner: Config,
+    winner_knob: int,
+    runner_up: Config | None,
+    runner_knob: int | None,
+    ladder_of: Callable[[Config], tuple[int, ...]],
+    *,
+    rounds: int = 8,
+    window_s: float = 1.0,
+    seed: int = 0,
+    on_step: Callable[[str], None] | None = None,
+) -> Confirmation:
+    """Rebuild ``winner``, re-bisect its knob, build ``runner_up`` beside it and time both
+    interleaved at ``winner_knob`` / ``runner_knob``; both indexes are dropped at the end.
+
+    No runner-up (or one whose rebuild fails or misses recall): ``qps``/``p99`` None.
+    """
+    with contextlib.ExitStack() as stack:
+        started = time.perf_counter()
+        w = stack.enter_context(Candidate(bench, tables, winner, on_step=on_step))
+        w_eval = assess(w, ladder_of(winner), started=started)
+        holds = w.built.exists and w.over_budget() is None and w.meets(winner_knob)
+        r_eval: Evaluation | None = None
+        qps: PairedRatio | None = None
+        pct: PairedRatio | None = None
+        if runner_up is not None and w.built.exists:
+            started = time.perf_counter()
+            r = stack.enter_context(Candidate(bench, tables, runner_up, copy=1, on_step=on_step))
+            r_eval = assess(r, ladder_of(runner_up), started=started)
+            knob = runner_knob if runner_knob is not None else r_eval.knob_value
+            if r.built.exists and knob is not None:
+                windows = _interleaved(bench, {WINNER: (w, winner_knob), RUNNER_UP: (r, knob)},
+                                       rounds=rounds, window_s=window_s, seed=seed)  # fmt: skip
+                stat = bench.target.latency
+                qps = _ratio([x.qps for x in windows[WINNER]], [x.qps for x in windows[RUNNER_UP]])
+                pct = _ratio(
+                    [x.percentile(stat) for x in windows[WINNER]],
+                    [x.percentile(stat) for x in windows[RUNNER_UP]],
+                )
+    return Confirmation(
+        winner=w_eval,
+        runner_up=r_eval,
+        qps=qps,
+        p99=pct,
+        rounds=rounds,
+        window_s=window_s,
+        recall_holds=holds,
+    )
+
+
+def _interleaved(
+    bench: Bench,
+    arms: dict[str, tuple[Candidate, int]],
+    *,
+    rounds: int,
+    window_s: float,
+    seed: int,
+) -> dict[str, list[Latency]]:
+    """One window per arm per round, in a random (mirrored) order; windows in round order."""
+    out: dict[str, list[Latency]] = {name: [] for name in arms}
+    for order in schedule(list(arms), rounds, seed=seed, mirrored=True):
+        for name in order:
+            candidate, knob = arms[name]
+            first = not out[name]
+            warmup = bench.warmup_s if first else min(bench.warmup_s, LATER_WINDOW_WARMUP_S)
+            out[name].append(
+                candidate.latency(knob, warmup_s=warmup, duration_s=window_s, seed=seed)
+            )
+    return out
+
+
+def _ratio(winner: list[float], runner_up: list[float]) -> PairedRatio | None:
+    """runner-up / winner over the rounds; None when no round measured both."""
+    try:
+        return paired_ratio(winner, runner_up)
+    except ValueError:
+        return None
