@@ -1,0 +1,289 @@
+"""The tuner's measurement side on a real server: one configuration built, its query knob
+bisected on the recall lower bound, timed; budgets, failures, the halfvec storages, the
+winner's confirmation, and every table and index the tuner made dropped at the end.
+3000 x 32 clustered vectors, k = 10. No timing thresholds."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pgvbench.analysis.paired import recall_lower_bound
+from pgvbench.datasets import (
+    Dataset,
+    GroundTruth,
+    generate_clustered,
+    ground_truth,
+    tie_aware_recall,
+)
+from pgvbench.datasets.groundtruth import exact_knn
+from pgvbench.db import schema as db_schema
+from pgvbench.db.load import load_vectors
+from pgvbench.metrics import Metric
+from pgvbench.recall_rule import DEFAULT_RULE
+from pgvbench.server.connection import connect
+from pgvbench.server.embedded import EmbeddedServer
+from pgvbench.studies.tune.confirm import confirm
+from pgvbench.studies.tune.measure import Bench, Candidate, TuneTables, assess, evaluate
+from pgvbench.studies.tune.records import Config
+from pgvbench.studies.tune.spec import TuneSpec
+from pgvbench.studies.tune.sql import ident
+
+pytestmark = pytest.mark.integration
+
+N, DIM, K = 3000, 32, 10
+LADDER = (10, 16, 20, 24, 32, 40, 48, 64, 80, 100, 128, 160, 200)
+SMALL = Config(kind="hnsw", params={"m": 8, "ef_construction": 32})
+BIG = Config(kind="hnsw", params={"m": 16, "ef_construction": 64})
+WEAK = Config(kind="hnsw", params={"m": 4, "ef_construction": 8})
+
+
+@dataclasses.dataclass
+class Loaded:
+    dsn: str
+    schema: str
+    dataset: Dataset
+    truth: GroundTruth
+
+    def bench(self, *, rows: int = N, **target: Any) -> Bench:
+        base, truth = self.dataset.base, self.truth
+        if rows < N:
+            ids, distances = exact_knn(base[:rows], self.dataset.queries, K, Metric.L2)
+            truth = GroundTruth(ids=ids, distances=distances, method="exact", seconds=0.0,
+                                cached=False)  # fmt: skip
+        return Bench(
+            dsn=self.dsn,
+            schema=self.schema,
+            table="items",
+            prefix=f"t{uuid.uuid4().hex[:6]}",
+            rows=rows,
+            dim=DIM,
+            metric=Metric.L2,
+            k=K,
+            base=base[:rows],
+            recall_queries=self.dataset.queries,
+            truth=truth,
+            load_queries=self.dataset.queries,
+            rule=DEFAULT_RULE,
+            target=TuneSpec(**{"recall": 0.95, **target}),
+            warmup_s=0.05,
+            measure_s=0.25,
+            statement_timeout_ms=10_000,
+        )
+
+    def tables(self, bench: Bench) -> TuneTables:
+        return TuneTables(self.dsn, self.schema, "items", bench.prefix, DIM)
+
+    def relations(self) -> set[tuple[str, str]]:
+        with connect(self.dsn) as conn:
+            rows = conn.execute(
+                "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n "
+                "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind IN ('r', 'i')",
+                (self.schema,),
+            ).fetchall()
+        return {(str(r[0]), str(r[1])) for r in rows}
+
+
+@pytest.fixture(scope="module")
+def loaded(embedded_server: EmbeddedServer) -> Iterator[Loaded]:
+    dsn = embedded_server.dsn()
+    schema = f"s_tm{uuid.uuid4().hex[:8]}"
+    dataset = generate_clustered(
+        n=N, dim=DIM, n_queries=100, clusters=16, spread=1.0, seed=5, metric=Metric.L2
+    )
+    with connect(dsn) as conn:
+        db_schema.ensure_schema(conn, schema)
+        db_schema.create_vector_table(conn, schema, "items", DIM)
+    load_vectors(dsn, schema, "items", dataset.base)
+    yield Loaded(dsn, schema, dataset, ground_truth(dataset, K, cache_dir=None))
+    with connect(dsn) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def _own_recall_low(loaded: Loaded, bench: Bench, candidate: Candidate, value: int) -> float:
+    """The recall lower bound at ``value`` on the candidate's index, measured here with
+    plain psycopg rather than through the Candidate."""
+    stmt = candidate.sql.replace("$1", "%s::vector")
+    ids = []
+    with connect(loaded.dsn) as conn:
+        conn.execute("SET enable_seqscan = off")
+        conn.execute(f"SET hnsw.ef_search = {value}")
+        for q in bench.recall_queries:
+            text = "[" + ",".join(repr(float(x)) for x in q) + "]"
+            ids.append([int(r[0]) for r in conn.execute(stmt, (text,)).fetchall()])
+    per_query = tie_aware_recall(
+        ids, bench.truth, bench.recall_queries, bench.base, K, Metric.L2, rule=bench.rule
+    )
+    return recall_lower_bound(per_query, confidence=bench.target.confidence)
+
+
+def test_evaluate_bisects_to_the_smallest_knob_meeting_the_bound(loaded: Loaded) -> None:
+    bench = loaded.bench(recall=0.95)
+    before = loaded.relations()
+    steps: list[str] = []
+    with loaded.tables(bench) as tables:
+        with Candidate(bench, tables, SMALL, on_step=steps.append) as candidate:
+            ev = assess(candidate, LADDER, started=time.perf_counter())
+            assert ev.reason is None and ev.knob_value is not None, ev.to_dict()
+            at = LADDER.index(ev.knob_value)
+            assert _own_recall_low(loaded, bench, candidate, ev.knob_value) >= 0.95
+            if at > 0:  # the value below misses, measured independently on the same build
+                assert _own_recall_low(loaded, bench, candidate, LADDER[at - 1]) < 0.95
+        # bisection, not a grid: the top value, then about log2(len) probes
+        assert ev.probes[0].value == LADDER[-1]
+        assert 2 <= len(ev.probes) <= 1 + math.ceil(math.log2(len(LADDER)))
+        assert len({p.value for p in ev.probes}) == len(ev.probes)
+        assert ev.recall is not None and ev.recall.low is not None and ev.recall.low >= 0.95
+        assert ev.latency is not None and ev.latency.operations > 0 and ev.latency.qps > 0
+        assert ev.latency.p50_ms <= ev.latency.p95_ms <= ev.latency.p99_ms
+        assert ev.build_seconds is not None and ev.index_bytes > 0 and ev.table_bytes > 0
+        assert any("build" in s for s in steps) and any("recall" in s for s in steps)
+        # evaluate() is assess() on a Candidate that drops its index
+        again = evaluate(bench, tables, Config(kind="ivfflat", params={"lists": 30}),
+                         (1, 2, 3, 4, 6, 8, 12, 16, 23, 30))  # fmt: skip
+        assert again.reason is None and again.knob_value is not None
+        assert {r for r in loaded.relations() if r[1] == "i"} == set()
+    assert loaded.relations() == before
+
+
+def test_unreachable_recall_stops_at_the_top_of_the_ladder(loaded: Loaded) -> None:
+    bench = loaded.bench(recall=0.9999)
+    with loaded.tables(bench) as tables:
+        ev = evaluate(bench, tables, WEAK, (10, 16, 20))
+    assert ev.reason == "recall_unreachable"
+    assert [p.value for p in ev.probes] == [20]  # only the top value: nothing below can meet it
+    assert ev.knob_value is None and ev.latency is None
+    assert ev.recall is not None and ev.recall.mean == ev.probes[0].recall_mean
+
+
+def test_halfvec_storages(loaded: Loaded) -> None:
+    bench = loaded.bench(recall=0.9)
+    with loaded.tables(bench) as tables:
+        full = evaluate(bench, tables, SMALL, LADDER)
+        index = evaluate(bench, tables, dataclasses.replace(SMALL, storage="halfvec_index"), LADDER)
+        column = evaluate(
+            bench, tables, dataclasses.replace(SMALL, storage="halfvec_column"), LADDER
+        )
+        copies = {r for r in loaded.relations() if r[0].startswith(bench.prefix)}
+    for ev in (full, index, column):
+        assert ev.reason is None and ev.latency is not None, ev.to_dict()
+    assert column.table_bytes < full.table_bytes  # the halfvec column shrinks the heap ...
+    assert index.table_bytes == full.table_bytes  # ... the expression index does not
+    assert index.index_bytes < full.index_bytes and column.index_bytes < full.index_bytes
+    assert copies == {(f"{bench.prefix}_half_all", "r")}
+    assert not {r for r in loaded.relations() if r[0].startswith(bench.prefix)}
+
+
+def test_a_budget_missed_skips_the_knob_search(loaded: Loaded) -> None:
+    bench = loaded.bench(max_index_mb=0.01)
+    with loaded.tables(bench) as tables:
+        ev = evaluate(bench, tables, SMALL, LADDER)
+        memory = evaluate(loaded.bench(max_memory_mb=0.5), tables, SMALL, LADDER)
+    assert ev.reason == "index_over" and ev.probes == () and ev.latency is None
+    assert ev.index_bytes > 0.01 * 2**20 and ev.build_seconds is not None
+    assert memory.reason == "memory_over" and memory.probes == ()
+    assert {r for r in loaded.relations() if r[1] == "i"} == set()
+
+
+def test_a_refused_build_is_build_failed_with_the_servers_message(loaded: Loaded) -> None:
+    bench = loaded.bench()
+    too_big = Config(kind="hnsw", params={"m": 101, "ef_construction": 400})  # m <= 100
+    bad_setting = dataclasses.replace(SMALL, build_settings={"maintenance_work_mem": "lots"})
+    with loaded.tables(bench) as tables:
+        refused = evaluate(bench, tables, too_big, LADDER)
+        unset = evaluate(bench, tables, bad_setting, LADDER)
+    for ev, word in ((refused, '"m"'), (unset, "maintenance_work_mem")):
+        assert ev.reason == "build_failed" and ev.build_seconds is None, ev.to_dict()
+        assert ev.error is not None and word in ev.error
+        assert ev.probes == () and ev.latency is None and ev.index_bytes == 0
+    assert {r for r in loaded.relations() if r[1] == "i"} == set()
+
+
+def test_ctrl_c_during_a_build_cancels_it_and_leaves_nothing(loaded: Loaded) -> None:
+    bench = loaded.bench()
+    slow = Config(kind="hnsw", params={"m": 48, "ef_construction": 1000})
+
+    polls: list[float] = []
+
+    def interrupt(step: str) -> None:
+        if " build " in step:  # a progress poll: the build is running on the server
+            polls.append(time.perf_counter())
+            if polls[-1] - polls[0] > 0.5:  # well into it
+                raise KeyboardInterrupt
+
+    tables = loaded.tables(bench)
+    with pytest.raises(KeyboardInterrupt), tables:
+        evaluate(bench, tables, dataclasses.replace(slow, storage="halfvec_column"), LADDER,
+                 on_step=interrupt)  # fmt: skip
+    assert not {r for r in loaded.relations() if r[0].startswith(bench.prefix) or r[1] == "i"}
+    with connect(loaded.dsn) as conn:
+        running = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'CREATE INDEX%%' "
+            "AND state = 'active'"
+        ).fetchone()
+    assert running is not None and running[0] == 0
+
+
+def test_confirm_times_winner_and_runner_up_interleaved(loaded: Loaded) -> None:
+    bench = loaded.bench(recall=0.95)
+    before = loaded.relations()
+    with loaded.tables(bench) as tables:
+        done = confirm(bench, tables, SMALL, 40, BIG, 10, lambda c: LADDER, rounds=4,
+                       window_s=0.15, seed=3)  # fmt: skip
+        assert {r for r in loaded.relations() if r[1] == "i"} == set()  # both dropped
+        alone = confirm(bench, tables, WEAK, 200, None, None, lambda c: LADDER, rounds=2)
+    assert done.rounds == 4 and done.window_s == 0.15
+    assert done.qps is not None and done.p99 is not None
+    assert done.qps.rounds == 4 and len(done.qps.per_round) == 4 and done.p99.rounds == 4
+    assert done.winner.config == SMALL and done.winner.knob_value is not None
+    assert done.runner_up is not None and done.runner_up.config == BIG
+    # recall_holds: the rebuild's own bound at the chosen knob (m=8 reaches 0.98 at 40;
+    # m=4, ef_construction=8 stays below 0.95 at any ef_search)
+    assert done.recall_holds and done.winner.knob_value <= 40
+    assert not alone.recall_holds and alone.winner.reason == "recall_unreachable"
+    assert alone.runner_up is None and alone.qps is None and alone.p99 is None
+    assert loaded.relations() == before
+
+
+def test_tables_are_made_once_and_dropped_on_close(loaded: Loaded) -> None:
+    bench = loaded.bench()
+    before = loaded.relations()
+    tables = loaded.tables(bench)
+    assert tables.table_for("vector", N) == "items"  # the loaded table itself
+    assert tables.table_for("halfvec_index", N) == "items"
+    sub = tables.table_for("vector", 1000)
+    assert tables.table_for("halfvec_index", 1000) == sub  # same rows, same column type
+    half = tables.table_for("halfvec_column", N)
+    extra = tables.table_for("vector", N, copy=1)
+    assert len({sub, half, extra}) == 3 and all(t.startswith(bench.prefix) for t in (sub, half))
+    with connect(loaded.dsn) as conn:
+        counts = {
+            t: conn.execute(f"SELECT count(*), max(id) FROM {ident(loaded.schema, t)}").fetchone()
+            for t in (sub, half, extra)
+        }
+        kind = conn.execute(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
+            "%s::regclass AND attname = 'embedding'",
+            (f"{loaded.schema}.{half}",),
+        ).fetchone()
+    assert counts == {sub: (1000, 999), half: (N, N - 1), extra: (N, N - 1)}
+    assert kind == (f"halfvec({DIM})",)
+    tables.close()
+    assert loaded.relations() == before  # the source table stays, the copies are gone
+    assert tables.leftovers == []
+
+
+def test_a_subsample_is_measured_on_its_own_table_with_the_index_in_the_plan(
+    loaded: Loaded,
+) -> None:
+    # at ef_search 200 on 1000 rows the planner would rather scan: the index is forced
+    bench = loaded.bench(rows=1000, recall=0.9)
+    with loaded.tables(bench) as tables:
+        ev = evaluate(bench, tables, SMALL, LADDER)
+    assert ev.rows == 1000 and ev.reason is None and ev.probes[0].value == 200
