@@ -188,6 +188,13 @@ def test_a_budget_missed_skips_the_knob_search(loaded: Loaded) -> None:
     assert ev.reason == "index_over" and ev.probes == () and ev.latency is None
     assert ev.index_bytes > 0.01 * 2**20 and ev.build_seconds is not None
     assert memory.reason == "memory_over" and memory.probes == ()
+    # a build running past max_build_seconds is stopped there, not waited for
+    slow = Config(kind="hnsw", params={"m": 48, "ef_construction": 1000})
+    with loaded.tables(bench) as tables:
+        stopped = evaluate(loaded.bench(max_build_seconds=0.05), tables, slow, LADDER)
+    assert stopped.reason == "build_over" and stopped.probes == ()
+    assert stopped.build_seconds is not None and stopped.build_seconds >= 0.05
+    assert stopped.index_bytes == 0 and stopped.error is None
     assert {r for r in loaded.relations() if r[1] == "i"} == set()
 
 

@@ -15,6 +15,7 @@ Figures and reason codes only, no prose.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -35,7 +36,7 @@ from ...db.indexes import BuildProgress
 from ...engine.operations import SESSION, ParamOperation, encode_vector
 from ...engine.providers import DirectProvider
 from ...engine.threaded import LoadShape, run_load
-from ...errors import RunFailed
+from ...errors import PgvbenchError, RunFailed
 from ...metrics import Metric
 from ...recall_rule import RecallRule
 from ...results import Recall
@@ -46,17 +47,9 @@ from .spec import TuneSpec
 from .sql import ident, query_sql
 from .tables import Built, KeptIndex, TuneTables
 
-__all__ = [
-    "Bench",
-    "Built",
-    "Candidate",
-    "KeptIndex",
-    "TuneTables",
-    "assess",
-    "evaluate",
-    "evaluate_kept",
-    "recall_of",
-]
+# TuneTables, Built and KeptIndex live in tables.py; the tuner imports them from here too
+__all__ = ["Bench", "Built", "Candidate", "KeptIndex", "TuneTables", "assess", "evaluate",
+           "evaluate_kept", "recall_of"]  # fmt: skip
 
 MB = 2**20
 # the planner may not take an exact scan instead of the index being measured
@@ -139,8 +132,7 @@ class Candidate:
         self.on_step = on_step
         self._built: Built | None = None
         self._kept = False
-        self._per_query: dict[int, np.ndarray] = {}
-        self._probes: dict[int, KnobProbe] = {}
+        self._measured: dict[int, tuple[KnobProbe, np.ndarray]] = {}  # value -> per query
         self._sql = ""
         self._seq = 0  # the load stream continues where the last window stopped
 
@@ -156,7 +148,14 @@ class Candidate:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if not self._kept:
+        if self._kept:
+            return
+        if exc_type is None:
+            self.drop()
+            return
+        # an error (or Ctrl-C) is on its way: the cleanup must not hide it; an index left
+        # is still listed in the tables, and TuneTables.close() tries again
+        with contextlib.suppress(psycopg.Error, PgvbenchError):
             self.drop()
 
     def build(self) -> Built:
@@ -229,18 +228,18 @@ class Candidate:
 
     def recall(self, value: int) -> KnobProbe:
         """Recall at knob ``value`` over the recall queries (measured once per value)."""
-        if value not in self._probes:
+        if value not in self._measured:
             started = time.perf_counter()
             per_query = self._measure_recall(value)
             bound = recall_lower_bound(per_query, confidence=self.bench.target.confidence)
-            self._per_query[value] = per_query
-            self._probes[value] = KnobProbe(
+            probe = KnobProbe(
                 value=value,
                 recall_mean=round(float(per_query.mean()), 5),
-                recall_low=math.floor(bound * 1e5) / 1e5,
+                recall_low=math.floor(bound * 1e5) / 1e5,  # rounded down: a lower bound
                 seconds=round(time.perf_counter() - started, 4),
             )
-        return self._probes[value]
+            self._measured[value] = (probe, per_query)
+        return self._measured[value][0]
 
     def meets(self, value: int) -> bool:
         """Whether the recall lower bound at ``value`` reaches the target."""
@@ -248,7 +247,7 @@ class Candidate:
 
     def per_query(self, value: int) -> np.ndarray:
         self.recall(value)
-        return self._per_query[value]
+        return self._measured[value][1]
 
     def recall_record(self, value: int) -> Recall:
         return recall_of(self.per_query(value), confidence=self.bench.target.confidence)
