@@ -243,10 +243,9 @@ def round_up(num_bytes: float) -> int:
     return max(step, -(-int(num_bytes) // step) * step)
 
 
-def setting_bytes(settings: Mapping[str, str], name: str) -> int | None:
-    """A memory setting (``1GB``, ``65536kB``) in bytes; None when absent or unreadable."""
-    value = settings.get(name)
-    if value is None:
+def size_bytes(value: str | None) -> int | None:
+    """A memory setting's value (``1GB``, ``65536kB``) in bytes; None: absent, unreadable."""
+    if not value:
         return None
     try:
         return parse_size(value)
@@ -260,9 +259,19 @@ def shared_buffers_bytes(evaluation: Evaluation) -> int:
     return max(DEFAULT_SHARED_BUFFERS, round_up(need))
 
 
-def maintenance_work_mem_bytes(evaluation: Evaluation) -> int:
-    """maintenance_work_mem so the graph fits during a build: the measured index size with
-    headroom, rounded up; never below what the measured build itself ran with."""
-    need = max(DEFAULT_MAINTENANCE_WORK_MEM, round_up(evaluation.index_bytes * GRAPH_HEADROOM))
-    measured = setting_bytes(evaluation.config.build_settings, "maintenance_work_mem")
-    return max(need, measured or 0)
+def built_with(record: TuneRecord, evaluation: Evaluation, name: str) -> str | None:
+    """A build setting the evaluation's build ran with: its own (searched), else the
+    session's server setting."""
+    return evaluation.config.build_settings.get(name) or record.server_settings.get(name)
+
+
+def maintenance_work_mem_bytes(record: TuneRecord, evaluation: Evaluation) -> int:
+    """maintenance_work_mem so the HNSW graph fits during a build: the measured index size
+    with headroom, rounded up; never below what the measured build ran with (its build time
+    was measured there). IVFFlat's build holds only the list centres and a sample: what
+    the measured build ran with, at least PostgreSQL's default."""
+    measured = size_bytes(built_with(record, evaluation, "maintenance_work_mem"))
+    floor = max(DEFAULT_MAINTENANCE_WORK_MEM, measured or 0)
+    if evaluation.config.kind != "hnsw":
+        return floor
+    return max(floor, round_up(evaluation.index_bytes * GRAPH_HEADROOM))
