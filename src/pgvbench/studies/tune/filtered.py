@@ -81,7 +81,7 @@ class FilterTarget:
     matching: np.ndarray  # per recall query: how many rows match
     rows: int  # the rows filtered (id < rows)
     own_labels: bool  # label: the recall queries filter on their own label
-    replaced: int  # own labels with no row among the first ``rows``, drawn by frequency
+    replaced: int  # recall queries whose own label has no row in ``rows``: drawn by frequency
     filtered: FilteredTruth  # the matching rows of each recall query (what recall needs)
 
     def summary(self) -> dict[str, Any]:
