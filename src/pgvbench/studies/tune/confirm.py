@@ -12,6 +12,7 @@ then slows both alike. Ratios are runner-up / winner. Figures only, no prose.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable
 
@@ -37,16 +38,20 @@ def confirm(
     window_s: float = 1.0,
     seed: int = 0,
     on_step: Callable[[str], None] | None = None,
+    winner_scan: str | None = None,
+    runner_scan: str | None = None,
 ) -> Confirmation:
     """Rebuild ``winner``, re-bisect its knob, build ``runner_up`` beside it and time both
     interleaved at ``winner_knob`` / ``runner_knob``; both indexes are dropped at the end.
 
     No runner-up (or one whose rebuild fails or misses recall): ``qps``/``p99`` None.
+    ``winner_scan`` / ``runner_scan``: a filtered target's iterative-scan mode of each.
     """
     with contextlib.ExitStack() as stack:
         started = time.perf_counter()
         w = stack.enter_context(Candidate(bench, tables, winner, on_step=on_step))
-        w_eval = assess(w, ladder_of(winner), started=started)
+        w.iterative_scan = winner_scan
+        w_eval = _with_scan(assess(w, ladder_of(winner), started=started), winner_scan)
         holds = w.built.exists and w.over_budget() is None and w.meets(winner_knob)
         r_eval: Evaluation | None = None
         qps: PairedRatio | None = None
@@ -54,7 +59,8 @@ def confirm(
         if runner_up is not None and w.built.exists:
             started = time.perf_counter()
             r = stack.enter_context(Candidate(bench, tables, runner_up, copy=1, on_step=on_step))
-            r_eval = assess(r, ladder_of(runner_up), started=started)
+            r.iterative_scan = runner_scan
+            r_eval = _with_scan(assess(r, ladder_of(runner_up), started=started), runner_scan)
             knob = runner_knob if runner_knob is not None else r_eval.knob_value
             if r.built.exists and knob is not None:
                 windows = _interleaved(bench, {WINNER: (w, winner_knob), RUNNER_UP: (r, knob)},
@@ -95,6 +101,10 @@ def _interleaved(
                 candidate.latency(knob, warmup_s=warmup, duration_s=window_s, seed=seed)
             )
     return out
+
+
+def _with_scan(evaluation: Evaluation, mode: str | None) -> Evaluation:
+    return dataclasses.replace(evaluation, iterative_scan=mode)
 
 
 def _ratio(winner: list[float], runner_up: list[float]) -> PairedRatio | None:

@@ -42,6 +42,13 @@ from ...recall_rule import RecallRule
 from ...results import Recall
 from ...server.connection import connect
 from ...workloads.vector import index_names_in_plan
+from .filtered import (
+    FilterTarget,
+    filtered_recall_per_query,
+    iterative_scan_modes,
+    iterative_scan_settings,
+)
+from .objective import best_of
 from .records import Config, Evaluation, KnobProbe, Latency
 from .spec import TuneSpec
 from .sql import ident, query_sql
@@ -78,14 +85,36 @@ class Bench:
     warmup_s: float
     measure_s: float
     statement_timeout_ms: int
+    # the target's queries carry a filter ([tune] filter): truth is then the filtered truth
+    filter: FilterTarget | None = None
 
     @functools.cached_property
-    def encoded_recall(self) -> list[bytes]:
-        return [encode_vector(q) for q in self.recall_queries]
+    def encoded_recall(self) -> list[list[bytes]]:
+        """Each recall query's parameters: the vector (binary), then its filter values."""
+        return _with_filter(self.recall_queries, self.filter, recall=True)
 
     @functools.cached_property
-    def encoded_load(self) -> list[bytes]:
-        return [encode_vector(q) for q in self.load_queries]
+    def encoded_load(self) -> list[list[bytes]]:
+        return _with_filter(self.load_queries, self.filter, recall=False)
+
+    @property
+    def param_formats(self) -> list[int]:
+        """Binary for the vector, text for the filter values (cast in the SQL)."""
+        return [1, *([0] * self.filter_params)]
+
+    @property
+    def filter_params(self) -> int:
+        return len(self.filter.recall_params[0]) if self.filter and self.filter.recall_params else 0
+
+
+def _with_filter(
+    vectors: np.ndarray, target: FilterTarget | None, *, recall: bool
+) -> list[list[bytes]]:
+    encoded = [encode_vector(q) for q in vectors]
+    if target is None:
+        return [[v] for v in encoded]
+    params = target.recall_params if recall else target.load_params
+    return [[v, *(p.encode() for p in params[i % len(params)])] for i, v in enumerate(encoded)]
 
 
 def recall_of(per_query: np.ndarray, *, confidence: float) -> Recall:
@@ -132,7 +161,9 @@ class Candidate:
         self.on_step = on_step
         self._built: Built | None = None
         self._kept = False
-        self._measured: dict[int, tuple[KnobProbe, np.ndarray]] = {}  # value -> per query
+        # (iterative-scan mode, knob value) -> (probe, per-query recall)
+        self._measured: dict[tuple[str | None, int], tuple[KnobProbe, np.ndarray]] = {}
+        self.iterative_scan: str | None = None  # filtered targets: the mode measured
         self._sql = ""
         self._seq = 0  # the load stream continues where the last window stopped
 
@@ -170,7 +201,12 @@ class Candidate:
             on_progress=self._build_progress,
         )
         self._sql = query_sql(
-            config.storage, relation=ident(b.schema, table), dim=b.dim, metric=b.metric, k=b.k
+            config.storage,
+            relation=ident(b.schema, table),
+            dim=b.dim,
+            metric=b.metric,
+            k=b.k,
+            where=b.filter.condition if b.filter is not None else None,
         )
         return self._built
 
@@ -220,15 +256,22 @@ class Candidate:
 
     def settings(self, value: int) -> dict[str, str]:
         """The session settings every query of this candidate runs with at ``value``."""
+        scan = (
+            iterative_scan_settings(self.config.kind, self.iterative_scan)
+            if self.iterative_scan is not None
+            else {}
+        )
         return {
             self.config.knob: str(value),
             "statement_timeout": str(self.bench.statement_timeout_ms),
+            **scan,
             **FORCE_INDEX,
         }
 
     def recall(self, value: int) -> KnobProbe:
         """Recall at knob ``value`` over the recall queries (measured once per value)."""
-        if value not in self._measured:
+        key = (self.iterative_scan, value)
+        if key not in self._measured:
             started = time.perf_counter()
             per_query = self._measure_recall(value)
             bound = recall_lower_bound(per_query, confidence=self.bench.target.confidence)
@@ -238,8 +281,8 @@ class Candidate:
                 recall_low=math.floor(bound * 1e5) / 1e5,  # rounded down: a lower bound
                 seconds=round(time.perf_counter() - started, 4),
             )
-            self._measured[value] = (probe, per_query)
-        return self._measured[value][0]
+            self._measured[key] = (probe, per_query)
+        return self._measured[key][0]
 
     def meets(self, value: int) -> bool:
         """Whether the recall lower bound at ``value`` reaches the target."""
@@ -247,7 +290,7 @@ class Candidate:
 
     def per_query(self, value: int) -> np.ndarray:
         self.recall(value)
-        return self._measured[value][1]
+        return self._measured[(self.iterative_scan, value)][1]
 
     def recall_record(self, value: int) -> Recall:
         return recall_of(self.per_query(value), confidence=self.bench.target.confidence)
@@ -257,13 +300,15 @@ class Candidate:
         self._require()
         self._step(f"recall {self.config.knob}={value}")
         ids = np.full((len(b.encoded_recall), b.k), -1, dtype=np.int64)
-        oid = self.tables.vector_oid
+        types = [self.tables.vector_oid, *([0] * b.filter_params)]  # 0: the SQL casts
+        formats = b.param_formats
         with connect(b.dsn) as conn:
             set_settings(conn, self.settings(value))
             pgconn = conn.pgconn
             explain = pgconn.exec_params(
-                b"EXPLAIN (FORMAT JSON) " + self._sql.encode(), [b.encoded_recall[0]], [oid], [1]
-            )
+                b"EXPLAIN (FORMAT JSON) " + self._sql.encode(), b.encoded_recall[0], types,
+                formats,
+            )  # fmt: skip
             _check_result(explain)
             plan = json.loads(explain.get_value(0, 0) or b"[{}]")[0].get("Plan", {})
             if self.built.name not in index_names_in_plan(plan):
@@ -271,12 +316,18 @@ class Candidate:
                     f"the plan of {self.config.label} at {self.config.knob}={value} does not "
                     f"use its index {self.built.name} even with enable_seqscan off"
                 )
-            _check_result(pgconn.prepare(b"tune_knn", self._sql.encode(), [oid]))
-            for i, param in enumerate(b.encoded_recall):
-                out = pgconn.exec_prepared(b"tune_knn", [param], [1])
+            _check_result(pgconn.prepare(b"tune_knn", self._sql.encode(), types))
+            for i, params in enumerate(b.encoded_recall):
+                out = pgconn.exec_prepared(b"tune_knn", list(params), formats)
                 _check_result(out)
                 for r in range(min(b.k, out.ntuples)):
                     ids[i, r] = int(out.get_value(r, 0) or b"-1")
+        if b.filter is not None:  # the filtered truth, counted over each query's matches
+            returned = [[int(x) for x in row if x >= 0] for row in ids]
+            filtered: np.ndarray = filtered_recall_per_query(
+                returned, b.filter, b.base, b.recall_queries, b.k, b.metric, b.rule
+            )
+            return filtered
         per_query: np.ndarray = tie_aware_recall(
             ids, b.truth, b.recall_queries, b.base, b.k, b.metric, rule=b.rule
         )
@@ -299,9 +350,9 @@ class Candidate:
         op = ParamOperation(
             name="tune",
             sql=self._sql,
-            types=[self.tables.vector_oid],
-            formats=[1],
-            params=lambda seq: [vectors[seq % len(vectors)]],
+            types=[self.tables.vector_oid, *([0] * b.filter_params)],
+            formats=b.param_formats,
+            params=lambda seq: list(vectors[seq % len(vectors)]),
             settings=self.settings(value),
         )
         shape = LoadShape(
@@ -405,6 +456,28 @@ def assess(candidate: Candidate, ladder: Sequence[int], *, started: float) -> Ev
                 latency=latency, reason="latency_over" if over else None)  # fmt: skip
 
 
+def assess_modes(candidate: Candidate, ladder: Sequence[int], *, started: float) -> Evaluation:
+    """:func:`assess`, and for a filtered target once per iterative-scan mode the index
+    kind has (a query-time setting: no rebuild); the best of them by the objective."""
+    bench = candidate.bench
+    if bench.filter is None:
+        return assess(candidate, ladder, started=started)
+    tried: list[Evaluation] = []
+    for mode in iterative_scan_modes(candidate.config.kind, bench.target.iterative_scan):
+        candidate.iterative_scan = mode
+        tried.append(dataclasses.replace(assess(candidate, ladder, started=started),
+                                         iterative_scan=mode))  # fmt: skip
+        if tried[-1].reason in BUILD_REASONS:  # the build itself is out: no mode helps
+            break
+    best = best_of(bench.target, tried)
+    candidate.iterative_scan = best.iterative_scan
+    return dataclasses.replace(best, seconds=time.perf_counter() - started)
+
+
+# reasons about the build, not the query: the same whichever iterative-scan mode
+BUILD_REASONS = ("index_over", "build_over", "memory_over", "build_failed")
+
+
 def evaluate_kept(
     bench: Bench,
     tables: TuneTables,
@@ -417,7 +490,7 @@ def evaluate_kept(
     index None when the build failed or stopped at its budget."""
     started = time.perf_counter()
     with Candidate(bench, tables, config, on_step=on_step) as candidate:
-        evaluation = assess(candidate, ladder, started=started)
+        evaluation = assess_modes(candidate, ladder, started=started)
         kept = candidate.keep() if candidate.built.exists else None
     return evaluation, kept
 
@@ -438,4 +511,4 @@ def evaluate(
         return evaluate_kept(bench, tables, config, ladder, on_step=on_step)[0]
     started = time.perf_counter()
     with Candidate(bench, tables, config, on_step=on_step) as candidate:
-        return assess(candidate, ladder, started=started)
+        return assess_modes(candidate, ladder, started=started)

@@ -151,6 +151,9 @@ class Evaluation:
     reason: str | None  # None: meets every bound; else one of REASONS
     seconds: float  # wall time of this evaluation (build + probes + latency)
     error: str | None = None  # the server's message when the build failed
+    # filtered targets: the iterative-scan mode the knob and latency were measured with
+    # (the best of the modes tried on this build); None: plain top-k queries
+    iterative_scan: str | None = None
 
     @property
     def memory_bytes(self) -> int:
@@ -174,6 +177,7 @@ class Evaluation:
             "reason": self.reason,
             "seconds": round(self.seconds, 3),
             "error": self.error,
+            "iterative_scan": self.iterative_scan,
         }
 
     @classmethod
@@ -193,6 +197,7 @@ class Evaluation:
             reason=opt_text(data, "reason"),
             seconds=float_or(data, "seconds", 0.0),
             error=opt_text(data, "error"),
+            iterative_scan=opt_text(data, "iterative_scan"),
         )
 
 
@@ -296,6 +301,8 @@ class TuneRecord:
     resumed_trials: int = 0
     best_unmet: Evaluation | None = None  # no winner: the closest evaluation (for the message)
     notes: tuple[str, ...] = ()  # reason codes of measurement concerns
+    # [tune] filter: the filtered target's condition and selectivity (FilterTarget.summary)
+    filter: Mapping[str, Any] | None = None
 
     def trial(self, number: int | None) -> Trial | None:
         return next((t for t in self.trials if t.number == number), None)
@@ -325,6 +332,7 @@ class TuneRecord:
             "resumed_trials": self.resumed_trials,
             "best_unmet": self.best_unmet.to_dict() if self.best_unmet else None,
             "notes": list(self.notes),
+            "filter": dict(self.filter) if self.filter is not None else None,
         }
 
     @classmethod
@@ -357,6 +365,7 @@ class TuneRecord:
             resumed_trials=int_or(data, "resumed_trials", 0),
             best_unmet=Evaluation.from_dict(unmet) if isinstance(unmet, Mapping) else None,
             notes=tuple(str(n) for n in data.get("notes") or () if isinstance(n, str)),
+            filter=dict(data["filter"]) if isinstance(data.get("filter"), Mapping) else None,
         )
 
 

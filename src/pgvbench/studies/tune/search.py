@@ -27,6 +27,7 @@ import optuna
 
 from ...errors import SpecError
 from .measure import Bench, TuneTables, evaluate
+from .objective import better, objective
 from .records import Config, Evaluation, Trial
 from .space import Space, build_settings_choices, grid_configs
 from .spec import TuneSpec
@@ -127,6 +128,7 @@ def search(session: Session) -> Searched:
         if config.key in seen:
             earlier = seen[config.key]
             trial.set_user_attr("duplicate_of", earlier.number)
+            _constrain(trial, spec, earlier.evaluation)
             study.tell(trial, _value(spec, earlier.evaluation))
             duplicates, repeats = duplicates + 1, repeats + 1
             continue
@@ -180,39 +182,27 @@ def propose(trial: optuna.Trial, space: Space) -> Config:
     return Config(kind=kind, params=params, storage=storage, build_settings=settings)
 
 
-def objective(spec: TuneSpec, ev: Evaluation) -> float | None:
-    """The objective value of a measured build (None: nothing to compare)."""
-    if spec.objective == "memory":
-        return ev.memory_bytes / 2**20
-    if ev.latency is None:
-        return None
-    if spec.objective == "p99":
-        return ev.latency.percentile(spec.latency)
-    return ev.latency.qps
-
-
-def constraints(spec: TuneSpec, ev: Evaluation) -> list[float]:
+def constraints(spec: TuneSpec, ev: Evaluation) -> dict[str, float]:
     """Optuna's constraint values (<= 0: satisfied), one per bound of the target."""
     low = ev.recall.low if ev.recall is not None and ev.recall.low is not None else 0.0
-    out = [spec.recall - low if ev.knob_value is None else 0.0]
+    out = {"recall": spec.recall - low if ev.knob_value is None else 0.0}
     if spec.latency_ms is not None:
         lat = ev.latency.percentile(spec.latency) if ev.latency else None
-        out.append(0.0 if lat is None else lat / spec.latency_ms - 1.0)
-    for limit, used in (
-        (spec.max_index_mb, ev.index_bytes / 2**20),
-        (spec.max_build_seconds, ev.build_seconds or 0.0),
-        (spec.max_memory_mb, ev.memory_bytes / 2**20),
+        out["latency"] = 0.0 if lat is None else lat / spec.latency_ms - 1.0
+    for name, limit, used in (
+        ("index", spec.max_index_mb, ev.index_bytes / 2**20),
+        ("build", spec.max_build_seconds, ev.build_seconds or 0.0),
+        ("memory", spec.max_memory_mb, ev.memory_bytes / 2**20),
     ):
         if limit is not None:
-            out.append(used / limit - 1.0)
-    if ev.reason == "build_failed":
-        out.append(1.0)
+            out[name] = used / limit - 1.0
+    out["build_failed"] = 1.0 if ev.reason == "build_failed" else 0.0
     return out
 
 
-def better(spec: TuneSpec, a: float, b: float) -> bool:
-    """Is objective value ``a`` better than ``b``?"""
-    return a > b if spec.objective == "qps" else a < b
+def violation(spec: TuneSpec, ev: Evaluation) -> float:
+    """How far an evaluation is from meeting every bound (0: it meets them)."""
+    return sum(max(0.0, c) for c in constraints(spec, ev).values())
 
 
 def ranked(spec: TuneSpec, trials: Sequence[Trial], *, phase: str | None = None) -> list[Trial]:
@@ -234,7 +224,7 @@ def closest(spec: TuneSpec, trials: Sequence[Trial]) -> Evaluation | None:
         return None
     return min(
         (t.evaluation for t in trials),
-        key=lambda ev: sum(max(0.0, c) for c in constraints(spec, ev)),
+        key=lambda ev: violation(spec, ev),
     )
 
 
@@ -253,7 +243,7 @@ def _confirm_at_full_size(
     if not best:  # nothing feasible on the sample: confirm the closest ones anyway
         best = sorted(
             explored,
-            key=lambda t: sum(max(0.0, c) for c in constraints(spec, t.evaluation)),
+            key=lambda t: violation(spec, t.evaluation),
         )[: spec.confirm_top]
     for t in best:
         config = t.evaluation.config
@@ -293,7 +283,6 @@ def _open_study(session: Session, name: str) -> optuna.Study:
         n_startup_trials=spec.startup_trials,
         multivariate=True,
         group=True,
-        constraints_func=_constraints_of,
     )
     study = optuna.create_study(
         storage=storage,
@@ -332,14 +321,13 @@ def _recorded(study: optuna.Study, phase: str) -> tuple[list[Trial], dict[str, T
 
 def _record(trial: optuna.Trial, done: Trial, spec: TuneSpec) -> None:
     trial.set_user_attr("trial", done.to_dict())
-    trial.set_user_attr("constraints", constraints(spec, done.evaluation))
+    _constrain(trial, spec, done.evaluation)
 
 
-def _constraints_of(frozen: optuna.trial.FrozenTrial) -> Sequence[float]:
-    values = frozen.user_attrs.get("constraints")
-    if values is None:  # a duplicate: its earlier trial's constraints
-        return [0.0]
-    return [float(v) for v in values]
+def _constrain(trial: optuna.Trial, spec: TuneSpec, ev: Evaluation) -> None:
+    """The target's bounds as Optuna constraints (TPE models feasibility from them)."""
+    for name, value in constraints(spec, ev).items():
+        trial.set_constraint(name, value)
 
 
 def _value(spec: TuneSpec, ev: Evaluation) -> float:

@@ -17,6 +17,7 @@ from ...plan.models import POINT_OVERHEAD_S, hnsw_build_seconds, ivfflat_build_s
 from ...server.connection import connect
 from ..base import StudyContext
 from .confirm import confirm
+from .filtered import filter_target, split_filter
 from .measure import Bench, TuneTables
 from .records import Config, Confirmation, Trial, TuneRecord
 from .search import Searched, Session, closest, fingerprint, ranked, search
@@ -130,6 +131,7 @@ def run_session(ctx: StudyContext, spec: TuneSpec) -> TuneRecord:
         resumed_trials=found.resumed_trials,
         best_unmet=None if winner else closest(spec, found.trials),
         notes=tuple(notes + _search_notes(found)),
+        filter=full.filter.summary() if full.filter is not None else None,
     )
 
 
@@ -170,7 +172,24 @@ def _bench(ctx: StudyContext, spec: TuneSpec, *, rows: int, truth: GroundTruth) 
     prepared = vectors.prepared
     dataset = prepared.dataset
     query = ctx.spec.query
+    target = None
+    if spec.filter is not None:  # the filtered truth replaces the plain one
+        predicate, attribute = split_filter(spec.filter)
+        target = filter_target(
+            dataset,
+            prepared.sets.recall.queries,
+            prepared.sets.load_stream,
+            k=query.k,
+            metric=dataset.metric,
+            predicate=predicate,
+            attribute=attribute,
+            rows=rows,
+            seed=spec.seed if spec.seed is not None else ctx.spec.seed,
+            where=str(ctx.spec.source_path or "<spec>"),
+        )
+        truth = target.truth
     return Bench(
+        filter=target,
         dsn=ctx.target.dsn,
         schema=ctx.spec.schema,
         table=vectors.table,
@@ -232,6 +251,8 @@ def _confirm(
         window_s=CONFIRM_WINDOW_S,
         seed=session.seed,
         on_step=step,
+        winner_scan=w.iterative_scan,
+        runner_scan=r.iterative_scan if r is not None else None,
     )
 
 
