@@ -8,6 +8,7 @@ from typing import Any
 
 from pgvbench.analysis.paired import PairedRatio
 from pgvbench.recall_records import Recall
+from pgvbench.results import DatasetInfo, Environment, HostInfo, Results
 from pgvbench.studies.tune.records import (
     Config,
     Confirmation,
@@ -168,7 +169,7 @@ def two_way(
     """A session with a winner (trial 3) confirmed against a runner-up (trial 5)."""
     win = win or evaluation()
     run = run or evaluation(config(m=12, efc=64), knob=48, qps=1100.0, index_mb=38, build=9.8)
-    loser = evaluation(config(m=8, efc=32), knob=1000, recall_mean=0.91, recall_low=0.9,
+    loser = evaluation(config(m=8, efc=32), knob=None, recall_mean=0.91, recall_low=0.9,
                        reason="recall_unreachable", timed=False)  # fmt: skip
     trials = [trial(1, loser, at=0.0), trial(3, win, at=30.0), trial(5, run, at=60.0)]
     confirmation = Confirmation(
@@ -181,3 +182,35 @@ def two_way(
         recall_holds=recall_holds,
     )
     return record(trials, winner=3, runner_up=5, confirmation=confirmation, **kwargs)
+
+
+def results(*, table_source: dict[str, Any] | None = None) -> Results:
+    """A run's results around a tuning session (what the report and outputs read)."""
+    return Results(
+        run_name="tune-demo",
+        status="complete",
+        started_at="2026-01-01T10:00:00+00:00",
+        finished_at="2026-01-01T10:20:00+00:00",
+        environment=Environment(
+            postgres_version="18.1",
+            pgvector_version="0.8.1",
+            server_kind="embedded",
+            non_default_settings={},
+            host=HostInfo(cpu_model="test", cores=2, ram_bytes=8 * 1024 * MB, os="Linux"),
+            pgvbench_version="0.0",
+            git_commit=None,
+            python_version="3.11",
+        ),
+        spec={},
+        dataset=DatasetInfo(
+            name="demo",
+            source="table" if table_source else "synthetic:clustered",
+            n=10_000,
+            dim=64,
+            metric="cosine",
+            seed=1,
+            n_queries=500,
+            n_recall_queries=500,
+            table_source=table_source,
+        ),
+    )

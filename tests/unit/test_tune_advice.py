@@ -101,9 +101,9 @@ def test_memory_objective_words_the_memory_difference() -> None:
 
 
 def test_unreachable_recall_names_the_target_limit_and_the_best_evaluation() -> None:
-    best = evaluation(config(m=32, efc=256), knob=1000, recall_mean=0.987, recall_low=0.985,
+    best = evaluation(config(m=32, efc=256), knob=None, recall_mean=0.987, recall_low=0.985,
                       reason="recall_unreachable", timed=False)  # fmt: skip
-    other = evaluation(config(m=8, efc=32), knob=1000, recall_mean=0.95, recall_low=0.94,
+    other = evaluation(config(m=8, efc=32), knob=None, recall_mean=0.95, recall_low=0.94,
                        reason="recall_unreachable", timed=False)  # fmt: skip
     rec = record([trial(0, best), trial(1, other)], winner=None, best_unmet=best, recall=0.999,
                  kinds=("hnsw",))  # fmt: skip

@@ -1,4 +1,4 @@
-"""apply.sql and the postgresql.conf snippet as text (tests/integration/test_tune_apply.py
+"""apply.sql and the postgresql.conf snippet as text (tests/integration/test_tune_apply_psql.py
 runs apply.sql with psql on a real server)."""
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def test_external_server_settings_are_recommendations_only() -> None:
 
 
 def test_no_winner_writes_why_instead_of_statements() -> None:
-    bad = evaluation(knob=1000, reason="recall_unreachable", timed=False)
+    bad = evaluation(knob=None, reason="recall_unreachable", timed=False)
     rec = record([trial(0, bad)], winner=None, best_unmet=bad, recall=0.999)
     script = apply_sql(rec, schema_table="items")
     assert _statements(script) == []
