@@ -52,6 +52,7 @@ def evaluation(
     rows: int = 10_000,
     timed: bool = True,
     error: str | None = None,
+    iterative_scan: str | None = None,
 ) -> Evaluation:
     cfg = cfg or config()
     probes = (
@@ -82,6 +83,7 @@ def evaluation(
         reason=reason,
         seconds=20.0,
         error=error,
+        iterative_scan=iterative_scan,
     )
 
 
@@ -122,6 +124,7 @@ def record(
     external: bool = False,
     best_unmet: Evaluation | None = None,
     notes: Sequence[str] = (),
+    filter_summary: Mapping[str, Any] | None = None,
     **target_overrides: Any,
 ) -> TuneRecord:
     spec = spec or dataclasses.replace(TuneSpec(latency_ms=10.0, clients=8), **target_overrides)
@@ -154,6 +157,7 @@ def record(
         stop_reason="trials",
         best_unmet=best_unmet,
         notes=tuple(notes),
+        filter=filter_summary,
     )
 
 

@@ -67,12 +67,23 @@ def test_names_that_need_quotes_are_quoted_and_steps_are_numbered() -> None:
 
 
 def test_a_missing_table_is_a_marked_placeholder_and_filtered_targets_set_the_scan_mode() -> None:
-    rec = record([trial(0, evaluation())], winner=0, filter="tag = 1",
-                 iterative_scan=("relaxed_order",))  # fmt: skip
+    summary = {"predicate": "label", "attribute": "category", "condition": "category = $2::int",
+               "selectivity": 0.021}  # fmt: skip
+    rec = record([trial(0, evaluation(iterative_scan="relaxed_order"))], winner=0,
+                 filter="label", filter_summary=summary)  # fmt: skip
     script = apply_sql(rec)
     assert f"EDIT FIRST: {PLACEHOLDER} is a placeholder" in script
     assert f"ON {PLACEHOLDER} USING hnsw" in script
     assert 'ALTER DATABASE :"DBNAME" SET hnsw.iterative_scan = relaxed_order;' in script
+    assert "SET LOCAL hnsw.ef_search = 40; SET LOCAL hnsw.iterative_scan =" in script
+    assert f"SELECT id FROM {PLACEHOLDER} WHERE category = $2::int ORDER BY" in script
+    assert "$2 the filter's value" in script
+    # records written before the field: a single searched mode is the one
+    old = record([trial(0, evaluation())], winner=0, filter="label",
+                 iterative_scan=("strict_order",))  # fmt: skip
+    assert "SET hnsw.iterative_scan = strict_order;" in apply_sql(old)
+    plain = apply_sql(record([trial(0, evaluation(iterative_scan="off"))], winner=0))
+    assert "iterative_scan" not in plain
 
 
 def test_the_winning_build_settings_are_set_for_the_build_only() -> None:

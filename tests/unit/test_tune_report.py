@@ -55,6 +55,21 @@ def test_section_has_the_answer_the_trials_and_the_time_against_the_grid() -> No
     )
     assert "QPS winner / runner-up 1.250 (95% interval 1.163–1.333)" in confirmation.text
     assert validity(rec) == []
+    assert "filtered queries" not in values
+
+
+def test_a_filtered_target_is_named_with_its_selectivity_and_scan_mode() -> None:
+    summary = {"predicate": "label", "attribute": "category", "condition": "category = $2",
+               "selectivity": 0.021}  # fmt: skip
+    rec = record([trial(0, evaluation(iterative_scan="relaxed_order"))], winner=0,
+                 filter="label", filter_summary=summary)  # fmt: skip
+    blocks: list[object] = list(report_blocks(rec, [], results()))
+    assert _values(blocks)["filtered queries"] == (
+        "label on category: category = $2, 2.1% of the rows match on average"
+    )
+    answer = blocks[1]
+    assert isinstance(answer, Paragraph)
+    assert "with hnsw.ef_search = 40 and hnsw.iterative_scan = relaxed_order:" in answer.text
 
 
 def test_feasible_losers_say_by_how_much_and_notes_are_worded() -> None:

@@ -20,6 +20,7 @@ from .facts import (
     knob_short,
     knob_top,
     mb,
+    query_settings,
     resolved_space,
     runner_up,
     shared_buffers_bytes,
@@ -99,7 +100,9 @@ def _winner(record: TuneRecord, win: Evaluation, spec: TuneSpec) -> Recommendati
     evidence: Evidence = {"config": label, "knob": win.config.knob}
     if win.knob_value is not None:
         evidence["knob_value"] = win.knob_value
-    text = f"Use {label} with {knob_text(win)}: {figures_text(win, spec, record.k)}"
+    settings = query_settings(record)
+    with_text = " and ".join(f"{k} = {v}" for k, v in settings.items()) or knob_text(win)
+    text = f"Use {label} with {with_text}: {figures_text(win, spec, record.k)}"
     evidence |= _figures(win, spec)
     if win.recall is not None:
         headroom = recall_low(win.recall) - spec.recall
@@ -118,8 +121,7 @@ def _winner(record: TuneRecord, win: Evaluation, spec: TuneSpec) -> Recommendati
         text += "; " + _versus_runner_up(win, run, margin, spec)
     change = {"index": win.config.kind, **{k: str(v) for k, v in win.config.params.items()}}
     change["storage"] = win.config.storage
-    if win.knob_value is not None:
-        change[win.config.knob] = str(win.knob_value)
+    change.update(settings)
     return Recommendation(text=text + ".", evidence=evidence, config_change=change)
 
 

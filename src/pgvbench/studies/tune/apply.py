@@ -77,14 +77,16 @@ def apply_sql(
         config, relation=relation, column=col, dim=record.dim, metric=metric, name=name,
         concurrently=True,
     )  # fmt: skip
+    condition = record.filter.get("condition") if record.filter else None
     query = query_sql(
-        config.storage, relation=relation, column=col, dim=record.dim, metric=metric, k=record.k
-    )
+        config.storage, relation=relation, column=col, dim=record.dim, metric=metric, k=record.k,
+        where=condition if isinstance(condition, str) else None,
+    )  # fmt: skip
     lines += _build(record, win, create)
     lines += _query_settings(record, win, spec)
     lines += [
         "-- #. Queries must order by the indexed expression for the planner to use the index,",
-        "--    e.g. ($1 is the query vector):",
+        "--    e.g. ($1 is the query vector" + ("; $2 the filter's value):" if condition else "):"),
         f"--      {query}",
         "--    Check with EXPLAIN that the plan shows an Index Scan on the new index.",
     ]

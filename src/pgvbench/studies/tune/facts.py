@@ -156,25 +156,18 @@ def knob_top(space: Space, config: Config) -> int:
 
 
 def iterative_scan(evaluation: Evaluation, spec: TuneSpec) -> str | None:
-    """The iterative scan mode the evaluation's queries ran with, if any (None: off).
-
-    The records carry it in the build settings when the search varied it (key
-    ``iterative_scan`` or the kind's own ``hnsw.iterative_scan``); otherwise a filtered
-    target searched one mode only, and that is the one.
-    """
-    settings = evaluation.config.build_settings
-    kind = evaluation.config.kind
-    mode = settings.get(f"{kind}.iterative_scan") or settings.get("iterative_scan")
+    """The iterative scan mode the evaluation's knob and latency were measured with (None:
+    off, or plain top-k queries). Records before the field: a filtered target that
+    searched one mode only ran with that one."""
+    mode = evaluation.iterative_scan
     if mode is None and spec.filter is not None and len(spec.iterative_scan) == 1:
         mode = spec.iterative_scan[0]
     return mode if mode and mode != "off" else None
 
 
 def build_settings(evaluation: Evaluation) -> dict[str, str]:
-    """The session settings the build ran with (query settings such as the iterative scan
-    mode left out)."""
-    settings = evaluation.config.build_settings
-    return {k: v for k, v in settings.items() if not k.endswith("iterative_scan")}
+    """The session settings the build ran with."""
+    return dict(evaluation.config.build_settings)
 
 
 def query_settings(record: TuneRecord) -> dict[str, str]:

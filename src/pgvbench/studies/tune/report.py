@@ -135,8 +135,8 @@ def _target_items(record: TuneRecord, spec: TuneSpec, results: Results) -> list[
         ("target", target_text(spec, record.k)),
         ("objective", objective_text(spec)),
     ]
-    if spec.filter:
-        items.append(("filtered queries", spec.filter))
+    if spec.filter or record.filter:
+        items.append(("filtered queries", _filter_text(record, spec)))
     data = f"{record.rows:,} rows x {record.dim} dimensions, {record.metric}"
     if results.dataset is not None:
         data = f"{results.dataset.name}: {data}"
@@ -148,6 +148,19 @@ def _target_items(record: TuneRecord, spec: TuneSpec, results: Results) -> list[
     )
     items.append(("measured on", server))
     return items
+
+
+def _filter_text(record: TuneRecord, spec: TuneSpec) -> str:
+    """``label on category: category = $2, 2.1% of the rows match on average``."""
+    summary = record.filter or {}
+    condition, share = summary.get("condition"), summary.get("selectivity")
+    if not isinstance(condition, str):
+        return spec.filter or DASH
+    text = f"{summary.get('predicate', spec.filter)} on {summary.get('attribute', '?')}: "
+    text += condition
+    if isinstance(share, int | float):
+        text += f", {format_percent(share)} of the rows match on average"
+    return text
 
 
 def _evidence_items(ev: Evaluation, spec: TuneSpec, k: int) -> list[tuple[str, str]]:
