@@ -3,6 +3,7 @@ the paragraph when nothing met the target (hand-built records, no database)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from pgvbench.studies.tune.advice import recommendations, unreachable_message, winner_margin
@@ -98,6 +99,14 @@ def test_memory_objective_words_the_memory_difference() -> None:
     assert "it needs 15% less memory than hnsw m=12 efc=64 at ef_search=40 (195 MB vs 230 MB" in (
         recommendations(rec)[0].text
     )
+
+
+def test_p99_objective_words_the_latency_margin() -> None:
+    rec = two_way(ratio(0.8, 0.75, 0.86), objective="p99")
+    confirmation = dataclasses.replace(rec.confirmation, p99=ratio(1.3, 1.2, 1.4))
+    rec = dataclasses.replace(rec, confirmation=confirmation)
+    text = recommendations(rec)[0].text
+    assert "its p99 is 23% lower than hnsw m=12 efc=64 at ef_search=48's (noise ±" in text
 
 
 def test_unreachable_recall_names_the_target_limit_and_the_best_evaluation() -> None:

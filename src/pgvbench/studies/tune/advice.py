@@ -11,7 +11,16 @@ import math
 from collections import Counter
 from collections.abc import Callable
 
-from ...advice_margin import Margin, ahead_clause, from_paired, from_single, versus, within_noise
+from ...advice_margin import (
+    Margin,
+    ahead_clause,
+    difference_text,
+    from_paired,
+    from_single,
+    noise_text,
+    versus,
+    within_noise,
+)
 from ...report.fmt import format_sig
 from ..base import Recommendation
 from .facts import (
@@ -137,7 +146,13 @@ def _versus_runner_up(win: Evaluation, run: Evaluation, margin: Margin, spec: Tu
             f"it needs {less:.0%} less memory than {other} ({size_text(win.memory_bytes)} vs "
             f"{size_text(run.memory_bytes)}, one build each)"
         )
-    return f"against {other}: {versus(margin, spec.latency)}"
+    if margin.noise is None:
+        return f"against {other}: {versus(margin, spec.latency)}"
+    lower = "lower" if margin.difference < 0 else "higher"
+    return (
+        f"its {spec.latency} is {difference_text(margin).lstrip('+-')} {lower} than {other}'s "
+        f"(noise {noise_text(margin)})"
+    )
 
 
 def _separators(win: Evaluation, run: Evaluation) -> str:
