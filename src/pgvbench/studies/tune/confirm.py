@@ -42,7 +42,8 @@ def confirm(
     runner_scan: str | None = None,
 ) -> Confirmation:
     """Rebuild ``winner``, re-bisect its knob, build ``runner_up`` beside it and time both
-    interleaved at ``winner_knob`` / ``runner_knob``; both indexes are dropped at the end.
+    interleaved (the winner at the higher of ``winner_knob`` and its rebuild's knob, the
+    runner-up at its rebuild's, else ``runner_knob``); both indexes are dropped at the end.
 
     No runner-up (or one whose rebuild fails or misses recall): ``qps``/``p99`` None.
     ``winner_scan`` / ``runner_scan``: a filtered target's iterative-scan mode of each.
@@ -61,9 +62,13 @@ def confirm(
             r = stack.enter_context(Candidate(bench, tables, runner_up, copy=1, on_step=on_step))
             r.iterative_scan = runner_scan
             r_eval = _with_scan(assess(r, ladder_of(runner_up), started=started), runner_scan)
-            knob = runner_knob if runner_knob is not None else r_eval.knob_value
+            # each at the knob the report quotes and apply.sql would set: the winner's is
+            # the higher of the search's and the rebuild's (facts.chosen), the runner-up's
+            # its own rebuild's (facts.runner_up), falling back to the search's
+            w_knob = max(winner_knob, w_eval.knob_value or winner_knob)
+            knob = r_eval.knob_value if r_eval.knob_value is not None else runner_knob
             if r.built.exists and knob is not None:
-                windows = _interleaved(bench, {WINNER: (w, winner_knob), RUNNER_UP: (r, knob)},
+                windows = _interleaved(bench, {WINNER: (w, w_knob), RUNNER_UP: (r, knob)},
                                        rounds=rounds, window_s=window_s, seed=seed)  # fmt: skip
                 stat = bench.target.latency
                 qps = _ratio([x.qps for x in windows[WINNER]], [x.qps for x in windows[RUNNER_UP]])
