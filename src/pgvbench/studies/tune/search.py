@@ -34,6 +34,7 @@ from .spec import TuneSpec
 
 STUDY_NAME = "tune"
 CONFIRM_NAME = "tune-confirm"
+CONFIRM_OFFSET = 1000  # full-size confirmations are numbered 1000, 1001, ...
 MAX_REPEATS = 10  # consecutive duplicate proposals before an unseen configuration is forced
 
 
@@ -255,7 +256,7 @@ def _confirm_at_full_size(
         ev = evaluate(session.full, session.tables, config, space.knob_ladder(config),
                       on_step=session.on_step)  # fmt: skip
         record = Trial(
-            number=1_000_000 + trial.number,  # apart from the exploration's numbers
+            number=CONFIRM_OFFSET + trial.number,  # apart from the exploration's numbers
             phase="confirm",
             evaluation=ev,
             started_s=begin,

@@ -25,6 +25,7 @@ from .space import Space, grid_configs, grid_points, resolve_space
 from .spec import TuneSpec
 
 STORAGE_NAME = "tune.db"
+BUDGET_KEYS = ("trials", "time_budget_s", "startup_trials", "confirm_top")
 CONFIRM_ROUNDS = 8
 CONFIRM_WINDOW_S = 1.0
 SERVER_SETTINGS = (
@@ -68,7 +69,8 @@ def run_session(ctx: StudyContext, spec: TuneSpec) -> TuneRecord:
             "metric": str(dataset.metric),
             "k": k,
             "space": space.to_dict(),
-            "target": _target_dict(spec),
+            # the budgets may change on --resume (more trials, more time); the target may not
+            "target": {k: v for k, v in _target_dict(spec).items() if k not in BUDGET_KEYS},
         }
     )
     with (
