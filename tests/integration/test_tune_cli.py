@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -94,8 +95,10 @@ def test_small_tune_finishes_with_its_outputs(
     # rebuilt and timed against the runner-up (whether the rebuild holds recall at 3,000
     # rows is build-to-build luck the report states, not something to assert)
     assert record.confirmation is not None and record.confirmation.rounds > 0
-    # the chosen knob value is the one apply.sql sets
-    assert f"hnsw.ef_search = {winner.evaluation.knob_value}" in (out / "apply.sql").read_text()
+    # apply.sql sets the knob the search chose (or the rebuild's, when that needed more)
+    script = (out / "apply.sql").read_text()
+    (knob,) = re.findall(r'^ALTER DATABASE :"DBNAME" SET hnsw.ef_search = (\d+);$', script, re.M)
+    assert int(knob) >= winner.evaluation.knob_value
     assert embedded_server.is_running()  # it was running before: the CLI leaves it so
 
     # the storage now holds this session: a second run must say --resume (or remove it)
