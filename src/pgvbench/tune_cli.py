@@ -171,11 +171,16 @@ def tune_spec(args: argparse.Namespace) -> Any:
 
 def check_storage(out_dir: Path, *, resume: bool) -> None:
     """A new session never replaces a kept one; --resume needs one to continue."""
-    from .studies.tune.search import held_message, storage_trials
+    from .studies.tune.search import UNREADABLE, held_message, storage_trials
     from .studies.tune.session import storage_path
 
     path = storage_path(out_dir)
     held = storage_trials(path)
+    if held == UNREADABLE:
+        raise SpecError(
+            f"{path} exists but is not a tuning session pgvbench can read (not an Optuna "
+            "SQLite storage); it was left as it is. Move it away or choose another --out."
+        )
     if resume and not held:
         raise SpecError(
             f"--resume: {path} holds no tuning session to continue; run without --resume "

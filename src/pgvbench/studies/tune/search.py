@@ -35,7 +35,8 @@ from .spec import TuneSpec
 STUDY_NAME = "tune"
 CONFIRM_NAME = "tune-confirm"
 CONFIRM_OFFSET = 1000  # full-size confirmations are numbered 1000, 1001, ...
-MAX_REPEATS = 10  # consecutive duplicate proposals before an unseen configuration is forced
+MAX_REPEATS = 10
+UNREADABLE = -1  # consecutive duplicate proposals before an unseen configuration is forced
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -73,14 +74,14 @@ def fingerprint(parts: dict[str, Any]) -> str:
 
 
 def storage_trials(path: Path) -> int:
-    """How many trials the storage at ``path`` holds (0: none, or no storage)."""
+    """How many trials the storage at ``path`` holds (0: none, or no storage;
+    UNREADABLE: a file that is not a storage pgvbench can read)."""
     if not path.exists():
         return 0
-    storage = _storage(path)
     try:
-        studies = optuna.get_all_study_summaries(storage)
-    except Exception:  # not an Optuna file: counted as holding something, never overwritten
-        return 1
+        studies = optuna.get_all_study_summaries(_storage(path))
+    except Exception:  # not an Optuna file (or another version's): never overwritten
+        return UNREADABLE
     return sum(s.n_trials for s in studies)
 
 
