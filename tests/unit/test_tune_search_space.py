@@ -29,6 +29,7 @@ from pgvbench.studies.tune.space import (
     default_lists,
     grid_configs,
     grid_points,
+    neighbours,
     probes_ladder,
     resolve_space,
 )
@@ -200,3 +201,25 @@ def test_a_kept_session_is_never_replaced(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="not a tuning session pgvbench can read"):
         check_storage(tmp_path / "other", resume=False)  # left as it is, never overwritten
     assert (tmp_path / "other" / "tune.db").read_text() == "not a database"
+
+
+def test_neighbours_are_one_step_away_and_buildable() -> None:
+    space = resolve_space(TuneSpec(storage=("vector", "halfvec_index")), rows=50_000, dim=128,
+                          k=10)  # fmt: skip
+    config = Config(kind="hnsw", params={"m": 16, "ef_construction": 64})
+    near = neighbours(config, space)
+    keys = {c.key for c in near}
+    assert config.key not in keys and keys <= {c.key for c in grid_configs(space)}
+    params = {(c.params["m"], c.params["ef_construction"]) for c in near if c.storage == "vector"}
+    assert params == {(12, 32), (12, 64), (12, 128), (16, 32), (16, 128), (24, 64), (24, 128)}
+    # (24, 32) is not buildable: ef_construction < 2 m
+    assert any(c.storage == "halfvec_index" and c.params == config.params for c in near)
+    first = near[0]
+    assert (
+        abs(space.m.index(first.params["m"]) - 2)
+        + abs(space.ef_construction.index(first.params["ef_construction"]) - 1)
+        <= 1
+        or first.storage != "vector"
+    )  # nearest first
+    lists = neighbours(Config(kind="ivfflat", params={"lists": space.lists[0]}), space)
+    assert [c.params["lists"] for c in lists if c.storage == "vector"] == [space.lists[1]]

@@ -206,7 +206,9 @@ class Trial:
     """One optimiser trial: its evaluation, when it ran and what the search made of it."""
 
     number: int  # Optuna's trial number
-    phase: str  # explore (on the subsample when there is one) | confirm (full size)
+    # explore (TPE; on the subsample when there is one) | refine (a neighbour of the best
+    # so far, the last quarter of the trials) | confirm (the subsample's best, full size)
+    phase: str
     evaluation: Evaluation
     started_s: float  # since the session began (resumed sessions keep counting)
     finished_s: float

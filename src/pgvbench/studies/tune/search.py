@@ -29,13 +29,18 @@ from ...errors import SpecError
 from .measure import Bench, TuneTables, evaluate
 from .objective import better, objective
 from .records import Config, Evaluation, Trial
-from .space import Space, build_settings_choices, grid_configs
+from .space import Space, build_settings_choices, grid_configs, neighbours
 from .spec import TuneSpec
 
 STUDY_NAME = "tune"
 CONFIRM_NAME = "tune-confirm"
 CONFIRM_OFFSET = 1000  # full-size confirmations are numbered 1000, 1001, ...
 MAX_REPEATS = 10
+# the last trials // REFINE_SHARE builds go to the unmeasured neighbours of the two best so
+# far: TPE finds the region, a local step finds its best point (single windows are noisy,
+# so the second best's neighbourhood is searched too)
+REFINE_SHARE = 4
+REFINE_FROM_TOP = 2
 UNREADABLE = -1  # consecutive duplicate proposals before an unseen configuration is forced
 
 
@@ -106,13 +111,13 @@ def search(session: Session) -> Searched:
     def now() -> float:
         return offset + time.perf_counter() - started
 
-    trials, seen = _recorded(study, "explore")
+    trials, seen = _recorded(study)
     resumed = len(trials)
     grid = {c.key: c for c in grid_configs(space)}
     explore = session.sample or session.full
-    phase = "explore"
     duplicates = repeats = 0
     stop = "trials"
+    refine_from = spec.trials - spec.trials // REFINE_SHARE  # the last quarter: local search
     while len(seen) < spec.trials:
         if spec.time_budget_s is not None and now() >= spec.time_budget_s:
             stop = "time_budget"
@@ -125,6 +130,12 @@ def search(session: Session) -> Searched:
             study.enqueue_trial(_params_of(random.Random(session.seed + len(seen)).choice(unseen),
                                            space))  # fmt: skip
             repeats = 0
+        phase = "explore"
+        if len(seen) >= refine_from:
+            near = _unmeasured_neighbour(spec, space, trials, seen)
+            if near is not None:  # the next build: one step from the best ones so far
+                study.enqueue_trial(_params_of(near, space))
+                phase = "refine"
         trial = study.ask()
         config = propose(trial, space)
         if config.key in seen:
@@ -240,8 +251,8 @@ def _confirm_at_full_size(
     (each once: a resumed session keeps those already measured)."""
     spec, space = session.spec, session.space
     study = _open_study(session, CONFIRM_NAME)
-    done, seen = _recorded(study, "confirm")
-    best = ranked(spec, explored, phase="explore")[: spec.confirm_top]
+    done, seen = _recorded(study)
+    best = ranked(spec, explored)[: spec.confirm_top]
     if not best:  # nothing feasible on the sample: confirm the closest ones anyway
         best = sorted(
             explored,
@@ -307,7 +318,7 @@ def _open_study(session: Session, name: str) -> optuna.Study:
     return study
 
 
-def _recorded(study: optuna.Study, phase: str) -> tuple[list[Trial], dict[str, Trial]]:
+def _recorded(study: optuna.Study) -> tuple[list[Trial], dict[str, Trial]]:
     """Trials an earlier invocation completed (duplicates skipped), marked resumed."""
     trials: list[Trial] = []
     seen: dict[str, Trial] = {}
@@ -315,10 +326,21 @@ def _recorded(study: optuna.Study, phase: str) -> tuple[list[Trial], dict[str, T
         data = frozen.user_attrs.get("trial")
         if not isinstance(data, dict):
             continue
-        trial = dataclasses.replace(Trial.from_dict(data), resumed=True, phase=phase)
+        trial = dataclasses.replace(Trial.from_dict(data), resumed=True)
         trials.append(trial)
         seen[trial.evaluation.config.key] = trial
     return trials, seen
+
+
+def _unmeasured_neighbour(
+    spec: TuneSpec, space: Space, trials: Sequence[Trial], seen: dict[str, Trial]
+) -> Config | None:
+    """The nearest unmeasured neighbour of the best feasible builds so far (None: none)."""
+    for best in ranked(spec, trials)[:REFINE_FROM_TOP]:
+        for near in neighbours(best.evaluation.config, space):
+            if near.key not in seen:
+                return near
+    return None
 
 
 def _record(trial: optuna.Trial, done: Trial, spec: TuneSpec) -> None:

@@ -169,3 +169,42 @@ def grid_configs(space: Space) -> list[Config]:
 def grid_points(space: Space) -> int:
     """(build, knob value) points of the full grid."""
     return sum(len(space.knob_ladder(c)) for c in grid_configs(space))
+
+
+def neighbours(config: Config, space: Space) -> list[Config]:
+    """Buildable configurations one step from ``config`` in the ordered value lists (m,
+    ef_construction, lists; diagonals for HNSW; the other storages of the same build),
+    nearest first: where a local search looks once the global one found a good region."""
+    out: list[tuple[int, Config]] = []
+
+    def add(distance: int, **changes: Any) -> None:
+        out.append((distance, dataclasses.replace(config, **changes)))
+
+    if config.kind == "hnsw":
+        mi = space.m.index(config.params["m"]) if config.params["m"] in space.m else -1
+        ei = (
+            space.ef_construction.index(config.params["ef_construction"])
+            if config.params["ef_construction"] in space.ef_construction
+            else -1
+        )
+        if mi >= 0 and ei >= 0:
+            pairs = set(space.hnsw_pairs())
+            for dm in (-1, 0, 1):
+                for de in (-1, 0, 1):
+                    m_j, e_j = mi + dm, ei + de
+                    if (dm, de) == (0, 0) or not (0 <= m_j < len(space.m)):
+                        continue
+                    if not 0 <= e_j < len(space.ef_construction):
+                        continue
+                    pair = (space.m[m_j], space.ef_construction[e_j])
+                    if pair in pairs:
+                        add(abs(dm) + abs(de), params={"m": pair[0], "ef_construction": pair[1]})
+    elif config.params.get("lists") in space.lists:
+        li = space.lists.index(config.params["lists"])
+        for j in (li - 1, li + 1):
+            if 0 <= j < len(space.lists):
+                add(1, params={"lists": space.lists[j]})
+    for storage in space.storage:
+        if storage != config.storage:
+            add(1, storage=storage)
+    return [c for _, c in sorted(out, key=lambda item: item[0])]
