@@ -173,12 +173,6 @@ def _indexdef(conn: Any, name: str) -> str:
     return str(row[0]) if row else ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="apply.sql names the index after the placeholder (your_table_embedding_...): "
-    "replacing every your_table, as its header says, makes the index name schema-qualified "
-    "(CREATE INDEX CONCURRENTLY public.items_embedding_... is a syntax error)",
-)
 def test_replacing_every_placeholder_as_the_header_says_gives_a_working_script(
     embedded_server: EmbeddedServer, user_database: str, tmp_path: Path
 ) -> None:

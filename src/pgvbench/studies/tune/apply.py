@@ -40,6 +40,7 @@ from .words import (
 )
 
 PLACEHOLDER = "your_table"  # no table source: the user names their own table
+NAME_PREFIX = "tuned"  # the index name's prefix when the table is the placeholder
 _PLAIN_NAME = re.compile(r"[a-z_][a-z0-9_$]*(\.[a-z_][a-z0-9_$]*)?")
 _RAM_SHARE = 0.4  # shared_buffers beyond this share of RAM starves the OS page cache
 
@@ -72,7 +73,9 @@ def apply_sql(
     lines = _header(record, win, spec, placeholder=schema_table is None)
     if config.storage == "halfvec_column":
         lines += _halfvec_column(record, win, relation, col, column_type, alter_column)
-    name = _index_name(relation, column, win)
+    # with the placeholder the name must not contain it: "replace every your_table" would
+    # turn the index name into a schema-qualified one, which CREATE INDEX refuses
+    name = _index_name(NAME_PREFIX if schema_table is None else relation, column, win)
     create = index_sql(
         config, relation=relation, column=col, dim=record.dim, metric=metric, name=name,
         concurrently=True,
