@@ -13,10 +13,12 @@ clients:
    ef_search / probes of its ladder, measured with the tuner's own Candidate), or reads
    it from ``--grid-cache`` (keyed by the data, the spec's measurement settings and the
    space), and takes its best QPS among points meeting the same bounds;
-3. builds both configurations again and times them interleaved (the tuner's confirm():
-   one window each per round, in a random mirrored order), for the QPS ratio tuner/grid
-   with its 95% interval: single windows measured an hour apart are not comparable on
-   a shared machine;
+3. builds both points again (the tuner's recommendation at the knob apply.sql sets, the
+   grid's best at its knob) side by side and times them interleaved (one window each per
+   round, in a random mirrored order: analysis.interleave.schedule), for the QPS ratio
+   tuner / grid with its 95% interval (analysis.paired.paired_ratio): the grid's best is
+   the highest of ~400 single windows, flattered by their noise (the winner's curse), and
+   windows measured an hour apart are not comparable on a shared machine;
 4. compares the tuning wall time with the grid's.
 
 Acceptance: ratio >= 0.95 and tuning time <= 20% of the grid's. Datasets: quickstart
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import hashlib
 import json
 import os
@@ -42,16 +45,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pgvbench.analysis.interleave import LATER_WINDOW_WARMUP_S, schedule
+from pgvbench.analysis.paired import PairedRatio, paired_ratio
 from pgvbench.config import paths_from_env
 from pgvbench.datasets.prepared import PreparedData, prepare_data
 from pgvbench.progress import Reporter
 from pgvbench.server.embedded import EmbeddedServer
 from pgvbench.spec.model import ExperimentSpec
 from pgvbench.spec.parse import load_spec
-from pgvbench.studies.tune.confirm import confirm
+from pgvbench.studies.tune.facts import chosen
 from pgvbench.studies.tune.grid import GridResult, best_feasible, run_grid
-from pgvbench.studies.tune.measure import Bench, TuneTables
-from pgvbench.studies.tune.records import Confirmation, TuneRecord
+from pgvbench.studies.tune.measure import Bench, Candidate, TuneTables
+from pgvbench.studies.tune.records import Config, Latency, TuneRecord
 from pgvbench.studies.tune.space import Space, grid_configs, resolve_space
 from pgvbench.studies.tune.spec import TuneSpec
 
@@ -112,8 +117,14 @@ def main() -> int:
         help="embedded server data directory (default: OUT/pgdata, started and stopped here)",
     )
     parser.add_argument("--trials", type=int, default=10, help="builds the tuner may propose")
+    parser.add_argument(
+        "--reuse-tune",
+        action="store_true",
+        help="read the tuner's results.json from an earlier bench run in OUT instead of "
+        "running pgvbench tune again (its elapsed time is in the record)",
+    )
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds (ratio)")
+    parser.add_argument("--rounds", type=int, default=16, help="interleaved rounds (ratio)")
     parser.add_argument("--window", type=float, default=1.0, help="seconds per window (ratio)")
     parser.add_argument(
         "--rows", type=int, default=50_000, help="rows per dataset (fewer: a smoke test only)"
@@ -156,7 +167,7 @@ def _dataset(
     spec = load_spec(spec_path)
     tune_spec: TuneSpec = spec.studies.tune
     print(f"\n== {name}: pgvbench tune ({args.trials} trials)", flush=True)
-    record, tune_wall, code = _run_tune(spec_path, out / "tune", server)
+    record, tune_wall, code = _run_tune(spec_path, out / "tune", server, args.reuse_tune)
     prepared = prepare_data(
         spec, cache_dir=paths_from_env().groundtruth_dir, reporter=Reporter(enabled=False)
     )
@@ -168,17 +179,15 @@ def _dataset(
         grid = _grid(cache / f"{name}-{key}.json", bench, tables, space, key)
         best = best_feasible(grid, tune_spec)
         winner = record.trial(record.winner)
-        confirmation: Confirmation | None = None
-        if winner is not None and best is not None:
-            ev = winner.evaluation
-            assert ev.knob_value is not None
-            print(f"== {name}: interleaved {ev.config.label} vs {best.config.label}", flush=True)
-            confirmation = confirm(
-                bench, tables, ev.config, ev.knob_value, best.config, best.knob_value,
-                space.knob_ladder, rounds=args.rounds, window_s=args.window, seed=args.seed,
-                on_step=_step,
-            )  # fmt: skip
-    ratio = _tuner_over_grid(confirmation)
+        recommended = chosen(record)  # the knob apply.sql sets (the rebuild's, if higher)
+        versus: dict[str, Any] | None = None
+        if winner is not None and recommended is not None and best is not None:
+            assert recommended.knob_value is not None
+            tuned = (recommended.config, recommended.knob_value)
+            found = (best.config, best.knob_value)
+            print(f"== {name}: interleaved {_point(*tuned)} vs {_point(*found)}", flush=True)
+            versus = head_to_head(bench, tables, tuned, found, args)
+    ratio = versus["qps"] if versus is not None else None
     time_share = record.elapsed_s / grid.wall_s if grid.wall_s > 0 else None
     passed = (
         ratio is not None
@@ -197,12 +206,13 @@ def _dataset(
         "tune_exit": code,
         "tuner": {
             "config": tw.config.label if tw else None,
-            "knob": tw.knob_value if tw else None,
+            "knob": recommended.knob_value if recommended else None,
+            "trial_knob": tw.knob_value if tw else None,
             "qps": tw.latency.qps if tw and tw.latency else None,
             "recall_low": tw.recall.low if tw and tw.recall else None,
             "trials": len(record.trials),
             "elapsed_s": round(record.elapsed_s, 1),
-            "command_wall_s": round(tune_wall, 1),
+            "command_wall_s": None if tune_wall is None else round(tune_wall, 1),
             "grid_estimate_s": round(record.grid_estimate_s, 1),
         },
         "grid": {
@@ -220,7 +230,7 @@ def _dataset(
                 "recall_low": best.point.probe.recall_low,
             },
         },
-        "interleaved": None if confirmation is None else confirmation.to_dict(),
+        "interleaved": versus,
         "qps_ratio": ratio,
         "time_share": None if time_share is None else round(time_share, 4),
         "passed": passed,
@@ -256,9 +266,15 @@ def _write_spec(path: Path, name: str, args: argparse.Namespace) -> Path:
     return path
 
 
-def _run_tune(spec_path: Path, out: Path, server: EmbeddedServer) -> tuple[TuneRecord, float, int]:
+def _run_tune(
+    spec_path: Path, out: Path, server: EmbeddedServer, reuse: bool
+) -> tuple[TuneRecord, float | None, int | None]:
     """`pgvbench tune` as a user runs it; a session left by an earlier bench run is
     removed (this bench's own output directory) so the tuner starts from nothing."""
+    if reuse and (out / "results.json").exists():
+        results = json.loads((out / "results.json").read_text())
+        print(f"tune: read {out / 'results.json'}", flush=True)
+        return TuneRecord.from_dict(results["tuning"]["tune"]), None, None
     if out.exists():
         shutil.rmtree(out)
     argv = [sys.executable, "-m", "pgvbench.cli", "tune", str(spec_path), "--out", str(out),
@@ -323,18 +339,62 @@ def _grid(path: Path, bench: Bench, tables: TuneTables, space: Space, key: str) 
     return grid
 
 
-def _tuner_over_grid(confirmation: Confirmation | None) -> dict[str, Any] | None:
-    """confirm() gives runner-up / winner, i.e. grid / tuner: inverted here."""
-    if confirmation is None or confirmation.qps is None:
-        return None
-    r = confirmation.qps
+def head_to_head(
+    bench: Bench,
+    tables: TuneTables,
+    tuned: tuple[Config, int],
+    found: tuple[Config, int],
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """The tuner's recommendation and the grid's best point, each at its own knob, built
+    afresh side by side (the second on a copy of the table: with two indexes on one table
+    the planner would pick one for both) and timed in ``args.rounds`` rounds of one window
+    each, in a random mirrored order per round: QPS and p99 ratios tuner / grid with their
+    95% intervals over the rounds, and each rebuild's recall at its knob."""
+    arms = {"tuner": tuned, "grid": found}
+    windows: dict[str, list[Latency]] = {"tuner": [], "grid": []}
+    recall: dict[str, dict[str, float]] = {}
+    with contextlib.ExitStack() as stack:
+        built = {
+            arm: stack.enter_context(Candidate(bench, tables, config, copy=i, on_step=_step))
+            for i, (arm, (config, _)) in enumerate(arms.items())
+        }
+        for arm, candidate in built.items():
+            probe = candidate.recall(arms[arm][1])
+            recall[arm] = {"mean": probe.recall_mean, "low": probe.recall_low}
+        for order in schedule(list(arms), args.rounds, seed=args.seed, mirrored=True):
+            for arm in order:
+                first = not windows[arm]
+                warmup = bench.warmup_s if first else LATER_WINDOW_WARMUP_S
+                window = built[arm].latency(
+                    arms[arm][1], warmup_s=warmup, duration_s=args.window, seed=args.seed
+                )
+                windows[arm].append(window)
+    qps = paired_ratio([w.qps for w in windows["grid"]], [w.qps for w in windows["tuner"]])
+    p99 = paired_ratio([w.p99_ms for w in windows["grid"]], [w.p99_ms for w in windows["tuner"]])
     return {
-        "ratio": round(1 / r.ratio, 4),
-        "low": None if r.high is None else round(1 / r.high, 4),
-        "high": None if r.low is None else round(1 / r.low, 4),
+        "tuner": {"config": tuned[0].label, "knob": tuned[1], "rebuild_recall": recall["tuner"]},
+        "grid": {"config": found[0].label, "knob": found[1], "rebuild_recall": recall["grid"]},
+        "qps": _ratio_dict(qps),
+        "p99": _ratio_dict(p99),
+        "window_s": args.window,
+        "tuner_qps": [round(w.qps, 1) for w in windows["tuner"]],
+        "grid_qps": [round(w.qps, 1) for w in windows["grid"]],
+    }
+
+
+def _ratio_dict(r: PairedRatio) -> dict[str, Any]:
+    return {
+        "ratio": round(r.ratio, 4),
+        "low": None if r.low is None else round(r.low, 4),
+        "high": None if r.high is None else round(r.high, 4),
         "rounds": r.rounds,
         "p_value": r.p_value,
     }
+
+
+def _point(config: Config, knob: int) -> str:
+    return f"{config.label} at {config.knob.split('.')[1]}={knob}"
 
 
 _last_step = [0.0]
