@@ -128,8 +128,8 @@ def test_applied_recommendation_meets_the_recall_target_measured_independently(
     assert int(knob) >= winner.evaluation.knob_value
     assert "your_table" in script  # synthetic data: the user names their table
     applied = tmp_path / "apply_userapp.sql"
-    # the table's name in place of the placeholder (the index name built from it stays)
-    applied.write_text(re.sub(r"\byour_table\b", "userapp.items", script))
+    # every your_table replaced by the table, as apply.sql's header tells the user to
+    applied.write_text(script.replace("your_table", "userapp.items"))
     done = subprocess.run(
         [str(embedded_server.bin_dir / "psql"), "-X", "-q", "-d", dsn, "-f", str(applied)],
         capture_output=True, text=True, timeout=300, check=False,
