@@ -149,7 +149,7 @@ def test_resume_after_ctrl_c_measures_no_trial_twice(
 ) -> None:
     # slower trials (longer windows, more of them), so Ctrl-C lands mid-session
     spec_data = tune_spec(unique_name, trials=4, m=[4, 8, 12], ef_construction=[16, 32, 64])
-    spec_data["query"]["measure_seconds"] = 1.0
+    spec_data["query"]["measure_seconds"] = 0.6
     spec = write_toml(tmp_path / "tune.toml", spec_data)
     out = tmp_path / "out"
     env = {**os.environ, "PGVBENCH_CACHE_DIR": str(tmp_path / "cache")}

@@ -250,7 +250,9 @@ def _confirm(
         r.knob_value if r is not None else None,
         session.space.knob_ladder,
         rounds=CONFIRM_ROUNDS,
-        window_s=CONFIRM_WINDOW_S,
+        # short windows pair better (a machine's speed drifts within seconds); never longer
+        # than the spec's own window
+        window_s=min(CONFIRM_WINDOW_S, session.full.measure_s),
         seed=session.seed,
         on_step=step,
         winner_scan=w.iterative_scan,
