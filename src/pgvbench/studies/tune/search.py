@@ -146,21 +146,9 @@ def search(session: Session) -> Searched:
             duplicates, repeats = duplicates + 1, repeats + 1
             continue
         repeats = 0
-        begin = now()
         session.on_step(f"trial {len(seen) + 1}/{spec.trials}: {config.label}")
-        ev = evaluate(explore, session.tables, config, space.knob_ladder(config),
-                      on_step=session.on_step)  # fmt: skip
-        done = Trial(
-            number=trial.number,
-            phase=phase,
-            evaluation=ev,
-            started_s=begin,
-            finished_s=now(),
-            objective=objective(spec, ev) if ev.feasible else None,
-        )
-        _record(trial, done, spec)
-        study.tell(trial, _value(spec, ev))
-        study.set_user_attr("elapsed_s", now())
+        done = _measured(session, explore, study, study, trial, config, phase=phase,
+                         number=trial.number, now=now)  # fmt: skip
         trials.append(done)
         seen[config.key] = done
     study.set_user_attr("elapsed_s", now())
@@ -249,7 +237,7 @@ def _confirm_at_full_size(
 ) -> list[Trial]:
     """The best ``confirm_top`` configurations of the subsample, measured at full size
     (each once: a resumed session keeps those already measured)."""
-    spec, space = session.spec, session.space
+    spec = session.spec
     study = _open_study(session, CONFIRM_NAME)
     done, seen = _recorded(study)
     best = ranked(spec, explored)[: spec.confirm_top]
@@ -263,23 +251,44 @@ def _confirm_at_full_size(
         if config.key in seen:
             continue
         trial = study.ask()  # no suggestions: the configuration is the explorer's
-        begin = now()
         session.on_step(f"confirm at full size: {config.label}")
-        ev = evaluate(session.full, session.tables, config, space.knob_ladder(config),
-                      on_step=session.on_step)  # fmt: skip
-        record = Trial(
-            number=CONFIRM_OFFSET + trial.number,  # apart from the exploration's numbers
-            phase="confirm",
-            evaluation=ev,
-            started_s=begin,
-            finished_s=now(),
-            objective=objective(spec, ev) if ev.feasible else None,
-        )
-        _record(trial, record, spec)
-        study.tell(trial, _value(spec, ev))
-        explorer.set_user_attr("elapsed_s", now())
+        record = _measured(session, session.full, study, explorer, trial, config,
+                           phase="confirm", number=CONFIRM_OFFSET + trial.number,
+                           now=now)  # fmt: skip
         done.append(record)
         seen[config.key] = record
+    return done
+
+
+def _measured(
+    session: Session,
+    bench: Bench,
+    study: optuna.Study,
+    clock: optuna.Study,
+    trial: optuna.Trial,
+    config: Config,
+    *,
+    phase: str,
+    number: int,
+    now: Callable[[], float],
+) -> Trial:
+    """Evaluate ``config`` on ``bench``; record it in the trial and tell ``study``; the
+    session's clock (elapsed time, for --resume) lives on the exploring study ``clock``."""
+    spec = session.spec
+    begin = now()
+    ev = evaluate(bench, session.tables, config, session.space.knob_ladder(config),
+                  on_step=session.on_step)  # fmt: skip
+    done = Trial(
+        number=number,
+        phase=phase,
+        evaluation=ev,
+        started_s=begin,
+        finished_s=now(),
+        objective=objective(spec, ev) if ev.feasible else None,
+    )
+    _record(trial, done, spec)
+    study.tell(trial, _value(spec, ev))
+    clock.set_user_attr("elapsed_s", now())
     return done
 
 
