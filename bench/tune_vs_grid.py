@@ -118,6 +118,12 @@ def main() -> int:
     )
     parser.add_argument("--trials", type=int, default=10, help="builds the tuner may propose")
     parser.add_argument(
+        "--subsample",
+        type=int,
+        help="the tuner explores on this many rows, then confirms its best at full size "
+        "([tune] subsample; the grid is always at full size)",
+    )
+    parser.add_argument(
         "--reuse-tune",
         action="store_true",
         help="read the tuner's results.json from an earlier bench run in OUT instead of "
@@ -255,7 +261,15 @@ def _write_spec(path: Path, name: str, args: argparse.Namespace) -> Path:
         ),
         ("query", {**QUERY, "measure_seconds": args.measure_seconds}),
         ("server.settings", SERVER),
-        ("tune", {**TARGET, **shape["tune"], "trials": args.trials}),
+        (
+            "tune",
+            {
+                **TARGET,
+                **shape["tune"],
+                "trials": args.trials,
+                **({"subsample": args.subsample} if args.subsample else {}),
+            },
+        ),
     ]
     lines = []
     for table, values in tables:
