@@ -31,7 +31,9 @@ from pgvbench.server.connection import connect
 from pgvbench.server.embedded import EmbeddedServer
 from pgvbench.studies.tune.confirm import confirm
 from pgvbench.studies.tune.measure import Bench, Candidate, TuneTables, assess, evaluate
-from pgvbench.studies.tune.records import Config
+from pgvbench.studies.tune.objective import objective
+from pgvbench.studies.tune.records import Config, Trial
+from pgvbench.studies.tune.relative import RANK_ROUNDS, Reference, evaluate_ranked
 from pgvbench.studies.tune.spec import TuneSpec
 from pgvbench.studies.tune.sql import ident
 
@@ -294,3 +296,54 @@ def test_a_subsample_is_measured_on_its_own_table_with_the_index_in_the_plan(
     with loaded.tables(bench) as tables:
         ev = evaluate(bench, tables, SMALL, LADDER)
     assert ev.rows == 1000 and ev.reason is None and ev.probes[0].value == 200
+
+
+def test_an_exhaustive_ivfflat_top_is_probed_only_when_the_bisection_ends_there(
+    loaded: Loaded,
+) -> None:
+    ladder = (1, 2, 3, 4, 6, 8, 12, 16, 23, 30)  # 30 = every list: an exact scan
+    ivf = Config(kind="ivfflat", params={"lists": 30})
+    with loaded.tables(loaded.bench()) as tables:
+        easy = evaluate(loaded.bench(recall=0.9), tables, ivf, ladder)
+        hard = evaluate(loaded.bench(recall=0.97), tables, ivf, ladder)
+    assert easy.reason is None and easy.knob_value is not None and easy.knob_value < 30
+    assert 30 not in [p.value for p in easy.probes]  # never measured: not needed
+    assert easy.probes[0].value == ladder[(len(ladder) - 1) // 2]  # the bisection's first
+    # whatever the harder bound needs, the answer was measured, never assumed
+    assert hard.knob_value is None or hard.knob_value in [p.value for p in hard.probes]
+    if hard.knob_value == 30:
+        assert hard.probes[-1].value == 30
+
+
+def test_builds_are_ranked_against_a_kept_reference_timed_interleaved(loaded: Loaded) -> None:
+    bench = loaded.bench(recall=0.95)
+    before = loaded.relations()
+    with loaded.tables(bench) as tables:
+        reference = Reference(bench, tables, seed=1)
+        first = evaluate_ranked(reference, SMALL, LADDER, 0)
+        assert first.relative is None and reference.trial == 0 and reference.copy == 1
+        kept = {r for r in loaded.relations() if r[1] == "i"}
+        assert len(kept) == 1  # the reference stays while later builds are measured
+        second = evaluate_ranked(reference, BIG, LADDER, 1)
+        rel = second.relative
+        assert rel is not None and rel.reference == 0 and rel.measure == "qps"
+        assert rel.ratio.rounds == RANK_ROUNDS and len(rel.ratio.per_round) == RANK_ROUNDS
+        assert first.latency is not None and rel.reference_value == first.latency.qps
+        # the search compares this value, on the reference's scale, not one window
+        assert objective(bench.target, second) == pytest.approx(rel.ratio.ratio * first.latency.qps)
+        assert objective(bench.target, first) == first.latency.qps
+        assert {r for r in loaded.relations() if r[1] == "i"} == kept  # BIG's index dropped
+        # an infeasible build is not timed against it
+        weak = evaluate_ranked(reference, WEAK, (10, 16, 20), 2)
+        assert weak.reason == "recall_unreachable" and weak.relative is None
+        reference.close()
+        assert {r for r in loaded.relations() if r[1] == "i"} == set()
+        # --resume: the recorded reference is rebuilt when a ratio first needs it
+        again = Reference(bench, tables, seed=1)
+        again.restore(Trial(number=0, phase="explore", evaluation=first, started_s=0.0,
+                            finished_s=1.0, objective=first.latency.qps))  # fmt: skip
+        third = evaluate_ranked(again, BIG, LADDER, 3)
+        assert third.relative is not None and third.relative.reference == 0
+        assert third.relative.reference_value == first.latency.qps
+        again.close()
+    assert loaded.relations() == before

@@ -16,10 +16,11 @@ import dataclasses
 import time
 from collections.abc import Callable
 
-from ...analysis.interleave import LATER_WINDOW_WARMUP_S, schedule
+from ...analysis.interleave import LATER_WINDOW_WARMUP_S
 from ...analysis.paired import PairedRatio, paired_ratio
 from .measure import Bench, Candidate, assess
-from .records import Config, Confirmation, Evaluation, Latency
+from .records import Config, Confirmation, Evaluation
+from .relative import interleaved
 from .tables import TuneTables
 
 WINNER, RUNNER_UP = "winner", "runner_up"
@@ -68,8 +69,10 @@ def confirm(
             w_knob = max(winner_knob, w_eval.knob_value or winner_knob)
             knob = r_eval.knob_value if r_eval.knob_value is not None else runner_knob
             if r.built.exists and knob is not None:
-                windows = _interleaved(bench, {WINNER: (w, w_knob), RUNNER_UP: (r, knob)},
-                                       rounds=rounds, window_s=window_s, seed=seed)  # fmt: skip
+                later = min(bench.warmup_s, LATER_WINDOW_WARMUP_S)
+                windows = interleaved({WINNER: (w, w_knob), RUNNER_UP: (r, knob)},
+                                      rounds=rounds, window_s=window_s,
+                                      warmup_s=(bench.warmup_s, later), seed=seed)  # fmt: skip
                 stat = bench.target.latency
                 qps = _ratio([x.qps for x in windows[WINNER]], [x.qps for x in windows[RUNNER_UP]])
                 pct = _ratio(
@@ -85,27 +88,6 @@ def confirm(
         window_s=window_s,
         recall_holds=holds,
     )
-
-
-def _interleaved(
-    bench: Bench,
-    arms: dict[str, tuple[Candidate, int]],
-    *,
-    rounds: int,
-    window_s: float,
-    seed: int,
-) -> dict[str, list[Latency]]:
-    """One window per arm per round, in a random (mirrored) order; windows in round order."""
-    out: dict[str, list[Latency]] = {name: [] for name in arms}
-    for order in schedule(list(arms), rounds, seed=seed, mirrored=True):
-        for name in order:
-            candidate, knob = arms[name]
-            first = not out[name]
-            warmup = bench.warmup_s if first else min(bench.warmup_s, LATER_WINDOW_WARMUP_S)
-            out[name].append(
-                candidate.latency(knob, warmup_s=warmup, duration_s=window_s, seed=seed)
-            )
-    return out
 
 
 def _with_scan(evaluation: Evaluation, mode: str | None) -> Evaluation:

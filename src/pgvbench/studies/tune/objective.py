@@ -13,6 +13,8 @@ def objective(spec: TuneSpec, ev: Evaluation) -> float | None:
         return ev.memory_bytes / 2**20
     if ev.latency is None:
         return None
+    if ev.relative is not None:  # timed interleaved with the reference build: comparable
+        return ev.relative.value
     if spec.objective == "p99":
         return ev.latency.percentile(spec.latency)
     return ev.latency.qps

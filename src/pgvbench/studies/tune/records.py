@@ -136,6 +136,40 @@ class Latency:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class Relative:
+    """A build timed interleaved with the session's reference build (relative.py): the
+    search ranks builds on this, not on one window each (on a shared machine one window
+    of one configuration varies up to 2x; a ratio of adjacent windows far less)."""
+
+    reference: int  # the reference build's trial number
+    measure: str  # qps | p99 | p95: what the ratio compares (the objective's measure)
+    reference_value: float  # the reference's own value of it (its assessed window)
+    ratio: PairedRatio  # this build / the reference, over interleaved rounds
+
+    @property
+    def value(self) -> float:
+        """This build's value on the reference's scale: what the search compares."""
+        return self.ratio.ratio * self.reference_value
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "measure": self.measure,
+            "reference_value": self.reference_value,
+            "ratio": self.ratio.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Relative:
+        return cls(
+            reference=int_or(data, "reference", 0),
+            measure=text(data, "measure", "qps"),
+            reference_value=float_or(data, "reference_value", 0.0),
+            ratio=PairedRatio.from_dict(dict(data["ratio"])),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Evaluation:
     """What measure.evaluate found for one build (before the search's bookkeeping)."""
 
@@ -154,6 +188,8 @@ class Evaluation:
     # filtered targets: the iterative-scan mode the knob and latency were measured with
     # (the best of the modes tried on this build); None: plain top-k queries
     iterative_scan: str | None = None
+    # timed interleaved with the session's reference build (None: not, e.g. infeasible)
+    relative: Relative | None = None
 
     @property
     def memory_bytes(self) -> int:
@@ -178,12 +214,14 @@ class Evaluation:
             "seconds": round(self.seconds, 3),
             "error": self.error,
             "iterative_scan": self.iterative_scan,
+            "relative": self.relative.to_dict() if self.relative is not None else None,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Evaluation:
         recall = data.get("recall")
         latency = data.get("latency")
+        relative = data.get("relative")
         return cls(
             config=Config.from_dict(data.get("config") or {}),
             rows=int_or(data, "rows", 0),
@@ -198,6 +236,11 @@ class Evaluation:
             seconds=float_or(data, "seconds", 0.0),
             error=opt_text(data, "error"),
             iterative_scan=opt_text(data, "iterative_scan"),
+            relative=(
+                Relative.from_dict(relative)
+                if isinstance(relative, Mapping) and isinstance(relative.get("ratio"), Mapping)
+                else None
+            ),
         )
 
 

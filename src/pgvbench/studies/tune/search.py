@@ -6,6 +6,8 @@ the session lives in an SQLite storage so an interrupted one resumes where it st
 - Build knobs are: TPE (multivariate, with constraints) over integer indexes into the
   space's ordered value lists, so "more m" stays an ordered notion for the model.
 - A configuration proposed twice is not rebuilt: the earlier evaluation answers.
+- Feasible builds are ranked on their interleaved ratio to a kept reference build
+  (relative.py), not on one latency window each.
 - With ``subsample`` the exploration runs on a sample; the best few are measured again
   at full size (phase "confirm"), and only full-size evaluations can win.
 """
@@ -26,9 +28,10 @@ from typing import Any
 import optuna
 
 from ...errors import SpecError
-from .measure import Bench, TuneTables, evaluate
+from .measure import Bench, TuneTables
 from .objective import better, objective
 from .records import Config, Evaluation, Trial
+from .relative import Reference, evaluate_ranked
 from .space import Space, build_settings_choices, grid_configs, neighbours
 from .spec import TuneSpec
 
@@ -41,6 +44,7 @@ MAX_REPEATS = 10
 # so the second best's neighbourhood is searched too)
 REFINE_SHARE = 4
 REFINE_FROM_TOP = 2
+REFERENCE_ATTR = "reference"  # the study's reference build (its trial number)
 UNREADABLE = -1  # consecutive duplicate proposals before an unseen configuration is forced
 
 
@@ -115,6 +119,7 @@ def search(session: Session) -> Searched:
     resumed = len(trials)
     grid = {c.key: c for c in grid_configs(space)}
     explore = session.sample or session.full
+    reference = _reference(session, explore, study, trials)
     duplicates = repeats = 0
     stop = "trials"
     refine_from = spec.trials - spec.trials // REFINE_SHARE  # the last quarter: local search
@@ -147,10 +152,11 @@ def search(session: Session) -> Searched:
             continue
         repeats = 0
         session.on_step(f"trial {len(seen) + 1}/{spec.trials}: {config.label}")
-        done = _measured(session, explore, study, study, trial, config, phase=phase,
+        done = _measured(session, reference, study, study, trial, config, phase=phase,
                          number=trial.number, now=now)  # fmt: skip
         trials.append(done)
         seen[config.key] = done
+    reference.close()  # before a full-size reference (or the confirmation) needs copy 0
     study.set_user_attr("elapsed_s", now())
     if session.sample is not None:
         trials.extend(_confirm_at_full_size(session, study, trials, now))
@@ -240,6 +246,7 @@ def _confirm_at_full_size(
     spec = session.spec
     study = _open_study(session, CONFIRM_NAME)
     done, seen = _recorded(study)
+    reference = _reference(session, session.full, study, done)
     best = ranked(spec, explored)[: spec.confirm_top]
     if not best:  # nothing feasible on the sample: confirm the closest ones anyway
         best = sorted(
@@ -252,17 +259,18 @@ def _confirm_at_full_size(
             continue
         trial = study.ask()  # no suggestions: the configuration is the explorer's
         session.on_step(f"confirm at full size: {config.label}")
-        record = _measured(session, session.full, study, explorer, trial, config,
+        record = _measured(session, reference, study, explorer, trial, config,
                            phase="confirm", number=CONFIRM_OFFSET + trial.number,
                            now=now)  # fmt: skip
         done.append(record)
         seen[config.key] = record
+    reference.close()
     return done
 
 
 def _measured(
     session: Session,
-    bench: Bench,
+    reference: Reference,
     study: optuna.Study,
     clock: optuna.Study,
     trial: optuna.Trial,
@@ -272,12 +280,14 @@ def _measured(
     number: int,
     now: Callable[[], float],
 ) -> Trial:
-    """Evaluate ``config`` on ``bench``; record it in the trial and tell ``study``; the
-    session's clock (elapsed time, for --resume) lives on the exploring study ``clock``."""
+    """Evaluate ``config`` on the reference's bench (ranked against it); record it in the
+    trial and tell ``study``; the session's clock (elapsed time, for --resume) lives on
+    the exploring study ``clock``."""
     spec = session.spec
     begin = now()
-    ev = evaluate(bench, session.tables, config, session.space.knob_ladder(config),
-                  on_step=session.on_step)  # fmt: skip
+    ev = evaluate_ranked(reference, config, session.space.knob_ladder(config), number)
+    if reference.trial is not None:  # a resumed session rebuilds the same reference
+        study.set_user_attr(REFERENCE_ATTR, reference.trial)
     done = Trial(
         number=number,
         phase=phase,
@@ -290,6 +300,18 @@ def _measured(
     study.tell(trial, _value(spec, ev))
     clock.set_user_attr("elapsed_s", now())
     return done
+
+
+def _reference(
+    session: Session, bench: Bench, study: optuna.Study, recorded: Sequence[Trial]
+) -> Reference:
+    """The reference of ``bench``'s study: after --resume, the one it recorded."""
+    reference = Reference(bench, session.tables, seed=session.seed, on_step=session.on_step)
+    number = study.user_attrs.get(REFERENCE_ATTR)
+    earlier = next((t for t in recorded if t.number == number), None)
+    if earlier is not None:
+        reference.restore(earlier)
+    return reference
 
 
 def _open_study(session: Session, name: str) -> optuna.Study:
