@@ -23,12 +23,15 @@ import time
 from collections.abc import Callable, Sequence
 
 from ...analysis.interleave import schedule
-from ...analysis.paired import paired_ratio
+from ...analysis.paired import PairedRatio, paired_ratio
 from .measure import Bench, Candidate, assess_modes
 from .records import Config, Evaluation, Latency, Relative, Trial
 from .tables import TuneTables
 
 RANK_ROUNDS = 4  # two mirrored pairs (ABBA): each side first equally often
+# a contender (its interval reaches the best ratio so far) gets this many rounds more: the
+# measuring goes where the ranking is decided, not to builds that are clearly behind
+CONTENDER_ROUNDS = 8
 RANK_WINDOW_S = 0.3  # short: adjacent windows share the machine's state
 RANK_WARMUP_S = 0.15  # both sides ran moments ago; only the new connections need it
 
@@ -78,18 +81,21 @@ class Reference:
         """After --resume: the reference is ``trial``, rebuilt when first needed."""
         self._set(trial.number, trial.evaluation)
 
-    def relate(self, candidate: Candidate, evaluation: Evaluation) -> Evaluation:
-        """``evaluation`` with its ratio to the reference, timed interleaved."""
+    def relate(
+        self, candidate: Candidate, evaluation: Evaluation, *, best: float | None = None
+    ) -> Evaluation:
+        """``evaluation`` with its ratio to the reference, timed interleaved; ``best``:
+        the best ratio so far on this bench (a candidate whose interval reaches it is a
+        contender and is timed CONTENDER_ROUNDS rounds more)."""
         assert self.measure is not None and evaluation.knob_value is not None
         reference = self._built()
         arms = {"reference": (reference, self._knob), "candidate":
                 (candidate, evaluation.knob_value)}  # fmt: skip
-        windows = interleaved(arms, rounds=RANK_ROUNDS, window_s=RANK_WINDOW_S,
-                              warmup_s=(RANK_WARMUP_S, RANK_WARMUP_S), seed=self.seed)  # fmt: skip
-        ratio = paired_ratio(
-            [self._of(w) for w in windows["reference"]],
-            [self._of(w) for w in windows["candidate"]],
-        )
+        windows = self._windows(arms, RANK_ROUNDS)
+        ratio = self._ratio(windows)
+        if best is not None and self._contends(ratio, best):
+            more = self._windows(arms, CONTENDER_ROUNDS, seed=self.seed + 1)
+            ratio = self._ratio({arm: windows[arm] + more[arm] for arm in windows})
         relative = Relative(
             reference=self.trial or 0,
             measure=self.measure,
@@ -126,15 +132,41 @@ class Reference:
             self._candidate = candidate
         return self._candidate
 
+    def _windows(
+        self, arms: dict[str, tuple[Candidate, int]], rounds: int, *, seed: int | None = None
+    ) -> dict[str, list[Latency]]:
+        return interleaved(arms, rounds=rounds, window_s=RANK_WINDOW_S,
+                           warmup_s=(RANK_WARMUP_S, RANK_WARMUP_S),
+                           seed=self.seed if seed is None else seed)  # fmt: skip
+
+    def _ratio(self, windows: dict[str, list[Latency]]) -> PairedRatio:
+        """candidate / reference over the rounds."""
+        return paired_ratio(
+            [self._of(w) for w in windows["reference"]],
+            [self._of(w) for w in windows["candidate"]],
+        )
+
+    def _contends(self, ratio: PairedRatio, best: float) -> bool:
+        """Could this build be the best one (its interval reaches the best ratio)?"""
+        if self.measure == "qps":  # higher is better
+            return (ratio.high if ratio.high is not None else ratio.ratio) >= best
+        return (ratio.low if ratio.low is not None else ratio.ratio) <= best
+
     def _of(self, window: Latency) -> float:
         return window.qps if self.measure == "qps" else window.percentile(self.measure or "p99")
 
 
 def evaluate_ranked(
-    reference: Reference, config: Config, ladder: Sequence[int], number: int
+    reference: Reference,
+    config: Config,
+    ladder: Sequence[int],
+    number: int,
+    *,
+    best: float | None = None,
 ) -> Evaluation:
     """measure.evaluate, then: the first feasible build becomes the reference, every
-    later feasible one gets its interleaved ratio to it (Evaluation.relative)."""
+    later feasible one gets its interleaved ratio to it (Evaluation.relative); ``best``:
+    the best ratio to the reference so far (1.0: the reference itself)."""
     started = time.perf_counter()
     with Candidate(reference.bench, reference.tables, config, copy=reference.copy,
                    on_step=reference.on_step) as candidate:  # fmt: skip
@@ -144,7 +176,7 @@ def evaluate_ranked(
         if reference.trial is None:
             reference.adopt(candidate, evaluation, number)
             return evaluation
-        related = reference.relate(candidate, evaluation)
+        related = reference.relate(candidate, evaluation, best=best)
     return dataclasses.replace(related, seconds=time.perf_counter() - started)
 
 

@@ -285,7 +285,8 @@ def _measured(
     the exploring study ``clock``."""
     spec = session.spec
     begin = now()
-    ev = evaluate_ranked(reference, config, session.space.knob_ladder(config), number)
+    ev = evaluate_ranked(reference, config, session.space.knob_ladder(config), number,
+                         best=_best_ratio(spec, reference, study))  # fmt: skip
     if reference.trial is not None:  # a resumed session rebuilds the same reference
         study.set_user_attr(REFERENCE_ATTR, reference.trial)
     done = Trial(
@@ -300,6 +301,22 @@ def _measured(
     study.tell(trial, _value(spec, ev))
     clock.set_user_attr("elapsed_s", now())
     return done
+
+
+def _best_ratio(spec: TuneSpec, reference: Reference, study: optuna.Study) -> float | None:
+    """The best ratio to ``reference`` among ``study``'s measured trials (1.0: the
+    reference's own); None before there is a reference."""
+    if reference.trial is None:
+        return None
+    ratios = [1.0]
+    for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        data = frozen.user_attrs.get("trial")
+        if not isinstance(data, dict) or frozen.user_attrs.get("duplicate_of") is not None:
+            continue
+        rel = Trial.from_dict(data).evaluation.relative
+        if rel is not None and rel.reference == reference.trial:
+            ratios.append(rel.ratio.ratio)
+    return max(ratios) if spec.objective == "qps" else min(ratios)
 
 
 def _reference(
