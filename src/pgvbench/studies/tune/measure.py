@@ -37,6 +37,7 @@ from ...engine.operations import SESSION, ParamOperation, encode_vector
 from ...engine.providers import DirectProvider
 from ...engine.threaded import LoadShape, run_load
 from ...errors import PgvbenchError, RunFailed
+from ...instrument.host import server_probe
 from ...metrics import Metric
 from ...recall_rule import RecallRule
 from ...results import Recall
@@ -87,6 +88,8 @@ class Bench:
     statement_timeout_ms: int
     # the target's queries carry a filter ([tune] filter): truth is then the filtered truth
     filter: FilterTarget | None = None
+    # the embedded server's postmaster: latency windows then also read its CPU
+    postmaster_pid: int | None = None
 
     @functools.cached_property
     def encoded_recall(self) -> list[list[bytes]]:
@@ -364,7 +367,8 @@ class Candidate:
             seed=seed,
             first_seq=self._seq,
         )
-        outcome = run_load(op, DirectProvider(b.dsn, op, SESSION), shape, probe_dsn=b.dsn)
+        outcome = run_load(op, DirectProvider(b.dsn, op, SESSION), shape, probe_dsn=b.dsn,
+                           server_cpu=server_probe(b.postmaster_pid))  # fmt: skip
         if outcome.aborted:
             raise RunFailed(f"timing {self.config.label} stopped: {outcome.aborted}")
         self._seq += outcome.operations + outcome.errors
@@ -379,6 +383,9 @@ class Candidate:
             clients=t.clients,
             rate=t.rate,
             seconds=round(outcome.duration_s, 4),
+            client_cpu_cores=_cores(outcome.client_cpu_cores),
+            server_cpu_cores=_cores(outcome.server_cpu_cores),
+            foreign_cpu_cores=_cores(outcome.host.foreign_cores if outcome.host else None),
         )
 
     # ------------------------------------------------------------------ helpers
@@ -397,6 +404,10 @@ class Candidate:
 
 
 _OK = (psycopg.pq.ExecStatus.TUPLES_OK, psycopg.pq.ExecStatus.COMMAND_OK)
+
+
+def _cores(value: float | None) -> float | None:
+    return round(value, 3) if value is not None else None
 
 
 def _check_result(result: psycopg.pq.abc.PGresult) -> None:

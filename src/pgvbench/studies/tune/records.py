@@ -113,6 +113,11 @@ class Latency:
     clients: int = 1
     rate: float | None = None  # open loop: the arrival rate; None: closed loop
     seconds: float = 0.0  # measured window length
+    # CPU cores busy during the window: the load generator, the server's processes (None:
+    # not known, e.g. --dsn) and the rest of the host (foreign load)
+    client_cpu_cores: float | None = None
+    server_cpu_cores: float | None = None
+    foreign_cpu_cores: float | None = None
 
     def percentile(self, which: str) -> float:
         return self.p99_ms if which == "p99" else self.p95_ms
@@ -132,6 +137,9 @@ class Latency:
             clients=int_or(data, "clients", 1),
             rate=opt_float(data, "rate"),
             seconds=float_or(data, "seconds", 0.0),
+            client_cpu_cores=opt_float(data, "client_cpu_cores"),
+            server_cpu_cores=opt_float(data, "server_cpu_cores"),
+            foreign_cpu_cores=opt_float(data, "foreign_cpu_cores"),
         )
 
 

@@ -32,6 +32,7 @@ from ...db.gucs import set_settings
 from ...db.indexes import BuildProgress, run_polled
 from ...errors import PgvbenchError, RunFailed
 from ...metrics import Metric
+from ...results import BuildPhase
 from ...server.connection import connect
 from .records import Config
 from .spec import STORAGES
@@ -52,6 +53,8 @@ class Built:
     table_bytes: int  # heap + TOAST (pg_table_size) of the table indexed
     reason: str | None = None  # build_failed | build_over (stopped at max_build_seconds)
     error: str | None = None  # the server's message when the build failed
+    phases: tuple[BuildPhase, ...] = ()  # pg_stat_progress_create_index's timeline
+    notices: tuple[str, ...] = ()  # the build's NOTICEs ("hnsw graph no longer fits ...")
 
     @property
     def exists(self) -> bool:
@@ -266,10 +269,16 @@ class TuneTables:
                 conn.execute(stmt.encode())
                 db_schema.mark_owned(conn, "INDEX", self.schema, name)
 
+        notices: list[str] = []
+
+        def on_notice(diag: psycopg.errors.Diagnostic) -> None:
+            notices.append(f"{diag.severity}: {diag.message_primary}")
+
         self._indexes[name] = table  # before the build: close() drops it if Ctrl-C lands late
         started = time.perf_counter()
+        conn.add_notice_handler(on_notice)
         try:
-            seconds, _ = run_polled(self.dsn, conn, work, name=name, on_progress=on_progress)
+            seconds, phases = run_polled(self.dsn, conn, work, name=name, on_progress=on_progress)
         except psycopg.Error as exc:
             self._indexes.pop(name, None)
             if conn.broken:
@@ -285,13 +294,18 @@ class TuneTables:
                 table_bytes=self.table_bytes(table),
                 reason="build_over" if over else "build_failed",
                 error=None if over else (exc.diag.message_primary or str(exc)).strip(),
+                notices=tuple(notices),
             )
+        finally:
+            conn.remove_notice_handler(on_notice)
         return Built(
             name=name,
             table=table,
             seconds=round(seconds, 4),
             index_bytes=db_schema.relation_bytes(conn, self.schema, name),
             table_bytes=self.table_bytes(table),
+            phases=tuple(phases),
+            notices=tuple(notices),
         )
 
     def keep(self, kept: KeptIndex) -> None:
