@@ -22,6 +22,7 @@ from .analysis.interleave import LATER_WINDOW_WARMUP_S, rounds_for, schedule
 from .analysis.paired import paired_ratio
 from .db.load import load_vectors
 from .db.schema import check_table_replaceable, create_vector_table
+from .engine.multiproc import connect_like, run_load_processes
 from .engine.operations import (
     Operation,
     knn_operation,
@@ -42,7 +43,7 @@ from .server.connection import Target
 from .server.pgbouncer_setup import find_pgbouncer
 from .spec.model import ExperimentSpec, LoadSpec, PoolingSpec
 
-CLIENT_SATURATED_CORES = 0.9  # one Python process: the GIL caps it near one core
+CLIENT_SATURATED_CORES = 0.9  # per Python process: the GIL caps each near one core
 FIDELITY_SUSPECT = 0.8
 
 
@@ -308,14 +309,25 @@ class LoadTester:
             ):
                 stats_before = bouncer_stats(bouncer)
                 try:
-                    outcome = run_load(
-                        op,
-                        provider,
-                        shape,
-                        probe_dsn=self.target.dsn,
-                        server_cpu=self.server_cpu,
-                        on_second=tick,
-                    )
+                    if self.load.processes > 1:  # clients over worker processes
+                        outcome = run_load_processes(
+                            op,
+                            connect_like(provider),
+                            shape,
+                            processes=self.load.processes,
+                            probe_dsn=self.target.dsn,
+                            server_cpu=self.server_cpu,
+                            on_second=tick,
+                        ).merged
+                    else:
+                        outcome = run_load(
+                            op,
+                            provider,
+                            shape,
+                            probe_dsn=self.target.dsn,
+                            server_cpu=self.server_cpu,
+                            on_second=tick,
+                        )
                 except ServerUnreachable as exc:
                     outcome = _failed_outcome(shape, f"server unreachable: {exc}")
                 pool_stats = provider.stats() or bouncer_delta(stats_before, bouncer)
@@ -381,7 +393,7 @@ class LoadTester:
         if (
             engine == "python"
             and outcome.client_cpu_cores is not None
-            and outcome.client_cpu_cores >= CLIENT_SATURATED_CORES
+            and outcome.client_cpu_cores >= CLIENT_SATURATED_CORES * self.load.processes
         ):
             suspect = True
             notes.append(

@@ -158,15 +158,25 @@ class SqlOperation(ParamOperation):
     ) -> None:
         if not params:
             raise ValueError("an operation needs at least one parameter set")
-        table = [list(p) for p in params]
         super().__init__(
             name=name,
             sql=sql,
             types=types,
             formats=[1] * len(types),
-            params=lambda seq: table[seq % len(table)],
+            params=_Cycle([list(p) for p in params]),
             settings=settings,
         )
+
+
+class _Cycle:
+    """Parameter set ``seq % len(table)``: a class, not a lambda, so the operation pickles
+    (``[load] processes`` sends it to worker processes)."""
+
+    def __init__(self, table: list[list[bytes]]) -> None:
+        self.table = table
+
+    def __call__(self, seq: int) -> Sequence[bytes | None]:
+        return self.table[seq % len(self.table)]
 
 
 def encode_vector(vector: np.ndarray) -> bytes:

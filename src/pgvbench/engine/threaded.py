@@ -115,12 +115,16 @@ def run_load(
     probe_dsn: str,
     server_cpu: ServerCpuProbe | None = None,
     on_second: Callable[[int, int], None] | None = None,
+    start_at: Callable[[], int] | None = None,
 ) -> EngineOutcome:
     """Drive ``operation`` through ``provider`` in the given shape; return the measurements.
 
     ``probe_dsn`` is used by the watchdog to tell a dead server from failing
     operations: if no new connection can be made, the run is aborted within seconds.
     ``on_second(elapsed_s, ops_so_far)`` is called about once a second (progress).
+    ``start_at()``, called once the connections are open, waits for and returns the
+    clock time (``time.perf_counter_ns``) the run starts at: worker processes of one
+    load point (engine/multiproc.py) start together.
     """
     names = operation.names
     provider.open(shape.clients)
@@ -136,7 +140,11 @@ def run_load(
         )
         for i in range(shape.clients)
     ]
-    run.t0 = _clock()
+    try:
+        run.t0 = start_at() if start_at is not None else _clock()
+    except BaseException:
+        provider.close()
+        raise
     run.measure_start = run.t0 + int(shape.warmup_s * 1e9)
     run.measure_end = run.measure_start + int(shape.duration_s * 1e9)
     for t in threads:

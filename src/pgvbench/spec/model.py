@@ -186,6 +186,8 @@ class LoadSpec:
     query_source: str = "vector"  # vector: the app sends the vector; table: pgbench's SQL
     engines: tuple[str, ...] = ("python",)
     pooling: tuple[PoolingSpec, ...] = (PoolingSpec(strategy="direct"),)
+    # the python engine's clients spread over this many worker processes (engine/multiproc)
+    processes: int = 1
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -331,6 +333,8 @@ def _load_to_dict(load: LoadSpec | None) -> dict[str, Any] | None:
         {**dataclasses.asdict(p), "max_sizes": list(p.max_sizes), "pool_sizes": list(p.pool_sizes)}
         for p in load.pooling
     ]
+    if load.processes == 1:  # added later: absent means 1, so older specs compare equal
+        del data["processes"]
     return data
 
 

@@ -8,6 +8,7 @@ allowed, so the user can fix it without reading code.
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -168,6 +169,12 @@ def parse_spec(data: Mapping[str, Any], *, source: Path | None = None) -> Experi
     load = None
     if "load" in data:
         load = _parse_load(Table(where, "load", data["load"]), indexes, query)
+        if kind == "agents" and load.processes > 1:  # agent operations hold closures
+            raise SpecError(
+                f"{where}: [load] processes = {load.processes} is not available for agent "
+                "workloads yet (their operations cannot be sent to worker processes); "
+                "allowed: 1"
+            )
     if kind == "agents" and len(indexes) != 1:
         raise SpecError(
             f"{where}: an agent experiment builds exactly one [[index]] (on memories and "
@@ -273,6 +280,7 @@ def _parse_load(t: Table, indexes: tuple[IndexSpec, ...], query: QuerySpec) -> L
             "query_source",
             "engines",
             "pooling",
+            "processes",
         ]
     )
     labels = [ix.label for ix in indexes]
@@ -317,6 +325,7 @@ def _parse_load(t: Table, indexes: tuple[IndexSpec, ...], query: QuerySpec) -> L
         _parse_pooling(Table(t.where, f"load.pooling #{i + 1}", raw))
         for i, raw in enumerate(raw_pooling)
     )
+    processes = _processes(t, pooling)
     return LoadSpec(
         index=label,
         query_params=params,
@@ -333,7 +342,25 @@ def _parse_load(t: Table, indexes: tuple[IndexSpec, ...], query: QuerySpec) -> L
         query_source=t.choice("query_source", QUERY_SOURCES, default="vector"),
         engines=engines,
         pooling=pooling,
+        processes=processes,
     )
+
+
+def _processes(t: Table, pooling: tuple[PoolingSpec, ...]) -> int:
+    """[load] processes: worker processes for the python engine's clients."""
+    most = (os.cpu_count() or 1) * 4
+    allowed = f"an integer from 1 to {most} (4 x this machine's {most // 4} CPUs)"
+    value = t.data.get("processes", 1)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+        t.fail("processes", f"= {value!r} must be {allowed}")
+    if value > 1 and any(p.strategy == "psycopg_pool" for p in pooling):
+        t.fail(
+            "processes",
+            f"= {value} cannot be combined with the psycopg_pool strategy (a pool is one "
+            "process's); with processes > 1 the strategies are direct, connect_per_op "
+            "and pgbouncer",
+        )
+    return int(value)
 
 
 def _parse_pooling(t: Table) -> PoolingSpec:
