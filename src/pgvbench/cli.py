@@ -34,9 +34,11 @@ from .errors import (
 )
 from .progress import Reporter
 from .results import load_results
+from .server.cluster import find_cluster
 from .server.embedded import EmbeddedServer
 from .server.external import check_dsn, session_settings
 from .server.handle import EmbeddedHandle, ExternalHandle, ServerHandle
+from .server.replicas import ReplicaSet
 from .server.runlock import RunLock
 from .server.watchdog import PostmasterWatch
 from .spec.model import ExperimentSpec
@@ -380,6 +382,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
             )
         # agent specs of [[operation]]s alone may only read: a standby is fine for them
         writes = spec.kind != "agents" or (spec.agents is not None and spec.agents.data is not None)
+        if spec.server.replicas:  # a multi-host DSN: its primary, and standbys to read from
+            cluster = find_cluster(args.dsn, standbys=spec.server.replicas)
+            args.dsn, args.replica_dsns = cluster.primary, cluster.standbys
         check_dsn(args.dsn, schema=spec.schema, writes=writes)
         # every settings table, before any work: a refused value is the spec's mistake
         for where, settings in _settings_tables(spec):
@@ -435,6 +440,7 @@ def _run_with(
     paths = paths_from_env()
     started = False
     watch: PostmasterWatch | None = None
+    replicas: ReplicaSet | None = None
     runner: Runner
     if spec.kind == "agents":
         runner = AgentRunner(spec, out_dir=out_dir, reporter=reporter)
@@ -452,7 +458,7 @@ def _run_with(
         try:
             handle: ServerHandle
             if server is None:
-                handle = ExternalHandle(args.dsn)
+                handle = ExternalHandle(args.dsn, replicas=getattr(args, "replica_dsns", ()))
             else:
                 reporter.log(f"embedded server: {server.data_dir}")
                 # the diagnosis first: the server may die while it is being prepared
@@ -460,7 +466,9 @@ def _run_with(
                 runner.diagnose = crash_diagnosis(server, watch, runner, reporter)
                 started = server.ensure_started(fresh=args.fresh, owner="run")
                 watch.__enter__()
-                handle = EmbeddedHandle(server)
+                replicas = ReplicaSet(server, count=spec.server.replicas, notify=reporter.log)
+                replicas.clean_leftovers()  # standbys a killed run left: stopped, removed
+                handle = EmbeddedHandle(server, replicas=replicas)
             results = runner.run(handle)
         except BaseException as exc:  # report what was measured, then re-raise
             results = runner.results
@@ -472,6 +480,8 @@ def _run_with(
         finally:
             if watch is not None:
                 watch.stop()
+            if replicas is not None:  # the run's own, even with --keep-server
+                replicas.stop()
             if server is not None and started:
                 if args.keep_server:
                     server.hand_over()
@@ -517,6 +527,7 @@ def _cmd_server(args: argparse.Namespace) -> int:
         print(f"{'started' if started else 'already running'}: {server.url()}")
     elif args.action == "stop":
         with server.run_lock.hold(purpose="stop"):
+            ReplicaSet(server, count=0).clean_leftovers()  # a killed run's standbys
             print("stopped" if server.stop() else "not running")
     elif args.action == "status":
         running = server.is_running()

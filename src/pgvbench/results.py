@@ -293,6 +293,7 @@ class AgentSection:
     drift: dict[str, Any] | None = None
     update_cost: dict[str, Any] | None = None
     recommendations: list[str] = dataclasses.field(default_factory=list)
+    replicas: dict[str, Any] | None = None  # [replicas] (studies/replicas)
 
 
 @dataclasses.dataclass

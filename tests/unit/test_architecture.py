@@ -153,7 +153,7 @@ def test_every_study_is_registered_once_under_its_table_name() -> None:
         "quantization",
         "tune",
     }
-    assert {s.name for s in studies_for("agents")} == {"filtered", "drift"}
+    assert {s.name for s in studies_for("agents")} == {"filtered", "drift", "replicas"}
     for study in REGISTRY:
         assert study.section in ("tuning", "agent")
         assert study.stage in ("before", "after")

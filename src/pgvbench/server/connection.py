@@ -60,10 +60,13 @@ class Target:
     kind: str
     bin_dir: Path | None = None  # client tools (pgbench) matching the server, if known
     postmaster_pid: int | None = None  # for server CPU readings (embedded server only)
+    # hot standbys to read from ([server] replicas, or a multi-host --dsn): one DSN each
+    replicas: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.dsn:
             object.__setattr__(self, "dsn", tag_dsn(self.dsn))
+        object.__setattr__(self, "replicas", tuple(tag_dsn(d) for d in self.replicas))
 
     @property
     def can_restart(self) -> bool:

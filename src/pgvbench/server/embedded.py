@@ -215,6 +215,21 @@ class EmbeddedServer:
         if self.initialized:
             self._write_owner("server")
 
+    def start_standby(self) -> None:
+        """Start a data directory pg_basebackup filled from a primary (a hot standby, see
+        server/replicas.py) on a port and socket of its own; no initdb, and no database
+        to prepare: a standby is read-only and has the primary's."""
+        with self._lock():
+            self._grant_access()
+            self._write_conf(system.free_port())
+            result = self._pg_ctl_start()
+            if result.returncode != 0:
+                raise ServerError(
+                    f"the standby in {self.data_dir} did not start (pg_ctl exit "
+                    f"{result.returncode}). Last lines of {self.log_file}:\n{self.log_tail()}"
+                )
+            self._write_owner("run")
+
     def _admin(self, database: str = DATABASE) -> psycopg.Connection[Any]:
         """pgvbench's own housekeeping session: a spec's statement_timeout or read-only
         default (set with ALTER SYSTEM) must not cancel the statements that undo them."""

@@ -14,9 +14,11 @@ import dataclasses
 from collections.abc import Mapping
 
 from ..results import ServerSettingsInfo
+from .cluster import with_options
 from .connection import Target
 from .embedded import EmbeddedServer
 from .external import session_settings
+from .replicas import ReplicaSet
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -43,18 +45,23 @@ class ServerHandle(abc.ABC):
 
 
 class EmbeddedHandle(ServerHandle):
-    def __init__(self, server: EmbeddedServer) -> None:
+    def __init__(self, server: EmbeddedServer, *, replicas: ReplicaSet | None = None) -> None:
         self.embedded = server
         self._server = server
+        self._replicas = replicas
 
     def apply(self, settings: Mapping[str, str], *, where: str, table: str) -> Applied:
         applied = self._server.apply_settings(settings, source=where)
+        if self._replicas is not None:
+            # after the settings: each standby copies them (and must match some of them)
+            self._replicas.start()
         return Applied(
             target=Target(
                 dsn=self._server.dsn(),
                 kind="embedded",
                 bin_dir=self._server.bin_dir,
                 postmaster_pid=self._server.postmaster_pid(),
+                replicas=self._replicas.dsns() if self._replicas is not None else (),
             ),
             info=ServerSettingsInfo(
                 requested=dict(settings),
@@ -70,12 +77,14 @@ class EmbeddedHandle(ServerHandle):
 
 
 class ExternalHandle(ServerHandle):
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, *, replicas: tuple[str, ...] = ()) -> None:
         self._dsn = dsn
+        self._replicas = replicas  # a multi-host --dsn's standbys (server/cluster.py)
 
     def apply(self, settings: Mapping[str, str], *, where: str, table: str) -> Applied:
         dsn, info = session_settings(self._dsn, settings, source=f"{where}: {table}")
-        return Applied(target=Target(dsn=dsn, kind="external"), info=info)
+        replicas = tuple(with_options(standby, dsn) for standby in self._replicas)
+        return Applied(target=Target(dsn=dsn, kind="external", replicas=replicas), info=info)
 
 
 class FixedHandle(ServerHandle):

@@ -196,6 +196,9 @@ class ServerSpec:
     # [[server.sweep]]: each entry's settings are applied on top of `settings` in turn and
     # the index builds and sweeps run under each; empty = one pass with `settings`
     sweep: tuple[SweepConfig, ...] = ()
+    # hot standbys of the embedded server on streaming replication (server/replicas.py);
+    # with --dsn, the number of standbys its hosts must list
+    replicas: int = 0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -282,6 +285,7 @@ class ExperimentSpec:
                 "sweep": [
                     {"label": c.label, "settings": dict(c.settings)} for c in self.server.sweep
                 ],
+                **({"replicas": self.server.replicas} if self.server.replicas else {}),
             },
             "indexes": [
                 {

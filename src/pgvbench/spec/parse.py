@@ -181,8 +181,17 @@ def parse_spec(data: Mapping[str, Any], *, source: Path | None = None) -> Experi
             f"chunks); found {len(indexes)}. Compare index kinds with [filtered] strategies."
         )
     studies = _parse_studies(
-        data, SpecContext(where=where, kind=kind, seed=seed, query=query, indexes=indexes)
+        data,
+        SpecContext(
+            where=where, kind=kind, seed=seed, query=query, indexes=indexes, server=server
+        ),
     )
+    if server.replicas and not any(st.name == "replicas" and st.spec for st in studies):
+        raise SpecError(
+            f"{where}: [server] replicas = {server.replicas} starts hot standbys that nothing "
+            "would read: add a [replicas] table (agent experiments; see "
+            "workloads/replicas.toml) to measure reads on them, or remove replicas"
+        )
     spec = ExperimentSpec(
         studies=studies,
         collectors=_parse_collectors(data, where) if kind == "vector" else True,

@@ -10,6 +10,8 @@ from typing import Any
 from .model import ServerSpec, SweepConfig
 from .table import Table
 
+MAX_REPLICAS = 8  # [server] replicas: hot standbys (server/replicas.py has the same limit)
+
 # Settings pgvbench chooses for its embedded server: a spec value would move the server
 # where pgvbench cannot find or reach it (port = 5999 left the data dir unusable).
 _WHERE_IT_LISTENS = "it picks a free port and connects through it"
@@ -97,7 +99,7 @@ def _settings_table(t: Table, key: str, raw: Any) -> dict[str, str]:
 
 
 def parse_server(t: Table) -> ServerSpec:
-    t.only(["settings", "sweep"])
+    t.only(["settings", "sweep", "replicas"])
     settings = _settings_table(t, "settings", t.data.get("settings", {}))
     raw_sweep = t.data.get("sweep", [])
     if not isinstance(raw_sweep, list):
@@ -115,4 +117,12 @@ def parse_server(t: Table) -> ServerSpec:
     labels = [c.label for c in sweep]
     if len(set(labels)) != len(labels):
         t.fail("sweep", f"has duplicate configurations: {', '.join(labels)}")
-    return ServerSpec(settings=settings, sweep=tuple(sweep))
+    replicas = t.integer("replicas", default=0, minimum=0, maximum=MAX_REPLICAS)
+    if replicas and sweep:
+        t.fail(
+            "replicas",
+            f"= {replicas} cannot be combined with [[server.sweep]]: each standby copies the "
+            "primary's settings once, when it starts, so later configurations would differ "
+            "between them; measure one configuration per run",
+        )
+    return ServerSpec(settings=settings, sweep=tuple(sweep), replicas=replicas)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from ..report.document import Block, Image
 from ..results import Results
-from ..spec.model import ExperimentSpec, IndexSpec, QuerySpec
+from ..spec.model import ExperimentSpec, IndexSpec, QuerySpec, ServerSpec
 from ..spec.table import Table
 
 if TYPE_CHECKING:  # the run-time side: the spec parser imports this module and needs none
@@ -57,6 +57,7 @@ class SpecContext:
     seed: int
     query: QuerySpec
     indexes: tuple[IndexSpec, ...]
+    server: ServerSpec | None = None  # [server] (e.g. how many standbys [replicas] measures)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

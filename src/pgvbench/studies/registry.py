@@ -17,6 +17,7 @@ from .drift import STUDY as DRIFT
 from .filtered import STUDY as FILTERED
 from .filtered import VECTOR_STUDY as FILTERED_VECTOR
 from .quantization import STUDY as QUANTIZATION
+from .replicas import STUDY as REPLICAS
 from .result_cache import STUDY as RESULT_CACHE
 from .tune import STUDY as TUNE
 
@@ -24,6 +25,7 @@ REGISTRY: tuple[Study[Any, Any], ...] = (
     FILTERED,
     FILTERED_VECTOR,  # the same [filtered] table on vector data (results.tuning)
     DRIFT,
+    REPLICAS,  # after drift: measured on the platform the agent studies leave
     BUILD_TUNING,
     CACHE,
     RESULT_CACHE,
