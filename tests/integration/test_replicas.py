@@ -23,6 +23,9 @@ import pytest
 
 from pgvbench.cli import main
 from pgvbench.engine.operations import SqlOperation
+from pgvbench.errors import ConnectError
+from pgvbench.server.cluster import find_cluster
+from pgvbench.server.connection import parse_dsn
 from pgvbench.server.embedded import EmbeddedServer, temporary_server
 from pgvbench.server.replicas import SLOT_PREFIX, ReplicaSet, replica_root
 from pgvbench.studies.replicas.reads import Servers, measure_reads
@@ -31,9 +34,10 @@ from support import write_toml
 pytestmark = [pytest.mark.integration]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def primary() -> Iterator[EmbeddedServer]:
-    """A primary of its own: its standbys copy everything in it."""
+    """A primary of this file's own (its standbys copy everything in it); each test leaves
+    it without standbys, slots or their directories, as it asserts."""
     with temporary_server("pgvbench-rep-") as server:
         yield server
 
@@ -96,6 +100,16 @@ def test_standby_streams_sees_writes_serves_reads_and_stops_clean(
         assert set(arms[1].server_qps()) == {"replica1"} and arms[1].operations > 0
         with psycopg.connect(standby_dsn, autocommit=True) as conn:
             assert _commits(conn) - before >= arms[1].operations  # the standby served them
+        # --dsn: one multi-host DSN, standby first; pg_is_in_recovery() finds the primary
+        multi = (
+            f"host={standby.socket_dir},{primary.socket_dir} port={standby.port},{primary.port} "
+            "user=postgres dbname=pgvbench"
+        )
+        cluster = find_cluster(multi, standbys=1)
+        assert parse_dsn(cluster.primary)["port"] == str(primary.port)
+        assert [parse_dsn(d)["port"] for d in cluster.standbys] == [str(standby.port)]
+        with pytest.raises(ConnectError, match="replicas = 2, but --dsn lists 1 standby"):
+            find_cluster(multi, standbys=2)
     finally:
         replicas.stop()
     _assert_gone(primary)
