@@ -30,10 +30,12 @@ from .errors import (
     ConnectError,
     PgvbenchError,
     SafetyError,
+    SpecError,
     Terminated,
 )
 from .progress import Reporter
 from .results import load_results
+from .server import cgroup
 from .server.cluster import find_cluster
 from .server.embedded import EmbeddedServer
 from .server.external import check_dsn, session_settings
@@ -382,6 +384,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             )
         # agent specs of [[operation]]s alone may only read: a standby is fine for them
         writes = spec.kind != "agents" or (spec.agents is not None and spec.agents.data is not None)
+        if spec.server.limits is not None:
+            raise SpecError(cgroup.dsn_refusal(args.spec))
         if spec.server.replicas:  # a multi-host DSN: its primary, and standbys to read from
             cluster = find_cluster(args.dsn, standbys=spec.server.replicas)
             args.dsn, args.replica_dsns = cluster.primary, cluster.standbys
@@ -391,6 +395,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             session_settings(args.dsn, settings, source=f"{args.spec}: {where}")
     else:
         forget_libpq_environment()
+        cgroup.check_available(spec.server.limits)  # [server] memory_limit / cpus
         server = _embedded_server(args, reporter)
         server.check_data_dir(fresh=args.fresh)
         if _inside(out_dir, server.data_dir):
@@ -402,7 +407,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     with out_lock.hold(purpose="write into"):
         if server is None:
             return _run_with(args, spec, out_dir, reporter, server)
-        with server.run_lock.hold(purpose="run a benchmark on"):
+        limits = spec.server.limits
+        with server.run_lock.hold(purpose="run a benchmark on"), cgroup.client_beside(limits):
             return _run_with(args, spec, out_dir, reporter, server)
 
 
@@ -464,7 +470,9 @@ def _run_with(
                 # the diagnosis first: the server may die while it is being prepared
                 watch = PostmasterWatch(server)
                 runner.diagnose = crash_diagnosis(server, watch, runner, reporter)
-                started = server.ensure_started(fresh=args.fresh, owner="run")
+                started = server.ensure_started(
+                    fresh=args.fresh, owner="run", limits=spec.server.limits
+                )
                 watch.__enter__()
                 replicas = ReplicaSet(server, count=spec.server.replicas, notify=reporter.log)
                 replicas.clean_leftovers()  # standbys a killed run left: stopped, removed

@@ -13,7 +13,8 @@ import psutil
 import psycopg
 
 from . import __version__
-from .results import Environment, HostInfo
+from .results import Environment, HostInfo, ServerLimits
+from .server import cgroup_read
 
 # Settings set by the client or per session say nothing about the server.
 _SESSION_SOURCES = ("default", "override", "client", "session")
@@ -49,7 +50,15 @@ def collect_environment(conn: psycopg.Connection[Any], *, server_kind: str) -> E
         git_commit=git_commit(),
         python_version=platform.python_version(),
         client_libraries=_client_versions(),
+        server_limits=_server_limits(conn) if server_kind == "embedded" else None,
     )
+
+
+def _server_limits(conn: psycopg.Connection[Any]) -> ServerLimits | None:
+    """The cgroup limits this session's backend runs under (the embedded server runs on
+    this host): [server] memory_limit / cpus, or a container's own."""
+    pid = _scalar(conn, "SELECT pg_backend_pid()")
+    return cgroup_read.limits_of(int(pid)) if pid.isdigit() else None
 
 
 def _qualified_vector_type(conn: psycopg.Connection[Any]) -> str:

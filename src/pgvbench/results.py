@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from ._atomic import write_bytes_atomic
+from ._environment_records import Environment as Environment  # re-exported records
+from ._environment_records import HostInfo as HostInfo
+from ._environment_records import ServerLimits as ServerLimits
 from ._hostload import HostLoad as HostLoad  # re-exported: results.HostLoad
 from ._textfile import decode_text, read_regular_file
 from .errors import ResultsError
@@ -31,27 +34,6 @@ SCHEMA_VERSION = 3
 # files have no per-repeat samples (compare treats each point as one sample).
 READABLE_VERSIONS = (1, 2, 3)
 RunStatus = Literal["running", "complete", "partial", "failed"]
-
-
-@dataclasses.dataclass
-class HostInfo:
-    cpu_model: str
-    cores: int
-    ram_bytes: int
-    os: str
-
-
-@dataclasses.dataclass
-class Environment:
-    postgres_version: str
-    pgvector_version: str
-    server_kind: str  # "embedded" | "external"
-    non_default_settings: dict[str, str]
-    host: HostInfo
-    pgvbench_version: str
-    git_commit: str | None
-    python_version: str
-    client_libraries: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass

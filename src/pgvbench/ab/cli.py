@@ -125,6 +125,12 @@ def run_ab(args: argparse.Namespace) -> int:
     if args.window is not None and not (math.isfinite(args.window) and args.window >= 0.1):
         raise SpecError(f"--window {args.window:g} must be at least 0.1 seconds")
     spec_a, spec_b = load_spec(args.a), load_spec(args.b)
+    if spec_a.server.limits != spec_b.server.limits:  # one server runs both arms
+        raise SpecError(
+            f"[server] memory_limit / cpus differ between {args.a} and {args.b}; `pgvbench ab` "
+            "runs both variants on one server. Give both files the same limits, or run each "
+            "file with `pgvbench run` and compare the results."
+        )
     pairing = pair_specs(
         spec_a, spec_b, rounds=args.rounds, window_s=args.window, clients=args.clients
     )
@@ -162,6 +168,7 @@ def _measure(
     reporter: Reporter,
 ) -> AbRecord:
     from ..datasets.prepared import prepare_data
+    from ..server import cgroup
     from ..server.embedded import EmbeddedServer
     from ..server.external import check_dsn
     from ..server.handle import EmbeddedHandle, ExternalHandle
@@ -176,9 +183,12 @@ def _measure(
     if args.dsn is not None:
         if not args.dsn.strip():
             raise ConnectError("--dsn is empty; give a libpq URL or key=value string")
+        if spec.server.limits is not None:
+            raise SpecError(cgroup.dsn_refusal(args.a))
         check_dsn(args.dsn, schema=spec.schema, writes=True)
     else:
         forget_libpq_environment()
+        cgroup.check_available(spec.server.limits)
         server = EmbeddedServer(
             data_dir=args.data_dir or paths.data_dir,
             lock_dir=paths.cache_dir / "locks",
@@ -191,8 +201,11 @@ def _measure(
         handle = ExternalHandle(args.dsn)
         measured = measure(pairing, handle, data, seed=seed, reporter=reporter)
     else:
-        with server.run_lock.hold(purpose="run an A/B comparison on"):
-            started = server.ensure_started(owner="run")
+        with (
+            server.run_lock.hold(purpose="run an A/B comparison on"),
+            cgroup.client_beside(spec.server.limits),
+        ):
+            started = server.ensure_started(owner="run", limits=spec.server.limits)
             try:
                 measured = measure(
                     pairing, EmbeddedHandle(server), data, seed=seed, reporter=reporter

@@ -104,10 +104,11 @@ def recommend_pool_size(results: Results, slo_p99_ms: float) -> str:
         return _nothing_meets_slo(valid, series, slo_p99_ms) + _invalid_tail(python) + "."
     best = knees[0]
     best_series = series_of(best, series)
-    cores = results.environment.host.cores
+    cores = results.environment.server_cores()  # a [server] cpus cpuset, else the host's
     sustained = (
         f"{format_qps(best.qps)} QPS at {clients_text(best.clients)} "
         f"with p99 {format_sig(p99(best))} ms ≤ SLO {format_sig(slo_p99_ms)} ms"
+        + _per_core(best.qps, results)
     )
     runner_up = knees[1] if len(knees) > 1 else None
     margin = qps_margin(runner_up, best) if runner_up is not None else None
@@ -201,6 +202,16 @@ def _configuration(point: LoadPoint, cores: int) -> str:
 def _pool_size(point: LoadPoint) -> int | None:
     value = point.pool.get("max_size", point.pool.get("pool_size"))
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _per_core(qps: float, results: Results) -> str:
+    """Per server core, when the server had a cpuset of its own ([server] cpus): its
+    cores are then known, and the client ran beside them, not on them."""
+    limits = results.environment.server_limits
+    if limits is None or not limits.cpus:
+        return ""
+    n = len(limits.cpus)
+    return f" ({format_qps(qps / n)} QPS per server core, {n} core{'s' if n > 1 else ''})"
 
 
 def _cores_hint(connections: int, cores: int) -> str:

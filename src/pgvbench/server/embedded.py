@@ -26,7 +26,8 @@ from typing import Any
 import psycopg
 
 from ..errors import ServerError, SpecError
-from . import ownership, system
+from ..spec.model import MachineLimits
+from . import cgroup, ownership, system
 from .alter_system import (
     AppliedSettings,
     alter_system,
@@ -82,6 +83,8 @@ class EmbeddedServer:
         self.notify = notify or _stderr  # one-line notices (chmods, recovered servers)
         # > 0 while pgvbench itself stops or restarts the server: the crash watch waits
         self.expected_down = 0
+        # a run's [server] memory_limit / cpus: the server starts inside a cgroup (cgroup.py)
+        self.limits: MachineLimits | None = None
 
     # ------------------------------------------------------------------ state
 
@@ -145,14 +148,19 @@ class EmbeddedServer:
         if found.state not in (DirState.MISSING, DirState.OWNED):
             raise ownership.refuse(found, action="re-create" if fresh else "initialise")
 
-    def ensure_started(self, *, fresh: bool = False, owner: str = "server") -> bool:
+    def ensure_started(
+        self, *, fresh: bool = False, owner: str = "server", limits: MachineLimits | None = None
+    ) -> bool:
         """Initialise (or re-initialise with ``fresh``) and start; True if we started it.
 
         ``owner`` is "run" for a benchmark run (which stops the server at its end) or
         "server" for `pgvbench server start`. A server left running by a run that died
         (SIGKILL) is restarted cleanly and then belongs to this caller. Only a directory
-        pgvbench created is ever initialised, re-created, chowned or chmodded.
+        pgvbench created is ever initialised, re-created, chowned or chmodded. A run's
+        ``limits`` ([server] memory_limit / cpus) must be those of a server already running.
         """
+        if owner == "run":
+            self.limits = limits
         with self._lock():
             self.check_data_dir(fresh=fresh)
             if fresh and self.data_dir.exists():
@@ -169,6 +177,11 @@ class EmbeddedServer:
             if self.is_running():
                 left_by = self._dead_run_owner()
                 if left_by is None:
+                    if owner == "run":  # never a run silently (un)limited
+                        pid = self.postmaster_pid()
+                        mismatch = cgroup.running_mismatch(self.data_dir, limits, pid)
+                        if mismatch:
+                            raise ServerError(mismatch)
                     return False
                 self.notify(
                     f"the embedded server in {self.data_dir} was left running by a pgvbench "
@@ -254,6 +267,7 @@ class EmbeddedServer:
         """Stop the server; True if it was running."""
         with self._lock():
             if not self.is_running():
+                self._release_cgroup()  # a leftover of a server that died
                 return False
             self._stop_locked()
             return True
@@ -264,6 +278,12 @@ class EmbeddedServer:
             self._pg_ctl(["stop", "-m", "fast", "-w", "-t", str(START_TIMEOUT_S)])
         finally:
             self.expected_down -= 1
+        self._release_cgroup()
+
+    def _release_cgroup(self) -> None:
+        notice = cgroup.release(self.data_dir)
+        if notice:
+            self.notify(notice)
 
     def restart(self) -> None:
         with self._lock():
@@ -284,6 +304,7 @@ class EmbeddedServer:
                     str(self.log_file),
                 ],
                 check=False,
+                preexec=cgroup.for_restart(self.data_dir, self.limits, self.run_as),
             )
         finally:
             self.expected_down -= 1
@@ -293,6 +314,7 @@ class EmbeddedServer:
                 f"{self.log_tail()}\nA setting in [server.settings] may be invalid "
                 "(e.g. shared_buffers larger than memory)."
             )
+        cgroup.check_started(self.data_dir, self.limits, self.postmaster_pid())
 
     def postmaster_pid(self) -> int | None:
         pid_file = self.data_dir / "postmaster.pid"
@@ -424,12 +446,26 @@ class EmbeddedServer:
         system.chown(path, self.run_as)
 
     def _pg_ctl_start(self) -> subprocess.CompletedProcess[str]:
-        return self._pg_ctl(
-            ["start", "-w", "-t", str(START_TIMEOUT_S), "-l", str(self.log_file)], check=False
+        result = self._pg_ctl(
+            ["start", "-w", "-t", str(START_TIMEOUT_S), "-l", str(self.log_file)],
+            check=False,
+            preexec=cgroup.before_start(self.data_dir, self.limits, self.run_as),
         )
+        if result.returncode != 0:
+            self._release_cgroup()
+            return result
+        try:
+            cgroup.check_started(self.data_dir, self.limits, self.postmaster_pid())
+        except ServerError:
+            self._stop_locked()
+            raise
+        return result
 
-    def _pg_ctl(self, args: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = self._run([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), *args])
+    def _pg_ctl(
+        self, args: list[str], *, check: bool = True, preexec: Callable[[], None] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        cmd = [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), *args]
+        result = system.run_quiet(cmd, user=self.run_as, home=self.data_dir, preexec=preexec)
         if check and result.returncode != 0:
             raise ServerError(
                 f"pg_ctl {args[0]} failed for {self.data_dir}: {result.stdout.strip()}\n"

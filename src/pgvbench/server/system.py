@@ -15,6 +15,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,11 +103,26 @@ def as_user_kwargs(user: str | None, home: Path) -> dict[str, Any]:
     return kwargs
 
 
-def run_quiet(cmd: list[str], *, user: str | None, home: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``cmd`` (as ``user``) to completion; stdout and stderr together in ``stdout``."""
+def run_quiet(
+    cmd: list[str],
+    *,
+    user: str | None,
+    home: Path,
+    preexec: Callable[[], None] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``cmd`` (as ``user``) to completion; stdout and stderr together in ``stdout``.
+
+    ``preexec`` runs in the child before exec and drops to ``user`` itself (a cgroup must
+    be joined as root: cgroup.preexec), so subprocess is not asked to.
+    """
+    as_user: dict[str, Any] = {"preexec_fn": preexec}
+    if preexec is None:
+        as_user = as_user_kwargs(user, home)
+    elif user is not None:
+        as_user["env"] = {**os.environ, "HOME": str(home)}
     # Output goes to a temp file, not a pipe: the postmaster pg_ctl forks would
     # otherwise inherit the pipe and keep it open (a known pg_ctl hang).
-    with tempfile.TemporaryFile("w+") as out:
+    with tempfile.TemporaryFile("w+") as out, _preexec_failure(cmd, preexec):
         result = subprocess.run(
             cmd,
             stdout=out,
@@ -118,10 +134,23 @@ def run_quiet(cmd: list[str], *, user: str | None, home: Path) -> subprocess.Com
             # its own session: a Ctrl-C at the terminal reaches pgvbench, which stops
             # the server itself, not the postmaster behind its back
             start_new_session=True,
-            **as_user_kwargs(user, home),
+            **as_user,
         )
         out.seek(0)
         return subprocess.CompletedProcess(cmd, result.returncode, out.read(), None)
+
+
+@contextlib.contextmanager
+def _preexec_failure(cmd: list[str], preexec: Callable[[], None] | None) -> Iterator[None]:
+    try:
+        yield
+    except subprocess.SubprocessError as exc:  # subprocess keeps only its own message
+        if preexec is None:
+            raise
+        raise ServerError(
+            f"{Path(cmd[0]).name} could not be started in the server's cgroup ({exc}): joining "
+            "it or dropping to the server's user failed in the child"
+        ) from None
 
 
 def log_tail(path: Path | None, lines: int = 15) -> str:

@@ -196,9 +196,17 @@ class ServerSpec:
     # [[server.sweep]]: each entry's settings are applied on top of `settings` in turn and
     # the index builds and sweeps run under each; empty = one pass with `settings`
     sweep: tuple[SweepConfig, ...] = ()
+    # memory_limit / cpus: the embedded server runs as a smaller machine (spec/machine.py)
+    limits: MachineLimits | None = None
     # hot standbys of the embedded server on streaming replication (server/replicas.py);
     # with --dsn, the number of standbys its hosts must list
     replicas: int = 0
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MachineLimits:
+    memory_bytes: int | None = None  # cgroup memory limit, page cache included
+    cpus: tuple[int, ...] = ()  # the server's cpuset; () = every CPU
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -285,6 +293,8 @@ class ExperimentSpec:
                 "sweep": [
                     {"label": c.label, "settings": dict(c.settings)} for c in self.server.sweep
                 ],
+                # only when set: results without limits stay comparable with older ones
+                **(_limits_to_dict(self.server.limits) if self.server.limits else {}),
                 **({"replicas": self.server.replicas} if self.server.replicas else {}),
             },
             "indexes": [
@@ -324,6 +334,10 @@ def _query_to_dict(query: QuerySpec) -> dict[str, Any]:
     return {
         k: v for k, v in data.items() if k not in _QUERY_ABSENT_MEANS or v != _QUERY_ABSENT_MEANS[k]
     }
+
+
+def _limits_to_dict(limits: MachineLimits) -> dict[str, Any]:
+    return {"memory_limit_bytes": limits.memory_bytes, "cpus": list(limits.cpus)}
 
 
 def _load_to_dict(load: LoadSpec | None) -> dict[str, Any] | None:

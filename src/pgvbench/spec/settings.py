@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .machine import parse_limits
 from .model import ServerSpec, SweepConfig
 from .table import Table
 
@@ -99,7 +100,7 @@ def _settings_table(t: Table, key: str, raw: Any) -> dict[str, str]:
 
 
 def parse_server(t: Table) -> ServerSpec:
-    t.only(["settings", "sweep", "replicas"])
+    t.only(["settings", "sweep", "memory_limit", "cpus", "replicas"])
     settings = _settings_table(t, "settings", t.data.get("settings", {}))
     raw_sweep = t.data.get("sweep", [])
     if not isinstance(raw_sweep, list):
@@ -117,6 +118,7 @@ def parse_server(t: Table) -> ServerSpec:
     labels = [c.label for c in sweep]
     if len(set(labels)) != len(labels):
         t.fail("sweep", f"has duplicate configurations: {', '.join(labels)}")
+    limits = parse_limits(t, [settings, *({**settings, **c.settings} for c in sweep)])
     replicas = t.integer("replicas", default=0, minimum=0, maximum=MAX_REPLICAS)
     if replicas and sweep:
         t.fail(
@@ -125,4 +127,4 @@ def parse_server(t: Table) -> ServerSpec:
             "primary's settings once, when it starts, so later configurations would differ "
             "between them; measure one configuration per run",
         )
-    return ServerSpec(settings=settings, sweep=tuple(sweep), replicas=replicas)
+    return ServerSpec(settings=settings, sweep=tuple(sweep), limits=limits, replicas=replicas)

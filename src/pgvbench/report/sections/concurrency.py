@@ -79,11 +79,12 @@ def _load_setup(results: Results, slo: float) -> str:
     timing = ", ".join(
         f"{format_sig(d, 2)} s after {format_sig(w, 2)} s warm-up" for d, w in durations
     )
-    cores = results.environment.host.cores
+    cores = results.environment.server_cores()  # a [server] cpus cpuset, else the host's
     return (
         f"Load on {target}; each point measured for {timing}; SLO p99 ≤ {format_sig(slo)} ms. "
         f"Rule of thumb (HikariCP): pool size ≈ 2 × cores + effective spindles, "
-        f"i.e. {2 * cores} + spindles on this {cores}-core host."
+        f"i.e. {2 * cores} + spindles on this {cores}-core "
+        f"{'server' if results.environment.server_limits else 'host'}."
     )
 
 

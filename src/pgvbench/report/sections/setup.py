@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...recall_rule import RecallRule
-from ...results import DatasetInfo, Environment, LoadInfo, Results
+from ...results import DatasetInfo, Environment, LoadInfo, Results, ServerLimits
 from ..document import Block, Heading, KeyValues, Paragraph, Table
 from ..fmt import DASH, format_qps, format_sig
 from .attributes import attribute_blocks
@@ -160,6 +160,7 @@ def environment_section(env: Environment) -> list[Block]:
                     f"{host.cpu_model}, {host.cores} cores, "
                     f"{host.ram_bytes / 2**30:.1f} GiB RAM, {host.os}",
                 ),
+                *_limits_rows(env.server_limits),
                 ("pgvbench", f"{env.pgvbench_version} (commit {env.git_commit or 'unknown'})"),
                 ("Python", env.python_version),
                 ("Client libraries", clients or DASH),
@@ -173,3 +174,26 @@ def environment_section(env: Environment) -> list[Block]:
     else:
         blocks.append(Table(["Setting", "Value"], [[k, v] for k, v in settings]))
     return blocks
+
+
+def _limits_rows(limits: ServerLimits | None) -> list[tuple[str, str]]:
+    """The machine the server was limited to: it, not the host, is the "RAM" and the
+    cores the rest of the report reasons with."""
+    if limits is None:
+        return []
+    how = "set by [server] memory_limit / cpus" if limits.set_by_pgvbench else "inherited"
+    parts = []
+    if limits.memory_bytes is not None:
+        swap = ", no swap beyond it" if limits.memsw_bytes == limits.memory_bytes else ""
+        parts.append(
+            f"memory {_binary_size(limits.memory_bytes)} (page cache included{swap}; "
+            f"cgroup v{limits.cgroup_version} {limits.memory_cgroup})"
+        )
+    if limits.cpus:
+        cpus = ", ".join(str(c) for c in limits.cpus)
+        parts.append(f"{len(limits.cpus)} CPU{'s' if len(limits.cpus) > 1 else ''} ({cpus})")
+    return [("Server limited to", f"{'; '.join(parts)}; {how}")]
+
+
+def _binary_size(n: int) -> str:
+    return f"{n / 2**30:.3g} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"

@@ -70,8 +70,9 @@ def _apply(record: TuneRecord, results: Results) -> str:
 
 
 def _ram(results: Results, record: TuneRecord) -> int | None:
-    """The server host's RAM: pgvbench's host when the server was its embedded one."""
+    """The server host's RAM: pgvbench's host when the server was its embedded one (its
+    [server] memory_limit, when it ran under one)."""
     if record.external:
         return None
-    ram = results.environment.host.ram_bytes
+    ram = results.environment.server_ram_bytes()
     return ram if ram > 0 else None
