@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psycopg
 
-from . import tune_cli, twin_cli
+from . import export_cli, tune_cli, twin_cli
 from .ab import cli as ab_cli
 from .compare import cli as compare_cli
 from .config import debug_from_env, forget_libpq_environment, paths_from_env
@@ -172,6 +172,7 @@ def _parser() -> argparse.ArgumentParser:
     ab_cli.add_parser(sub)
     twin_cli.add_parser(sub)
     tune_cli.add_parser(sub)
+    export_cli.add_parser(sub)
     _debug_everywhere(sub)
     return parser
 
@@ -302,6 +303,8 @@ def _command(args: argparse.Namespace) -> int:
         return ab_cli.run_ab(args)
     if args.command == "twin":
         return twin_cli.run_twin(args)
+    if args.command == "export":
+        return export_cli.run_export(args)
     if args.command == "validate":
         from .plan.count import format_plan, validate
 

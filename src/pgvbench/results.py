@@ -371,6 +371,12 @@ class Results:
         # schema_version first, so `head results.json` tells what it is
         return {"schema_version": data.pop("schema_version"), **data}
 
+    def to_frame(self, table: str = "points") -> Any:
+        """One table as a pandas DataFrame: points, load or capacity (see _frames.py)."""
+        from ._frames import frame
+
+        return frame(self.to_dict(), table, source=self.run_name)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "<dict>") -> Results:
         if "schema_version" not in data:
