@@ -293,14 +293,16 @@ def _holdout(
     )
 
 
-def _columns(df: Any, column: str, *, positive: bool) -> tuple[FloatArray, FloatArray]:
-    """The usable (rows, column) pairs: NaN (a level that measured nothing) dropped."""
+def _columns(df: Any, column: str) -> tuple[FloatArray, FloatArray]:
+    """The usable (rows, column) pairs. Every quantity fitted here is positive: NaN, or 0 (a
+    level that measured nothing, e.g. a failed build's index_bytes in the export), is
+    dropped."""
     for name in ("rows", column):
         if name not in df.columns:
             raise KeyError(f"the levels' frame has no column {name!r} (it has {list(df.columns)})")
     n = np.asarray(df["rows"], dtype=np.float64)
     y = np.asarray(df[column], dtype=np.float64)
-    usable = np.isfinite(n) & np.isfinite(y) & (n > 1) & ((y > 0) if positive else (y >= 0))
+    usable = np.isfinite(n) & np.isfinite(y) & (n > 1) & (y > 0)
     return n[usable], y[usable]
 
 
@@ -317,8 +319,7 @@ def fit_forms(
     smallest held-out error (the first listed when none could hold a level out).
 
     Raises TooFewLevels when no form can be fitted."""
-    log_space = any(FORMS[f].log_space for f in forms)
-    n, y = _columns(df, column, positive=log_space)
+    n, y = _columns(df, column)
     kw: dict[str, Any] = {"quantity": column, "level": level, "integer": integer}
     fits: dict[str, Fit] = {}
     holdouts: dict[str, HoldOut] = {}
