@@ -1,4 +1,4 @@
-"""Command line: ``pgvbench run|tune|report|validate|server|compare|baseline|merge|ab|twin``.
+"""Command line: ``pgvbench run|tune|plan|report|validate|server|compare|baseline|merge|ab|twin``.
 
 Exit codes: 0 success; 1 a run failed, the server failed or crashed (partial results
 written), or ``compare`` found a regression; 2 bad usage or input, nothing changed (spec,
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psycopg
 
-from . import export_cli, tune_cli, twin_cli
+from . import export_cli, plan_cli, tune_cli, twin_cli
 from .ab import cli as ab_cli
 from .compare import cli as compare_cli
 from .config import debug_from_env, forget_libpq_environment, paths_from_env
@@ -172,6 +172,7 @@ def _parser() -> argparse.ArgumentParser:
     ab_cli.add_parser(sub)
     twin_cli.add_parser(sub)
     tune_cli.add_parser(sub)
+    plan_cli.add_parser(sub)
     export_cli.add_parser(sub)
     _debug_everywhere(sub)
     return parser
@@ -289,7 +290,7 @@ def _dispatch(args: argparse.Namespace, *, debug: bool) -> int:
 
 
 def _command(args: argparse.Namespace) -> int:
-    if args.command in ("run", "tune"):
+    if args.command in ("run", "tune", "plan"):
         return _cmd_run(args)
     if args.command == "report":
         return _cmd_report(args)
@@ -361,7 +362,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .spec.parse import load_spec  # every study's parser: only for commands with a spec
 
     tuning = args.command == "tune"
-    spec = tune_cli.tune_spec(args) if tuning else load_spec(args.spec)
+    if args.command == "plan":  # the spec narrowed to [capacity], the options applied
+        spec = plan_cli.plan_spec(args)
+    else:
+        spec = tune_cli.tune_spec(args) if tuning else load_spec(args.spec)
     dataset_shape(spec)  # dataset file headers: a bad file fails before the server or DSN
     out_dir = args.out or Path("reports") / spec.name
     check_writable_dir(out_dir, what="the results", option="--out")

@@ -298,6 +298,7 @@ class TuningSection:
     filtered: dict[str, Any] | None = None
     filtered_winners: dict[str, str] = dataclasses.field(default_factory=dict)
     tune: dict[str, Any] | None = None  # [tune] / `pgvbench tune` (studies/tune)
+    capacity: dict[str, Any] | None = None  # [capacity] / `pgvbench plan` (studies/capacity)
 
 
 @dataclasses.dataclass

@@ -151,6 +151,7 @@ def test_every_study_is_registered_once_under_its_table_name() -> None:
         "cache",
         "result_cache",
         "quantization",
+        "capacity",
         "tune",
     }
     assert {s.name for s in studies_for("agents")} == {"filtered", "drift", "replicas"}

@@ -149,8 +149,10 @@ def parse_spec(data: Mapping[str, Any], *, source: Path | None = None) -> Experi
     raw_indexes = data.get("index")
     if kind == "agents" and raw_indexes is None:
         raw_indexes = [{"kind": "none"}]  # custom operations only: no vector index to build
-    tune_only = kind == "vector" and raw_indexes is None and "tune" in data
-    if tune_only:  # [tune] searches the index space itself: no [[index]] to list
+    # [tune] searches the index space itself and [capacity] builds its own at each data
+    # size: no [[index]] to list
+    tune_only = kind == "vector" and raw_indexes is None and ("tune" in data or "capacity" in data)
+    if tune_only:
         raw_indexes = []
     elif not isinstance(raw_indexes, list) or not raw_indexes:
         raise SpecError(

@@ -13,6 +13,7 @@ from typing import Any
 from .base import Study
 from .build import STUDY as BUILD_TUNING
 from .cache import STUDY as CACHE
+from .capacity import STUDY as CAPACITY
 from .drift import STUDY as DRIFT
 from .filtered import STUDY as FILTERED
 from .filtered import VECTOR_STUDY as FILTERED_VECTOR
@@ -30,6 +31,7 @@ REGISTRY: tuple[Study[Any, Any], ...] = (
     CACHE,
     RESULT_CACHE,
     QUANTIZATION,
+    CAPACITY,
     TUNE,  # last: its report section follows the measurements it builds on
 )
 
