@@ -495,13 +495,15 @@ def _run_with(
         finally:
             if watch is not None:
                 watch.stop()
-            if replicas is not None:  # the run's own, even with --keep-server
-                replicas.stop()
-            if server is not None and started:
-                if args.keep_server:
-                    server.hand_over()
-                else:
-                    server.stop()
+            try:
+                if replicas is not None:  # the run's own, even with --keep-server
+                    replicas.stop()
+            finally:  # the server stops even when the standbys' clean-up fails
+                if server is not None and started:
+                    if args.keep_server:
+                        server.hand_over()
+                    else:
+                        server.stop()
     if runner.saved and results is not None:
         if not args.no_report:
             files = render_report(results, out_dir)

@@ -17,6 +17,7 @@ import psycopg
 from ._records import ResultsRecorder
 from .errors import ConnectError, PgvbenchError, RunFailed, ServerCrashed
 from .progress import Reporter
+from .server import cgroup
 from .server.embedded import EmbeddedServer
 from .server.preflight import refusal_error
 from .server.watchdog import PostmasterWatch
@@ -85,6 +86,9 @@ def crash_diagnosis(
             return None  # already the diagnosis (a refused setting, a failed restart, ...)
         if isinstance(exc, ServerCrashed):
             return None
+        oom = cgroup.oom_failure(server.data_dir, server.limits)  # [server] memory_limit
+        if oom is not None and not isinstance(exc, KeyboardInterrupt):
+            return RunFailed(f"{oom} The error the run saw: {first_line(exc)}")
         if watch.crash is None:
             if isinstance(exc, KeyboardInterrupt) or server.expected_down:
                 return None  # the user's Ctrl-C or SIGTERM, or a restart pgvbench made

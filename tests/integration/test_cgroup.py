@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import psycopg
 import pytest
 
 from pgvbench.cli import main
@@ -130,6 +131,14 @@ def test_every_server_process_runs_inside_the_limits_until_stop(data_root: Path)
     other = MachineLimits(memory_bytes=LIMIT * 2, cpus=CPUS)
     with pytest.raises(ServerError, match="under other"):
         server.ensure_started(owner="run", limits=other)
+
+    # a backend that outgrows the limit is killed by the kernel; the run's error says why
+    server.limits = limits
+    assert cgroup.oom_failure(data_dir, limits) is None
+    with pytest.raises(psycopg.OperationalError), connect(server.dsn()) as conn:
+        conn.execute("SELECT length(repeat('x', 300000000) || repeat('y', 300000000))")
+    failure = cgroup.oom_failure(data_dir, limits)
+    assert failure is not None and "memory_limit" in failure, failure
 
     assert server.stop()
     assert not memory_dir.exists() and not cpuset_dir.exists()

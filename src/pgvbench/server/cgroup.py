@@ -28,7 +28,7 @@ from pathlib import Path
 from ..errors import SafetyError, ServerError
 from ..spec.machine import format_cpu_list, gib, host_cpus, parse_cpu_list
 from ..spec.model import MachineLimits
-from .cgroup_read import MOUNTS, PREFIX, Hierarchy, membership, read
+from .cgroup_read import MOUNTS, PREFIX, Hierarchy, membership, oom_kills, read
 from .cgroup_read import hierarchies as hierarchies  # re-exported
 
 RECORD_FILE = "pgvbench.cgroup.json"
@@ -288,6 +288,24 @@ def confined(data_dir: Path, pid: int) -> bool:
     """Whether ``pid`` runs in a cgroup pgvbench made for this data directory."""
     name = "/" + cgroup_name(data_dir)
     return name in membership(pid).values()
+
+
+def oom_failure(data_dir: Path, limits: MachineLimits | None) -> str | None:
+    """Why the run failed when the kernel killed server processes for want of memory in
+    the server's cgroup (a backend killed mid-query shows only as a lost connection)."""
+    found = hierarchies().get("memory")
+    if limits is None or limits.memory_bytes is None or found is None:
+        return None
+    kills = oom_kills(found.root / cgroup_name(data_dir))
+    if not kills:
+        return None
+    return (
+        f"the embedded server ran out of its [server] memory_limit "
+        f"({gib(limits.memory_bytes)}): the kernel killed {kills} of its processes (out of "
+        "memory in its cgroup), which ended the run. shared_buffers, maintenance_work_mem "
+        "(an index build) and work_mem times the connections must fit inside the limit: "
+        "raise memory_limit or lower those settings."
+    )
 
 
 def evict_page_cache(data_dir: Path) -> int:

@@ -147,3 +147,14 @@ def read(path: Path) -> str:
         return path.read_text().strip()
     except OSError:
         return ""
+
+
+def oom_kills(cgroup_dir: Path) -> int:
+    """Processes the kernel killed in this memory cgroup for want of memory (v1
+    memory.oom_control, v2 memory.events: ``oom_kill N``); 0 when unknown."""
+    for name in ("memory.events", "memory.oom_control"):
+        for line in read(cgroup_dir / name).splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill" and value.strip().isdigit():
+                return int(value)
+    return 0

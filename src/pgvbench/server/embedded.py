@@ -275,10 +275,34 @@ class EmbeddedServer:
     def _stop_locked(self) -> None:
         self.expected_down += 1
         try:
-            self._pg_ctl(["stop", "-m", "fast", "-w", "-t", str(START_TIMEOUT_S)])
+            # PostgreSQL 18 misses a fast shutdown requested while it reinitialises after
+            # a backend crashed (e.g. one the OOM killer ended under [server] memory_limit)
+            # and never stops: let the recovery finish first
+            self._wait_while_recovering()
+            result = self._pg_ctl(
+                ["stop", "-m", "fast", "-w", "-t", str(START_TIMEOUT_S)], check=False
+            )
+            if result.returncode != 0 and self.is_running():
+                self.notify(
+                    f"the embedded server in {self.data_dir} did not stop with a fast shutdown "
+                    f"within {START_TIMEOUT_S} s; pgvbench stopped it with an immediate one "
+                    "(its next start recovers from the WAL)"
+                )
+                self._pg_ctl(["stop", "-m", "immediate", "-w", "-t", str(START_TIMEOUT_S)])
         finally:
             self.expected_down -= 1
         self._release_cgroup()
+
+    def _wait_while_recovering(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                psycopg.connect(self.dsn("postgres"), connect_timeout=5).close()
+                return
+            except psycopg.OperationalError as exc:
+                if not any(s in str(exc) for s in ("recovery mode", "starting up")):
+                    return  # not answering for another reason: stop it as it is
+            time.sleep(0.05)
 
     def _release_cgroup(self) -> None:
         notice = cgroup.release(self.data_dir)

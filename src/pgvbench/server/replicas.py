@@ -350,8 +350,8 @@ class ReplicaSet:
     def _drop_slots(self, slots: list[str] | None) -> list[str]:
         """Drop these slots (None: every inactive slot named like pgvbench's) on the
         primary, waiting a moment for a stopping walsender to let go."""
-        if not self.primary.is_running():
-            return []
+        if not self.primary.is_running() or slots == []:
+            return []  # no standby: nothing to connect for (the primary may be recovering)
         dropped: list[str] = []
         deadline = time.monotonic() + DROP_SLOT_TIMEOUT_S
         with self._primary_admin() as conn:
