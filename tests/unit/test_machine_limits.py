@@ -10,6 +10,7 @@ import pytest
 
 from pgvbench.results import Environment, HostInfo, ServerLimits, _build
 from pgvbench.server.cgroup import cgroup_name, hierarchies
+from pgvbench.server.cgroup_read import oom_kills
 from pgvbench.spec.machine import format_cpu_list, parse_cpu_list, parse_size
 from pgvbench.spec.parse import parse_spec
 
@@ -113,3 +114,11 @@ def test_the_spec_records_limits_only_when_set() -> None:
     assert spec.server.limits is not None
     assert spec.server.limits.memory_bytes == GIB and len(spec.server.limits.cpus) == 1
     assert spec.to_dict()["server"]["memory_limit_bytes"] == GIB
+
+
+def test_oom_kills_read_from_v1_and_v2_files(tmp_path: Path) -> None:
+    assert oom_kills(tmp_path) == 0
+    (tmp_path / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
+    assert oom_kills(tmp_path) == 2
+    (tmp_path / "memory.events").write_text("low 0\nhigh 0\nmax 9\noom 3\noom_kill 3\n")
+    assert oom_kills(tmp_path) == 3
