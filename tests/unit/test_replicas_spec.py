@@ -215,6 +215,9 @@ def _result() -> ReplicasResult:
         samples=samples,
         conflicts={"replica1": 0, "replica2": 1},
         caught_up_s=0.01,
+        write_dropped=3,
+        window_start_s=0.2,
+        window_end_s=1.6,
     )
     probes = tuple(
         Probe(
@@ -254,7 +257,9 @@ def test_record_round_trip_and_what_it_supports(tmp_path: Path) -> None:
     first = visibility(result.probes)[0]
     assert (first.delay_ms, first.probes, first.hits, first.not_yet_visible) == (0.0, 10, 5, 5)
     assert visibility(result.probes)[1].recall == 1.0
-    lag = lag_summaries(result.mix.samples if result.mix else ())[0]
+    assert result.mix is not None
+    assert len(result.mix.in_window()) == 12  # t 0.25 .. 1.5 of 0 .. 1.75, both standbys
+    lag = lag_summaries(result.mix.samples)[0]
     assert lag.samples == 8 and lag.bytes_max == 4096
     assert lag.replay_max_s == pytest.approx(0.002)  # idle readings count as 0 s
 

@@ -95,7 +95,7 @@ def lag_advice(result: ReplicasResult) -> list[Recommendation]:
     if mix is None:
         return []
     out = []
-    for lag in lag_summaries(mix.samples):
+    for lag in lag_summaries(mix.in_window()):
         if lag.replay_p99_s is None:
             continue
         out.append(

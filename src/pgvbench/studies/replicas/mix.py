@@ -160,6 +160,7 @@ def measure_mix(
         client_dsns=tuple(servers.standbys[c % len(servers.standbys)] for c in range(spec.clients)),
     )
     try:
+        started = time.perf_counter()  # the writers' clock starts about now
         for thread in threads:
             thread.start()
         window, hist, _ = read_window(
@@ -199,6 +200,9 @@ def measure_mix(
         samples=tuple(sampler.samples),
         conflicts={n: a - b for n, a, b in zip(servers.names, after, before, strict=True)},
         caught_up_s=settled,
+        write_dropped=written.dropped if written else 0,
+        window_start_s=round(started - sampler.t0 + WARMUP_S, 3),
+        window_end_s=round(started - sampler.t0 + WARMUP_S + spec.mix_seconds, 3),
     )
     results = [
         dataclasses.replace(p, later_hit=again.get(seq)) for seq, batch in probes for p in batch

@@ -70,6 +70,11 @@ def plot_lag(mix: MixResult, path: Path) -> Path | None:
             linewidth=1.2,
             label=f"{name} replay lag",
         )
+    if mix.window_start_s is not None and mix.window_end_s is not None:
+        ax.axvspan(
+            mix.window_start_s, mix.window_end_s, color="#dddddd", alpha=0.5, zorder=0,
+            label="writers' timed window",
+        )  # fmt: skip
     ax.set_xlabel("seconds into the mix")
     ax.set_ylabel("replay lag, ms")
     ax.set_ylim(bottom=0)

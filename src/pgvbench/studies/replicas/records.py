@@ -192,6 +192,11 @@ class MixResult:
     samples: tuple[LagSample, ...]
     conflicts: dict[str, int]  # standby -> queries cancelled by recovery conflicts
     caught_up_s: float | None  # after the mix: until every standby had replayed it all
+    write_dropped: int = 0  # open-loop arrivals dropped: the primary did not keep up
+    # the writers' timed window, in the samples' clock (lag is summarised over it: before
+    # it pg_stat_replication still shows the last lag of earlier writes)
+    window_start_s: float | None = None
+    window_end_s: float | None = None
 
     @property
     def write_qps(self) -> float:
@@ -211,6 +216,9 @@ class MixResult:
             "samples": [s.to_dict() for s in self.samples],
             "conflicts": dict(self.conflicts),
             "caught_up_s": self.caught_up_s,
+            "write_dropped": self.write_dropped,
+            "window_start_s": self.window_start_s,
+            "window_end_s": self.window_end_s,
         }
 
     @classmethod
@@ -228,7 +236,17 @@ class MixResult:
             samples=tuple(LagSample.from_dict(s) for s in objects(data, "samples")),
             conflicts=_counts(data, "conflicts"),
             caught_up_s=opt_float(data, "caught_up_s"),
+            write_dropped=int_or(data, "write_dropped", 0),
+            window_start_s=opt_float(data, "window_start_s"),
+            window_end_s=opt_float(data, "window_end_s"),
         )
+
+    def in_window(self) -> tuple[LagSample, ...]:
+        """The lag samples of the writers' timed window (all of them when it is unknown)."""
+        start, end = self.window_start_s, self.window_end_s
+        if start is None or end is None:
+            return self.samples
+        return tuple(s for s in self.samples if start <= s.t <= end)
 
 
 # --------------------------------------------------------------------------- visibility

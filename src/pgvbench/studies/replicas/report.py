@@ -20,6 +20,12 @@ def _ms(seconds: float | None) -> str:
     return DASH if seconds is None else format_sig(1000 * seconds)
 
 
+def _dropped(count: int) -> str:
+    if not count:
+        return ""
+    return f", {count:,} arrivals dropped (the primary did not keep up with the rate)"
+
+
 def _share(part: int, whole: int) -> str:
     return DASH if whole == 0 else f"{100 * part / whole:.0f}%"
 
@@ -131,7 +137,7 @@ def _mix(result: ReplicasResult, images: Sequence[Image]) -> list[Block]:
         return []
     kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(mix.write_kinds.items()) if v)
     read_qps = mix.read.server_qps()
-    lags = {lag.standby: lag for lag in lag_summaries(mix.samples)}
+    lags = {lag.standby: lag for lag in lag_summaries(mix.in_window())}
     rows = []
     for name in result.standbys:
         lag = lags.get(name)
@@ -164,12 +170,14 @@ def _mix(result: ReplicasResult, images: Sequence[Image]) -> list[Block]:
         Heading(3, "Read/write mix"),
         Paragraph(
             f"{format_sig(mix.seconds)} s: writes on the primary at {format_sig(mix.write_rate)}"
-            f"/s requested, {format_sig(mix.write_qps)}/s done ({kinds or 'none'}; p99 "
+            f"/s requested, {format_sig(mix.write_qps)}/s done{_dropped(mix.write_dropped)} "
+            f"({kinds or 'none'}; p99 "
             f"{DASH if write is None else format_sig(write.p99)} ms, {mix.write_errors} errors)"
             f"; reads on every standby, {format_qps(mix.read.qps)} QPS in all (p99 "
             f"{DASH if mix.read.latency is None else format_sig(mix.read.latency.p99)} ms). "
-            "Lag is the primary's pg_stat_replication, sampled through the mix; the "
-            f"standbys had replayed everything {_ms(mix.caught_up_s)} ms after it ended."
+            "Lag is the primary's pg_stat_replication, sampled through the mix and "
+            "summarised over the writers' timed window; the standbys had replayed "
+            f"everything {_ms(mix.caught_up_s)} ms after it ended."
         ),
         Table(
             header=[
