@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
+from ...analysis.interleave import LATER_WINDOW_WARMUP_S, rounds_for
 from ...errors import RunFailed
 from ...plan.models import (
     LOAD_VALUES_PER_S,
@@ -34,6 +35,7 @@ __all__ = ["STUDY", "Capacity", "CapacityRecord", "CapacitySpec"]
 
 RECALL_PASSES = 7  # the fixed knob, the ladder's top, ~log2(20) halvings
 BACKUP_OVERHEAD_S = 6.0  # checkpoint, scratch database, four tool start-ups
+WINDOW_OVERHEAD_S = 0.3  # prewarm, connections
 
 
 class Capacity(Study[CapacitySpec, CapacityRecord]):
@@ -76,9 +78,7 @@ class Capacity(Study[CapacitySpec, CapacityRecord]):
         self, spec: CapacitySpec, experiment: ExperimentSpec, shape: DataShape
     ) -> list[PlanItem]:
         query = experiment.query
-        window = (spec.measure_seconds or query.measure_seconds) + (
-            spec.warmup_seconds if spec.warmup_seconds is not None else query.warmup_seconds
-        )
+        measure = spec.measure_seconds or query.measure_seconds
         builds = 0.0
         restores = 0.0
         for rows in spec.levels:
@@ -92,7 +92,11 @@ class Capacity(Study[CapacitySpec, CapacityRecord]):
                 if kind == spec.kinds[0] and rows in spec.backup_levels:
                     restores += seconds + 2 * rows * shape.dim / LOAD_VALUES_PER_S
             builds += rows * shape.dim / LOAD_VALUES_PER_S
-        per_index = RECALL_PASSES * (query.recall_queries * 0.002 + POINT_OVERHEAD_S) + 2 * window
+        # the recall passes, then two arms (fixed knob, target knob) of interleaved windows
+        rounds = rounds_for(measure, spec.window_seconds)
+        per_index = RECALL_PASSES * (query.recall_queries * 0.002 + POINT_OVERHEAD_S) + 2 * (
+            measure + rounds * (LATER_WINDOW_WARMUP_S + WINDOW_OVERHEAD_S)
+        )
         items = [
             PlanItem(
                 what=f"capacity: {len(spec.levels)} data sizes, each loaded, built "
@@ -151,7 +155,7 @@ class Capacity(Study[CapacitySpec, CapacityRecord]):
         return report_blocks(result, images, results)
 
     def outputs(self, result: CapacityRecord, results: Results, out_dir: Path) -> list[Path]:
-        from .report import write_plan
+        from .outputs import write_plan
 
         return write_plan(result, results, out_dir)
 

@@ -12,7 +12,7 @@ from ..build.sizes import format_size
 from ..tune.words import secs_text, size_text
 from .answers import CapacityAnswers
 from .fits import EXTRAPOLATION_LIMIT, Fit, Prediction
-from .predict import KindAnalysis, analyse
+from .predict import BY_BYTES, KindAnalysis, analyse, at_target
 from .records import CapacityRecord
 
 KNOB = {"hnsw": "ef_search", "ivfflat": "probes"}
@@ -46,7 +46,8 @@ def kind_advice(record: CapacityRecord, part: KindAnalysis) -> list[Recommendati
         )
         if backup is not None:
             text += (
-                f"; a base backup about {seconds_range(backup.predict(a.target.rows))} "
+                f"; a base backup of its heap + index about "
+                f"{seconds_range(at_target('basebackup_seconds', backup, a))} "
                 f"({held_out_text(backup)})"
             )
         out.append(
@@ -69,7 +70,7 @@ def kind_advice(record: CapacityRecord, part: KindAnalysis) -> list[Recommendati
         )
     )
     if a.build_memory_bytes is not None:
-        out.append(_memory_advice(a, size))
+        out.append(_memory_advice(a, size, prefix))
     out.append(
         Recommendation(
             text=f"{prefix}Building the {kind} index at {size} takes about "
@@ -88,7 +89,7 @@ def kind_advice(record: CapacityRecord, part: KindAnalysis) -> list[Recommendati
     return out
 
 
-def _memory_advice(a: CapacityAnswers, size: str) -> Recommendation:
+def _memory_advice(a: CapacityAnswers, size: str, prefix: str) -> Recommendation:
     need = a.build_memory_bytes or 0
     have = a.maintenance_work_mem_bytes
     if have is None:
@@ -102,8 +103,8 @@ def _memory_advice(a: CapacityAnswers, size: str) -> Recommendation:
             "NOTICE 'hnsw graph no longer fits into maintenance_work_mem')"
         )
     return Recommendation(
-        text=f"An HNSW build at {size} needs about {size_text(need)} of maintenance_work_mem "
-        f"to keep its graph in memory; {verdict}.",
+        text=f"{prefix}An HNSW build at {size} needs about {size_text(need)} of "
+        f"maintenance_work_mem to keep its graph in memory; {verdict}.",
         evidence={"build_memory_bytes": need, "maintenance_work_mem_bytes": have or 0},
         config_change=None if a.build_fits else {"maintenance_work_mem": format_size(need)},
     )
@@ -240,7 +241,8 @@ def held_out_text(fit: Fit | None) -> str:
     if held is None:
         return "no level held out: too few levels"
     error = held.relative_error
-    text = f"held-out error {error:+.1%} at {held.rows:,} rows"
+    where = f"{held.rows:,} rows" if fit.quantity not in BY_BYTES else size_text(held.rows)
+    text = f"held-out error {error:+.1%} at {where}"
     if not held.within:
         text += f", beyond the ±{held.tolerance:.0%} tolerance: the fit missed"
     return text

@@ -44,6 +44,7 @@ from ...errors import PgvbenchError
 from ...server import ownership, system
 from ...server.connection import connect
 from ...server.embedded import EmbeddedServer
+from .cpu import CpuWindow, StepCpu
 from .records import Backup
 
 DIR_PREFIX = "pgvbench-backup-"
@@ -64,6 +65,8 @@ class BackupTarget:
     rows: int
     jobs: int
     settings: Mapping[str, str]  # the build's session settings, for the restore's rebuild
+    compression: str | None = None  # pg_dump --compress (None: its default)
+    postmaster_pid: int | None = None  # the server's CPU over the index rebuild
 
 
 class ToolFailed(PgvbenchError):
@@ -86,6 +89,7 @@ def time_backup(target: BackupTarget, *, on_step: Callable[[str], None] | None =
         cluster_bytes=cluster_bytes,
         level_bytes=level_bytes,
         restore_settings=dict(target.settings),
+        compression=target.compression,
     )
     bin_dir = target.server.bin_dir
     env = tool_env(target.settings)
@@ -131,6 +135,7 @@ def time_backup(target: BackupTarget, *, on_step: Callable[[str], None] | None =
                     str(dump),
                     "-t",
                     f"{target.schema}.{target.table}",
+                    *([f"--compress={target.compression}"] if target.compression else []),
                 ],
                 env=env,
                 log=root / "pg_dump.log",
@@ -140,8 +145,10 @@ def time_backup(target: BackupTarget, *, on_step: Callable[[str], None] | None =
             )
             with scratch_database(target.dsn, target.schema) as scratch:
                 times: dict[str, float] = {}
+                rebuild = StepCpu(server_cpu_s=None, foreign_cores=None)
                 for section in SECTIONS:
                     step(f"pg_restore -j {target.jobs} --section={section}")
+                    cpu = CpuWindow(target.postmaster_pid).start()
                     times[section] = run_tool(
                         [
                             str(bin_dir / "pg_restore"),
@@ -157,12 +164,16 @@ def time_backup(target: BackupTarget, *, on_step: Callable[[str], None] | None =
                         env=env,
                         log=root / f"pg_restore-{section}.log",
                     )
+                    if section == "post-data":  # the index rebuild
+                        rebuild = cpu.stop()
                 restored_rows, index_bytes = _restored(scratch, target)
             record = dataclasses.replace(
                 record,
                 restore_schema_seconds=round(times["pre-data"], 4),
                 restore_data_seconds=round(times["data"], 4),
                 restore_index_seconds=round(times["post-data"], 4),
+                restore_index_cpu_seconds=rebuild.server_cpu_s,
+                restore_index_foreign_cores=rebuild.foreign_cores,
                 restored_rows=restored_rows,
                 restored_index_bytes=index_bytes,
             )

@@ -11,6 +11,7 @@ when its level is done, Ctrl-C included. Figures and reason codes only, no prose
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
@@ -32,10 +33,14 @@ from ..tune.records import Config
 from ..tune.space import EF_SEARCH_LADDER, probes_ladder
 from ..tune.spec import TuneSpec
 from .backup import BackupTarget, time_backup
+from .cpu import CpuWindow
 from .records import Backup, CapacityRecord, IndexLevel, Level, ServerFacts
 from .spec import CapacitySpec
+from .timing import Arm, has_prewarm, interleaved_windows, with_windows
 
 MIN_LISTS = 10
+ASSESS_WARMUP_S = 0.1
+ASSESS_WINDOW_S = 0.3
 # server settings recorded with the sweep: the memory cliff and the answers use them
 SETTINGS = (
     "shared_buffers",
@@ -53,8 +58,9 @@ Step = Callable[[str], None]
 def run_capacity(
     ctx: StudyContext, spec: CapacitySpec, *, spec_data: Mapping[str, Any]
 ) -> CapacityRecord:
-    """Every level of ``spec``, smallest first; the record (partial ones saved on the way).
-    ``spec_data``: the spec as results.json records it."""
+    """Every level of ``spec``, smallest first, then the timed windows of all of them
+    interleaved; the record (partial ones saved on the way). ``spec_data``: the spec as
+    results.json records it."""
     vectors = ctx.vectors
     if vectors is None:
         raise RunFailed("capacity: it needs a vector experiment's loaded dataset")
@@ -68,6 +74,7 @@ def run_capacity(
     facts = server_facts(ctx)
     skipped = "external" if spec.backup_levels and ctx.server is None else None
     levels: list[Level] = []
+    prewarm = has_prewarm(ctx.target.dsn)
 
     def record(*, complete: bool) -> CapacityRecord:
         return CapacityRecord(
@@ -81,52 +88,72 @@ def run_capacity(
             elapsed_s=time.perf_counter() - started,
             complete=complete,
             backup_skipped=skipped,
+            prewarmed=prewarm,
         )
 
     total = len(spec.levels)
-    with ctx.reporter.task(f"capacity: {total} data sizes", total=total) as task:
-        for number, rows in enumerate(spec.levels, start=1):
+    kept: list[Arm] = []
+    # every level's table and index stay until the interleaved windows are done; the
+    # stack drops them in reverse order (indexes, then tables), Ctrl-C included
+    with contextlib.ExitStack() as stack:
+        with ctx.reporter.task(f"capacity: {total} data sizes", total=total) as task:
+            for number, rows in enumerate(spec.levels, start=1):
 
-            def step(text: str, rows: int = rows, number: int = number) -> None:
-                task.update(description=f"capacity {number}/{total} ({rows:,} rows): {text}")
+                def step(text: str, rows: int = rows, number: int = number) -> None:
+                    task.update(description=f"capacity {number}/{total} ({rows:,} rows): {text}")
 
-            levels.append(measure_level(ctx, spec, rows, step))
-            if ctx.save_partial is not None and number < total:
-                ctx.save_partial(record(complete=False))
-            task.advance()
+                level, arms = measure_level(ctx, spec, rows, step, stack)
+                levels.append(level)
+                kept += arms
+                if ctx.save_partial is not None:
+                    ctx.save_partial(record(complete=False))
+                task.advance()
+        timed = interleaved_windows(ctx, spec, kept, prewarm=prewarm)
+    levels[:] = [with_windows(level, timed) for level in levels]
     return record(complete=True)
 
 
-def measure_level(ctx: StudyContext, spec: CapacitySpec, rows: int, step: Step) -> Level:
-    """One data size on its own table; the table is dropped afterwards."""
+def measure_level(
+    ctx: StudyContext, spec: CapacitySpec, rows: int, step: Step, stack: contextlib.ExitStack
+) -> tuple[Level, list[Arm]]:
+    """One data size on its own table: load, ground truth, each kind built and its knob
+    found (the timed windows come later, interleaved); the table and indexes are left to
+    ``stack``."""
     assert ctx.vectors is not None
     prepared = ctx.vectors.prepared
     dataset = prepared.dataset
     schema, dsn = ctx.spec.schema, ctx.target.dsn
     table = level_table(ctx.spec.name, rows)
     base = dataset.base[:rows]
-    try:
-        with connect(dsn) as conn:
-            db_schema.create_vector_table(conn, schema, table, dataset.dim)
-        step("load (binary COPY)")
-        load_seconds = load_vectors(dsn, schema, table, base)
-        step("exact ground truth")
-        truth = level_truth(base, prepared.sets.recall.queries, ctx.spec.query.k, dataset.metric)
-        bench = _bench(ctx, spec, table=table, rows=rows, truth=truth)
-        indexes: list[IndexLevel] = []
-        backup: Backup | None = None
-        with TuneTables(dsn, schema, table, f"{ctx.spec.name}_c", dataset.dim) as tables:
-            for number, kind in enumerate(spec.kinds):
-                with_backup = number == 0 and rows in spec.backup_levels and ctx.server is not None
-                measured, timed = measure_index(
-                    ctx, spec, bench, tables, kind, step, backup=with_backup
-                )
-                indexes.append(measured)
-                backup = backup or timed
-            heap_bytes = tables.table_bytes(table)  # after the VACUUM the first build ran
-    finally:
-        _drop_quietly(dsn, schema, table)
-    return Level(
+    stack.callback(_drop_quietly, dsn, schema, table)  # registered first: dropped last
+    with connect(dsn) as conn:
+        db_schema.create_vector_table(conn, schema, table, dataset.dim)
+    step("load (binary COPY)")
+    load_seconds = load_vectors(dsn, schema, table, base)
+    step("exact ground truth")
+    truth = level_truth(base, prepared.sets.recall.queries, ctx.spec.query.k, dataset.metric)
+    bench = _bench(ctx, spec, table=table, rows=rows, truth=truth)
+    tables = stack.enter_context(TuneTables(dsn, schema, table, f"{ctx.spec.name}_c", dataset.dim))
+    indexes: list[IndexLevel] = []
+    arms: list[Arm] = []
+    backup: Backup | None = None
+    for number, kind in enumerate(spec.kinds):
+        with_backup = number == 0 and rows in spec.backup_levels and ctx.server is not None
+        # each kind on its own copy of the rows: with two vector indexes on one table the
+        # planner would pick one for both
+        measured, candidate, timed = measure_index(
+            ctx, spec, bench, tables, kind, step, backup=with_backup, copy=number
+        )
+        indexes.append(measured)
+        backup = backup or timed
+        if candidate is not None:
+            arms.append(Arm(rows=rows, kind=kind, which="fixed", value=measured.fixed_knob,
+                            candidate=candidate))  # fmt: skip
+            if measured.knob is not None:
+                arms.append(Arm(rows=rows, kind=kind, which="knob", value=measured.knob,
+                                candidate=candidate))  # fmt: skip
+    heap_bytes = tables.table_bytes(table)  # after the VACUUM the first build ran
+    level = Level(
         rows=rows,
         load_seconds=round(load_seconds, 4),
         heap_bytes=heap_bytes,
@@ -134,6 +161,7 @@ def measure_level(ctx: StudyContext, spec: CapacitySpec, rows: int, step: Step) 
         indexes=tuple(indexes),
         backup=backup,
     )
+    return level, arms
 
 
 def measure_index(
@@ -145,20 +173,26 @@ def measure_index(
     step: Step,
     *,
     backup: bool,
-) -> tuple[IndexLevel, Backup | None]:
-    """Build one kind, measure it at the fixed knob and at the smallest knob meeting the
-    recall bound; with ``backup``, time the backup and restore while its index exists."""
+    copy: int = 0,
+) -> tuple[IndexLevel, Candidate | None, Backup | None]:
+    """Build one kind, measure recall at the fixed knob and bisect to the smallest knob
+    meeting the recall bound; with ``backup``, time the backup and restore while its index
+    exists. The built candidate is kept (its index stays) for the interleaved windows."""
     config = index_config(spec, kind, bench.rows)
     ladder = knob_ladder(spec, config, bench.k)
     fixed = spec.ef_search if kind == "hnsw" else min(spec.probes, int(config.params["lists"]))
     started = time.perf_counter()
     timed: Backup | None = None
-    with Candidate(bench, tables, config, on_step=step) as candidate:
+    cpu = CpuWindow(ctx.target.postmaster_pid).start()
+    with Candidate(bench, tables, config, on_step=step, copy=copy) as candidate:  # builds
+        build_cpu = cpu.stop()
         built = candidate.built
         base = IndexLevel(
             config=config,
             build_seconds=built.seconds if built.exists else None,
             index_bytes=built.index_bytes,
+            build_cpu_seconds=build_cpu.server_cpu_s,
+            build_foreign_cores=build_cpu.foreign_cores,
             phases=built.phases,
             notices=built.notices,
             fits_after_tuples=notice_tuples(built.notices),
@@ -171,9 +205,10 @@ def measure_index(
                 error=built.error,
                 seconds=time.perf_counter() - started,
             )
-            return failed, None
+            return failed, None, None
         fixed_recall = candidate.recall_record(fixed)
-        fixed_latency = candidate.latency(fixed)
+        # assess() times one (short) window at the knob it finds: the comparable windows
+        # of every level are the interleaved ones, so that one is not kept
         evaluation = assess(candidate, ladder, started=started)
         if backup:
             assert ctx.server is not None
@@ -187,21 +222,22 @@ def measure_index(
                     rows=bench.rows,
                     jobs=spec.jobs,
                     settings=dict(config.build_settings),
+                    compression=spec.dump_compression,
+                    postmaster_pid=ctx.target.postmaster_pid,
                 ),
                 on_step=step,
             )
+        candidate.keep()
     measured = dataclasses.replace(
         base,
         fixed_recall=fixed_recall,
-        fixed_latency=fixed_latency,
         knob=evaluation.knob_value,
         recall=evaluation.recall,
-        latency=evaluation.latency,
         probes=evaluation.probes,
         reason=evaluation.reason,
         seconds=round(time.perf_counter() - started, 3),
     )
-    return measured, timed
+    return measured, candidate, timed
 
 
 # --------------------------------------------------------------------------- pieces
@@ -312,10 +348,10 @@ def _bench(
             clients=spec.clients,
             max_ef_search=spec.max_ef_search,
         ),
-        warmup_s=spec.warmup_seconds if spec.warmup_seconds is not None else query.warmup_seconds,
-        measure_s=(
-            spec.measure_seconds if spec.measure_seconds is not None else query.measure_seconds
-        ),
+        # assess() times one window at the knob it finds; the kept windows are the
+        # interleaved ones (timing.py), so that one is short
+        warmup_s=ASSESS_WARMUP_S,
+        measure_s=ASSESS_WINDOW_S,
         statement_timeout_ms=query.statement_timeout_ms,
         postmaster_pid=ctx.target.postmaster_pid,
     )

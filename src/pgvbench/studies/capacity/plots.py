@@ -53,10 +53,9 @@ def draw_kind(record: CapacityRecord, part: KindAnalysis, path: Path) -> Path | 
             else [("qps", "at the target's knob")],
             "queries/s",
         ),
-        ("restore, pg_restore (s)", [("restore_seconds", "restore")], "seconds"),
         (
-            "base backup, pg_dump (s)",
-            [("basebackup_seconds", "base backup"), ("dump_seconds", "pg_dump")],
+            "pg_restore (rebuilds the index), pg_dump (s)",
+            [("restore_seconds", "pg_restore"), ("dump_seconds", "pg_dump")],
             "seconds",
         ),
     ]

@@ -16,6 +16,7 @@ from .fits import (
     BUILD_TOLERANCE,
     QPS_TOLERANCE,
     Fit,
+    Prediction,
     TooFewLevels,
     fit_build_seconds,
     fit_forms,
@@ -28,6 +29,8 @@ from .records import CapacityRecord, IndexLevel, Level
 # quantity (a frame column) -> how it is fitted; the order is the report's
 FITTERS: dict[str, Callable[[Any], Fit]] = {
     "build_seconds": fit_build_seconds,
+    # CPU-seconds of the build: what a neighbour's load does not stretch
+    "build_cpu_seconds": lambda df: fit_build_seconds(df, column="build_cpu_seconds"),
     "index_bytes": fit_index_bytes,
     "heap_bytes": lambda df: fit_index_bytes(df, column="heap_bytes"),
     "knob": fit_knob,
@@ -39,15 +42,28 @@ FITTERS: dict[str, Callable[[Any], Fit]] = {
     ),
     # a restore rebuilds the index: the build's forms
     "restore_seconds": lambda df: fit_build_seconds(df, column="restore_seconds"),
-    # copies: bytes grow linearly with rows (the cluster's other data is the intercept)
+    # a base backup copies the whole cluster: its time against the bytes copied (the
+    # cluster also holds every level measured so far), predicted at the target's bytes
     "basebackup_seconds": lambda df: fit_forms(
-        df, "basebackup_seconds", ("linear",), tolerance=QPS_TOLERANCE
+        df.assign(rows=df["cluster_bytes"]),
+        "basebackup_seconds",
+        ("linear",),
+        tolerance=QPS_TOLERANCE,
     ),
     "dump_seconds": lambda df: fit_forms(df, "dump_seconds", ("linear",), tolerance=QPS_TOLERANCE),
 }
 # the quantities the issue's acceptance checks at the held-out level
 ACCEPTANCE = ("build_seconds", "index_bytes", "qps_per_core", "fixed_qps_per_core", "qps")
 BACKUP = ("basebackup_seconds", "dump_seconds", "restore_seconds")
+BY_BYTES = frozenset({"basebackup_seconds"})  # fitted against cluster bytes, not rows
+
+
+def at_target(quantity: str, fit: Fit, answers: CapacityAnswers) -> Prediction:
+    """``fit``'s prediction at the target: its rows, or (a fit against bytes) the bytes of
+    the target's heap + index."""
+    if quantity in BY_BYTES:
+        return fit.predict(answers.disk_bytes.value)
+    return fit.predict(answers.target.rows)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

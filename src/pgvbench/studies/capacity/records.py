@@ -49,6 +49,9 @@ class Backup:
     restore_schema_seconds: float | None = None  # pg_restore --section=pre-data
     restore_data_seconds: float | None = None  # --section=data (COPY)
     restore_index_seconds: float | None = None  # --section=post-data (the index rebuild)
+    restore_index_cpu_seconds: float | None = None  # the server's, over the index section
+    restore_index_foreign_cores: float | None = None  # other processes' busy cores meanwhile
+    compression: str | None = None  # pg_dump --compress (None: pg_dump's default, gzip)
     restored_rows: int = 0  # counted in the scratch database afterwards
     restored_index_bytes: int = 0
     # session settings the restore ran with (PGOPTIONS): the build's maintenance_work_mem
@@ -79,6 +82,9 @@ class Backup:
             restore_schema_seconds=opt_float(data, "restore_schema_seconds"),
             restore_data_seconds=opt_float(data, "restore_data_seconds"),
             restore_index_seconds=opt_float(data, "restore_index_seconds"),
+            restore_index_cpu_seconds=opt_float(data, "restore_index_cpu_seconds"),
+            restore_index_foreign_cores=opt_float(data, "restore_index_foreign_cores"),
+            compression=opt_text(data, "compression"),
             restored_rows=int_or(data, "restored_rows", 0),
             restored_index_bytes=int_or(data, "restored_index_bytes", 0),
             restore_settings=str_map(data, "restore_settings"),
@@ -94,6 +100,10 @@ class IndexLevel:
     config: Config
     build_seconds: float | None  # None: the build failed
     index_bytes: int
+    # the server's CPU-seconds over the build, and other processes' busy cores meanwhile
+    # (a neighbour stretches the wall time, hardly the CPU-seconds); None: not known
+    build_cpu_seconds: float | None = None
+    build_foreign_cores: float | None = None
     phases: tuple[BuildPhase, ...] = ()
     notices: tuple[str, ...] = ()
     # pgvector's NOTICE "hnsw graph no longer fits into maintenance_work_mem after N tuples"
@@ -105,6 +115,9 @@ class IndexLevel:
     recall: Recall | None = None  # at ``knob`` (or at the largest tried when none met it)
     latency: Latency | None = None  # at ``knob``
     probes: tuple[KnobProbe, ...] = ()  # the bisection's path
+    # QPS of each interleaved window the two latencies merge (timing.py)
+    fixed_window_qps: tuple[float, ...] = ()
+    window_qps: tuple[float, ...] = ()
     reason: str | None = None  # one of REASONS; None: everything was measured
     error: str | None = None
     seconds: float = 0.0  # wall time of this index's measurements
@@ -132,6 +145,8 @@ class IndexLevel:
             "config": self.config.to_dict(),
             "build_seconds": self.build_seconds,
             "index_bytes": self.index_bytes,
+            "build_cpu_seconds": self.build_cpu_seconds,
+            "build_foreign_cores": self.build_foreign_cores,
             "phases": [dataclasses.asdict(p) for p in self.phases],
             "notices": list(self.notices),
             "fits_after_tuples": self.fits_after_tuples,
@@ -142,6 +157,8 @@ class IndexLevel:
             "recall": _opt_asdict(self.recall),
             "latency": self.latency.to_dict() if self.latency else None,
             "probes": [p.to_dict() for p in self.probes],
+            "fixed_window_qps": list(self.fixed_window_qps),
+            "window_qps": list(self.window_qps),
             "reason": self.reason,
             "error": self.error,
             "seconds": round(self.seconds, 3),
@@ -153,6 +170,8 @@ class IndexLevel:
             config=Config.from_dict(data.get("config") or {}),
             build_seconds=opt_float(data, "build_seconds"),
             index_bytes=int_or(data, "index_bytes", 0),
+            build_cpu_seconds=opt_float(data, "build_cpu_seconds"),
+            build_foreign_cores=opt_float(data, "build_foreign_cores"),
             phases=tuple(
                 BuildPhase(phase=text(p, "phase", "?"), seconds=float_or(p, "seconds", 0.0))
                 for p in objects(data, "phases")
@@ -166,6 +185,8 @@ class IndexLevel:
             recall=_opt_recall(data.get("recall")),
             latency=_opt_latency(data.get("latency")),
             probes=tuple(KnobProbe.from_dict(p) for p in objects(data, "probes")),
+            fixed_window_qps=_floats(data.get("fixed_window_qps")),
+            window_qps=_floats(data.get("window_qps")),
             reason=opt_text(data, "reason"),
             error=opt_text(data, "error"),
             seconds=float_or(data, "seconds", 0.0),
@@ -263,6 +284,7 @@ class CapacityRecord:
     elapsed_s: float = 0.0
     complete: bool = True  # False: a partial record saved after a level (or a failure)
     backup_skipped: str | None = None  # why no backup was timed (e.g. "external")
+    prewarmed: bool = False  # each level's index and table prewarmed before its windows
 
     @property
     def level_rows(self) -> tuple[int, ...]:
@@ -299,6 +321,7 @@ class CapacityRecord:
             "elapsed_s": round(self.elapsed_s, 3),
             "complete": self.complete,
             "backup_skipped": self.backup_skipped,
+            "prewarmed": self.prewarmed,
         }
 
     @classmethod
@@ -315,6 +338,7 @@ class CapacityRecord:
             elapsed_s=float_or(data, "elapsed_s", 0.0),
             complete=bool(data.get("complete", True)),
             backup_skipped=opt_text(data, "backup_skipped"),
+            prewarmed=bool(data.get("prewarmed", False)),
         )
 
 
@@ -338,6 +362,7 @@ def _frame_row(
         "load_seconds": num(level.load_seconds) if level is not None else nan,
         "heap_bytes": num(level.heap_bytes) if level is not None else nan,
         "build_seconds": num(ix.build_seconds) if ix is not None else nan,
+        "build_cpu_seconds": num(ix.build_cpu_seconds) if ix is not None else nan,
         "index_bytes": num(ix.index_bytes) if ok and ix is not None else nan,
         "graph_fits": ix.graph_fits if ix is not None else None,
         "fits_after_tuples": num(ix.fits_after_tuples) if ix is not None else nan,
@@ -363,6 +388,12 @@ def _frame_row(
         "restore_seconds": num(backup.restore_seconds) if backup else nan,
         "restore_index_seconds": num(backup.restore_index_seconds) if backup else nan,
     }
+
+
+def _floats(data: Any) -> tuple[float, ...]:
+    if not isinstance(data, list):
+        return ()
+    return tuple(float(v) for v in data if isinstance(v, (int, float)) and not isinstance(v, bool))
 
 
 def _per_core(lat: Latency | None) -> float | None:

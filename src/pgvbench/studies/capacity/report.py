@@ -6,14 +6,11 @@ backup and restore times, and the figures; plus plan.md / plan.html beside the r
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
-from pathlib import Path
 
-from ..._atomic import write_bytes_atomic
 from ...report.document import Block, Bullets, Heading, Image, KeyValues, Paragraph, Table
 from ...report.fmt import DASH, format_fixed, format_sig
-from ...report.html import to_html
-from ...report.markdown import to_markdown
 from ...results import Results
 from ..tune.words import secs_text, size_text
 from .advice import (
@@ -27,14 +24,14 @@ from .advice import (
     seconds_range,
 )
 from .fits import Fit
-from .predict import ACCEPTANCE, BACKUP, KindAnalysis, analyse, target_of
+from .predict import ACCEPTANCE, BACKUP, BY_BYTES, KindAnalysis, analyse, at_target, target_of
 from .records import CapacityRecord, IndexLevel, Level
 
-MD_NAME = "plan.md"
-HTML_NAME = "plan.html"
 FOREIGN_CORES = 0.3  # foreign load beyond this during a window is worth saying
+WINDOW_SPREAD = 0.25  # a level's window QPS varying more than this is worth saying
 QUANTITY_NAMES = {
     "build_seconds": "build time",
+    "build_cpu_seconds": "build CPU-seconds",
     "index_bytes": "index size",
     "heap_bytes": "heap size",
     "knob": "knob for the target",
@@ -43,7 +40,7 @@ QUANTITY_NAMES = {
     "qps": "QPS",
     "load_seconds": "load time",
     "restore_seconds": "restore time",
-    "basebackup_seconds": "base backup time",
+    "basebackup_seconds": "base backup time (vs cluster bytes)",
     "dump_seconds": "pg_dump time",
 }
 
@@ -90,13 +87,21 @@ def _intro(record: CapacityRecord) -> Paragraph:
         )
         or "the server's build settings"
     )
+    rounds = max((len(ix.window_qps) for lv in record.levels for ix in lv.indexes), default=0)
+    warm = (
+        ", each level's index and table prewarmed into shared_buffers first"
+        if record.prewarmed
+        else " (pg_prewarm is not installed: not prewarmed)"
+    )
     return Paragraph(
         f"The first {levels} rows of the dataset ({record.dim} dimensions, {record.metric}), "
         f"each level on its own table: loaded, its exact ground truth computed, each index "
         f"built with {build}, recall@{record.k} measured at a fixed knob and the smallest knob "
         f"whose {spec.get('confidence', 0.95):.0%} lower bound reaches {spec.get('recall')} "
-        f"found by bisection, then QPS and p99 at {spec.get('clients')} clients "
-        f"({record.recall_queries} recall queries). Server: {settings}; {host}. Every "
+        f"found by bisection ({record.recall_queries} recall queries). Once every level was "
+        f"built, QPS and p99 at {spec.get('clients')} clients, at both knobs: {rounds} rounds "
+        f"of {spec.get('window_seconds', 1.0)} s windows, the levels interleaved in a fresh "
+        f"random order each round{warm}. Server: {settings}; {host}. Every "
         "quantity is fitted against rows; the largest level is held out and predicted from "
         "the others, and that error is printed beside every extrapolation."
     )
@@ -108,6 +113,7 @@ def _levels_table(record: CapacityRecord, kind: str) -> Table:
         "rows",
         "load s",
         "build s",
+        "build CPU s",
         "index",
         "heap",
         "graph in memory",
@@ -128,7 +134,7 @@ def _levels_table(record: CapacityRecord, kind: str) -> Table:
             continue
         rows.append(_level_row(level, ix))
         flagged.append(ix.reason is not None or not ix.graph_fits)
-    return Table(header, rows, flagged=flagged, numeric=frozenset(range(len(header))) - {5})
+    return Table(header, rows, flagged=flagged, numeric=frozenset(range(len(header))) - {6})
 
 
 def _level_row(level: Level, ix: IndexLevel) -> list[str]:
@@ -141,6 +147,7 @@ def _level_row(level: Level, ix: IndexLevel) -> list[str]:
         f"{level.rows:,}",
         format_sig(level.load_seconds),
         format_sig(ix.build_seconds) if ix.build_seconds is not None else "failed",
+        format_sig(ix.build_cpu_seconds) if ix.build_cpu_seconds is not None else DASH,
         size_text(ix.index_bytes) if ix.index_bytes else DASH,
         size_text(level.heap_bytes),
         fits,
@@ -186,7 +193,7 @@ def _held_out(part: KindAnalysis) -> list[Block]:
             [
                 QUANTITY_NAMES.get(quantity, quantity),
                 _forms(fit),
-                f"{held.rows:,}",
+                f"{held.rows:,}" if quantity not in BY_BYTES else size_text(held.rows),
                 f"{_value(quantity, p.value)} [{interval}]",
                 _value(quantity, held.measured),
                 f"{held.relative_error:+.1%}",
@@ -216,13 +223,14 @@ def _held_out(part: KindAnalysis) -> list[Block]:
             numeric=frozenset({2, 3, 4, 5}),
         ),
     ]
+    knob_note = _knob_step_note(part)
     if misses:
         blocks.append(
             Paragraph(
                 f"The fit missed the held-out level for {', '.join(misses)}: extrapolations of "
                 "these rest on a curve that did not predict the level it did not see, so they "
                 "are less certain than their intervals say. More levels, or a quieter machine "
-                "(see the foreign CPU in the validity section), tighten them.",
+                f"(see the foreign CPU in the validity section), tighten them.{knob_note}",
                 lead="A fit missed.",
                 style="warning",
             )
@@ -237,6 +245,26 @@ def _held_out(part: KindAnalysis) -> list[Block]:
             )
         )
     return blocks
+
+
+def _knob_step_note(part: KindAnalysis) -> str:
+    """Why QPS at the target's knob may miss when the fixed knob's does not: the knob
+    itself moved at the held-out level."""
+    at_knob, fixed = part.fit("qps_per_core"), part.fit("fixed_qps_per_core")
+    knob = part.fit("knob")
+    if at_knob is None or fixed is None or knob is None:
+        return ""
+    if at_knob.holdout is None or at_knob.holdout.within:
+        return ""
+    if fixed.holdout is None or not fixed.holdout.within or knob.holdout is None:
+        return ""
+    return (
+        f" QPS at the target's knob moves with that knob as well as with the rows, and the "
+        f"knob needed at the held-out level was {knob.holdout.measured:,.0f} where its fit "
+        f"expected {knob.holdout.predicted.value:,.0f} ({knob.holdout.relative_error:+.0%}): "
+        f"at the fixed knob, the same query as the data grows, the fit was within "
+        f"({fixed.holdout.relative_error:+.1%})."
+    )
 
 
 def _answers(record: CapacityRecord, part: KindAnalysis) -> list[Block]:
@@ -311,7 +339,7 @@ def _answers(record: CapacityRecord, part: KindAnalysis) -> list[Block]:
             items.append(
                 (
                     QUANTITY_NAMES[quantity],
-                    f"{seconds_range(fit.predict(a.target.rows))}; {held_out_text(fit)}",
+                    f"{seconds_range(at_target(quantity, fit, a))}; {held_out_text(fit)}",
                 )
             )
     blocks: list[Block] = [Heading(4, f"At the target: {a.target.rows:,} x {a.dim}")]
@@ -356,6 +384,8 @@ def _backups(record: CapacityRecord) -> list[Block]:
         flagged.append(b.error is not None or b.restored_rows != level.rows)
     jobs = timed[0].backup.jobs if timed[0].backup else 1
     settings = timed[0].backup.restore_settings if timed[0].backup else {}
+    method = timed[0].backup.compression if timed[0].backup else None
+    compression = f"--compress={method}" if method else "its default compression, gzip"
     with_settings = (
         " with " + ", ".join(f"{k} = {v}" for k, v in settings.items()) if settings else ""
     )
@@ -363,7 +393,8 @@ def _backups(record: CapacityRecord) -> list[Block]:
         Heading(3, "Backup and restore per level"),
         Paragraph(
             f"pg_basebackup copies the whole cluster (its size in brackets, this level's table "
-            f"among the rest); pg_dump -Fd -j {jobs} dumps the level's table, and pg_restore "
+            f"among the rest); pg_dump -Fd -j {jobs} ({compression}) dumps the level's table, "
+            f"and pg_restore "
             f"-j {jobs} restores it into a scratch database in three timed sections: the table, "
             f"its rows (COPY) and its index (CREATE INDEX, the rebuild){with_settings}."
         ),
@@ -420,7 +451,7 @@ def validity(record: CapacityRecord) -> list[str]:
             if held is not None and not held.within and quantity in (*ACCEPTANCE, *BACKUP):
                 lines.append(
                     f"capacity, {name}: the {QUANTITY_NAMES.get(quantity, quantity)} fit missed "
-                    f"the held-out level {held.rows:,} by {held.relative_error:+.1%} "
+                    f"the held-out (largest) level by {held.relative_error:+.1%} "
                     f"(tolerance ±{held.tolerance:.0%})"
                 )
         if part.answers is not None and part.answers.beyond_limit:
@@ -431,10 +462,22 @@ def validity(record: CapacityRecord) -> list[str]:
     for level in record.levels:
         for ix in level.indexes:
             lat = ix.latency
+            wide = spread(ix.window_qps)
+            if wide is not None and wide > WINDOW_SPREAD:
+                lines.append(
+                    f"capacity, {level.rows:,} rows: its QPS windows spread {wide:.0%} "
+                    "(standard deviation over mean): the machine's speed changed between them"
+                )
             if lat is not None and (lat.foreign_cpu_cores or 0) > FOREIGN_CORES:
                 lines.append(
                     f"capacity, {level.rows:,} rows: {lat.foreign_cpu_cores:.2f} cores of "
                     "foreign load during the QPS window (other processes on the host)"
+                )
+            if (ix.build_foreign_cores or 0) > FOREIGN_CORES:
+                lines.append(
+                    f"capacity, {level.rows:,} rows: {ix.build_foreign_cores:.2f} cores of "
+                    "foreign load during the build: its wall time is stretched (the build "
+                    "CPU-seconds fit is the steadier figure)"
                 )
             if ix.kind == "hnsw" and ix.build_seconds is not None and not ix.graph_fits:
                 lines.append(
@@ -444,6 +487,12 @@ def validity(record: CapacityRecord) -> list[str]:
                 )
             if ix.reason is not None:
                 lines.append(f"capacity, {level.rows:,} rows, {ix.kind}: {ix.reason}")
+        foreign = level.backup.restore_index_foreign_cores if level.backup else None
+        if foreign is not None and foreign > FOREIGN_CORES:
+            lines.append(
+                f"capacity, {level.rows:,} rows: {foreign:.2f} cores of foreign load during "
+                "the restore's index rebuild"
+            )
         if level.backup is not None and level.backup.error:
             lines.append(f"capacity, {level.rows:,} rows: backup failed: {level.backup.error}")
     if not record.complete:
@@ -451,32 +500,12 @@ def validity(record: CapacityRecord) -> list[str]:
     return lines
 
 
-def write_plan(record: CapacityRecord, results: Results, out_dir: Path) -> list[Path]:
-    """plan.md and plan.html: the capacity section on its own, beside the report."""
-    from .plots import draw_figures  # matplotlib: only when drawing
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    images = draw_figures(record, out_dir)
-    title = f"pgvbench plan: {results.run_name}"
-    blocks: list[Block] = [
-        Heading(1, title),
-        Paragraph(
-            f"Started {results.started_at}; the sweep took {secs_text(record.elapsed_s)}. "
-            "The whole run's report is report.md / report.html."
-        ),
-        *report_blocks(record, images, results),
-    ]
-    lines = validity(record)
-    if lines:
-        blocks += [Heading(2, "Validity"), Bullets(lines)]
-    paths = []
-    for name, text in (
-        (MD_NAME, to_markdown(blocks)),
-        (HTML_NAME, to_html(blocks, title, out_dir)),
-    ):
-        write_bytes_atomic(out_dir / name, text.encode("utf-8"))
-        paths.append(out_dir / name)
-    return paths + [out_dir / image.src for image in images]
+def spread(values: Sequence[float]) -> float | None:
+    """Relative spread of a level's window QPS (standard deviation over mean)."""
+    if len(values) < 2:
+        return None
+    mean = statistics.fmean(values)
+    return statistics.stdev(values) / mean if mean > 0 else None
 
 
 def _forms(fit: Fit) -> str:

@@ -14,6 +14,7 @@ import dataclasses
 from ...spec.table import Table
 
 KINDS = ("hnsw", "ivfflat")
+COMPRESSIONS = ("none", "gzip", "lz4", "zstd")  # pg_dump --compress methods
 MIN_LEVELS = 3  # the largest is held out and predicted from at least two others
 MAX_LEVELS = 12
 MIN_ROWS = 100
@@ -43,8 +44,9 @@ class CapacitySpec:
     probes: int = 10
     # timed windows (closed loop at `clients`)
     clients: int = 2
-    measure_seconds: float | None = None  # None: [query]
-    warmup_seconds: float | None = None
+    measure_seconds: float | None = None  # each arm's windows add up to this; None: [query]
+    warmup_seconds: float | None = None  # before an arm's first window; None: [query]
+    window_seconds: float = 1.0  # the levels' windows alternate in rounds of this length
     # what to answer for (None: curves and held-out checks only)
     target_rows: int | None = None
     target_dim: int | None = None  # None: the data's dimension
@@ -53,6 +55,8 @@ class CapacitySpec:
     # backups: pg_basebackup, pg_dump -Fd -j jobs, pg_restore -j jobs (embedded server only)
     backup_levels: tuple[int, ...] = ()  # the levels timed (empty: no backups)
     jobs: int = 2
+    # pg_dump --compress; None: pg_dump's default (gzip), which float vectors barely repay
+    dump_compression: str | None = None
 
     @property
     def largest(self) -> int:
@@ -79,12 +83,14 @@ def parse_capacity(t: Table) -> CapacitySpec:
             "clients",
             "measure_seconds",
             "warmup_seconds",
+            "window_seconds",
             "target_rows",
             "target_dim",
             "target_qps",
             "p99_ms",
             "backup",
             "jobs",
+            "dump_compression",
         ]
     )
     data = t.data
@@ -134,6 +140,7 @@ def parse_capacity(t: Table) -> CapacitySpec:
         clients=t.integer("clients", default=2, minimum=1, maximum=1000),
         measure_seconds=_opt_number(t, "measure_seconds", minimum=0.1, maximum=3600),
         warmup_seconds=_opt_number(t, "warmup_seconds", minimum=0.0, maximum=3600),
+        window_seconds=t.number("window_seconds", default=1.0, minimum=0.1, maximum=600),
         target_rows=target_rows,
         target_dim=t.integer("target_dim", minimum=1, maximum=16000)
         if "target_dim" in data
@@ -142,6 +149,9 @@ def parse_capacity(t: Table) -> CapacitySpec:
         p99_ms=p99_ms,
         backup_levels=_backup_levels(t, levels),
         jobs=t.integer("jobs", default=2, minimum=1, maximum=64),
+        dump_compression=(
+            t.choice("dump_compression", COMPRESSIONS) if "dump_compression" in data else None
+        ),
     )
 
 
