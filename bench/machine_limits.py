@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -70,6 +71,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=4, help="rounds per comparison (mirrored)")
     p.add_argument("--warmup", type=float, default=3.0)
     p.add_argument("--seconds", type=float, default=8.0, help="measured window per arm")
+    p.add_argument("--only", choices=["cliff", "cpus"], help="run one of the two comparisons")
     p.add_argument("--out", type=Path, default=Path("reports/bench-machine-limits"))
     return p.parse_args(argv)
 
@@ -162,14 +164,13 @@ def _arm(
         )
         with psycopg.connect(dsn, autocommit=True) as conn:
             reads0, time0 = _io(conn)
-        cpu0 = probe.seconds() or 0.0
         out = run_load(
             op,
             DirectProvider(dsn, op, SESSION),
             LoadShape(clients=clients, warmup_s=0, duration_s=args.seconds),
             probe_dsn=dsn,
+            server_cpu=probe,  # read inside the window, while its backends are alive
         )
-        cpu1 = probe.seconds() or 0.0
     time.sleep(0.5)  # the load's backends flush their I/O statistics as they exit
     with psycopg.connect(dsn, autocommit=True) as conn:
         reads1, time1 = _io(conn)
@@ -185,7 +186,7 @@ def _arm(
         "p99_ms": round(out.latency.percentile_ms(99), 3),
         "reads_per_query": round(reads / max(out.operations, 1), 2),
         "read_us_per_read": round(1000 * (time1 - time0) / reads, 1) if reads else None,
-        "server_cpu_cores": round((cpu1 - cpu0) / out.duration_s, 2),
+        "server_cpu_cores": out.server_cpu_cores,
         "client_cpu_cores": out.client_cpu_cores,
         "cgroup_page_cache_mb": round(cache / MIB, 1) if cache is not None else None,
     }
@@ -243,33 +244,37 @@ def main(argv: list[str] | None = None) -> int:
         data = _load(server, args.rows, args.dim)
         print(f"  {data}", flush=True)
         report: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, **data}
-        print(f"cache cliff: memory_limit {args.memory} vs none (shared_buffers 32MB)")
-        _conf(server, "32MB")
-        report["cliff"] = _compare(
-            server,
-            {"unlimited": None, "limited": limits_memory},
-            args,
-            prewarm="read",
-            seed=1,
-            clients=args.clients,
-        )
-        print("per-core throughput: cpus = 1 vs every CPU (shared_buffers 512MB, prewarmed)")
-        _conf(server, "512MB")
-        report["cpus"] = _compare(
-            server,
-            {"unlimited": None, "cpus_1": one_cpu},
-            args,
-            prewarm="buffer",
-            seed=2,
-            clients=args.cpu_clients,
-        )
+        report["load_before"] = os.getloadavg()
+        if args.only != "cpus":
+            print(f"cache cliff: memory_limit {args.memory} vs none (shared_buffers 32MB)")
+            _conf(server, "32MB")
+            report["cliff"] = _compare(
+                server,
+                {"unlimited": None, "limited": limits_memory},
+                args,
+                prewarm="read",
+                seed=1,
+                clients=args.clients,
+            )
+        if args.only != "cliff":
+            print("per-core throughput: cpus = 1 vs every CPU (shared_buffers 512MB, prewarmed)")
+            _conf(server, "512MB")
+            report["cpus"] = _compare(
+                server,
+                {"unlimited": None, "cpus_1": one_cpu},
+                args,
+                prewarm="buffer",
+                seed=2,
+                clients=args.cpu_clients,
+            )
+        report["load_after"] = os.getloadavg()
         report["elapsed_s"] = round(time.perf_counter() - started)
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "machine_limits.json").write_text(json.dumps(report, indent=2) + "\n")
-    for part in ("cliff", "cpus"):
+    for part in [p for p in ("cliff", "cpus") if p in report]:
         print(f"{part}: median per arm {json.dumps(report[part]['median'])}")
         ratio = next(v for k, v in report[part].items() if k.startswith("qps_ratio"))
         print(f"{part}: QPS ratio {ratio}")
