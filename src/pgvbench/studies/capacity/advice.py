@@ -44,6 +44,12 @@ def kind_advice(record: CapacityRecord, part: KindAnalysis) -> list[Recommendati
             f"{seconds_range(restore.predict(a.target.rows))} with pg_restore -j {jobs} "
             f"({held_out_text(restore)}){_rebuild_share(record)}"
         )
+        build = part.fit("build_seconds")
+        if _missed(restore) and build is not None and not _missed(build):
+            text += (
+                "; that rebuild is the same CREATE INDEX as the build, whose fit held "
+                f"({held_out_text(build)}): about {seconds_range(a.build_seconds)} of it"
+            )
         if backup is not None:
             text += (
                 f"; a base backup of its heap + index about "
@@ -301,6 +307,10 @@ def rescaled_note(a: CapacityAnswers) -> str:
         f" (sizes carried from {a.measured_dim} to {a.dim} dimensions by the bytes per "
         "dimension, not measured there)"
     )
+
+
+def _missed(fit: Fit | None) -> bool:
+    return fit is not None and fit.holdout is not None and not fit.holdout.within
 
 
 def _rebuild_share(record: CapacityRecord) -> str:

@@ -9,9 +9,14 @@ and the CPU-seconds can be fitted beside the wall time.
 from __future__ import annotations
 
 import dataclasses
+import time
+
+import psutil
 
 from ...instrument.cpu import ServerCpuProbe, client_cpu_seconds
 from ...instrument.host import CpuReading, host_load, read_cpu, server_probe
+
+REAP_WAIT_S = 1.0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -39,6 +44,7 @@ class CpuWindow:
     def stop(self) -> StepCpu:
         if self._probe is None or self._server is None or self._host is None:
             return StepCpu(server_cpu_s=None, foreign_cores=None)
+        _await_reaped(self._probe)
         server = self._probe.seconds()
         last = read_cpu()
         elapsed = last.at - self._host.at
@@ -56,3 +62,25 @@ class CpuWindow:
             server_cpu_s=round(used, 3),
             foreign_cores=round(foreign, 3) if foreign is not None else None,
         )
+
+
+def _await_reaped(probe: ServerCpuProbe, limit_s: float = REAP_WAIT_S) -> None:
+    """Wait (briefly) until no backend of the postmaster is a zombie: a backend that just
+    exited (pg_restore's, a parallel worker) counts in the postmaster's children's CPU only
+    once reaped, and is unreadable until then."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        try:
+            children = probe.process.children(recursive=False)
+            if not any(_zombie(c) for c in children):
+                return
+        except psutil.Error:
+            return
+        time.sleep(0.01)
+
+
+def _zombie(process: psutil.Process) -> bool:
+    try:
+        return bool(process.status() == psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False  # gone: reaped

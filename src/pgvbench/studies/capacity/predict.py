@@ -42,6 +42,7 @@ FITTERS: dict[str, Callable[[Any], Fit]] = {
     ),
     # a restore rebuilds the index: the build's forms
     "restore_seconds": lambda df: fit_build_seconds(df, column="restore_seconds"),
+    "restore_cpu_seconds": lambda df: fit_build_seconds(df, column="restore_cpu_seconds"),
     # a base backup copies the whole cluster: its time against the bytes copied (the
     # cluster also holds every level measured so far), predicted at the target's bytes
     "basebackup_seconds": lambda df: fit_forms(

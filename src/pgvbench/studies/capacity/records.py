@@ -387,6 +387,7 @@ def _frame_row(
         "dump_seconds": num(backup.dump_seconds) if backup else nan,
         "restore_seconds": num(backup.restore_seconds) if backup else nan,
         "restore_index_seconds": num(backup.restore_index_seconds) if backup else nan,
+        "restore_cpu_seconds": num(backup.restore_index_cpu_seconds) if backup else nan,
     }
 
 

@@ -40,6 +40,7 @@ QUANTITY_NAMES = {
     "qps": "QPS",
     "load_seconds": "load time",
     "restore_seconds": "restore time",
+    "restore_cpu_seconds": "restore's index rebuild, CPU-seconds",
     "basebackup_seconds": "base backup time (vs cluster bytes)",
     "dump_seconds": "pg_dump time",
 }
