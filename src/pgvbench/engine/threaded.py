@@ -6,7 +6,9 @@ operation. Measured on 2 cores (quickstart data, HNSW ef_search 40) this matches
 pgbench within a few percent at 1-4 clients while using < 0.1 core, so the client
 does not take CPU from the server; processes would add IPC and start-up cost, and
 asyncio adds per-operation overhead. psycopg_pool, a thread-based pool, also fits the
-model as real applications use it. See docs/design.md.
+model as real applications use it. See docs/design.md. Where one process is the limit
+(a server faster than its ceiling), ``[load] processes`` runs this engine in several
+worker processes that start together (engine/multiproc.py).
 
 Closed loop: each client issues its next operation when the last one ends (plus an
 optional think time). Open loop: a dispatcher thread schedules arrivals (Poisson or
