@@ -184,9 +184,7 @@ def parse_spec(data: Mapping[str, Any], *, source: Path | None = None) -> Experi
         )
     studies = _parse_studies(
         data,
-        SpecContext(
-            where=where, kind=kind, seed=seed, query=query, indexes=indexes, server=server
-        ),
+        SpecContext(where=where, kind=kind, seed=seed, query=query, indexes=indexes, server=server),
     )
     if server.replicas and not any(st.name == "replicas" and st.spec for st in studies):
         raise SpecError(
