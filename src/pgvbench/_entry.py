@@ -12,6 +12,7 @@ import signal
 import sys
 from typing import NoReturn
 
+from ._leave import leave
 from .errors import Terminated
 
 
@@ -29,7 +30,7 @@ def main() -> int:
         _exit_while_starting(f"terminated ({exc.name})", 128 + exc.signum)
     except KeyboardInterrupt:
         _exit_while_starting("interrupted", 130)
-    return cli_main()
+    return leave(cli_main())
 
 
 def _exit_while_starting(what: str, code: int) -> NoReturn:

@@ -568,4 +568,6 @@ def _cmd_server(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    from ._leave import leave
+
+    sys.exit(leave(main()))

@@ -135,8 +135,10 @@ class Reference:
     def _windows(
         self, arms: dict[str, tuple[Candidate, int]], rounds: int, *, seed: int | None = None
     ) -> dict[str, list[Latency]]:
-        return interleaved(arms, rounds=rounds, window_s=RANK_WINDOW_S,
-                           warmup_s=(RANK_WARMUP_S, RANK_WARMUP_S),
+        # never longer than the spec's own window and warm-up (a quick spec stays quick)
+        window = min(RANK_WINDOW_S, self.bench.measure_s)
+        warmup = min(RANK_WARMUP_S, self.bench.warmup_s)
+        return interleaved(arms, rounds=rounds, window_s=window, warmup_s=(warmup, warmup),
                            seed=self.seed if seed is None else seed)  # fmt: skip
 
     def _ratio(self, windows: dict[str, list[Latency]]) -> PairedRatio:
