@@ -120,7 +120,9 @@ def run_polled(
         _poll(dsn, conn.info.backend_pid, worker, phases, started, on_progress)
     except BaseException:
         conn.cancel_safe()  # Ctrl-C or a poll failure: do not leave the build running
-        worker.join(timeout=10)
+        # wait for the worker to leave libpq: closing the connection under a thread still
+        # inside it can crash the process (suspected in CI's SIGSEGV on a tune's Ctrl-C)
+        worker.join(timeout=60)
         raise
     worker.join()
     elapsed = time.perf_counter() - started
