@@ -15,6 +15,8 @@ from collections.abc import Callable
 import psycopg
 
 from ._records import ResultsRecorder
+from .engine.pq import ConnectionLost
+from .engine.providers import ServerUnreachable
 from .errors import ConnectError, PgvbenchError, RunFailed, ServerCrashed
 from .progress import Reporter
 from .server import cgroup
@@ -33,7 +35,10 @@ def _lost_connection(exc: BaseException) -> bool:
     while seen is not None:
         if isinstance(seen, psycopg.errors.QueryCanceled):
             return False  # a timeout, not a lost server
+        # The load engine talks libpq directly: its own lost-connection errors count too.
         if isinstance(seen, ConnectError | psycopg.OperationalError):
+            return True
+        if isinstance(seen, ConnectionLost | ServerUnreachable):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
