@@ -27,6 +27,7 @@ from typing import Any
 
 import optuna
 
+from ..._deferred import signals_deferred
 from ...errors import SpecError
 from .measure import Bench, TuneTables
 from .objective import better, objective
@@ -34,6 +35,7 @@ from .records import Config, Evaluation, Trial
 from .relative import Reference, evaluate_ranked
 from .space import Space, build_settings_choices, grid_configs, neighbours
 from .spec import TuneSpec
+from .storage import storage as _storage
 
 STUDY_NAME = "tune"
 CONFIRM_NAME = "tune-confirm"
@@ -297,9 +299,10 @@ def _measured(
         finished_s=now(),
         objective=objective(spec, ev) if ev.feasible else None,
     )
-    _record(trial, done, spec)
-    study.tell(trial, _value(spec, ev))
-    clock.set_user_attr("elapsed_s", now())
+    with signals_deferred():  # the trial recorded and told as one: never half of it
+        _record(trial, done, spec)
+        study.tell(trial, _value(spec, ev))
+        clock.set_user_attr("elapsed_s", now())
     return done
 
 
@@ -429,10 +432,6 @@ def _params_of(config: Config, space: Space) -> dict[str, Any]:
     else:
         params["lists_i"] = space.lists.index(config.params["lists"])
     return params
-
-
-def _storage(path: Path) -> optuna.storages.RDBStorage:
-    return optuna.storages.RDBStorage(url=f"sqlite:///{path.resolve()}")
 
 
 def _quiet_optuna() -> None:
