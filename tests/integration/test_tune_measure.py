@@ -29,10 +29,10 @@ from pgvbench.metrics import Metric
 from pgvbench.recall_rule import DEFAULT_RULE
 from pgvbench.server.connection import connect
 from pgvbench.server.embedded import EmbeddedServer
-from pgvbench.studies.tune.confirm import confirm
+from pgvbench.studies.tune.confirm import build_spread, confirm, with_build_margin
 from pgvbench.studies.tune.measure import Bench, Candidate, TuneTables, assess, evaluate
 from pgvbench.studies.tune.objective import objective
-from pgvbench.studies.tune.records import Config, Trial
+from pgvbench.studies.tune.records import Config, KnobProbe, Trial
 from pgvbench.studies.tune.relative import RANK_ROUNDS, Reference, evaluate_ranked
 from pgvbench.studies.tune.spec import TuneSpec
 from pgvbench.studies.tune.sql import ident
@@ -258,6 +258,38 @@ def test_confirm_times_winner_and_runner_up_interleaved(loaded: Loaded) -> None:
     assert not alone.recall_holds and alone.winner.reason == "recall_unreachable"
     assert alone.runner_up is None and alone.qps is None and alone.p99 is None
     assert loaded.relations() == before
+
+
+def test_the_build_margin_steps_the_knob_up_by_the_spread_between_builds(
+    loaded: Loaded,
+) -> None:
+    bench = loaded.bench(recall=0.95)
+    with loaded.tables(bench) as tables, Candidate(bench, tables, SMALL) as rebuilt:
+        evaluation = assess(rebuilt, LADDER, started=time.perf_counter())
+        knob = evaluation.knob_value
+        assert knob is not None and knob < LADDER[-1]
+        below = LADDER[LADDER.index(knob) - 1]
+        mean = {p.value: p.recall_mean for p in evaluation.probes}
+        assert below in mean  # the bisection measured the step below the knob it chose
+        # the search's build: 0.04 lower than the rebuild at the step below the knob
+        searched = [KnobProbe(value=below, recall_mean=mean[below] - 0.04, recall_low=0.0)]
+        spread = build_spread(searched, evaluation.probes, LADDER, knob)
+        assert spread == pytest.approx(0.04, abs=1e-5)
+        margined, got = with_build_margin(rebuilt, evaluation, knob, searched, LADDER)
+        assert got == spread
+        assert margined.knob_value is not None and margined.knob_value >= knob
+        # the smallest ladder value whose bound, less the spread, meets the target
+        at = LADDER.index(margined.knob_value)
+        assert (
+            rebuilt.recall(margined.knob_value).recall_low - 0.04 >= 0.95
+            or margined.knob_value == LADDER[-1]
+        )
+        for value in LADDER[LADDER.index(knob) : at]:
+            assert rebuilt.recall(value).recall_low - 0.04 < 0.95
+        assert margined.recall is not None and margined.latency is not None
+        # no probe measured on both builds near the knob: no spread, no margin
+        unchanged, none = with_build_margin(rebuilt, evaluation, knob, [], LADDER)
+        assert none is None and unchanged == evaluation
 
 
 def test_tables_are_made_once_and_dropped_on_close(loaded: Loaded) -> None:

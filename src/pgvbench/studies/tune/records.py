@@ -301,6 +301,9 @@ class Confirmation:
     rounds: int
     window_s: float
     recall_holds: bool  # the rebuild still meets the recall bound at the chosen knob
+    # the largest difference in mean recall between the search's build and the rebuild
+    # near the chosen knob (None: not measured on both); the winner's knob carries it
+    build_spread: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -311,6 +314,7 @@ class Confirmation:
             "rounds": self.rounds,
             "window_s": self.window_s,
             "recall_holds": self.recall_holds,
+            "build_spread": self.build_spread,
         }
 
     @classmethod
@@ -325,6 +329,7 @@ class Confirmation:
             rounds=int_or(data, "rounds", 0),
             window_s=float_or(data, "window_s", 0.0),
             recall_holds=bool(data.get("recall_holds", False)),
+            build_spread=opt_float(data, "build_spread"),
         )
 
 

@@ -223,7 +223,27 @@ def _confirmation_blocks(record: TuneRecord, spec: TuneSpec) -> list[Block]:
         text += (
             "." if confirmation.recall_holds or swapped(record) else " (it needed a higher knob)."
         )
+    text += _spread_text(confirmation.build_spread, trial, rebuilt)
     return [Heading(3, "Confirmation"), Paragraph(text)]
+
+
+def _spread_text(spread: float | None, trial: Trial | None, rebuilt: Evaluation | None) -> str:
+    """The build margin: how far recall moved between the two builds, and what it cost."""
+    if spread is None or rebuilt is None:
+        return (
+            " Build-to-build spread: not measured (no knob value measured on both builds), "
+            "so apply.sql's knob carries no build margin."
+        )
+    text = (
+        f" Between the search's build and the rebuild, mean recall differed by up to "
+        f"{spread:.3f} near the chosen knob; a fresh build (yours) can differ as much, so "
+        f"apply.sql's {rebuilt.config.knob} is the smallest whose lower bound on the "
+        f"rebuild meets the target after losing {spread:.3f} (the build margin)"
+    )
+    searched = trial.evaluation.knob_value if trial is not None else None
+    if searched is not None and rebuilt.knob_value is not None and rebuilt.knob_value > searched:
+        return text + f": {rebuilt.knob_value}, up from the search's {searched}."
+    return text + "."
 
 
 def _distinct(record: TuneRecord) -> list[Trial]:

@@ -257,6 +257,9 @@ def _confirm(
         on_step=step,
         winner_scan=w.iterative_scan,
         runner_scan=r.iterative_scan if r is not None else None,
+        # the search's builds give a build spread only when measured on the full table
+        winner_probes=w.probes if w.rows == session.full.rows else (),
+        runner_probes=r.probes if r is not None and r.rows == session.full.rows else (),
     )
 
 
