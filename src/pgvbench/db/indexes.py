@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
@@ -11,7 +12,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ..errors import RunFailed
+from ..errors import PgvbenchError, RunFailed
 from ..metrics import Metric
 from ..results import BuildPhase, IndexBuild
 from ..server.connection import connect
@@ -116,12 +117,17 @@ def run_polled(
     started = time.perf_counter()
     worker = threading.Thread(target=run, name=f"build-{name}", daemon=True)
     worker.start()
+    backend_pid = conn.info.backend_pid
     try:
-        _poll(dsn, conn.info.backend_pid, worker, phases, started, on_progress)
+        _poll(dsn, backend_pid, worker, phases, started, on_progress)
     except BaseException:
-        conn.cancel_safe()  # Ctrl-C or a poll failure: do not leave the build running
-        # wait for the worker to leave libpq: closing the connection under a thread still
-        # inside it can crash the process (suspected in CI's SIGSEGV on a tune's Ctrl-C)
+        # Ctrl-C or a poll failure: do not leave the build running. The cancel goes over a
+        # connection of its own (pg_cancel_backend), never through ``conn``: libpq's
+        # PGconn is not for two threads at once, and the worker is inside it. Cancelling
+        # through it (psycopg's cancel_safe) crashed the worker thread with SIGSEGV in
+        # about one Ctrl-C of three in CI (faulthandler: the worker in cursor.execute).
+        _cancel_backend(dsn, backend_pid)
+        # wait for the worker to leave libpq before anyone uses or closes ``conn``
         worker.join(timeout=60)
         raise
     worker.join()
@@ -129,6 +135,13 @@ def run_polled(
     if outcome["error"] is not None:
         raise outcome["error"]
     return elapsed, phases
+
+
+def _cancel_backend(dsn: str, backend_pid: int) -> None:
+    """Cancel the statement ``backend_pid`` runs, from a fresh connection; a server that
+    is gone has nothing left to cancel."""
+    with contextlib.suppress(psycopg.Error, PgvbenchError), connect(dsn) as other:
+        other.execute("SELECT pg_cancel_backend(%s)", (backend_pid,))
 
 
 def _poll(
