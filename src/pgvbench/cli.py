@@ -10,6 +10,7 @@ no work, and maps errors to one paragraph; the root-cause diagnosis is in diagno
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
 import signal
@@ -203,6 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # pgvbench started stopped. (SIGINT may arrive ignored from a non-interactive shell.)
     if not debug:  # psycopg's "error ignored terminating ..." would break the paragraph
         logging.getLogger("psycopg").setLevel(logging.ERROR)
+    # A crash inside a C library (libpq, OpenMP) would otherwise end the process with
+    # nothing on stderr but the shell's "Segmentation fault": print every thread's stack.
+    if not faulthandler.is_enabled():
+        faulthandler.enable()
     ending = (signal.SIGTERM, signal.SIGHUP)  # kill, or the terminal/SSH session closing
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, *ending)}
     signal.signal(signal.SIGINT, signal.default_int_handler)
