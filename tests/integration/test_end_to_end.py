@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conftest import TINY_SPEC
 from pgvbench.cli import main
 from pgvbench.engine import LatencyHistogram
 from pgvbench.progress import Reporter
@@ -33,11 +36,26 @@ def _run(server: EmbeddedServer, spec_data: dict[str, Any], tmp_path: Path) -> R
     return runner.run(Target(server.dsn(), "embedded"))
 
 
+@dataclasses.dataclass(frozen=True)
+class TinyRun:
+    results: Results
+    out: Path
+
+
+@pytest.fixture(scope="module")
+def tiny_run(embedded_server: EmbeddedServer, tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
+    """One run of the tiny spec for every test that only reads its results (each test
+    running it again cost ~10 s apiece)."""
+    name = f"t{uuid.uuid4().hex[:10]}"
+    spec = copy.deepcopy(TINY_SPEC)
+    spec["experiment"].update(name=name, schema=f"s_{name}")
+    root = tmp_path_factory.mktemp("tiny_run")
+    return TinyRun(_run(embedded_server, spec, root), root / "out")
+
+
 @pytest.fixture
-def tiny_results(
-    embedded_server: EmbeddedServer, tiny_spec: dict[str, Any], tmp_path: Path
-) -> Results:
-    return _run(embedded_server, tiny_spec, tmp_path)
+def tiny_results(tiny_run: TinyRun) -> Results:
+    return tiny_run.results
 
 
 def _recalls(results: Results, kind: str, param: str) -> list[tuple[int, float]]:
@@ -115,14 +133,14 @@ def test_points_are_measured_and_consistent(tiny_results: Results) -> None:
     assert all(any("ef_search" in n for n in p.notes) for p in low)
 
 
-def test_environment_and_results_file(tiny_results: Results, tmp_path: Path) -> None:
+def test_environment_and_results_file(tiny_results: Results, tiny_run: TinyRun) -> None:
     env = tiny_results.environment
     assert env.postgres_version.startswith("18")
     assert env.pgvector_version.startswith("0.8")
     assert env.server_kind == "embedded"
     assert env.host.cores >= 1 and env.host.ram_bytes > 0
     assert "shared_preload_libraries" in env.non_default_settings
-    on_disk = load_results(tmp_path / "out" / "results.json")
+    on_disk = load_results(tiny_run.out / "results.json")
     assert on_disk.to_dict() == tiny_results.to_dict()
 
 
