@@ -13,7 +13,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -119,11 +121,13 @@ def test_a_signal_while_pgvbench_starts_is_one_line(sig: signal.Signals) -> None
 
 
 def test_after_sigkill_the_next_run_restarts_the_left_server(root: Path, tmp_path: Path) -> None:
-    spec_path = write_toml(tmp_path / "spec.toml", SPECS["build"])
+    # killed in the sweep: its server is up and its results file says running, which is all
+    # this needs (the 60,000-row build spec cost ~15 s of data and loading for nothing)
+    spec_path = write_toml(tmp_path / "spec.toml", SPECS["sweep"])
     out = tmp_path / "killed"
     proc = start(spec_path, root, out)
     try:
-        wait_for(phase_seen(root, PHASE_SQL["build"]), 180, "the index build")
+        wait_for(phase_seen(root, PHASE_SQL["sweep"]), 180, "the sweep")
         proc.kill()  # SIGKILL: no clean-up at all
         proc.communicate(timeout=30)
     finally:
@@ -140,7 +144,7 @@ def test_after_sigkill_the_next_run_restarts_the_left_server(root: Path, tmp_pat
     assert "interrupted (the process died)" in text
     assert "not finished" not in text
 
-    small = write_toml(tmp_path / "small.toml", SPECS["sweep"])
+    small = write_toml(tmp_path / "small.toml", _one_point(SPECS["sweep"]))
     again = start(small, root, tmp_path / "again")
     stdout, stderr = again.communicate(timeout=180)
     assert again.returncode == 0, stderr
@@ -151,22 +155,39 @@ def test_after_sigkill_the_next_run_restarts_the_left_server(root: Path, tmp_pat
     assert server.postmaster_pid() != left_pid
 
 
+def _one_point(spec: dict[str, Any]) -> dict[str, Any]:
+    """The sweep spec cut to one ef_search and a short window: a run that only has to finish."""
+    index = {**spec["index"][0], "ef_search": [40]}
+    return {**spec, "index": [index], "query": {**spec["query"], "measure_seconds": 0.5}}
+
+
 def test_one_run_per_data_dir(root: Path, tmp_path: Path) -> None:
-    # the first run must outlast four more pgvbench starts (~2 s each on a busy machine):
-    # 4 sweep points x 5 s instead of x 1.5 s
-    slow = {**SPECS["sweep"], "query": {**SPECS["sweep"]["query"], "measure_seconds": 5.0}}
+    # the first run must outlast four more pgvbench starts, run side by side (~3 s together
+    # on a busy machine): 4 sweep points x 3 s instead of x 1.5 s
+    slow = {**SPECS["sweep"], "query": {**SPECS["sweep"]["query"], "measure_seconds": 3.0}}
     spec_path = write_toml(tmp_path / "spec.toml", slow)
     first = start(spec_path, root, tmp_path / "first")
     try:
         wait_for(phase_seen(root, PHASE_SQL["sweep"]), 120, "the first run's sweep")
-        second = cli(root, "run", str(spec_path), "--out", str(tmp_path / "second"))
-        stop = cli(root, "server", "stop")
-        # the lock file sits in the cache dir; another cache dir must not get past it
-        stop_elsewhere = cli(root, "server", "stop", cache_dir=root / "other-cache")
-        # two runs on two servers, one output directory: one would overwrite the other
-        same_out = cli(
-            root, "run", str(spec_path), "--out", str(tmp_path / "first"), data_dir=root / "d2"
-        )
+        with ThreadPoolExecutor(4) as pool:  # each is refused on its own: order is free
+            futures = [
+                pool.submit(cli, root, "run", str(spec_path), "--out", str(tmp_path / "second")),
+                pool.submit(cli, root, "server", "stop"),
+                # the lock file sits in the cache dir; another cache dir must not get past it
+                pool.submit(cli, root, "server", "stop", cache_dir=root / "other-cache"),
+                # two runs on two servers, one output directory: one would overwrite the other
+                pool.submit(
+                    cli,
+                    root,
+                    "run",
+                    str(spec_path),
+                    "--out",
+                    str(tmp_path / "first"),
+                    data_dir=root / "d2",
+                ),
+            ]
+            second, stop, stop_elsewhere, same_out = (f.result() for f in futures)
+        assert first.poll() is None, "the first run outlasted the four refusals"
         stdout, stderr = first.communicate(timeout=180)
     finally:
         if first.poll() is None:
