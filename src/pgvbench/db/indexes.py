@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from .._deferred import signals_deferred
 from ..errors import PgvbenchError, RunFailed
 from ..metrics import Metric
 from ..results import BuildPhase, IndexBuild
@@ -21,6 +22,9 @@ from .gucs import current_setting
 from .schema import relation_bytes
 
 POLL_INTERVAL_S = 0.2
+# how long Ctrl-C waits for a cancelled build to give its connection back (a server that
+# is gone fails the worker at once; a live one cancels within a poll)
+STOP_WORKER_S = 120.0
 BUILD_SETTINGS = ("maintenance_work_mem", "max_parallel_maintenance_workers", "shared_buffers")
 
 
@@ -106,35 +110,56 @@ def run_polled(
     failure) cancels the statement on the server before it goes on; an error of ``work``
     is raised as it came (psycopg.Error for a refused or failed build)."""
     outcome: dict[str, BaseException | None] = {"error": None}
+    # "done" is an Event, never worker.is_alive()/join(timeout): on Python 3.11 a Ctrl-C
+    # landing inside join's lock wait marks a running thread as stopped (threading's
+    # _wait_for_tstate_lock releases the lock the thread still holds), so is_alive() said
+    # False while the worker was inside CREATE INDEX, and close() freed its connection
+    # under it: SIGSEGV in CI. Event.wait interrupted is harmless.
+    done = threading.Event()
 
     def run() -> None:
         try:
             work()
         except BaseException as exc:  # surfaced in the caller's thread
             outcome["error"] = exc
+        finally:
+            done.set()
 
     phases: list[BuildPhase] = []
-    started = time.perf_counter()
+    backend_pid = conn.info.backend_pid  # read before the worker is inside ``conn``
     worker = threading.Thread(target=run, name=f"build-{name}", daemon=True)
-    worker.start()
-    backend_pid = conn.info.backend_pid
+    started = time.perf_counter()
     try:
-        _poll(dsn, backend_pid, worker, phases, started, on_progress)
+        worker.start()
+        _poll(dsn, backend_pid, done, phases, started, on_progress)
     except BaseException:
         # Ctrl-C or a poll failure: do not leave the build running. The cancel goes over a
         # connection of its own (pg_cancel_backend), never through ``conn``: libpq's
         # PGconn is not for two threads at once, and the worker is inside it. Cancelling
         # through it (psycopg's cancel_safe) crashed the worker thread with SIGSEGV in
         # about one Ctrl-C of three in CI (faulthandler: the worker in cursor.execute).
-        _cancel_backend(dsn, backend_pid)
-        # wait for the worker to leave libpq before anyone uses or closes ``conn``
-        worker.join(timeout=60)
+        with signals_deferred():  # a second Ctrl-C must not cut the wait short either
+            _stop_worker(dsn, backend_pid, worker, done)
         raise
-    worker.join()
     elapsed = time.perf_counter() - started
     if outcome["error"] is not None:
         raise outcome["error"]
     return elapsed, phases
+
+
+def _stop_worker(
+    dsn: str, backend_pid: int, worker: threading.Thread, done: threading.Event
+) -> None:
+    """Cancel until the worker has left libpq, so nobody uses or closes its connection
+    while it is inside. Cancelled again each second: a cancel that lands while the worker
+    is still between statements (its BEGIN, its SETs) cancels nothing, and the CREATE
+    INDEX that follows would run to its end."""
+    if worker.ident is None:
+        return  # never started
+    deadline = time.monotonic() + STOP_WORKER_S
+    while not done.is_set() and time.monotonic() < deadline:
+        _cancel_backend(dsn, backend_pid)
+        done.wait(1.0)
 
 
 def _cancel_backend(dsn: str, backend_pid: int) -> None:
@@ -147,7 +172,7 @@ def _cancel_backend(dsn: str, backend_pid: int) -> None:
 def _poll(
     dsn: str,
     backend_pid: int,
-    worker: threading.Thread,
+    done: threading.Event,
     phases: list[BuildPhase],
     started: float,
     on_progress: Callable[[BuildProgress], None] | None,
@@ -156,7 +181,7 @@ def _poll(
     current: str | None = None
     phase_start = started
     with connect(dsn) as poll_conn:
-        while worker.is_alive():
+        while not done.is_set():
             row = poll_conn.execute(
                 "SELECT phase, coalesce(nullif(blocks_total, 0), tuples_total), "
                 "coalesce(nullif(blocks_total, 0) * 0 + blocks_done, tuples_done) "
@@ -165,7 +190,7 @@ def _poll(
             ).fetchone()
             now = time.perf_counter()
             if row is not None:
-                phase, total, done = str(row[0]), int(row[1] or 0), int(row[2] or 0)
+                phase, total, count = str(row[0]), int(row[1] or 0), int(row[2] or 0)
                 if phase != current:
                     if current is not None:
                         phases.append(
@@ -173,8 +198,8 @@ def _poll(
                         )
                     current, phase_start = phase, now
                 if on_progress is not None:
-                    on_progress(BuildProgress(phase=phase, done=done, total=total))
-            worker.join(POLL_INTERVAL_S)
+                    on_progress(BuildProgress(phase=phase, done=count, total=total))
+            done.wait(POLL_INTERVAL_S)
     if current is not None:
         phases.append(
             BuildPhase(phase=current, seconds=round(time.perf_counter() - phase_start, 3))
