@@ -292,6 +292,32 @@ def test_the_build_margin_steps_the_knob_up_by_the_spread_between_builds(
         assert none is None and unchanged == evaluation
 
 
+def test_the_margin_is_measured_at_the_search_knob_when_the_rebuild_needed_less(
+    loaded: Loaded,
+) -> None:
+    # the search chose a knob above the rebuild's, one the rebuild's bisection never
+    # probed: the spread must still be measured there (it was silently none before)
+    bench = loaded.bench(recall=0.95)
+    with loaded.tables(bench) as tables, Candidate(bench, tables, SMALL) as rebuilt:
+        evaluation = assess(rebuilt, LADDER, started=time.perf_counter())
+        knob = evaluation.knob_value
+        assert knob is not None
+        probed = {p.value for p in evaluation.probes}
+        above = [v for v in LADDER[LADDER.index(knob) + 1 : -1] if v not in probed]
+        assert above, (knob, sorted(probed))  # the bisection skips most of the ladder
+        searched_knob = above[0]
+        true_mean = rebuilt.recall(searched_knob).recall_mean  # cached; not in evaluation
+        searched = [KnobProbe(value=searched_knob, recall_mean=true_mean - 0.03, recall_low=0.0)]
+        margined, spread = with_build_margin(rebuilt, evaluation, searched_knob, searched, LADDER)
+        assert spread == pytest.approx(0.03, abs=1e-5)
+        assert margined.knob_value is not None and margined.knob_value >= searched_knob
+        assert searched_knob in {p.value for p in margined.probes}
+        assert (
+            rebuilt.recall(margined.knob_value).recall_low - 0.03 >= 0.95
+            or margined.knob_value == LADDER[-1]
+        )
+
+
 def test_tables_are_made_once_and_dropped_on_close(loaded: Loaded) -> None:
     bench = loaded.bench()
     before = loaded.relations()

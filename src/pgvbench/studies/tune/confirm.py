@@ -54,8 +54,8 @@ def confirm(
     runner_probes: Sequence[KnobProbe] = (),
 ) -> Confirmation:
     """Rebuild ``winner``, re-bisect its knob, build ``runner_up`` beside it and time both
-    interleaved (the winner at the higher of ``winner_knob`` and its rebuild's knob, the
-    runner-up at its rebuild's, else ``runner_knob``); both indexes are dropped at the end.
+    interleaved (each at the higher of the search's knob and its rebuild's); both indexes
+    are dropped at the end.
 
     No runner-up (or one whose rebuild fails or misses recall): ``qps``/``p99`` None.
     ``winner_scan`` / ``runner_scan``: a filtered target's iterative-scan mode of each;
@@ -81,11 +81,13 @@ def confirm(
             if runner_knob is not None:
                 r_eval, _ = with_build_margin(r, r_eval, runner_knob, runner_probes,
                                               ladder_of(runner_up))  # fmt: skip
-            # each at the knob the report quotes and apply.sql would set: the winner's is
-            # the higher of the search's and the rebuild's (facts.chosen), the runner-up's
-            # its own rebuild's (facts.runner_up), falling back to the search's
+            # each at the knob apply.sql would set should it win (facts.chosen): the higher
+            # of the search's and the rebuild's. Timing the runner-up at its rebuild's own
+            # (once lower: ef_search 16 against the search's 24 on the 768-d bench) decided
+            # a swap at a cheaper knob than the one then recommended
             w_knob = max(winner_knob, w_eval.knob_value or winner_knob)
-            knob = r_eval.knob_value if r_eval.knob_value is not None else runner_knob
+            found = [v for v in (runner_knob, r_eval.knob_value) if v is not None]
+            knob = max(found) if found else None
             if r.built.exists and knob is not None:
                 later = min(bench.warmup_s, LATER_WINDOW_WARMUP_S)
                 windows = interleaved({WINNER: (w, w_knob), RUNNER_UP: (r, knob)},
@@ -144,11 +146,16 @@ def with_build_margin(
     if evaluation.knob_value is None or not candidate.built.exists:
         return evaluation, None
     start = max(searched_knob, evaluation.knob_value)
-    spread = build_spread(searched, evaluation.probes, ladder, start)
+    probes = list(evaluation.probes)
+    if searched and start in ladder and all(p.value != start for p in probes):
+        # the rebuild met the bound below the search's knob and its bisection never went
+        # there; without a probe at the knob apply.sql starts from there is no spread to
+        # measure, and the margin would silently be none (seen on the 768-d bench)
+        probes.append(candidate.recall(start))
+    spread = build_spread(searched, probes, ladder, start)
     if spread is None or start not in ladder:
         return evaluation, spread
     target = candidate.bench.target
-    probes = list(evaluation.probes)
     at = ladder.index(start)
     while at < len(ladder) - 1:
         probe = candidate.recall(ladder[at])
